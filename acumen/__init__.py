@@ -1,0 +1,42 @@
+"""acumen: many small samples in a few large chunk files, read back in O(1).
+
+>>> import acumen
+>>> with acumen.Writer("my_data", codec="zstd") as writer:
+...     writer.add(array, label=3)
+>>> ds = acumen.open("my_data")
+>>> array, metadata = ds[0]
+"""
+
+from acumen._version import __version__
+from acumen.dataset import Dataset
+from acumen.errors import (
+    AcumenError,
+    CorruptDatasetError,
+    DatasetExistsError,
+    DatasetNotFoundError,
+    IncompleteDatasetError,
+    ManifestError,
+    PluginConflictError,
+    PluginNotFoundError,
+    SampleError,
+)
+from acumen.opening import open_dataset as open
+from acumen.split import split_into_chunks
+from acumen.writer import Writer
+
+__all__ = [
+    "AcumenError",
+    "CorruptDatasetError",
+    "Dataset",
+    "DatasetExistsError",
+    "DatasetNotFoundError",
+    "IncompleteDatasetError",
+    "ManifestError",
+    "PluginConflictError",
+    "PluginNotFoundError",
+    "SampleError",
+    "Writer",
+    "__version__",
+    "open",
+    "split_into_chunks",
+]

@@ -1,0 +1,105 @@
+"""The storage contract: reads byte ranges of a dataset's chunk files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from acumen.abc.codec import Buffer
+from acumen.abc.plugin import Plugin
+
+_LIVE_STORAGES: weakref.WeakSet[Storage] = weakref.WeakSet()
+
+
+def _forget_handles_in_child() -> None:
+    # A forked child must not share file descriptors or maps with its parent:
+    # each storage reopens lazily on its first read in the child.
+    for storage in list(_LIVE_STORAGES):
+        storage._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_handles_in_child)
+
+
+class Storage(Plugin, ABC):
+    """Serves ``read(chunk_id, offset, size)`` over a fixed list of chunk files.
+
+    Handles are opened lazily, one per chunk, on first use; they are dropped in a forked
+    child and never pickled: a storage pickles as its paths plus its configuration, so it
+    crosses into ``DataLoader`` workers under fork, spawn and forkserver alike.
+    Subclasses implement :meth:`_open_chunk` and :meth:`read`.
+    """
+
+    # A storage is bound to open files: two are the same only if they are one object.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        self.paths: list[str] = [os.fspath(p) for p in paths]
+        self._handles: list[Any] = [None] * len(self.paths)
+        self._lock = threading.Lock()
+        _LIVE_STORAGES.add(self)
+
+    @abstractmethod
+    def _open_chunk(self, path: str) -> Any:
+        """Open one chunk file and return the handle :meth:`read` uses."""
+
+    def _close_handle(self, handle: Any) -> None:
+        """Release a handle from :meth:`_open_chunk`."""
+
+    @abstractmethod
+    def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
+        """Return ``size`` bytes at ``offset`` of chunk ``chunk_id``.
+
+        A range past the end of the file raises :class:`acumen.errors.CorruptDatasetError`
+        naming the file.
+        """
+
+    def handle(self, chunk_id: int) -> Any:
+        """The open handle of a chunk, opening it on first use (thread-safe)."""
+        handle = self._handles[chunk_id]
+        if handle is None:
+            with self._lock:
+                handle = self._handles[chunk_id]
+                if handle is None:
+                    handle = self._open_chunk(self.paths[chunk_id])
+                    self._handles[chunk_id] = handle
+        return handle
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's handles (reopened on first read)."""
+        self._drop_handles()
+
+    def _drop_handles(self) -> None:
+        handles, self._handles = self._handles, [None] * len(self.paths)
+        self._lock = threading.Lock()
+        for handle in handles:
+            if handle is not None:
+                self._close_handle(handle)
+
+    def close(self) -> None:
+        self._drop_handles()
+
+    def __del__(self) -> None:
+        # File descriptors are plain ints: close them when the storage goes away.
+        with contextlib.suppress(Exception):
+            self._drop_handles()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_storage, (type(self), self.paths, self.configuration))
+
+
+def _rebuild_storage(cls: type[Storage], paths: list[str], configuration: dict) -> Storage:
+    return cls(paths, **configuration)

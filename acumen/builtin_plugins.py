@@ -1,0 +1,32 @@
+"""acumen's own plugins, registered through the ``acumen`` entry-point group like any other."""
+
+from __future__ import annotations
+
+from acumen.hookspecs import hookimpl
+
+
+@hookimpl
+def acumen_codecs() -> dict[str, str]:
+    return {
+        "raw": "acumen.codecs.raw:RawCodec",
+        "gzip": "acumen.codecs.gzip:GzipCodec",
+        "zstd": "acumen.codecs.zstd:ZstdCodec",
+        "lz4": "acumen.codecs.lz4:Lz4Codec",
+    }
+
+
+@hookimpl
+def acumen_storages() -> dict[str, str]:
+    return {
+        "seek": "acumen.storage.seek:SeekStorage",
+        "mmap": "acumen.storage.mmap:MmapStorage",
+        "memory": "acumen.storage.memory:MemoryStorage",
+    }
+
+
+@hookimpl
+def acumen_index_formats() -> dict[str, str]:
+    return {
+        "csv": "acumen.index_formats.csv:CsvIndex",
+        "parquet": "acumen.index_formats.parquet:ParquetIndex",
+    }

@@ -1,0 +1,74 @@
+"""Appends payloads to chunk files with the original's rollover rule.
+
+A payload goes into the current chunk unless ``current_size + len(payload) > limit``; then
+the next chunk number starts first. So a chunk holds at least one payload and may exceed
+the limit, and when the very first payload exceeds it, ``chunk_0`` is never written and
+numbering starts at 1: exactly what the original acumenindexer does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from acumen.abc.codec import Buffer
+from acumen.layout import chunk_file_name
+from acumen.manifest import ChunkEntry
+
+_WRITE_BUFFER = 1 << 20
+
+
+class ChunkWriter:
+    def __init__(self, root: Path, chunk_size_bytes: int, durable: bool = True) -> None:
+        if isinstance(chunk_size_bytes, bool) or not isinstance(chunk_size_bytes, int):
+            raise TypeError(f"chunk_size_bytes must be an int, got {chunk_size_bytes!r}")
+        if chunk_size_bytes <= 0:
+            raise ValueError(f"chunk_size_bytes must be positive, got {chunk_size_bytes}")
+        self.root = root
+        self.limit = chunk_size_bytes
+        self.durable = durable
+        self.chunks: list[ChunkEntry] = []
+        self._number = 0
+        self._size = 0
+        self._count = 0
+        self._file: BinaryIO | None = None
+
+    def write(self, payload: Buffer) -> tuple[int, int, int]:
+        """Append one payload; return (chunk position, offset, size)."""
+        size = memoryview(payload).nbytes
+        if self._size + size > self.limit:
+            self._finish_chunk()
+            self._number += 1
+        if self._file is None:
+            (self.root / "chunks").mkdir(exist_ok=True)
+            path = self.root / chunk_file_name(self._number)
+            self._file = open(path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        self._file.write(payload)
+        offset = self._size
+        self._size += size
+        self._count += 1
+        return len(self.chunks), offset, size
+
+    def _finish_chunk(self) -> None:
+        if self._file is None:
+            return
+        self._file.flush()
+        if self.durable:
+            os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        self.chunks.append(ChunkEntry(chunk_file_name(self._number), self._size, self._count))
+        self._size = 0
+        self._count = 0
+
+    def close(self) -> list[ChunkEntry]:
+        """Flush and close the last chunk; return every chunk written."""
+        self._finish_chunk()
+        return self.chunks
+
+    def abandon(self) -> None:
+        """Close the open file without recording it (the write failed)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

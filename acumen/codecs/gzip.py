@@ -1,0 +1,44 @@
+"""``gzip``: one complete gzip member per sample, as the original reader's ``use_gzip``."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+from acumen.abc.codec import Buffer, Codec
+from acumen.codecs._checks import size_mismatch, undecodable
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+class GzipCodec(Codec):
+    name = "gzip"
+
+    def __init__(self, level: int = 6) -> None:
+        if not 0 <= int(level) <= 9:
+            raise ValueError(f"gzip level must be 0..9, got {level}")
+        self.level = int(level)
+
+    @property
+    def configuration(self) -> dict:
+        return {"level": self.level}
+
+    def encode(self, data: Buffer) -> Buffer:
+        # mtime=0 keeps output deterministic: the same samples give the same bytes.
+        return gzip.compress(data, compresslevel=self.level, mtime=0)
+
+    def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
+        inflater = zlib.decompressobj(_GZIP_WBITS)
+        try:
+            # Bounded: never inflate more than one byte past what the index declares.
+            data = inflater.decompress(payload, decoded_size + 1)
+        except zlib.error as error:
+            raise undecodable(self.name, error) from None
+        if len(data) > decoded_size:
+            raise size_mismatch(self.name, f"more than {decoded_size}", decoded_size)
+        if not inflater.eof:
+            raise size_mismatch(self.name, f"a truncated stream of {len(data)}", decoded_size)
+        if len(data) != decoded_size or inflater.unused_data:
+            got = len(data) if not inflater.unused_data else f"{len(data)} (plus trailing bytes)"
+            raise size_mismatch(self.name, got, decoded_size)
+        return data

@@ -1,0 +1,101 @@
+"""Drop-in replacements for ``acumenindexer``'s functions, minus its bugs.
+
+``import acumen.compat as ai`` lets code written against the original keep working:
+
+* ``split_into_chunks`` keeps the signature; ``n_jobs > 1`` now really splits the work
+  (the original wrote every sample once per job, with wrong offsets);
+* ``load_index`` returns the DataFrame and remembers where the index lives;
+* ``read_from_index`` finds the chunks next to the index by default (the original's
+  ``./chunks`` default pointed at the wrong folder) and returns a picklable reader, so it
+  works in DataLoader workers under spawn.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from acumen import plugins
+from acumen.dataset import Dataset
+from acumen.encoding import storage_dtype
+from acumen.index_frame import table_from_frame
+from acumen.layout import resolve_inside
+from acumen.split import ReadFn
+from acumen.split import split_into_chunks as _split_into_chunks
+from acumen.validation import check_chunk_files, check_raw_sizes
+
+ROOT_ATTRIBUTE = "acumen_root"
+
+
+def split_into_chunks(
+    data_list: Any,
+    output_path: str,
+    read_fn: ReadFn | None = None,
+    chunk_size_bytes: int = 1024 * 1024 * 10,
+    verbose: bool = False,
+    n_jobs: int = 15,
+    dtype: Any = np.float16,
+    use_gzip: bool = False,
+) -> None:
+    """The original's signature and defaults; writes the original layout (plus a manifest)."""
+    _split_into_chunks(
+        data_list,
+        output_path,
+        read_fn=read_fn,
+        chunk_size_bytes=chunk_size_bytes,
+        n_jobs=n_jobs,
+        dtype=dtype,
+        use_gzip=use_gzip,
+        verbose=verbose,
+    )
+
+
+def load_index(index_path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The index as a DataFrame, as the original; it also remembers its folder."""
+    frame = pd.read_csv(index_path)
+    frame.attrs[ROOT_ATTRIBUTE] = str(Path(index_path).parent)
+    return frame
+
+
+class IndexReader:
+    """``reader(i) -> (array, metadata)``; picklable, unlike the original's closure."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __call__(self, idx: int) -> tuple[np.ndarray, dict[str, Any]]:
+        return self.dataset[idx]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+def read_from_index(
+    index: pd.DataFrame,
+    dtype: Any = np.float16,
+    use_gzip: bool = False,
+    chunk_paths: str | os.PathLike[str] | None = None,
+    in_memory: bool = False,
+) -> IndexReader:
+    """A reader over an index from :func:`load_index`.
+
+    ``chunk_paths`` is the folder the ``ai:chunk_name`` entries are relative to; by default
+    the folder of the index file. ``in_memory=True`` maps the chunks (mmap), as the original.
+    """
+    if chunk_paths is not None:
+        root = Path(chunk_paths)
+    else:
+        root = Path(index.attrs.get(ROOT_ATTRIBUTE, "."))
+    table = table_from_frame(index, None, source=f"index of {root}")
+    dtype = storage_dtype(dtype)
+    codec = plugins.codec("gzip" if use_gzip else "raw")
+    paths = [resolve_inside(root, name, "chunk file") for name in table.chunk_names]
+    check_chunk_files(root, table, paths, None)
+    if codec.is_identity:
+        check_raw_sizes(root / "index.csv", table, dtype)
+    storage = plugins.storage("mmap" if in_memory else "seek", [str(p) for p in paths])
+    return IndexReader(Dataset(root, table, dtype, codec, storage))

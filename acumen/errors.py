@@ -1,0 +1,60 @@
+"""Errors acumen raises.
+
+Every error derives from :class:`AcumenError`, and each also derives from the built-in
+exception a caller would naturally catch (``FileNotFoundError``, ``KeyError``,
+``ValueError``...), so ``except ValueError`` keeps working around acumen calls.
+"""
+
+from __future__ import annotations
+
+
+class AcumenError(Exception):
+    """Root of every error acumen raises on purpose."""
+
+
+class DatasetNotFoundError(AcumenError, FileNotFoundError):
+    """The path holds neither an acumen dataset nor an original acumenindexer one."""
+
+    def __str__(self) -> str:  # FileNotFoundError would otherwise print "[Errno None]"
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetExistsError(AcumenError, FileExistsError):
+    """A writer was pointed at a path that already holds something."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class IncompleteDatasetError(AcumenError, ValueError):
+    """The dataset was being written and the write never finished."""
+
+
+class ManifestError(AcumenError, ValueError):
+    """``manifest.json`` is missing a key, has a wrong value, or does not parse."""
+
+    def __init__(self, path: object, key: str | None, problem: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.problem = problem
+        where = f"key '{key}'" if key else "the file"
+        super().__init__(f"{self.path}: {where}: {problem}")
+
+
+class CorruptDatasetError(AcumenError, ValueError):
+    """A chunk or index file is truncated, damaged, or disagrees with the manifest."""
+
+
+class SampleError(AcumenError, ValueError):
+    """A sample handed to a writer cannot be stored (bad metadata, object dtype...)."""
+
+
+class PluginNotFoundError(AcumenError, KeyError):
+    """No installed plugin of that kind has that name."""
+
+    def __str__(self) -> str:  # KeyError would otherwise print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginConflictError(AcumenError, ValueError):
+    """A name is registered already and the caller did not ask to replace it."""

@@ -1,0 +1,1 @@
+"""Built-in index formats, one per module; reach them by name through :mod:`acumen.plugins`."""

@@ -1,0 +1,118 @@
+"""``parquet``: the index as a Parquet table with native column types.
+
+The chunk name is dictionary-encoded, the shape is a ``list<int64>`` column (not text),
+and metadata columns keep their types without help from the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from acumen.abc.index_format import IndexFormat
+from acumen.errors import CorruptDatasetError
+from acumen.index_table import (
+    CHUNK_COLUMN,
+    OFFSET_COLUMN,
+    RESERVED_COLUMNS,
+    SHAPE_COLUMN,
+    SIZE_COLUMN,
+    IndexTable,
+)
+from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, column_type_of_dtype
+from acumen.shapes import ShapeColumn
+
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+_COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
+
+
+class ParquetIndex(IndexFormat):
+    name = "parquet"
+    filename = "index.parquet"
+
+    def __init__(self, compression: str = "zstd") -> None:
+        if compression not in _COMPRESSIONS:
+            raise ValueError(f"parquet compression must be one of {_COMPRESSIONS}")
+        self.compression = compression
+
+    @property
+    def configuration(self) -> dict:
+        return {"compression": self.compression}
+
+    def write(self, table: IndexTable, path: Path) -> None:
+        offsets, flat = table.shapes.to_ragged()
+        arrays = {
+            CHUNK_COLUMN: pa.DictionaryArray.from_arrays(
+                pa.array(table.chunk_ids, pa.int32()), pa.array(table.chunk_names, pa.string())
+            ),
+            OFFSET_COLUMN: pa.array(table.offsets, pa.int64()),
+            SIZE_COLUMN: pa.array(table.sizes, pa.int64()),
+            SHAPE_COLUMN: pa.ListArray.from_arrays(
+                pa.array(offsets.astype(np.int32), pa.int32()), pa.array(flat, pa.int64())
+            ),
+        }
+        for spec in table.metadata.specs:
+            values = table.metadata.column(spec.name)
+            arrays[spec.name] = pa.array(values, _ARROW_TYPES[spec.type])
+        pq.write_table(pa.table(arrays), path, compression=self.compression)
+
+    def read(self, path: Path, columns: Sequence[ColumnSpec] | None) -> IndexTable:
+        try:
+            arrow = pq.read_table(path)
+        except FileNotFoundError:
+            raise CorruptDatasetError(f"{path}: the index file is missing") from None
+        except (pa.ArrowException, OSError) as error:
+            raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
+        missing = [c for c in RESERVED_COLUMNS if c not in arrow.column_names]
+        if missing:
+            raise CorruptDatasetError(f"{path}: index lacks the column(s) {missing}")
+        try:
+            chunk_ids, chunk_names = _chunk_column(arrow.column(CHUNK_COLUMN))
+            shapes_list = arrow.column(SHAPE_COLUMN).combine_chunks()
+            shapes = ShapeColumn.from_ragged(
+                shapes_list.offsets.to_numpy(), shapes_list.values.to_numpy()
+            )
+            offsets = arrow.column(OFFSET_COLUMN).to_numpy()
+            sizes = arrow.column(SIZE_COLUMN).to_numpy()
+        except (pa.ArrowException, AttributeError, TypeError, ValueError) as error:
+            raise CorruptDatasetError(f"{path}: malformed index column: {error}") from None
+        present = [c for c in arrow.column_names if c not in RESERVED_COLUMNS]
+        if columns is None:
+            specs = [
+                ColumnSpec(c, column_type_of_dtype(arrow.column(c).type.to_pandas_dtype()))
+                for c in present
+            ]
+        else:
+            specs = list(columns)
+            if present != [s.name for s in specs]:
+                raise CorruptDatasetError(
+                    f"{path}: metadata columns {present} differ from the manifest's "
+                    f"{[s.name for s in specs]}"
+                )
+        metadata = {}
+        for spec in specs:
+            column = arrow.column(spec.name)
+            if column.null_count:
+                raise CorruptDatasetError(f"{path}: metadata column {spec.name!r} holds nulls")
+            values = column.to_numpy(zero_copy_only=False)
+            metadata[spec.name] = np.asarray(values, dtype=NUMPY_DTYPES[spec.type])
+        return IndexTable(
+            chunk_names=chunk_names,
+            chunk_ids=chunk_ids,
+            offsets=offsets,
+            sizes=sizes,
+            shapes=shapes,
+            metadata=MetadataTable(arrow.num_rows, metadata, specs),
+        )
+
+
+def _chunk_column(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    if pa.types.is_dictionary(column.type):
+        combined = column.unify_dictionaries().combine_chunks()
+        return combined.indices.to_numpy(zero_copy_only=False), combined.dictionary.to_pylist()
+    encoded = column.combine_chunks().dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()

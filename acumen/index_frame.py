@@ -1,0 +1,92 @@
+"""Turning the original index's DataFrame into an :class:`IndexTable`.
+
+Shared by the CSV index format and :mod:`acumen.compat` (whose users hand over the
+DataFrame ``load_index`` gave them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from acumen.errors import CorruptDatasetError
+from acumen.index_table import (
+    CHUNK_COLUMN,
+    OFFSET_COLUMN,
+    RESERVED_COLUMNS,
+    SHAPE_COLUMN,
+    SIZE_COLUMN,
+    IndexTable,
+)
+from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, column_type_of_dtype
+from acumen.shapes import ShapeColumn
+
+
+def table_from_frame(
+    frame: pd.DataFrame, columns: Sequence[ColumnSpec] | None, source: str
+) -> IndexTable:
+    """Build the index from an original-layout frame; ``source`` names it in errors.
+
+    ``columns`` are the metadata columns the manifest declares; ``None`` means an original
+    dataset, whose metadata types are inferred the way pandas reads them (empty text in a
+    text column reads back as ``""``, as it was written).
+    """
+    missing = [c for c in RESERVED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CorruptDatasetError(f"{source}: index lacks the column(s) {missing}")
+    try:
+        offsets = _integers(frame[OFFSET_COLUMN], OFFSET_COLUMN)
+        sizes = _integers(frame[SIZE_COLUMN], SIZE_COLUMN)
+        shapes = ShapeColumn.parse_texts(frame[SHAPE_COLUMN].to_numpy(dtype=object))
+    except ValueError as error:
+        raise CorruptDatasetError(f"{source}: {error}") from None
+    codes, chunk_names = pd.factorize(frame[CHUNK_COLUMN].to_numpy(dtype=object))
+    if np.any(codes < 0):
+        row = int(np.argmax(codes < 0))
+        raise CorruptDatasetError(f"{source}: row {row}: {CHUNK_COLUMN} is empty")
+    if columns is None:
+        specs = [
+            ColumnSpec(str(name), column_type_of_dtype(frame[name].dtype))
+            for name in frame.columns
+            if name not in RESERVED_COLUMNS
+        ]
+    else:
+        specs = list(columns)
+        present = [str(c) for c in frame.columns if c not in RESERVED_COLUMNS]
+        if present != [s.name for s in specs]:
+            raise CorruptDatasetError(
+                f"{source}: metadata columns {present} differ from the manifest's "
+                f"{[s.name for s in specs]}"
+            )
+    metadata = {spec.name: _metadata_column(frame[spec.name], spec, source) for spec in specs}
+    return IndexTable(
+        chunk_names=[str(name) for name in chunk_names],
+        chunk_ids=codes,
+        offsets=offsets,
+        sizes=sizes,
+        shapes=shapes,
+        metadata=MetadataTable(len(frame), metadata, specs),
+    )
+
+
+def _integers(series: pd.Series, name: str) -> np.ndarray:
+    if series.dtype.kind not in "iu":
+        raise ValueError(f"column {name} holds non-integers (dtype {series.dtype})")
+    values = series.to_numpy(dtype=np.int64)
+    if len(values) and values.min() < 0:
+        row = int(np.argmax(values < 0))
+        raise ValueError(f"row {row}: {name} is negative ({values[row]})")
+    return values
+
+
+def _metadata_column(series: pd.Series, spec: ColumnSpec, source: str) -> np.ndarray:
+    if spec.type == "str":
+        return series.to_numpy(dtype=object, na_value="")
+    try:
+        return series.to_numpy(dtype=NUMPY_DTYPES[spec.type])
+    except (TypeError, ValueError) as error:
+        raise CorruptDatasetError(
+            f"{source}: metadata column {spec.name!r} should hold {spec.type}: {error}"
+        ) from None

@@ -1,0 +1,85 @@
+"""The in-memory offset index: compact numpy arrays, never pandas rows.
+
+This is the one structure every index format reads into and writes from, and the one the
+reader's hot path indexes: chunk id, byte offset and byte size per sample, the shapes,
+and the metadata columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from acumen.metadata import MetadataTable
+from acumen.shapes import ShapeColumn
+
+CHUNK_COLUMN = "ai:chunk_name"
+OFFSET_COLUMN = "ai:offset_bytes"
+SIZE_COLUMN = "ai:size_bytes"
+SHAPE_COLUMN = "ai:shape"
+RESERVED_COLUMNS = (CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN, SHAPE_COLUMN)
+
+
+@dataclass(eq=False)
+class IndexTable:
+    """Where each sample's payload lives and what it is."""
+
+    chunk_names: list[str]  # chunk file names relative to the dataset root
+    chunk_ids: np.ndarray  # int32, position in ``chunk_names``
+    offsets: np.ndarray  # int64, byte offset of the payload in its chunk file
+    sizes: np.ndarray  # int64, payload size in bytes
+    shapes: ShapeColumn
+    metadata: MetadataTable
+
+    def __post_init__(self) -> None:
+        self.chunk_ids = np.ascontiguousarray(self.chunk_ids, dtype=np.int32)
+        self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
+        self.sizes = np.ascontiguousarray(self.sizes, dtype=np.int64)
+        n = len(self.offsets)
+        lengths = {len(self.chunk_ids), len(self.sizes), len(self.shapes), len(self.metadata)}
+        if lengths != {n}:
+            raise ValueError(f"index columns disagree in length: {sorted(lengths)}")
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def chunk_name_column(self) -> np.ndarray:
+        """The chunk name of every sample (object array), as the original index stores it."""
+        names = np.array(self.chunk_names, dtype=object)
+        return names[self.chunk_ids] if len(names) else np.array([], dtype=object)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The original index layout: the four ``ai:`` columns, then the metadata."""
+        data: dict[str, object] = {
+            CHUNK_COLUMN: self.chunk_name_column(),
+            OFFSET_COLUMN: self.offsets,
+            SIZE_COLUMN: self.sizes,
+            SHAPE_COLUMN: np.array(self.shapes.to_texts(), dtype=object),
+        }
+        for name in self.metadata.names:
+            data[name] = self.metadata.column(name)
+        return pd.DataFrame(data)
+
+    def take(self, indices: np.ndarray) -> IndexTable:
+        indices = np.asarray(indices, dtype=np.int64)
+        return IndexTable(
+            self.chunk_names,
+            self.chunk_ids[indices],
+            self.offsets[indices],
+            self.sizes[indices],
+            self.shapes.take(indices),
+            self.metadata.take(indices),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IndexTable):
+            return NotImplemented
+        return (
+            list(self.chunk_name_column()) == list(other.chunk_name_column())
+            and np.array_equal(self.offsets, other.offsets)
+            and np.array_equal(self.sizes, other.sizes)
+            and self.shapes == other.shapes
+            and self.metadata == other.metadata
+        )

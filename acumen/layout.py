@@ -1,0 +1,81 @@
+"""Where things live inside a dataset folder, and how files are committed safely.
+
+::
+
+    DIR/manifest.json          written last, atomically: the commit point
+    DIR/index.csv              (or index.parquet) the offset index
+    DIR/chunks/chunk_N.chnk    concatenated sample payloads
+    DIR/.acumen-writing        present only while a writer works on DIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path, PurePosixPath
+
+from acumen.errors import CorruptDatasetError
+
+MANIFEST_FILE = "manifest.json"
+WRITING_MARKER = ".acumen-writing"
+ORIGINAL_INDEX_FILE = "index.csv"
+CHUNK_FILE_PATTERN = "chunks/chunk_{n}.chnk"
+
+
+def chunk_file_name(number: int) -> str:
+    """The original's chunk name, relative to the dataset root."""
+    return CHUNK_FILE_PATTERN.format(n=number)
+
+
+def resolve_inside(root: Path, relative: str, what: str) -> Path:
+    """``root / relative``, refusing names that would leave the dataset folder."""
+    pure = PurePosixPath(relative.replace("\\", "/"))
+    if not relative or pure.is_absolute() or ".." in pure.parts or ":" in pure.parts[0]:
+        raise CorruptDatasetError(f"{root}: {what} {relative!r} is not a path inside the dataset")
+    path = root.joinpath(*pure.parts)
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        raise CorruptDatasetError(f"{root}: {what} {relative!r} links outside the dataset")
+    return path
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable (a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary name, fsync, rename into place: readers see all or nothing."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
+def replace_durably(temporary: Path, final: Path) -> None:
+    """fsync an already written file, then rename it into place."""
+    with open(temporary, "rb+") as file:
+        os.fsync(file.fileno())
+    os.replace(temporary, final)
+
+
+def create_writing_marker(root: Path) -> Path:
+    """Claim ``root`` for one writer; the marker says who, in case it never finishes."""
+    marker = root / WRITING_MARKER
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    with open(marker, "x", encoding="utf-8") as file:
+        json.dump(info, file)
+    return marker

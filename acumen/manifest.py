@@ -1,0 +1,226 @@
+"""``manifest.json``: what a dataset is, so ``acumen.open(path)`` needs nothing else.
+
+Validated on load: every problem is a :class:`ManifestError` naming the file and the key.
+Keys this version does not know are ignored, so a newer minor writer stays readable; a
+newer ``format_version`` is refused with a message to upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acumen._version import __version__
+from acumen.errors import ManifestError
+from acumen.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE, write_atomically
+from acumen.metadata import COLUMN_TYPES, ColumnSpec
+
+FORMAT_NAME = "acumen"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    file: str
+    size_bytes: int
+    n_samples: int
+
+
+@dataclass
+class Manifest:
+    n_samples: int
+    dtype: np.dtype
+    shape: tuple[int, ...] | None
+    codec: dict[str, Any]
+    index: dict[str, Any]  # {"name", "configuration", "file"}
+    chunks: list[ChunkEntry]
+    chunk_size_bytes: int
+    metadata: list[ColumnSpec]
+    plugins: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    acumen_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "acumen_version": self.acumen_version,
+            "n_samples": self.n_samples,
+            "dtype": dtype_to_json(self.dtype),
+            "shape": list(self.shape) if self.shape is not None else None,
+            "codec": self.codec,
+            "index": self.index,
+            "layout": {
+                "chunk_size_bytes": self.chunk_size_bytes,
+                "chunk_file_pattern": CHUNK_FILE_PATTERN,
+            },
+            "chunks": [
+                {"file": c.file, "size_bytes": c.size_bytes, "n_samples": c.n_samples}
+                for c in self.chunks
+            ],
+            "metadata": [spec.to_json() for spec in self.metadata],
+            "plugins": self.plugins,
+        }
+
+    def write(self, root: Path) -> None:
+        text = json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n"
+        write_atomically(root / MANIFEST_FILE, text.encode("utf-8"))
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise ManifestError(path, None, f"not UTF-8 text: {error}") from None
+        except json.JSONDecodeError as error:
+            raise ManifestError(path, None, f"not valid JSON: {error}") from None
+        return cls.from_json(raw, path)
+
+    @classmethod
+    def from_json(cls, raw: object, path: Path | str) -> Manifest:
+        check = _Checker(path)
+        if not isinstance(raw, dict):
+            raise ManifestError(path, None, f"must be a JSON object, got {type(raw).__name__}")
+        if check.get(raw, "format", str) != FORMAT_NAME:
+            raise ManifestError(path, "format", f"must be {FORMAT_NAME!r}, got {raw['format']!r}")
+        version = check.get(raw, "format_version", int)
+        if version > FORMAT_VERSION:
+            raise ManifestError(
+                path,
+                "format_version",
+                f"is {version}, but this acumen ({__version__}) reads up to {FORMAT_VERSION}; "
+                "upgrade acumen (`pip install -U acumen-indexer`)",
+            )
+        if version < 1:
+            raise ManifestError(path, "format_version", f"must be at least 1, got {version}")
+        n_samples = check.count(raw, "n_samples")
+        try:
+            dtype = dtype_from_json(raw.get("dtype"))
+        except (TypeError, ValueError) as error:
+            raise ManifestError(path, "dtype", f"is not a dtype: {error}") from None
+        shape = raw.get("shape")
+        if shape is not None and not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
+            raise ManifestError(path, "shape", f"must be null or a list of sizes, got {shape!r}")
+        codec = check.plugin_config(raw, "codec")
+        index = check.plugin_config(raw, "index")
+        check.get(index, "file", str, prefix="index.")
+        layout = check.get(raw, "layout", dict)
+        chunk_size = check.count(layout, "chunk_size_bytes", prefix="layout.")
+        chunks = []
+        for i, entry in enumerate(check.get(raw, "chunks", list)):
+            prefix = f"chunks[{i}]."
+            if not isinstance(entry, dict):
+                raise ManifestError(path, prefix[:-1], "must be an object")
+            chunks.append(
+                ChunkEntry(
+                    check.get(entry, "file", str, prefix=prefix),
+                    check.count(entry, "size_bytes", prefix=prefix),
+                    check.count(entry, "n_samples", prefix=prefix),
+                )
+            )
+        if sum(c.n_samples for c in chunks) != n_samples:
+            raise ManifestError(
+                path,
+                "chunks",
+                f"sample counts add up to {sum(c.n_samples for c in chunks)}, "
+                f"not n_samples = {n_samples}",
+            )
+        columns = []
+        for i, entry in enumerate(check.get(raw, "metadata", list)):
+            prefix = f"metadata[{i}]."
+            if not isinstance(entry, dict):
+                raise ManifestError(path, prefix[:-1], "must be an object")
+            name = check.get(entry, "name", str, prefix=prefix)
+            kind = check.get(entry, "type", str, prefix=prefix)
+            if kind not in COLUMN_TYPES:
+                raise ManifestError(path, prefix + "type", f"must be one of {COLUMN_TYPES}")
+            columns.append(ColumnSpec(name, kind))
+        plugins = raw.get("plugins", {})
+        return cls(
+            n_samples=n_samples,
+            dtype=dtype,
+            shape=tuple(shape) if shape is not None else None,
+            codec=codec,
+            index=index,
+            chunks=chunks,
+            chunk_size_bytes=chunk_size,
+            metadata=columns,
+            plugins=plugins if isinstance(plugins, dict) else {},
+            acumen_version=str(raw.get("acumen_version", "unknown")),
+            format_version=version,
+        )
+
+    def install_hint(self, kind: str) -> str | None:
+        """Which distribution provided the plugin of ``kind`` ("codec", "index") when written."""
+        entry = self.plugins.get(kind)
+        if isinstance(entry, dict) and isinstance(entry.get("distribution"), str):
+            return entry["distribution"]
+        return None
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class _Checker:
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+
+    def get(self, obj: dict, key: str, kind: type, prefix: str = "") -> Any:
+        if key not in obj:
+            raise ManifestError(self.path, prefix + key, "is missing")
+        value = obj[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ManifestError(
+                self.path, prefix + key, f"must be {_TYPE_NAMES[kind]}, got {value!r}"
+            )
+        return value
+
+    def count(self, obj: dict, key: str, prefix: str = "") -> int:
+        value = self.get(obj, key, int, prefix)
+        if value < 0:
+            raise ManifestError(self.path, prefix + key, f"must not be negative, got {value}")
+        return value
+
+    def plugin_config(self, obj: dict, key: str) -> dict[str, Any]:
+        config = self.get(obj, key, dict)
+        self.get(config, "name", str, prefix=f"{key}.")
+        configuration = config.get("configuration", {})
+        if not isinstance(configuration, dict):
+            raise ManifestError(self.path, f"{key}.configuration", "must be an object")
+        return {**config, "configuration": configuration}
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
+
+
+def dtype_to_json(dtype: np.dtype) -> Any:
+    """The dtype as .npy headers describe it (``"<f2"``, or a field list)."""
+    descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
+    return descr if isinstance(descr, str) else _lists(descr)
+
+
+def dtype_from_json(value: Any) -> np.dtype:
+    if isinstance(value, str):
+        return np.dtype(value)
+    if isinstance(value, list):
+        return np.lib.format.descr_to_dtype(_tuples(value))
+    raise TypeError(f"expected a dtype string or field list, got {value!r}")
+
+
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        items = [_tuples(v) for v in value]
+        # A field is [name, descr] or [name, descr, shape]; a field list is a list of them.
+        if items and all(isinstance(v, tuple) for v in items):
+            return items
+        return tuple(items)
+    return value

@@ -1,0 +1,219 @@
+"""Per-sample metadata, held as typed columns.
+
+A column has one of four types, recorded in the manifest so every index format (CSV
+included) gives values back with the type they were written with:
+
+``int`` (int64), ``float`` (float64; NaN allowed), ``bool``, ``str``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from acumen.errors import SampleError
+
+COLUMN_TYPES = ("int", "float", "bool", "str")
+RESERVED_PREFIX = "ai:"
+NUMPY_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": object}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A metadata column's name and type, as the manifest declares it."""
+
+    name: str
+    type: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "type": self.type}
+
+
+def _kind_of(value: object) -> str | None:
+    """The column type a single value belongs to, or None if no column can hold it."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return None
+
+
+def _merge_kinds(a: str, b: str) -> str | None:
+    if a == b:
+        return a
+    if {a, b} == {"int", "float"}:
+        return "float"
+    return None
+
+
+def column_type_of_dtype(dtype: np.dtype) -> str:
+    """The column type for a numpy/pandas column dtype read from an index file."""
+    kind = getattr(dtype, "kind", "O")
+    if kind == "b":
+        return "bool"
+    if kind in ("i", "u"):
+        return "int"
+    if kind == "f":
+        return "float"
+    return "str"
+
+
+class MetadataTable:
+    """Columns of metadata, one value per sample; a dict is built only for the row asked."""
+
+    __slots__ = ("_columns", "_items", "_n", "specs")
+
+    def __init__(self, n: int, columns: Mapping[str, np.ndarray], specs: Sequence[ColumnSpec]):
+        self._n = n
+        self.specs = list(specs)
+        self._columns = {spec.name: columns[spec.name] for spec in self.specs}
+        self._items = [(name, col.item) for name, col in self._columns.items()]
+
+    @classmethod
+    def empty(cls, n: int) -> MetadataTable:
+        return cls(n, {}, [])
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.specs]
+
+    def column(self, name: str) -> np.ndarray:
+        return self._columns[name]
+
+    def row(self, i: int) -> dict[str, object]:
+        """Sample ``i``'s metadata as plain Python values."""
+        return {name: item(i) for name, item in self._items}
+
+    def take(self, indices: np.ndarray) -> MetadataTable:
+        return MetadataTable(
+            len(indices), {k: v[indices] for k, v in self._columns.items()}, self.specs
+        )
+
+    def __getstate__(self) -> tuple:
+        return (self._n, self._columns, self.specs)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.__init__(*state)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MetadataTable):
+            return NotImplemented
+        if self.specs != other.specs or len(self) != len(other):
+            return False
+        for name, col in self._columns.items():
+            theirs = other._columns[name]
+            if col.dtype == object:
+                if list(col) != list(theirs):
+                    return False
+            elif not np.array_equal(col, theirs, equal_nan=col.dtype.kind == "f"):
+                return False
+        return True
+
+
+class MetadataCollector:
+    """Gathers metadata sample by sample for a writer, checking each value as it comes.
+
+    The first sample fixes the column names; every later sample must have the same keys.
+    Values must be int, float, bool or str (numpy scalars of those kinds too); a column
+    may mix int and float (it becomes float) but nothing else.
+    """
+
+    def __init__(self) -> None:
+        self._names: list[str] | None = None
+        self._keyset: frozenset[str] = frozenset()
+        self._values: dict[str, list] = {}
+        self._kinds: dict[str, str] = {}
+        self._first_of_kind: dict[str, int] = {}
+        self._n = 0
+
+    def add(self, metadata: Mapping[str, object], sample: int | str) -> None:
+        if self._names is None:
+            self._start(metadata, sample)
+        elif metadata.keys() != self._keyset:
+            missing = sorted(self._keyset - metadata.keys())
+            extra = sorted(set(metadata.keys()) - self._keyset)
+            raise SampleError(
+                f"sample {sample}: metadata keys differ from the first sample's "
+                f"(missing {missing}, unexpected {extra}); every sample needs the same keys"
+            )
+        kinds = self._kinds
+        for name, value in metadata.items():
+            if type(value) is not _PLAIN[kinds[name]]:
+                self._check_value(name, value, sample)
+        # Appended only once every value passed, so a rejected sample leaves no trace.
+        for name, value in metadata.items():
+            self._values[name].append(value)
+        self._n += 1
+
+    def _start(self, metadata: Mapping[str, object], sample: int | str) -> None:
+        for name in metadata:
+            if not isinstance(name, str):
+                raise SampleError(f"sample {sample}: metadata key {name!r} is not a string")
+            if name.startswith(RESERVED_PREFIX):
+                raise SampleError(
+                    f"sample {sample}: metadata key {name!r} uses the reserved prefix "
+                    f"'{RESERVED_PREFIX}' (acumen's own index columns); rename it"
+                )
+            if not name:
+                raise SampleError(f"sample {sample}: a metadata key is the empty string")
+        kinds = {}
+        for name, value in metadata.items():
+            kind = _kind_of(value)
+            if kind is None:
+                raise _unstorable(name, value, sample)
+            kinds[name] = kind
+        self._names = list(metadata)
+        self._keyset = frozenset(metadata)
+        self._kinds = kinds
+        self._first_of_kind = {name: self._n for name in metadata}
+        self._values = {name: [] for name in metadata}
+
+    def _check_value(self, name: str, value: object, sample: int | str) -> None:
+        kind = _kind_of(value)
+        if kind is None:
+            raise _unstorable(name, value, sample)
+        merged = _merge_kinds(self._kinds[name], kind)
+        if merged is None:
+            raise SampleError(
+                f"sample {sample}: metadata {name!r} is {kind} ({value!r}) but earlier samples "
+                f"gave {self._kinds[name]} (first at sample {self._first_of_kind[name]}); "
+                "a column holds one type"
+            )
+        self._kinds[name] = merged
+
+    def finish(self) -> MetadataTable:
+        specs = [ColumnSpec(name, self._kinds[name]) for name in self._names or []]
+        columns = {}
+        for spec in specs:
+            values = self._values[spec.name]
+            if spec.type == "str":
+                columns[spec.name] = np.array([str(v) for v in values], dtype=object)
+                continue
+            try:
+                columns[spec.name] = np.array(values, dtype=NUMPY_DTYPES[spec.type])
+            except OverflowError:
+                bad = next(i for i, v in enumerate(values) if not -(2**63) <= int(v) < 2**63)
+                raise SampleError(
+                    f"sample {bad}: metadata {spec.name!r} = {values[bad]} does not fit in int64"
+                ) from None
+        return MetadataTable(self._n, columns, specs)
+
+
+_PLAIN = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _unstorable(name: str, value: object, sample: int | str) -> SampleError:
+    hint = " (use float('nan') for a missing number)" if value is None else ""
+    return SampleError(
+        f"sample {sample}: metadata {name!r} = {value!r} ({type(value).__name__}) cannot be "
+        f"stored in an index; allowed: int, float, bool, str{hint}"
+    )

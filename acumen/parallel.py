@@ -1,0 +1,46 @@
+"""An ordered, bounded parallel map over process workers.
+
+Items are sent in batches and at most ``2 * n_jobs`` batches are in flight, so a long
+input is never materialised and memory stays bounded; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _run_batch(function: Callable[[Any], R], batch: list[Any]) -> list[R]:
+    return [function(item) for item in batch]
+
+
+def ordered_map(
+    function: Callable[[T], R],
+    items: Iterable[T],
+    n_jobs: int,
+    *,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+    batch_size: int = 32,
+) -> Iterator[R]:
+    """``map(function, items)`` on ``n_jobs`` processes, in order, with bounded memory."""
+    iterator = iter(items)
+    pool = ProcessPoolExecutor(n_jobs, initializer=initializer, initargs=initargs)
+    pending: deque[Future[list[R]]] = deque()
+    try:
+        while True:
+            batch = list(itertools.islice(iterator, batch_size))
+            if batch:
+                pending.append(pool.submit(_run_batch, function, batch))
+            if pending and (not batch or len(pending) >= 2 * n_jobs):
+                yield from pending.popleft().result()
+            elif not batch:
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,137 @@
+"""``split_into_chunks``: the original's one-call conversion, with real parallelism.
+
+Workers read and encode samples (the CPU-heavy part: ``read_fn``, dtype cast,
+compression); the parent appends payloads in input order. Every sample is written exactly
+once and the index comes out in input order, whatever ``n_jobs`` is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from acumen import plugins
+from acumen.abc.codec import Buffer, Codec
+from acumen.encoding import SampleEncoder
+from acumen.errors import DatasetExistsError, SampleError
+from acumen.manifest import Manifest
+from acumen.parallel import ordered_map
+from acumen.plugins import PluginSpec
+from acumen.writer import DEFAULT_CHUNK_SIZE, Writer
+
+logger = logging.getLogger(__name__)
+
+ReadFn = Callable[[Any], tuple[Any, Mapping[str, Any]]]
+Encoded = tuple[Buffer, tuple[int, ...], Mapping[str, Any]]
+
+
+def split_into_chunks(
+    data_list: Iterable[Any],
+    output_path: str | os.PathLike[str],
+    read_fn: ReadFn | None = None,
+    chunk_size_bytes: int = DEFAULT_CHUNK_SIZE,
+    n_jobs: int = 1,
+    dtype: Any = np.float16,
+    use_gzip: bool = False,
+    codec: PluginSpec | None = None,
+    index_format: PluginSpec = "csv",
+    verbose: bool = False,
+) -> Manifest:
+    """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
+
+    ``read_fn(item)`` returns ``(array, metadata dict)``; without it each item is such a
+    pair. Arrays are cast to ``dtype`` (float16 by default, as the original; ``None`` keeps
+    the first sample's dtype). ``use_gzip`` is the original's flag for ``codec="gzip"``.
+    ``n_jobs=-1`` uses every core. ``read_fn`` must be picklable when ``n_jobs > 1`` under
+    the spawn start method (a module-level function, not a lambda).
+    """
+    if os.path.exists(output_path):
+        raise DatasetExistsError(f"{output_path} already exists; acumen never writes over data")
+    if codec is None:
+        codec = "gzip" if use_gzip else "raw"
+    elif use_gzip and plugins.codec(codec).name != "gzip":
+        raise ValueError(f"use_gzip=True contradicts codec={codec!r}; give one of them")
+    n_jobs = _job_count(n_jobs)
+    codec_plugin = plugins.codec(codec)
+    items = iter(data_list)
+    if dtype is None:
+        # Workers must agree on one dtype: the first sample fixes it, read here.
+        first = next(items, None)
+        if first is not None:
+            dtype = np.asarray(_read(read_fn, first, 0)[0]).dtype
+            items = _prepend(first, items)
+    level = logging.INFO if verbose else logging.DEBUG
+    logger.log(level, "writing %s with %d job(s), codec %s", output_path, n_jobs, codec_plugin)
+    with Writer(
+        output_path,
+        codec=codec_plugin,
+        index_format=index_format,
+        chunk_size_bytes=chunk_size_bytes,
+        dtype=dtype,
+    ) as writer:
+        numbered = enumerate(items)
+        encode = _ItemEncoder(read_fn, codec_plugin, dtype)
+        if n_jobs == 1:
+            encoded: Iterable[Encoded] = map(encode, numbered)
+        else:
+            encoded = ordered_map(encode, numbered, n_jobs)
+        for position, (payload, shape, metadata) in enumerate(encoded):
+            writer.add_encoded(payload, shape, metadata, str(position))
+            if verbose and (position + 1) % 100_000 == 0:
+                logger.info("%d samples written", position + 1)
+    logger.log(level, "wrote %d samples to %s", len(writer), output_path)
+    assert writer.manifest is not None
+    return writer.manifest
+
+
+def _job_count(n_jobs: int) -> int:
+    if n_jobs == -1:
+        return os.cpu_count() or 1
+    if not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive int or -1 (all cores), got {n_jobs!r}")
+    return n_jobs
+
+
+def _prepend(first: Any, rest: Iterable[Any]) -> Iterable[Any]:
+    yield first
+    yield from rest
+
+
+class _ItemEncoder:
+    """Reads and encodes one numbered item; pickled to the workers with what it needs."""
+
+    def __init__(self, read_fn: ReadFn | None, codec: Codec, dtype: Any) -> None:
+        self.read_fn = read_fn
+        self.encoder = SampleEncoder(codec, dtype)
+
+    def __call__(self, numbered: tuple[int, Any]) -> Encoded:
+        position, item = numbered
+        array, metadata = _read(self.read_fn, item, position)
+        payload, shape = self.encoder.encode(array, position)
+        return bytes(payload), shape, dict(metadata)
+
+
+def _read(read_fn: ReadFn | None, item: Any, position: int) -> tuple[Any, Mapping[str, Any]]:
+    try:
+        result = read_fn(item) if read_fn is not None else item
+        array, metadata = result
+    except Exception as error:
+        what = "read_fn raised" if read_fn is not None else "item is not an (array, metadata) pair:"
+        raise SampleError(
+            f"sample {position} ({_describe(item)}): {what} {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(metadata, Mapping):
+        raise SampleError(
+            f"sample {position} ({_describe(item)}): metadata must be a dict, "
+            f"got {type(metadata).__name__}"
+        )
+    return array, metadata
+
+
+def _describe(item: Any) -> str:
+    text = repr(item) if not isinstance(item, tuple) else f"tuple of {len(item)}"
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,1 @@
+"""Built-in storage backends, one per module; reach them by name through :mod:`acumen.plugins`."""

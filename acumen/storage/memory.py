@@ -1,0 +1,45 @@
+"""``memory``: whole chunk files read into RAM, for datasets that fit and slow disks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from os import PathLike
+
+from acumen.abc.codec import Buffer
+from acumen.abc.storage import Storage
+from acumen.storage._ranges import past_end
+
+
+class MemoryStorage(Storage):
+    """Reads each chunk into memory on first use, or all of them at once with ``preload``."""
+
+    name = "memory"
+
+    def __init__(self, paths: Sequence[str | PathLike[str]], preload: bool = False) -> None:
+        super().__init__(paths)
+        self.preload = bool(preload)
+        if self.preload:
+            for chunk_id in range(len(self.paths)):
+                self.handle(chunk_id)
+
+    @property
+    def configuration(self) -> dict:
+        return {"preload": self.preload}
+
+    def _open_chunk(self, path: str) -> memoryview:
+        with open(path, "rb") as file:
+            return memoryview(file.read())
+
+    def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
+        view = self._handles[chunk_id]
+        if view is None:
+            view = self.handle(chunk_id)
+        end = offset + size
+        if end > len(view):
+            raise past_end(self.paths[chunk_id], offset, size, len(view))
+        return view[offset:end]
+
+    def _after_fork(self) -> None:
+        # Bytes in RAM are private to the process: a forked child keeps them as they are.
+        self._lock = threading.Lock()

@@ -1,0 +1,76 @@
+"""Checks made once when a dataset opens, so damage is reported instead of returned.
+
+All are vectorised over the index (a few numpy passes), so opening stays fast; the read
+path then needs no per-sample checks for raw payloads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from acumen.errors import CorruptDatasetError
+from acumen.index_table import IndexTable
+from acumen.manifest import Manifest
+
+
+def check_chunk_files(
+    root: Path, table: IndexTable, paths: list[Path], manifest: Manifest | None
+) -> None:
+    """Every chunk file exists, has the manifest's size, and holds every range the index names."""
+    declared = {c.file: c.size_bytes for c in manifest.chunks} if manifest else {}
+    file_sizes = np.zeros(len(paths), dtype=np.int64)
+    for chunk_id, (name, path) in enumerate(zip(table.chunk_names, paths, strict=True)):
+        try:
+            file_sizes[chunk_id] = path.stat().st_size
+        except FileNotFoundError:
+            first = int(np.argmax(table.chunk_ids == chunk_id))
+            raise CorruptDatasetError(
+                f"{path}: chunk file is missing (sample {first} and others are in it)"
+            ) from None
+        if manifest is not None:
+            if name not in declared:
+                raise CorruptDatasetError(
+                    f"{root}: the index names chunk {name!r}, which the manifest does not list"
+                )
+            if declared[name] != file_sizes[chunk_id]:
+                raise CorruptDatasetError(
+                    f"{path}: chunk file is {file_sizes[chunk_id]} bytes, the manifest says "
+                    f"{declared[name]}: it was truncated or overwritten"
+                )
+    if len(table) == 0:
+        return
+    ends = table.offsets + table.sizes
+    past = ends > file_sizes[table.chunk_ids]
+    if np.any(past):
+        sample = int(np.argmax(past))
+        path = paths[table.chunk_ids[sample]]
+        raise CorruptDatasetError(
+            f"{path}: sample {sample} needs bytes {table.offsets[sample]}..{ends[sample]} but the "
+            f"file has {file_sizes[table.chunk_ids[sample]]}: truncated chunk or wrong index"
+        )
+
+
+def check_raw_sizes(index_path: Path, table: IndexTable, dtype: np.dtype) -> None:
+    """For uncompressed payloads, size must equal elements x itemsize for every sample."""
+    expected = table.shapes.element_counts() * dtype.itemsize
+    wrong = table.sizes != expected
+    if np.any(wrong):
+        sample = int(np.argmax(wrong))
+        raise CorruptDatasetError(
+            f"{index_path}: sample {sample} has {table.sizes[sample]} bytes, but shape "
+            f"{table.shapes[sample]} of {dtype} needs {expected[sample]}; "
+            "is the dtype right (original datasets do not record it: pass dtype=...)?"
+        )
+
+
+def check_manifest_agrees(manifest_path: Path, manifest: Manifest, table: IndexTable) -> None:
+    if manifest.n_samples != len(table):
+        raise CorruptDatasetError(
+            f"{manifest_path}: n_samples is {manifest.n_samples}, the index has {len(table)} rows"
+        )
+    if manifest.shape is not None and len(table) and table.shapes.fixed != manifest.shape:
+        raise CorruptDatasetError(
+            f"{manifest_path}: shape is {list(manifest.shape)}, but the index holds other shapes"
+        )
