@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check acumen tests benchmarks
 	$(BIN)/ruff format --check acumen tests benchmarks
-	ACUMEN_PLUGINS= $(BIN)/python -m pytest
+	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix acumen tests benchmarks
