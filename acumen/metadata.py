@@ -149,6 +149,8 @@ class MetadataCollector:
         for name, value in metadata.items():
             if type(value) is not _PLAIN[kinds[name]]:
                 self._check_value(name, value, sample)
+            elif type(value) is str and not value.isascii():
+                _check_text(name, value, sample)
         # Appended only once every value passed, so a rejected sample leaves no trace.
         for name, value in metadata.items():
             self._values[name].append(value)
@@ -158,6 +160,7 @@ class MetadataCollector:
         for name in metadata:
             if not isinstance(name, str):
                 raise SampleError(f"sample {sample}: metadata key {name!r} is not a string")
+            _check_text("key", name, sample)
             if name.startswith(RESERVED_PREFIX):
                 raise SampleError(
                     f"sample {sample}: metadata key {name!r} uses the reserved prefix "
@@ -181,6 +184,8 @@ class MetadataCollector:
         kind = _kind_of(value)
         if kind is None:
             raise _unstorable(name, value, sample)
+        if kind == "str":
+            _check_text(name, value, sample)
         merged = _merge_kinds(self._kinds[name], kind)
         if merged is None:
             raise SampleError(
@@ -209,6 +214,17 @@ class MetadataCollector:
 
 
 _PLAIN = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _check_text(name: str, value: object, sample: int | str) -> None:
+    """Index files are UTF-8: refuse text that cannot be encoded (lone surrogates)."""
+    try:
+        str(value).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise SampleError(
+            f"sample {sample}: metadata {name!r} = {value!r} is not valid Unicode text "
+            f"({error.reason} at position {error.start}) and cannot be written to an index"
+        ) from None
 
 
 def _unstorable(name: str, value: object, sample: int | str) -> SampleError:

@@ -52,6 +52,7 @@ class Writer:
         self.codec = plugins.codec(codec)
         self.index_format = plugins.index_format(index_format)
         self._encoder = SampleEncoder(self.codec, dtype)
+        self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
             raise DatasetExistsError(
                 f"{self.root} already exists and is not an empty folder; acumen never writes "
@@ -59,7 +60,6 @@ class Writer:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self._marker = create_writing_marker(self.root)
-        self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)
         self._index = IndexBuilder()
         self._closed = False
         self.manifest: Manifest | None = None

@@ -34,7 +34,16 @@ class CsvIndex(IndexFormat):
     filename = "index.csv"
 
     def write(self, table: IndexTable, path: Path) -> None:
-        table.to_frame().to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+        frame = table.to_frame()
+        # pandas quotes a field only if it holds a line-terminator character: a text value
+        # with a lone "\r" would split its row, unless "\r" is part of the terminator.
+        has_cr = any(
+            "\r" in spec.name
+            or (spec.type == "str" and any("\r" in v for v in table.metadata.column(spec.name)))
+            for spec in table.metadata.specs
+        )
+        terminator = "\r\n" if has_cr else "\n"
+        frame.to_csv(path, index=False, lineterminator=terminator, encoding="utf-8")
 
     def read(self, path: Path, columns: Sequence[ColumnSpec] | None) -> IndexTable:
         dtypes: dict[str, object] = dict(_RESERVED_TYPES)
