@@ -19,8 +19,11 @@ class DatasetNotFoundError(AcumenError, FileNotFoundError):
         return str(self.args[0]) if self.args else ""
 
 
-class DatasetExistsError(AcumenError, FileExistsError):
-    """A writer was pointed at a path that already holds something."""
+class DatasetExistsError(AcumenError, FileExistsError, ValueError):
+    """A writer was pointed at a path that already holds something.
+
+    Also a ``ValueError``: the original ``split_into_chunks`` raised that.
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

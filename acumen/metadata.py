@@ -203,6 +203,8 @@ class MetadataCollector:
             if spec.type == "str":
                 columns[spec.name] = np.array([str(v) for v in values], dtype=object)
                 continue
+            if spec.type == "float":
+                values = _widen_floats(values)
             try:
                 columns[spec.name] = np.array(values, dtype=NUMPY_DTYPES[spec.type])
             except OverflowError:
@@ -214,6 +216,18 @@ class MetadataCollector:
 
 
 _PLAIN = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _widen_floats(values: list) -> list:
+    """float32/float16 scalars as the float64 of their shortest text, as pandas writes them.
+
+    ``np.float32(0.1)`` becomes ``0.1`` (not ``0.10000000149011612``): what the user meant,
+    and byte for byte what the original wrote.
+    """
+    narrow = (np.float16, np.float32)
+    if not any(type(v) in narrow for v in values):
+        return values
+    return [float(str(v)) if type(v) in narrow else v for v in values]
 
 
 def _check_text(name: str, value: object, sample: int | str) -> None:

@@ -109,7 +109,7 @@ def test_open_original_fixture(name: str, storage: str) -> None:
     ) as ds:
         assert len(ds) == params["n_samples"] == len(arrays) == len(metas)
         assert ds.manifest is None
-        for i, (want_array, want_meta) in enumerate(zip(arrays, metas)):
+        for i, (want_array, want_meta) in enumerate(zip(arrays, metas, strict=True)):
             array, meta = ds[i]
             assert_same_array(array, want_array)
             assert_same_metadata(meta, want_meta)
@@ -225,8 +225,27 @@ def _many_case() -> dict:
     return {"samples": samples, "dtype": np.float32, "chunk_size_bytes": 512}
 
 
+def _odd_values_case() -> dict:
+    texts = ["t\tb", " sp ", "'single'", "#hash", "\\back", "€", "a=b", "x  y"]
+    samples = []
+    for i, text in enumerate(texts):
+        meta = {
+            "text": text,
+            "big": 2**62 + i,
+            "tiny": -1.5e-300 * i,  # -0.0 first
+            "inf": [1.0, 2.5, float("inf"), -float("inf")][i % 4],
+            "i32": np.int32(i),
+            "i64": np.int64(-i),
+            "b": np.bool_(i % 2),
+            "f64": np.float64(i / 3),
+        }
+        samples.append((np.full((2, 2), i, dtype=np.float64), meta))
+    return {"samples": samples, "dtype": np.float16, "chunk_size_bytes": 16}
+
+
 CASES = {
     "fixed": _fixed_case,
+    "odd_values": _odd_values_case,
     "variable": _variable_case,
     "first_oversized": _first_oversized_case,
     "uint8": _uint8_case,
@@ -324,8 +343,63 @@ def test_index_follows_original_rollover_rule(case_name, cases, tmp_path) -> Non
     frame = pd.read_csv(tmp_path / "d" / "index.csv")
     sizes = frame["ai:size_bytes"].tolist()
     expected = original_layout(sizes, case["chunk_size_bytes"])
-    assert list(zip(frame["ai:chunk_name"], frame["ai:offset_bytes"])) == expected
+    assert list(zip(frame["ai:chunk_name"], frame["ai:offset_bytes"], strict=True)) == expected
     assert sizes == [a.nbytes for a in cast(case)]
+
+
+def _write_both(samples: list, tmp_path: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(original's files, acumen's files) for the same samples, float16, 64-byte chunks."""
+    acumenindexer.split_into_chunks(
+        samples, str(tmp_path / "original"), n_jobs=1, dtype=np.float16, chunk_size_bytes=64
+    )
+    acumen.split_into_chunks(
+        samples, tmp_path / "acumen", n_jobs=1, dtype=np.float16, chunk_size_bytes=64
+    )
+    return dataset_files(tmp_path / "original"), dataset_files(tmp_path / "acumen")
+
+
+def test_bytes_equal_original_writer_crlf_in_text(tmp_path) -> None:
+    """Windows line ends inside a text value: the original quotes the field (it holds a
+    "\n") and keeps "\n" row ends; its index reads back exactly. acumen must match it.
+
+    Only a "\r" that nothing else gets quoted (no "\n", "," or '"' in the field) needs
+    the "\r\n" row ends of docs/format.md; see test_lone_carriage_return_reads_back."""
+    texts = ["line one\r\nline two", "plain", "a, b\r\nc"]
+    samples = [(np.full((3,), i, dtype=np.float32), {"t": t, "n": i}) for i, t in enumerate(texts)]
+    theirs, mine = _write_both(samples, tmp_path)
+    assert pd.read_csv(tmp_path / "original" / "index.csv")["t"].tolist() == texts
+    assert set(mine) == set(theirs) | {"manifest.json"}
+    assert mine["index.csv"] == theirs["index.csv"]
+
+
+def test_bytes_equal_original_writer_float32_metadata(tmp_path) -> None:
+    """np.float32 metadata (e.g. ``score=array.mean()``): the original's column is float32,
+    which pandas writes with float32's shortest repr ("0.1")."""
+    samples = [(np.full((3,), i, np.float32), {"score": np.float32(i / 10)}) for i in range(4)]
+    theirs, mine = _write_both(samples, tmp_path)
+    assert b"0.1\n" in theirs["index.csv"]
+    assert mine["index.csv"] == theirs["index.csv"]
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_lone_carriage_return_reads_back(in_memory, tmp_path) -> None:
+    """A lone "\r" in text (which the original itself garbles): acumen's index still reads
+    back exactly, through acumen and through the original reader."""
+    texts = ["a\rb", "plain", "c\r\nd", "\r"]
+    samples = [(np.full((2,), i, dtype=np.float32), {"t": t, "n": i}) for i, t in enumerate(texts)]
+    acumen.split_into_chunks(samples, tmp_path / "d", dtype=np.float32)
+    with acumen.open(tmp_path / "d") as ds:
+        assert [ds[i][1] for i in range(len(texts))] == [m for _, m in samples]
+    read = acumenindexer.read_from_index(
+        acumenindexer.load_index(str(tmp_path / "d" / "index.csv")),
+        dtype=np.float32,
+        chunk_paths=str(tmp_path / "d"),
+        in_memory=in_memory,
+    )
+    for i, (array, meta) in enumerate(samples):
+        got_array, got_meta = read(i)
+        assert_same_array(got_array, array)
+        assert_original_metadata(got_meta, meta)
 
 
 # --------------------------------------------------------------------------------------
@@ -334,7 +408,9 @@ def test_index_follows_original_rollover_rule(case_name, cases, tmp_path) -> Non
 
 @pytest.mark.parametrize("in_memory", [False, True])
 @pytest.mark.parametrize("kind", ["split", "writer"])
-@pytest.mark.parametrize("case_name", ["fixed", "variable", "first_oversized", "uint8"])
+@pytest.mark.parametrize(
+    "case_name", ["fixed", "odd_values", "variable", "first_oversized", "uint8"]
+)
 def test_original_reader_reads_acumen_raw(case_name, kind, in_memory, cases, tmp_path) -> None:
     case = cases[case_name]
     root = tmp_path / "d"
@@ -344,7 +420,7 @@ def test_original_reader_reads_acumen_raw(case_name, kind, in_memory, cases, tmp
         index, dtype=case["dtype"], use_gzip=False, chunk_paths=str(root), in_memory=in_memory
     )
     assert len(index) == len(case["samples"])
-    for i, ((_, meta), want) in enumerate(zip(case["samples"], cast(case))):
+    for i, ((_, meta), want) in enumerate(zip(case["samples"], cast(case), strict=True)):
         array, got_meta = read(i)
         assert_same_array(array, want)
         assert_original_metadata(got_meta, meta)
@@ -386,12 +462,11 @@ def test_original_reader_reads_acumen_gzip(case_name, kind, cases, tmp_path) -> 
     assert set(files) == {"index.csv", "manifest.json", *set(frame["ai:chunk_name"])}
     # the original's rollover rule, applied to the compressed payload sizes
     sizes = frame["ai:size_bytes"].tolist()
-    assert list(zip(frame["ai:chunk_name"], frame["ai:offset_bytes"])) == original_layout(
-        sizes, case["chunk_size_bytes"]
-    )
+    layout = list(zip(frame["ai:chunk_name"], frame["ai:offset_bytes"], strict=True))
+    assert layout == original_layout(sizes, case["chunk_size_bytes"])
     wanted = cast(case)
     # each payload is one complete gzip member of the cast array's bytes
-    for row, want in zip(frame.itertuples(index=False), wanted):
+    for row, want in zip(frame.itertuples(index=False), wanted, strict=True):
         chunk, offset, size = row[0], row[1], row[2]
         payload = files[chunk][offset : offset + size]
         assert payload[:2] == b"\x1f\x8b"
@@ -404,7 +479,7 @@ def test_original_reader_reads_acumen_gzip(case_name, kind, cases, tmp_path) -> 
         read = acumenindexer.read_from_index(
             index, dtype=case["dtype"], use_gzip=True, chunk_paths=str(root), in_memory=in_memory
         )
-        for i, ((_, meta), want) in enumerate(zip(case["samples"], wanted)):
+        for i, ((_, meta), want) in enumerate(zip(case["samples"], wanted, strict=True)):
             array, got_meta = read(i)
             assert_same_array(array, want)
             assert_original_metadata(got_meta, meta)
@@ -423,6 +498,7 @@ def _as_read(meta: dict, frame_types: dict[str, str]) -> dict:
     """What acumen gives back for a written dict read from a manifest-less index."""
     out = {}
     for key, value in meta.items():
+        value = value.item() if isinstance(value, np.generic) else value
         out[key] = float(value) if frame_types[key] == "float" else value
     return out
 
@@ -436,20 +512,20 @@ def test_acumen_reads_original_output(case_name, storage, cases, original_output
     with acumen.open(root, storage=storage, dtype=case["dtype"], use_gzip=False) as ds:
         assert len(ds) == len(case["samples"])
         kinds = {spec.name: spec.type for spec in ds.table.metadata.specs}
-        for i, ((_, meta), want) in enumerate(zip(case["samples"], cast(case))):
+        for i, ((_, meta), want) in enumerate(zip(case["samples"], cast(case), strict=True)):
             array, got_meta = ds[i]
             assert_same_array(array, want)
             assert_same_metadata(got_meta, _as_read(meta, kinds))
 
 
-@pytest.mark.parametrize("case_name", ["fixed", "variable", "no_metadata"])
+@pytest.mark.parametrize("case_name", ["fixed", "odd_values", "variable", "no_metadata"])
 def test_acumen_round_trip_keeps_types(case_name, cases, tmp_path) -> None:
     """Through the manifest, acumen's own raw/csv output reads back as written."""
     case = cases[case_name]
     write_with_acumen("writer", case, tmp_path / "d")
     with acumen.open(tmp_path / "d") as ds:
         kinds = {spec.name: spec.type for spec in ds.table.metadata.specs}
-        for i, ((_, meta), want) in enumerate(zip(case["samples"], cast(case))):
+        for i, ((_, meta), want) in enumerate(zip(case["samples"], cast(case), strict=True)):
             array, got_meta = ds[i]
             assert_same_array(array, want)
             assert_same_metadata(got_meta, _as_read(meta, kinds))
@@ -472,7 +548,7 @@ def test_compat_reads_fixture_default_chunk_paths(name, in_memory) -> None:
         index, dtype=params["dtype"], use_gzip=params["use_gzip"], in_memory=in_memory
     )
     assert len(read) == len(arrays)
-    for i, (want_array, want_meta) in enumerate(zip(arrays, metas)):
+    for i, (want_array, want_meta) in enumerate(zip(arrays, metas, strict=True)):
         array, meta = read(i)
         assert_same_array(array, want_array)
         assert_same_metadata(meta, want_meta)
@@ -516,7 +592,7 @@ def test_compat_reader_pickles(name, in_memory) -> None:
 
 def test_original_reader_is_not_picklable() -> None:
     """The bug compat fixes: the original's reader is a closure."""
-    folder, params, _, _ = load_fixture("raw_f16_fixed")
+    folder, _, _, _ = load_fixture("raw_f16_fixed")
     read = acumenindexer.read_from_index(
         acumenindexer.load_index(str(folder / "index.csv")), chunk_paths=str(folder)
     )
@@ -541,7 +617,7 @@ def test_compat_parallel_split_equals_serial(cases, original_output, tmp_path) -
     frame = compat.load_index(str(tmp_path / "two" / "index.csv"))
     assert len(frame) == len(case["samples"])  # each sample once (the original's bug: n_jobs x)
     read = compat.read_from_index(frame, dtype=case["dtype"])
-    for i, ((_, meta), want) in enumerate(zip(case["samples"], cast(case))):
+    for i, ((_, meta), want) in enumerate(zip(case["samples"], cast(case), strict=True)):
         array, got_meta = read(i)
         assert_same_array(array, want)
         assert_same_metadata(got_meta, meta)

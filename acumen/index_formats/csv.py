@@ -35,14 +35,15 @@ class CsvIndex(IndexFormat):
 
     def write(self, table: IndexTable, path: Path) -> None:
         frame = table.to_frame()
-        # pandas quotes a field only if it holds a line-terminator character: a text value
-        # with a lone "\r" would split its row, unless "\r" is part of the terminator.
-        has_cr = any(
-            "\r" in spec.name
-            or (spec.type == "str" and any("\r" in v for v in table.metadata.column(spec.name)))
+        # pandas quotes a field holding "\n", "," or '"', but not one whose only special
+        # character is "\r": a CSV reader would split the row there. Only then are lines
+        # ended with "\r\n", which makes "\r" special; otherwise the original's bytes.
+        unquoted_cr = any(
+            _unquoted_cr(spec.name)
+            or (spec.type == "str" and any(map(_unquoted_cr, table.metadata.column(spec.name))))
             for spec in table.metadata.specs
         )
-        terminator = "\r\n" if has_cr else "\n"
+        terminator = "\r\n" if unquoted_cr else "\n"
         frame.to_csv(path, index=False, lineterminator=terminator, encoding="utf-8")
 
     def read(self, path: Path, columns: Sequence[ColumnSpec] | None) -> IndexTable:
@@ -65,3 +66,7 @@ class CsvIndex(IndexFormat):
             if name in frame.columns and frame[name].dtype.kind not in "iu":
                 raise CorruptDatasetError(f"{path}: column {name} holds non-integers")
         return table_from_frame(frame, columns, str(path))
+
+
+def _unquoted_cr(text: str) -> bool:
+    return "\r" in text and "\n" not in text and "," not in text and '"' not in text
