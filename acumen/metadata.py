@@ -146,12 +146,18 @@ class MetadataCollector:
                 f"(missing {missing}, unexpected {extra}); every sample needs the same keys"
             )
         kinds = self._kinds
+        merged: dict[str, str] = {}
         for name, value in metadata.items():
-            if type(value) is not _PLAIN[kinds[name]]:
-                self._check_value(name, value, sample)
-            elif type(value) is str and not value.isascii():
-                _check_text(name, value, sample)
-        # Appended only once every value passed, so a rejected sample leaves no trace.
+            kind = kinds[name]
+            if type(value) is not _PLAIN[kind]:
+                merged[name] = self._check_value(name, value, sample)
+            elif kind == "str":
+                if not value.isascii():
+                    _check_text(name, value, sample)
+            elif kind == "int" and not _INT64_MIN <= value <= _INT64_MAX:
+                raise _int64_overflow(name, value, sample)
+        # Kept only once every value passed, so a refused sample leaves no trace.
+        kinds.update(merged)
         for name, value in metadata.items():
             self._values[name].append(value)
         self._n += 1
@@ -173,6 +179,8 @@ class MetadataCollector:
             kind = _kind_of(value)
             if kind is None:
                 raise _unstorable(name, value, sample)
+            if kind == "int" and not _INT64_MIN <= int(value) <= _INT64_MAX:  # type: ignore[call-overload]
+                raise _int64_overflow(name, value, sample)
             kinds[name] = kind
         self._names = list(metadata)
         self._keyset = frozenset(metadata)
@@ -180,12 +188,15 @@ class MetadataCollector:
         self._first_of_kind = {name: self._n for name in metadata}
         self._values = {name: [] for name in metadata}
 
-    def _check_value(self, name: str, value: object, sample: int | str) -> None:
+    def _check_value(self, name: str, value: object, sample: int | str) -> str:
+        """Check a value that is not of its column's plain type; return the column's type."""
         kind = _kind_of(value)
         if kind is None:
             raise _unstorable(name, value, sample)
         if kind == "str":
             _check_text(name, value, sample)
+        if kind == "int" and not _INT64_MIN <= int(value) <= _INT64_MAX:  # type: ignore[call-overload]
+            raise _int64_overflow(name, value, sample)
         merged = _merge_kinds(self._kinds[name], kind)
         if merged is None:
             raise SampleError(
@@ -193,7 +204,7 @@ class MetadataCollector:
                 f"gave {self._kinds[name]} (first at sample {self._first_of_kind[name]}); "
                 "a column holds one type"
             )
-        self._kinds[name] = merged
+        return merged
 
     def finish(self) -> MetadataTable:
         specs = [ColumnSpec(name, self._kinds[name]) for name in self._names or []]
@@ -205,17 +216,16 @@ class MetadataCollector:
                 continue
             if spec.type == "float":
                 values = _widen_floats(values)
-            try:
-                columns[spec.name] = np.array(values, dtype=NUMPY_DTYPES[spec.type])
-            except OverflowError:
-                bad = next(i for i, v in enumerate(values) if not -(2**63) <= int(v) < 2**63)
-                raise SampleError(
-                    f"sample {bad}: metadata {spec.name!r} = {values[bad]} does not fit in int64"
-                ) from None
+            columns[spec.name] = np.array(values, dtype=NUMPY_DTYPES[spec.type])
         return MetadataTable(self._n, columns, specs)
 
 
 _PLAIN = {"int": int, "float": float, "bool": bool, "str": str}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64_overflow(name: str, value: object, sample: int | str) -> SampleError:
+    return SampleError(f"sample {sample}: metadata {name!r} = {value} does not fit in int64")
 
 
 def _widen_floats(values: list) -> list:

@@ -81,9 +81,14 @@ def discover(allowed: Iterable[str] | None = None) -> Registry:
             _skip(result, entry_point.name, distribution, f"{type(error).__name__}: {error}")
             continue
         sources[entry_point.name] = (distribution, version)
+    load_order = {name: position for position, name in enumerate(sources)}
     for kind, (hook_name, _, _) in hookspecs.KINDS.items():
-        # pluggy lists implementations last-registered first; register in load order.
-        for impl in reversed(getattr(manager.hook, hook_name).get_hookimpls()):
+        # In entry-point load order (built-ins first), so the first to claim a name keeps it.
+        impls = sorted(
+            getattr(manager.hook, hook_name).get_hookimpls(),
+            key=lambda impl: load_order[impl.plugin_name],
+        )
+        for impl in impls:
             distribution, version = sources.get(impl.plugin_name, (None, None))
             try:
                 provided = impl.function()

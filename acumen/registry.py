@@ -82,6 +82,8 @@ class Registry:
             pass
         label = KINDS[kind][2]
         installed = ", ".join(self.names(kind)) or "none"
+        if install_hint is not None and self._loaded_from(install_hint):
+            install_hint = None  # that distribution is loaded and lacks the name: no use
         asker = f" (the manifest of {asked_by} asks for it)" if asked_by else ""
         hint = install_hint or f"acumen-{name}"
         message = (
@@ -94,6 +96,13 @@ class Registry:
                 "(`pip install acumen-indexer`)?"
             )
         raise PluginNotFoundError(message)
+
+    def _loaded_from(self, distribution: str) -> bool:
+        return any(
+            entry.distribution == distribution
+            for entries in self._entries.values()
+            for entry in entries.values()
+        )
 
 
 def _check_kind(kind: str) -> str:

@@ -75,8 +75,13 @@ class Writer:
         """Append one sample; return its position. Errors name the sample."""
         self._check_open()
         sample = len(self._index)
-        payload, shape = self._encoder.encode(array, sample)
-        self._index.check_metadata(metadata, sample)
+        dtype = self._encoder.dtype
+        try:
+            payload, shape = self._encoder.encode(array, sample)
+            self._index.check_metadata(metadata, sample)
+        except Exception:
+            self._encoder.dtype = dtype  # a refused first sample must not fix the dtype
+            raise
         return self._append(payload, shape)
 
     def add_encoded(

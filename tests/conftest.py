@@ -12,10 +12,10 @@ from pathlib import Path
 
 os.environ["ACUMEN_PLUGINS"] = "builtin"
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from acumen import plugins  # noqa: E402
+from acumen import plugins
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original"
 CODECS = ("raw", "gzip", "zstd", "lz4")

@@ -22,7 +22,10 @@ class Lz4Codec(Codec):
         return {"level": self.level}
 
     def encode(self, data: Buffer) -> Buffer:
-        return lz4.frame.compress(data, compression_level=self.level, store_size=True)
+        # The content checksum makes a damaged payload an error, not wrong data.
+        return lz4.frame.compress(
+            data, compression_level=self.level, store_size=True, content_checksum=True
+        )
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
         try:

@@ -28,7 +28,10 @@ class ZstdCodec(Codec):
     def _compressor(self) -> zstandard.ZstdCompressor:
         compressor = getattr(self._local, "compressor", None)
         if compressor is None:
-            compressor = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
+            # The frame checksum (xxhash) makes a damaged payload an error, not wrong data.
+            compressor = zstandard.ZstdCompressor(
+                level=self.level, write_content_size=True, write_checksum=True
+            )
             self._local.compressor = compressor
         return compressor
 
@@ -44,6 +47,8 @@ class ZstdCodec(Codec):
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
         try:
             declared = zstandard.frame_content_size(payload)
+            if declared == zstandard.CONTENTSIZE_UNKNOWN:
+                raise undecodable(self.name, ValueError("the frame does not declare its size"))
             if declared != decoded_size:  # checked before allocating anything
                 raise size_mismatch(self.name, declared, decoded_size)
             data = self._decompressor().decompress(payload)

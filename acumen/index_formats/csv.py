@@ -63,7 +63,10 @@ class CsvIndex(IndexFormat):
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
             raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
         for name in (OFFSET_COLUMN, SIZE_COLUMN):
-            if name in frame.columns and frame[name].dtype.kind not in "iu":
+            if name in frame.columns and len(frame) == 0:
+                # A header-only file (no samples) gives pandas no values to infer from.
+                frame[name] = frame[name].astype(np.int64)
+            elif name in frame.columns and frame[name].dtype.kind not in "iu":
                 raise CorruptDatasetError(f"{path}: column {name} holds non-integers")
         return table_from_frame(frame, columns, str(path))
 
