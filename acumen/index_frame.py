@@ -6,7 +6,7 @@ DataFrame ``load_index`` gave them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,20 +46,8 @@ def table_from_frame(
     if np.any(codes < 0):
         row = int(np.argmax(codes < 0))
         raise CorruptDatasetError(f"{source}: row {row}: {CHUNK_COLUMN} is empty")
-    if columns is None:
-        specs = [
-            ColumnSpec(str(name), column_type_of_dtype(frame[name].dtype))
-            for name in frame.columns
-            if name not in RESERVED_COLUMNS
-        ]
-    else:
-        specs = list(columns)
-        present = [str(c) for c in frame.columns if c not in RESERVED_COLUMNS]
-        if present != [s.name for s in specs]:
-            raise CorruptDatasetError(
-                f"{source}: metadata columns {present} differ from the manifest's "
-                f"{[s.name for s in specs]}"
-            )
+    present = [str(c) for c in frame.columns if c not in RESERVED_COLUMNS]
+    specs = metadata_specs(present, lambda name: frame[name].dtype, columns, source)
     metadata = {spec.name: _metadata_column(frame[spec.name], spec, source) for spec in specs}
     return IndexTable(
         chunk_names=[str(name) for name in chunk_names],
@@ -69,6 +57,24 @@ def table_from_frame(
         shapes=shapes,
         metadata=MetadataTable(len(frame), metadata, specs),
     )
+
+
+def metadata_specs(
+    present: list[str],
+    dtype_of: Callable[[str], object],
+    columns: Sequence[ColumnSpec] | None,
+    source: str,
+) -> list[ColumnSpec]:
+    """The metadata columns of an index file: as the manifest declares them (which must
+    match the file's), or inferred from the file's column dtypes for an original dataset."""
+    if columns is None:
+        return [ColumnSpec(name, column_type_of_dtype(dtype_of(name))) for name in present]
+    if present != [spec.name for spec in columns]:
+        raise CorruptDatasetError(
+            f"{source}: metadata columns {present} differ from the manifest's "
+            f"{[spec.name for spec in columns]}"
+        )
+    return list(columns)
 
 
 def _integers(series: pd.Series, name: str) -> np.ndarray:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
+from acumen.index_frame import metadata_specs
 from acumen.index_table import (
     CHUNK_COLUMN,
     OFFSET_COLUMN,
@@ -23,7 +24,7 @@ from acumen.index_table import (
     SIZE_COLUMN,
     IndexTable,
 )
-from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, column_type_of_dtype
+from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable
 from acumen.shapes import ShapeColumn
 
 _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
@@ -81,18 +82,12 @@ class ParquetIndex(IndexFormat):
         except (pa.ArrowException, AttributeError, TypeError, ValueError) as error:
             raise CorruptDatasetError(f"{path}: malformed index column: {error}") from None
         present = [c for c in arrow.column_names if c not in RESERVED_COLUMNS]
-        if columns is None:
-            specs = [
-                ColumnSpec(c, column_type_of_dtype(arrow.column(c).type.to_pandas_dtype()))
-                for c in present
-            ]
-        else:
-            specs = list(columns)
-            if present != [s.name for s in specs]:
-                raise CorruptDatasetError(
-                    f"{path}: metadata columns {present} differ from the manifest's "
-                    f"{[s.name for s in specs]}"
-                )
+        specs = metadata_specs(
+            present,
+            lambda name: np.dtype(arrow.column(name).type.to_pandas_dtype()),
+            columns,
+            str(path),
+        )
         metadata = {}
         for spec in specs:
             column = arrow.column(spec.name)
