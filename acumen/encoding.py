@@ -59,5 +59,13 @@ class SampleEncoder:
                     f"dtype {self.dtype} (set by the first sample); pass dtype= to cast"
                 )
             array = array.astype(self.dtype)
-        flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-        return self.codec.encode(memoryview(flat)), array.shape
+        if not array.flags.c_contiguous:
+            array = array.copy(order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
+        try:
+            payload = self.codec.encode(array)
+        except (TypeError, ValueError) as error:
+            raise SampleError(
+                f"sample {sample}: codec '{self.codec.name}' cannot store this array "
+                f"({array.dtype}, shape {array.shape}): {error}"
+            ) from None
+        return payload, array.shape

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
 
 from acumen.abc.plugin import Plugin
 
@@ -11,9 +13,19 @@ from acumen.abc.plugin import Plugin
 Buffer = bytes | bytearray | memoryview
 
 
+def array_bytes(data: Any) -> memoryview:
+    """The C-order bytes of an array (or any buffer) as a flat byte view, copying only
+    when the array is not contiguous."""
+    if isinstance(data, np.ndarray):
+        return memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
+    return memoryview(data).cast("B")
+
+
 class Codec(Plugin, ABC):
     """Encodes each sample on its own, so any sample decodes without its neighbours (O(1)).
 
+    ``encode`` gets the sample as a C-contiguous, little-endian ndarray, so codecs that
+    need the shape (images) have it; byte-oriented codecs take ``array_bytes(array)``.
     ``decode`` is told how many bytes the sample holds (the index knows its shape and the
     dataset its dtype). It must return exactly that many bytes or raise
     :class:`acumen.errors.CorruptDatasetError`; never allocate more than that, so a hostile
@@ -25,8 +37,12 @@ class Codec(Plugin, ABC):
     is_identity: ClassVar[bool] = False
 
     @abstractmethod
-    def encode(self, data: Buffer) -> Buffer:
-        """Return the payload stored in the chunk file for these sample bytes."""
+    def encode(self, array: np.ndarray) -> Buffer:
+        """Return the payload stored in the chunk file for this sample.
+
+        Raise ``ValueError`` or ``TypeError`` for an array the codec cannot store (the
+        writer reports it with the sample's number).
+        """
 
     @abstractmethod
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import zlib
 
-from acumen.abc.codec import Buffer, Codec
+import numpy as np
+
+from acumen.abc.codec import Buffer, Codec, array_bytes
 from acumen.codecs._checks import size_mismatch, undecodable
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -23,9 +25,9 @@ class GzipCodec(Codec):
     def configuration(self) -> dict:
         return {"level": self.level}
 
-    def encode(self, data: Buffer) -> Buffer:
+    def encode(self, array: np.ndarray) -> Buffer:
         # mtime=0 keeps output deterministic: the same samples give the same bytes.
-        return gzip.compress(data, compresslevel=self.level, mtime=0)
+        return gzip.compress(array_bytes(array), compresslevel=self.level, mtime=0)
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
         inflater = zlib.decompressobj(_GZIP_WBITS)

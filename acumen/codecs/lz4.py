@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import lz4.frame
+import numpy as np
 
-from acumen.abc.codec import Buffer, Codec
+from acumen.abc.codec import Buffer, Codec, array_bytes
 from acumen.codecs._checks import size_mismatch, undecodable
 
 
@@ -21,10 +22,10 @@ class Lz4Codec(Codec):
     def configuration(self) -> dict:
         return {"level": self.level}
 
-    def encode(self, data: Buffer) -> Buffer:
+    def encode(self, array: np.ndarray) -> Buffer:
         # The content checksum makes a damaged payload an error, not wrong data.
         return lz4.frame.compress(
-            data, compression_level=self.level, store_size=True, content_checksum=True
+            array_bytes(array), compression_level=self.level, store_size=True, content_checksum=True
         )
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:

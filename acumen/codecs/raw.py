@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from acumen.abc.codec import Buffer, Codec
+import numpy as np
+
+from acumen.abc.codec import Buffer, Codec, array_bytes
 
 
 class RawCodec(Codec):
     name = "raw"
     is_identity: ClassVar[bool] = True
 
-    def encode(self, data: Buffer) -> Buffer:
-        return data
+    def encode(self, array: np.ndarray) -> Buffer:
+        return array_bytes(array)
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
         # The reader checked every payload size against shape x dtype when it opened.

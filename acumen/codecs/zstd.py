@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import zstandard
 
-from acumen.abc.codec import Buffer, Codec
+from acumen.abc.codec import Buffer, Codec, array_bytes
 from acumen.codecs._checks import size_mismatch, undecodable
 
 
@@ -41,8 +42,8 @@ class ZstdCodec(Codec):
             decompressor = self._local.decompressor = zstandard.ZstdDecompressor()
         return decompressor
 
-    def encode(self, data: Buffer) -> Buffer:
-        return self._compressor().compress(data)
+    def encode(self, array: np.ndarray) -> Buffer:
+        return self._compressor().compress(array_bytes(array))
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
         try:
