@@ -34,6 +34,6 @@ class SeekStorage(Storage):
             with self._lock:
                 os.lseek(fd, offset, os.SEEK_SET)
                 data = os.read(fd, size)
-        if len(data) != size:
+        if len(data) != size or (size == 0 and offset and offset > os.fstat(fd).st_size):
             raise past_end(self.paths[chunk_id], offset, size, os.fstat(fd).st_size)
         return data

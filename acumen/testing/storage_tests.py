@@ -1,0 +1,148 @@
+"""Conformance tests every storage backend must pass."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from acumen.abc.storage import Storage
+from acumen.errors import CorruptDatasetError
+
+FILE_SIZES = (0, 1, 4096, 100_003)
+
+
+def _read_in_child(storage: Storage, ranges: list[tuple[int, int, int]], queue: Any) -> None:
+    queue.put([bytes(storage.read(*r)) for r in ranges])
+
+
+class StorageTests:
+    """Subclass as ``class TestMyStorage(StorageTests)`` and set :attr:`storage_class`."""
+
+    storage_class: ClassVar[type[Storage]]
+    configurations: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+
+    @pytest.fixture
+    def files(self, tmp_path: Path) -> list[tuple[str, bytes]]:
+        rng = np.random.default_rng(0)
+        made = []
+        for n, size in enumerate(FILE_SIZES):
+            data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+            path = tmp_path / f"chunk_{n}.chnk"
+            path.write_bytes(data)
+            made.append((str(path), data))
+        return made
+
+    def storages(self, files: list[tuple[str, bytes]]) -> list[Storage]:
+        return [self.storage_class([p for p, _ in files], **c) for c in self.configurations]
+
+    def ranges(self, files: list[tuple[str, bytes]]) -> list[tuple[int, int, int]]:
+        rng = np.random.default_rng(1)
+        found = []
+        for chunk_id, (_, data) in enumerate(files):
+            n = len(data)
+            found += [(chunk_id, 0, 0), (chunk_id, 0, n), (chunk_id, n, 0)]
+            if n > 2:
+                found += [(chunk_id, 1, n - 2), (chunk_id, n - 1, 1)]
+            for _ in range(20 if n > 2 else 0):
+                start = int(rng.integers(0, n))
+                found.append((chunk_id, start, int(rng.integers(0, n - start + 1))))
+        return found
+
+    @staticmethod
+    def expected(files: list[tuple[str, bytes]], chunk_id: int, offset: int, size: int) -> bytes:
+        return files[chunk_id][1][offset : offset + size]
+
+    def test_name(self) -> None:
+        assert isinstance(self.storage_class.name, str) and self.storage_class.name
+        assert issubclass(self.storage_class, Storage)
+
+    def test_reads_every_range(self, files: list[tuple[str, bytes]]) -> None:
+        for storage in self.storages(files):
+            with storage:
+                for r in self.ranges(files):
+                    got = storage.read(*r)
+                    assert bytes(got) == self.expected(files, *r), r
+                    np.frombuffer(got, np.uint8)  # usable as an array buffer
+
+    def test_past_the_end_is_corrupt_and_names_the_file(self, files) -> None:
+        for storage in self.storages(files):
+            with storage:
+                for chunk_id, (path, data) in enumerate(files):
+                    for offset, size in ((len(data), 1), (0, len(data) + 1), (len(data) + 5, 0)):
+                        if offset + size <= len(data):
+                            continue
+                        with pytest.raises(CorruptDatasetError, match=path.replace("\\", ".")):
+                            storage.read(chunk_id, offset, size)
+
+    def test_reads_again_after_close(self, files) -> None:
+        for storage in self.storages(files):
+            r = (2, 10, 100)
+            first = bytes(storage.read(*r))
+            storage.close()
+            assert bytes(storage.read(*r)) == first == self.expected(files, *r)
+            storage.close()
+
+    def test_pickles_by_paths_and_configuration(self, files) -> None:
+        for storage in self.storages(files):
+            storage.read(3, 0, 10)  # with handles open
+            copy = pickle.loads(pickle.dumps(storage))
+            assert type(copy) is type(storage)
+            assert copy.paths == storage.paths
+            assert copy.get_config() == storage.get_config()
+            for r in self.ranges(files):
+                assert bytes(copy.read(*r)) == self.expected(files, *r)
+            copy.close()
+            storage.close()
+
+    def test_config_round_trips_through_json(self, files) -> None:
+        for storage in self.storages(files):
+            config = json.loads(json.dumps(storage.get_config()))
+            assert config["name"] == self.storage_class.name
+            again = self.storage_class([p for p, _ in files], **config["configuration"])
+            assert again.get_config() == storage.get_config()
+            again.close()
+            storage.close()
+
+    def test_threads_read_at_once(self, files) -> None:
+        ranges = self.ranges(files) * 20
+        for storage in self.storages(files):
+            with storage, ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(lambda r, s=storage: bytes(s.read(*r)), ranges))
+            assert got == [self.expected(files, *r) for r in ranges]
+
+    @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+    def test_reads_in_child_processes(self, files, method: str) -> None:
+        if method not in multiprocessing.get_all_start_methods():
+            pytest.skip(f"{method} is not available")
+        context = multiprocessing.get_context(method)
+        ranges = self.ranges(files)
+        for storage in self.storages(files):
+            storage.read(3, 0, 10)  # the parent has handles open when the child starts
+            queue = context.Queue()
+            child = context.Process(target=_read_in_child, args=(storage, ranges, queue))
+            child.start()
+            got = queue.get(timeout=60)
+            child.join(60)
+            assert child.exitcode == 0
+            assert got == [self.expected(files, *r) for r in ranges]
+            assert bytes(storage.read(3, 5, 10)) == self.expected(files, 3, 5, 10)
+            storage.close()
+
+    def test_no_descriptor_leak(self, files) -> None:
+        if not os.path.isdir("/proc/self/fd"):
+            pytest.skip("needs /proc")
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(50):
+            for storage in self.storages(files):
+                for chunk_id in range(len(files)):
+                    storage.read(chunk_id, 0, 0)
+                storage.close()
+        assert len(os.listdir("/proc/self/fd")) <= before
