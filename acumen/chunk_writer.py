@@ -34,9 +34,14 @@ class ChunkWriter:
         self._count = 0
         self._file: BinaryIO | None = None
 
-    def write(self, payload: Buffer) -> tuple[int, int, int]:
-        """Append one payload; return (chunk position, offset, size)."""
-        size = memoryview(payload).nbytes
+    def write(self, payloads: list[Buffer]) -> tuple[int, int, int]:
+        """Append one record (its fields' payloads, kept together in one chunk); return
+        (chunk position, offset, size)."""
+        size = (
+            sum(memoryview(p).nbytes for p in payloads)
+            if len(payloads) > 1
+            else (memoryview(payloads[0]).nbytes)
+        )
         if self._size + size > self.limit:
             self._finish_chunk()
             self._number += 1
@@ -44,7 +49,8 @@ class ChunkWriter:
             (self.root / "chunks").mkdir(exist_ok=True)
             path = self.root / chunk_file_name(self._number)
             self._file = open(path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
-        self._file.write(payload)
+        for payload in payloads:
+            self._file.write(payload)
         offset = self._size
         self._size += size
         self._count += 1

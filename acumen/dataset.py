@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,39 @@ from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
 from acumen.index_table import IndexTable
 from acumen.manifest import Manifest
+from acumen.shapes import ShapeColumn
+
+
+@dataclass(eq=False)
+class FieldReader:
+    """How to read one field of a multi-field dataset."""
+
+    name: str
+    type: str  # "array" or "bytes"
+    dtype: np.dtype
+    codec: Codec
+    sizes: np.ndarray
+    shapes: ShapeColumn
+
+    def decode(self, data: Any, i: int) -> Any:
+        fixed = self.shapes.fixed
+        shape = fixed if fixed is not None else self.shapes[i]
+        if not self.codec.is_identity:
+            data = self.codec.decode(data, math.prod(shape) * self.dtype.itemsize)
+        if self.type == "bytes":
+            return bytes(data)
+        return np.frombuffer(data, self.dtype).reshape(shape)
 
 
 class Dataset:
     """Samples of a dataset. Use :func:`acumen.open` to get one.
 
     ``ds[i]`` returns ``(array, metadata)`` like the original reader; ``ds.read(i)`` the array
-    alone. Arrays are read-only (views on the file's bytes with the ``mmap`` storage); use
+    alone. In a multi-field dataset the array is a dict ``{field: array or bytes}`` of the
+    selected fields (all by default; ``acumen.open(path, fields=[...])`` or
+    ``ds.read(i, fields=[...])`` read only those fields' bytes).
+
+    Arrays are read-only (views on the file's bytes with the ``mmap`` storage); use
     ``np.array(a)`` for a writable copy. Picklable: in a DataLoader worker the storage
     reopens its files lazily.
     """
@@ -41,13 +68,17 @@ class Dataset:
         codec: Codec,
         storage: Storage,
         manifest: Manifest | None = None,
+        field_readers: Sequence[FieldReader] = (),
+        selected: Sequence[str] | None = None,
     ) -> None:
         self.root = root
         self.table = table
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(dtype) if not field_readers else None
         self.codec = codec
         self.storage = storage
         self.manifest = manifest
+        self.field_readers = list(field_readers)
+        self.selected = self._check_fields(selected) if selected is not None else None
         self._bind()
 
     def _bind(self) -> None:
@@ -57,10 +88,61 @@ class Dataset:
         self._offset_item = table.offsets.item
         self._size_item = table.sizes.item
         self._shapes = table.shapes
-        self._fixed_shape = table.shapes.fixed
+        self._fixed_shape = table.shapes.fixed if table.shapes is not None else None
         self._read_bytes = self.storage.read
         self._decode = None if self.codec.is_identity else self.codec.decode
         self._row = table.metadata.row
+        if self.field_readers:
+            self._array = self._record  # type: ignore[method-assign]
+            self._wanted = self._wanted_mask(self.selected)
+
+    # --- fields -----------------------------------------------------------------------
+    @property
+    def fields(self) -> list[str] | None:
+        """The fields read by default (all unless selected), or None for one-array data."""
+        if not self.field_readers:
+            return None
+        return [
+            r.name for r in self.field_readers if self.selected is None or r.name in self.selected
+        ]
+
+    def _check_fields(self, names: Sequence[str]) -> list[str]:
+        if not self.field_readers:
+            raise ValueError(f"{self.root} holds one array per sample: it has no fields to pick")
+        if isinstance(names, str):
+            names = [names]
+        known = [r.name for r in self.field_readers]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"{self.root} has no field(s) {unknown}; its fields: {known}")
+        return list(names)
+
+    def _wanted_mask(self, names: Sequence[str] | None) -> list[bool]:
+        if names is None:
+            return [True] * len(self.field_readers)
+        return [r.name in names for r in self.field_readers]
+
+    def _record(self, i: int, wanted: list[bool] | None = None) -> dict[str, Any]:
+        wanted = wanted if wanted is not None else self._wanted
+        chunk, offset = self._chunk_item(i), self._offset_item(i)
+        result: dict[str, Any] = {}
+        try:
+            if all(wanted):  # one read for the whole record, then slices of it
+                record = memoryview(self._read_bytes(chunk, offset, self._size_item(i)))
+                start = 0
+                for reader in self.field_readers:
+                    end = start + reader.sizes.item(i)
+                    result[reader.name] = reader.decode(record[start:end], i)
+                    start = end
+                return result
+            for reader, want in zip(self.field_readers, wanted, strict=True):
+                size = reader.sizes.item(i)
+                if want:
+                    result[reader.name] = reader.decode(self._read_bytes(chunk, offset, size), i)
+                offset += size
+        except CorruptDatasetError as error:
+            raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
+        return result
 
     # --- sizes and schema -------------------------------------------------------------
     def __len__(self) -> int:
@@ -68,7 +150,7 @@ class Dataset:
 
     @property
     def shape(self) -> tuple[int, ...] | None:
-        """The shape all samples share, or ``None`` when shapes vary."""
+        """The shape all samples share, or ``None`` when shapes vary (or there are fields)."""
         return self._fixed_shape
 
     @property
@@ -103,8 +185,10 @@ class Dataset:
             raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
         return np.frombuffer(data, self.dtype).reshape(shape)
 
-    def read(self, i: int) -> np.ndarray:
-        """Sample ``i``'s array."""
+    def read(self, i: int, fields: Sequence[str] | None = None) -> Any:
+        """Sample ``i``'s array (or dict of the selected fields, or of ``fields``)."""
+        if fields is not None:
+            return self._record(self._position(i), self._wanted_mask(self._check_fields(fields)))
         return self._array(self._position(i))
 
     def metadata(self, i: int) -> dict[str, Any]:
@@ -138,6 +222,8 @@ class Dataset:
             "codec": self.codec,
             "storage": self.storage,
             "manifest": self.manifest,
+            "field_readers": self.field_readers,
+            "selected": self.selected,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -145,6 +231,15 @@ class Dataset:
         self._bind()
 
     def __repr__(self) -> str:
+        if self.field_readers:
+            described = ", ".join(
+                f"{r.name} ({'bytes' if r.type == 'bytes' else r.dtype}, {r.codec.name})"
+                for r in self.field_readers
+            )
+            return (
+                f"<acumen.Dataset {str(self.root)!r}: {self._n} samples, fields {described}, "
+                f"storage {self.storage.name}>"
+            )
         shape = self._fixed_shape if self._fixed_shape is not None else "variable"
         return (
             f"<acumen.Dataset {str(self.root)!r}: {self._n} samples, {self.dtype}, shape "

@@ -7,6 +7,7 @@ and the codec (both picklable).
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -69,3 +70,115 @@ class SampleEncoder:
                 f"({array.dtype}, shape {array.shape}): {error}"
             ) from None
         return payload, array.shape
+
+
+class RecordEncoder:
+    """Encodes a whole sample: one array, or a dict of fields (see :mod:`acumen.fields`).
+
+    With ``fields=None`` the first sample decides: an array makes a one-array dataset, a
+    dict makes one field per key (bytes values make ``bytes`` fields). Dtypes left open are
+    fixed by the first sample too; :meth:`snapshot`/:meth:`restore` undo that when the
+    sample is then refused.
+    """
+
+    def __init__(self, codec: Codec, dtype: Any = None, fields: list | None = None) -> None:
+        self.codec = codec
+        self.dtype = storage_dtype(dtype) if dtype is not None else None  # refused early
+        self.fields = fields
+        self._single: SampleEncoder | None = None
+        self._encoders: list[SampleEncoder] = []
+        self._decided = False
+        if fields is not None:
+            self._use_fields(fields)
+
+    @property
+    def multi_field(self) -> bool:
+        return self.fields is not None
+
+    def _use_fields(self, fields: list) -> None:
+        self.fields = fields
+        self._encoders = [SampleEncoder(f.codec, f.dtype) for f in fields]
+        self._decided = True
+
+    def field_dtypes(self) -> list[np.dtype | None]:
+        """The dtype of each field (one for a one-array dataset); None where still open."""
+        if self._single is not None:
+            return [self._single.dtype]
+        if self._encoders:
+            return [encoder.dtype for encoder in self._encoders]
+        return [self.dtype]
+
+    def snapshot(self) -> tuple:
+        single_dtype = self._single.dtype if self._single is not None else None
+        return (
+            self._decided,
+            self.fields,
+            self._single,
+            single_dtype,
+            [e.dtype for e in self._encoders],
+        )
+
+    def restore(self, state: tuple) -> None:
+        decided, fields, single, single_dtype, dtypes = state
+        if single is not None:
+            single.dtype = single_dtype
+        if not decided:
+            self._decided, self.fields, self._single, self._encoders = False, None, None, []
+            return
+        self.fields, self._single = fields, single
+        for encoder, dtype in zip(self._encoders, dtypes, strict=False):
+            encoder.dtype = dtype
+
+    def encode(
+        self, sample: Any, position: int | str
+    ) -> tuple[list[Buffer], list[tuple[int, ...]]]:
+        """Return the payload of each field and each field's shape."""
+        if not self._decided:
+            self._decide(sample, position)
+        if self._single is not None:
+            if isinstance(sample, Mapping):
+                raise SampleError(
+                    f"sample {position}: a dict of fields, but this dataset holds one array "
+                    "per sample (set by the first sample)"
+                )
+            payload, shape = self._single.encode(sample, position)
+            return [payload], [shape]
+        return self._encode_fields(sample, position)
+
+    def _decide(self, sample: Any, position: int | str) -> None:
+        from acumen.fields import infer_field_specs
+
+        if isinstance(sample, Mapping):
+            self._use_fields(infer_field_specs(sample, self.codec, position))
+        else:
+            self._single = SampleEncoder(self.codec, self.dtype)
+            self._decided = True
+
+    def _encode_fields(self, sample: Any, position: int | str) -> tuple[list, list]:
+        from acumen.fields import BYTES_TYPES
+
+        if not isinstance(sample, Mapping):
+            raise SampleError(
+                f"sample {position}: one array, but this dataset's samples are dicts of the "
+                f"fields {[f.name for f in self.fields]}"
+            )
+        if sample.keys() != {f.name for f in self.fields}:
+            names = {f.name for f in self.fields}
+            raise SampleError(
+                f"sample {position}: fields differ from the dataset's (missing "
+                f"{sorted(names - sample.keys())}, unexpected {sorted(set(sample) - names)})"
+            )
+        payloads, shapes = [], []
+        for field, encoder in zip(self.fields, self._encoders, strict=True):
+            value = sample[field.name]
+            label = f"{position} field {field.name!r}"
+            if field.type == "bytes":
+                if not isinstance(value, BYTES_TYPES):
+                    raise SampleError(
+                        f"sample {label}: a bytes field takes bytes, got {type(value).__name__}"
+                    )
+                value = np.frombuffer(memoryview(value).cast("B"), np.uint8)
+            payload, shape = encoder.encode(value, label)
+            payloads.append(payload)
+            shapes.append(shape)
+        return payloads, shapes

@@ -14,10 +14,13 @@ import pandas as pd
 from acumen.errors import CorruptDatasetError
 from acumen.index_table import (
     CHUNK_COLUMN,
+    FIELD_SHAPE_PREFIX,
+    FIELD_SIZE_PREFIX,
     OFFSET_COLUMN,
-    RESERVED_COLUMNS,
+    RESERVED_PREFIX,
     SHAPE_COLUMN,
     SIZE_COLUMN,
+    FieldColumns,
     IndexTable,
 )
 from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, column_type_of_dtype
@@ -33,20 +36,34 @@ def table_from_frame(
     dataset, whose metadata types are inferred the way pandas reads them (empty text in a
     text column reads back as ``""``, as it was written).
     """
-    missing = [c for c in RESERVED_COLUMNS if c not in frame.columns]
+    names = [str(c) for c in frame.columns]
+    field_names = field_names_of(names)
+    required = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
+    if not field_names:
+        required.append(SHAPE_COLUMN)
+    for name in field_names:
+        required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
+    missing = [c for c in required if c not in names]
     if missing:
         raise CorruptDatasetError(f"{source}: index lacks the column(s) {missing}")
     try:
         offsets = _integers(frame[OFFSET_COLUMN], OFFSET_COLUMN)
         sizes = _integers(frame[SIZE_COLUMN], SIZE_COLUMN)
-        shapes = ShapeColumn.parse_texts(frame[SHAPE_COLUMN].to_numpy(dtype=object))
+        shapes = None if field_names else _shapes(frame[SHAPE_COLUMN], SHAPE_COLUMN)
+        fields = {
+            name: FieldColumns(
+                _integers(frame[FIELD_SIZE_PREFIX + name], FIELD_SIZE_PREFIX + name),
+                _shapes(frame[FIELD_SHAPE_PREFIX + name], FIELD_SHAPE_PREFIX + name),
+            )
+            for name in field_names
+        }
     except ValueError as error:
         raise CorruptDatasetError(f"{source}: {error}") from None
     codes, chunk_names = pd.factorize(frame[CHUNK_COLUMN].to_numpy(dtype=object))
     if np.any(codes < 0):
         row = int(np.argmax(codes < 0))
         raise CorruptDatasetError(f"{source}: row {row}: {CHUNK_COLUMN} is empty")
-    present = [str(c) for c in frame.columns if c not in RESERVED_COLUMNS]
+    present = [name for name in names if not name.startswith(RESERVED_PREFIX)]
     specs = metadata_specs(present, lambda name: frame[name].dtype, columns, source)
     metadata = {spec.name: _metadata_column(frame[spec.name], spec, source) for spec in specs}
     return IndexTable(
@@ -56,7 +73,20 @@ def table_from_frame(
         sizes=sizes,
         shapes=shapes,
         metadata=MetadataTable(len(frame), metadata, specs),
+        fields=fields,
     )
+
+
+def field_names_of(column_names: Sequence[str]) -> list[str]:
+    """The fields of a multi-field index, from its ``ai:size_bytes:<field>`` columns."""
+    return [c[len(FIELD_SIZE_PREFIX) :] for c in column_names if c.startswith(FIELD_SIZE_PREFIX)]
+
+
+def _shapes(series: pd.Series, name: str) -> ShapeColumn:
+    try:
+        return ShapeColumn.parse_texts(series.to_numpy(dtype=object))
+    except ValueError as error:
+        raise ValueError(f"column {name}: {error}") from None
 
 
 def metadata_specs(

@@ -7,7 +7,7 @@ and the metadata columns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,25 +20,49 @@ OFFSET_COLUMN = "ai:offset_bytes"
 SIZE_COLUMN = "ai:size_bytes"
 SHAPE_COLUMN = "ai:shape"
 RESERVED_COLUMNS = (CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN, SHAPE_COLUMN)
+RESERVED_PREFIX = "ai:"
+FIELD_SIZE_PREFIX = SIZE_COLUMN + ":"  # ai:size_bytes:<field>
+FIELD_SHAPE_PREFIX = SHAPE_COLUMN + ":"  # ai:shape:<field>
+
+
+@dataclass(eq=False)
+class FieldColumns:
+    """One field of a multi-field dataset: its payload size and shape in every record."""
+
+    sizes: np.ndarray  # int64
+    shapes: ShapeColumn
+
+    def __post_init__(self) -> None:
+        self.sizes = np.ascontiguousarray(self.sizes, dtype=np.int64)
 
 
 @dataclass(eq=False)
 class IndexTable:
-    """Where each sample's payload lives and what it is."""
+    """Where each sample's payload lives and what it is.
+
+    A one-array dataset has ``shapes``; a multi-field dataset has ``fields`` instead
+    (``shapes`` is None) and ``sizes`` are whole-record sizes.
+    """
 
     chunk_names: list[str]  # chunk file names relative to the dataset root
     chunk_ids: np.ndarray  # int32, position in ``chunk_names``
-    offsets: np.ndarray  # int64, byte offset of the payload in its chunk file
-    sizes: np.ndarray  # int64, payload size in bytes
-    shapes: ShapeColumn
+    offsets: np.ndarray  # int64, byte offset of the payload (record) in its chunk file
+    sizes: np.ndarray  # int64, payload (record) size in bytes
+    shapes: ShapeColumn | None
     metadata: MetadataTable
+    fields: dict[str, FieldColumns] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.chunk_ids = np.ascontiguousarray(self.chunk_ids, dtype=np.int32)
         self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
         self.sizes = np.ascontiguousarray(self.sizes, dtype=np.int64)
         n = len(self.offsets)
-        lengths = {len(self.chunk_ids), len(self.sizes), len(self.shapes), len(self.metadata)}
+        if (self.shapes is None) == (not self.fields):
+            raise ValueError("an index has either shapes (one array) or fields, not both")
+        lengths = {len(self.chunk_ids), len(self.sizes), len(self.metadata)}
+        lengths |= {len(self.shapes)} if self.shapes is not None else set()
+        for columns in self.fields.values():
+            lengths |= {len(columns.sizes), len(columns.shapes)}
         if lengths != {n}:
             raise ValueError(f"index columns disagree in length: {sorted(lengths)}")
 
@@ -56,8 +80,12 @@ class IndexTable:
             CHUNK_COLUMN: self.chunk_name_column(),
             OFFSET_COLUMN: self.offsets,
             SIZE_COLUMN: self.sizes,
-            SHAPE_COLUMN: np.array(self.shapes.to_texts(), dtype=object),
         }
+        if self.shapes is not None:
+            data[SHAPE_COLUMN] = np.array(self.shapes.to_texts(), dtype=object)
+        for name, columns in self.fields.items():
+            data[FIELD_SIZE_PREFIX + name] = columns.sizes
+            data[FIELD_SHAPE_PREFIX + name] = np.array(columns.shapes.to_texts(), dtype=object)
         for name in self.metadata.names:
             data[name] = self.metadata.column(name)
         return pd.DataFrame(data)
@@ -69,8 +97,12 @@ class IndexTable:
             self.chunk_ids[indices],
             self.offsets[indices],
             self.sizes[indices],
-            self.shapes.take(indices),
+            self.shapes.take(indices) if self.shapes is not None else None,
             self.metadata.take(indices),
+            {
+                name: FieldColumns(c.sizes[indices], c.shapes.take(indices))
+                for name, c in self.fields.items()
+            },
         )
 
     def __eq__(self, other: object) -> bool:
@@ -82,4 +114,10 @@ class IndexTable:
             and np.array_equal(self.sizes, other.sizes)
             and self.shapes == other.shapes
             and self.metadata == other.metadata
+            and list(self.fields) == list(other.fields)
+            and all(
+                np.array_equal(c.sizes, other.fields[name].sizes)
+                and c.shapes == other.fields[name].shapes
+                for name, c in self.fields.items()
+            )
         )

@@ -41,6 +41,7 @@ class Manifest:
     chunk_size_bytes: int
     metadata: list[ColumnSpec]
     plugins: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    fields: list[dict[str, Any]] | None = None  # multi-field datasets: see acumen.fields
     acumen_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -64,6 +65,7 @@ class Manifest:
             ],
             "metadata": [spec.to_json() for spec in self.metadata],
             "plugins": self.plugins,
+            **({"fields": self.fields} if self.fields is not None else {}),
         }
 
     def write(self, root: Path) -> None:
@@ -140,6 +142,7 @@ class Manifest:
                 raise ManifestError(path, prefix + "type", f"must be one of {COLUMN_TYPES}")
             columns.append(ColumnSpec(name, kind))
         plugins = raw.get("plugins", {})
+        fields = check.fields(raw) if "fields" in raw else None
         return cls(
             n_samples=n_samples,
             dtype=dtype,
@@ -150,12 +153,14 @@ class Manifest:
             chunk_size_bytes=chunk_size,
             metadata=columns,
             plugins=plugins if isinstance(plugins, dict) else {},
+            fields=fields,
             acumen_version=str(raw.get("acumen_version", "unknown")),
             format_version=version,
         )
 
     def install_hint(self, kind: str) -> str | None:
-        """Which distribution provided the plugin of ``kind`` ("codec", "index") when written."""
+        """Which distribution provided the plugin of ``kind`` when written: "codec", "index",
+        or "codec:NAME" for a field's codec."""
         entry = self.plugins.get(kind)
         if isinstance(entry, dict) and isinstance(entry.get("distribution"), str):
             return entry["distribution"]
@@ -186,13 +191,48 @@ class _Checker:
             raise ManifestError(self.path, prefix + key, f"must not be negative, got {value}")
         return value
 
-    def plugin_config(self, obj: dict, key: str) -> dict[str, Any]:
-        config = self.get(obj, key, dict)
-        self.get(config, "name", str, prefix=f"{key}.")
+    def plugin_config(self, obj: dict, key: str, prefix: str = "") -> dict[str, Any]:
+        config = self.get(obj, key, dict, prefix=prefix)
+        self.get(config, "name", str, prefix=f"{prefix}{key}.")
         configuration = config.get("configuration", {})
         if not isinstance(configuration, dict):
-            raise ManifestError(self.path, f"{key}.configuration", "must be an object")
+            raise ManifestError(self.path, f"{prefix}{key}.configuration", "must be an object")
         return {**config, "configuration": configuration}
+
+    def fields(self, raw: dict) -> list[dict[str, Any]]:
+        from acumen.fields import FIELD_TYPES, check_field_name
+
+        entries = self.get(raw, "fields", list)
+        if not entries:
+            raise ManifestError(self.path, "fields", "must list at least one field")
+        checked, names = [], set()
+        for i, entry in enumerate(entries):
+            prefix = f"fields[{i}]."
+            if not isinstance(entry, dict):
+                raise ManifestError(self.path, prefix[:-1], "must be an object")
+            name = self.get(entry, "name", str, prefix=prefix)
+            try:
+                check_field_name(name)
+            except ValueError as error:
+                raise ManifestError(self.path, prefix + "name", str(error)) from None
+            if name in names:
+                raise ManifestError(self.path, prefix + "name", f"{name!r} appears twice")
+            names.add(name)
+            kind = self.get(entry, "type", str, prefix=prefix)
+            if kind not in FIELD_TYPES:
+                raise ManifestError(self.path, prefix + "type", f"must be one of {FIELD_TYPES}")
+            try:
+                dtype_from_json(entry.get("dtype"))
+            except (TypeError, ValueError) as error:
+                raise ManifestError(
+                    self.path, prefix + "dtype", f"is not a dtype: {error}"
+                ) from None
+            codec = self.plugin_config(entry, "codec", prefix=prefix)
+            shape = entry.get("shape")
+            if shape is not None and not (isinstance(shape, list) and all(map(_is_count, shape))):
+                raise ManifestError(self.path, prefix + "shape", "must be null or a list of sizes")
+            checked.append({**entry, "codec": codec})  # kept in JSON form, as written
+        return checked
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}

@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from acumen import plugins
-from acumen.dataset import Dataset
+from acumen.dataset import Dataset, FieldReader
 from acumen.encoding import storage_dtype
-from acumen.errors import DatasetNotFoundError, IncompleteDatasetError
+from acumen.errors import CorruptDatasetError, DatasetNotFoundError, IncompleteDatasetError
+from acumen.index_table import IndexTable
 from acumen.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE, WRITING_MARKER, resolve_inside
-from acumen.manifest import Manifest
+from acumen.manifest import Manifest, dtype_from_json
 from acumen.plugins import PluginSpec
-from acumen.validation import check_chunk_files, check_manifest_agrees, check_raw_sizes
+from acumen.validation import (
+    check_chunk_files,
+    check_field_sizes,
+    check_manifest_agrees,
+    check_raw_sizes,
+)
 
 DEFAULT_STORAGE = "mmap"
 ORIGINAL_DEFAULT_DTYPE = np.float16
@@ -36,6 +43,7 @@ def open_dataset(
     codec: PluginSpec | None = None,
     use_gzip: bool | None = None,
     index_format: PluginSpec | None = None,
+    fields: Sequence[str] | None = None,
 ) -> Dataset:
     """Open the dataset at ``path`` (its folder, its manifest or its index file).
 
@@ -43,9 +51,11 @@ def open_dataset(
     ``"seek"`` (positional reads) or ``"memory"`` (chunks held in RAM). ``dtype``,
     ``codec`` / ``use_gzip`` and ``index_format`` override the manifest; for an original
     dataset, which has no manifest, they say what the original reader would be told.
+    ``fields`` picks which fields of a multi-field dataset are read (only their bytes are).
     """
     root = _dataset_root(Path(path))
     codec = _codec_from_flags(codec, use_gzip)
+    overrides = dtype is not None or codec is not None
     manifest_path = root / MANIFEST_FILE
     if manifest_path.is_file():
         manifest: Manifest | None = Manifest.load(manifest_path)
@@ -73,10 +83,44 @@ def open_dataset(
         check_manifest_agrees(manifest_path, manifest, table)
     chunk_paths = [resolve_inside(root, name, "chunk file") for name in table.chunk_names]
     check_chunk_files(root, table, chunk_paths, manifest)
-    if codec_plugin.is_identity:
+    readers = _field_readers(root, manifest, table) if manifest and manifest.fields else []
+    if readers:
+        if overrides:
+            raise ValueError(f"{root} has fields, each with its own dtype and codec: no overrides")
+        check_field_sizes(index_path, table, readers)
+    elif codec_plugin.is_identity:
         check_raw_sizes(index_path, table, dtype)
     backend = plugins.storage(storage or DEFAULT_STORAGE, [str(p) for p in chunk_paths])
-    return Dataset(root, table, dtype, codec_plugin, backend, manifest)
+    return Dataset(root, table, dtype, codec_plugin, backend, manifest, readers, fields)
+
+
+def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[FieldReader]:
+    declared = [entry["name"] for entry in manifest.fields or []]
+    if declared != list(table.fields):
+        raise CorruptDatasetError(
+            f"{root / MANIFEST_FILE}: fields {declared} differ from the index's "
+            f"{list(table.fields)}"
+        )
+    readers = []
+    for entry in manifest.fields or []:
+        name = entry["name"]
+        codec = plugins.codec(
+            entry["codec"],
+            asked_by=str(root),
+            install_hint=manifest.install_hint(f"codec:{entry['codec']['name']}"),
+        )
+        columns = table.fields[name]
+        readers.append(
+            FieldReader(
+                name,
+                entry["type"],
+                dtype_from_json(entry["dtype"]),
+                codec,
+                columns.sizes,
+                columns.shapes,
+            )
+        )
+    return readers
 
 
 def _dataset_root(path: Path) -> Path:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
-from acumen.abc.codec import Buffer, Codec
-from acumen.encoding import SampleEncoder
+from acumen.abc.codec import Buffer
+from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError, SampleError
 from acumen.manifest import Manifest
 from acumen.parallel import ordered_map
@@ -26,7 +26,7 @@ from acumen.writer import DEFAULT_CHUNK_SIZE, Writer
 logger = logging.getLogger(__name__)
 
 ReadFn = Callable[[Any], tuple[Any, Mapping[str, Any]]]
-Encoded = tuple[Buffer, tuple[int, ...], Mapping[str, Any]]
+Encoded = tuple[list[Buffer], list[tuple[int, ...]], Mapping[str, Any]]
 
 
 def split_into_chunks(
@@ -40,13 +40,16 @@ def split_into_chunks(
     codec: PluginSpec | None = None,
     index_format: PluginSpec = "csv",
     verbose: bool = False,
+    fields: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
 
     ``read_fn(item)`` returns ``(array, metadata dict)``; without it each item is such a
     pair. Arrays are cast to ``dtype`` (float16 by default, as the original; ``None`` keeps
     the first sample's dtype). ``use_gzip`` is the original's flag for ``codec="gzip"``.
-    ``n_jobs=-1`` uses every core. ``read_fn`` must be picklable when ``n_jobs > 1`` under
+    ``n_jobs=-1`` uses every core. ``read_fn`` may return a dict of arrays (or bytes) for
+    samples with several fields; ``fields`` then sets each one's dtype and codec (see
+    :class:`acumen.Writer`). ``read_fn`` must be picklable when ``n_jobs > 1`` under
     the spawn start method (a module-level function, not a lambda).
     """
     if os.path.exists(output_path):
@@ -57,13 +60,6 @@ def split_into_chunks(
         raise ValueError(f"use_gzip=True contradicts codec={codec!r}; give one of them")
     n_jobs = _job_count(n_jobs)
     codec_plugin = plugins.codec(codec)
-    items = iter(data_list)
-    if dtype is None:
-        # Workers must agree on one dtype: the first sample fixes it, read here.
-        first = next(items, None)
-        if first is not None:
-            dtype = np.asarray(_read(read_fn, first, 0)[0]).dtype
-            items = _prepend(first, items)
     level = logging.INFO if verbose else logging.DEBUG
     logger.log(level, "writing %s with %d job(s), codec %s", output_path, n_jobs, codec_plugin)
     with Writer(
@@ -71,16 +67,22 @@ def split_into_chunks(
         codec=codec_plugin,
         index_format=index_format,
         chunk_size_bytes=chunk_size_bytes,
-        dtype=dtype,
+        dtype=dtype if fields is None else None,
+        fields=fields,
     ) as writer:
-        numbered = enumerate(items)
-        encode = _ItemEncoder(read_fn, codec_plugin, dtype)
+        numbered = enumerate(data_list)
+        first = next(numbered, None)
+        if first is not None:
+            # The first sample settles the encoder (fields, dtypes); workers get copies.
+            sample, metadata = _read(read_fn, first[1], 0)
+            writer.add(sample, **metadata)
+        encode = _ItemEncoder(read_fn, writer.encoder)
         if n_jobs == 1:
             encoded: Iterable[Encoded] = map(encode, numbered)
         else:
             encoded = ordered_map(encode, numbered, n_jobs)
-        for position, (payload, shape, metadata) in enumerate(encoded):
-            writer.add_encoded(payload, shape, metadata, str(position))
+        for position, (payloads, shapes, metadata) in enumerate(encoded, start=1):
+            writer.add_encoded(payloads, shapes, metadata, str(position))
             if verbose and (position + 1) % 100_000 == 0:
                 logger.info("%d samples written", position + 1)
     logger.log(level, "wrote %d samples to %s", len(writer), output_path)
@@ -96,23 +98,18 @@ def _job_count(n_jobs: int) -> int:
     return n_jobs
 
 
-def _prepend(first: Any, rest: Iterable[Any]) -> Iterable[Any]:
-    yield first
-    yield from rest
-
-
 class _ItemEncoder:
     """Reads and encodes one numbered item; pickled to the workers with what it needs."""
 
-    def __init__(self, read_fn: ReadFn | None, codec: Codec, dtype: Any) -> None:
+    def __init__(self, read_fn: ReadFn | None, encoder: RecordEncoder) -> None:
         self.read_fn = read_fn
-        self.encoder = SampleEncoder(codec, dtype)
+        self.encoder = encoder
 
     def __call__(self, numbered: tuple[int, Any]) -> Encoded:
         position, item = numbered
-        array, metadata = _read(self.read_fn, item, position)
-        payload, shape = self.encoder.encode(array, position)
-        return bytes(payload), shape, dict(metadata)
+        sample, metadata = _read(self.read_fn, item, position)
+        payloads, shapes = self.encoder.encode(sample, position)
+        return [bytes(p) for p in payloads], shapes, dict(metadata)
 
 
 def _read(read_fn: ReadFn | None, item: Any, position: int) -> tuple[Any, Mapping[str, Any]]:

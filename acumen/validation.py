@@ -65,12 +65,41 @@ def check_raw_sizes(index_path: Path, table: IndexTable, dtype: np.dtype) -> Non
         )
 
 
+def check_field_sizes(index_path: Path, table: IndexTable, readers: list) -> None:
+    """Field sizes add up to record sizes; uncompressed fields have shape x dtype bytes."""
+    total = np.zeros(len(table), dtype=np.int64)
+    for reader in readers:
+        total += reader.sizes
+        if reader.codec.is_identity:
+            expected = reader.shapes.element_counts() * reader.dtype.itemsize
+            wrong = reader.sizes != expected
+            if np.any(wrong):
+                sample = int(np.argmax(wrong))
+                raise CorruptDatasetError(
+                    f"{index_path}: sample {sample} field {reader.name!r} has "
+                    f"{reader.sizes[sample]} bytes, but shape {reader.shapes[sample]} of "
+                    f"{reader.dtype} needs {expected[sample]}"
+                )
+    wrong = total != table.sizes
+    if np.any(wrong):
+        sample = int(np.argmax(wrong))
+        raise CorruptDatasetError(
+            f"{index_path}: sample {sample}: field sizes add up to {total[sample]} bytes, "
+            f"the record has {table.sizes[sample]}"
+        )
+
+
 def check_manifest_agrees(manifest_path: Path, manifest: Manifest, table: IndexTable) -> None:
     if manifest.n_samples != len(table):
         raise CorruptDatasetError(
             f"{manifest_path}: n_samples is {manifest.n_samples}, the index has {len(table)} rows"
         )
-    if manifest.shape is not None and len(table) and table.shapes.fixed != manifest.shape:
+    if (
+        manifest.shape is not None
+        and len(table)
+        and table.shapes is not None
+        and table.shapes.fixed != manifest.shape
+    ):
         raise CorruptDatasetError(
             f"{manifest_path}: shape is {list(manifest.shape)}, but the index holds other shapes"
         )

@@ -19,8 +19,9 @@ import numpy as np
 from acumen import plugins
 from acumen.abc.codec import Buffer
 from acumen.chunk_writer import ChunkWriter
-from acumen.encoding import SampleEncoder
+from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError
+from acumen.fields import field_specs
 from acumen.index_builder import IndexBuilder
 from acumen.layout import create_writing_marker, fsync_directory, replace_durably
 from acumen.manifest import Manifest
@@ -36,6 +37,10 @@ class Writer:
 
     >>> with acumen.Writer("my_data", codec="zstd", dtype="float16") as writer:
     ...     writer.add(np.zeros((4, 3)), label=1, name="a")
+
+    A sample may also be a dict of named fields, each with its own dtype and codec:
+    ``fields={"image": {"dtype": "uint8", "codec": "lz4"}, "mask": "uint8", "jpeg": "bytes"}``
+    (or leave ``fields`` out and the first dict sample decides, with ``codec`` for all).
     """
 
     def __init__(
@@ -46,12 +51,16 @@ class Writer:
         index_format: PluginSpec = "csv",
         chunk_size_bytes: int = DEFAULT_CHUNK_SIZE,
         dtype: Any = None,
+        fields: Mapping[str, Any] | None = None,
         durable: bool = True,
     ) -> None:
         self.root = Path(output_path)
         self.codec = plugins.codec(codec)
         self.index_format = plugins.index_format(index_format)
-        self._encoder = SampleEncoder(self.codec, dtype)
+        if fields is not None and dtype is not None:
+            raise ValueError("give each field its dtype in fields=, not dtype=")
+        specs = field_specs(fields, self.codec) if fields is not None else None
+        self._encoder = RecordEncoder(self.codec, dtype, specs)
         self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
             raise DatasetExistsError(
@@ -69,32 +78,49 @@ class Writer:
 
     @property
     def dtype(self) -> np.dtype | None:
-        return self._encoder.dtype
+        """The dtype of a one-array dataset (None until the first sample fixes it)."""
+        return self._encoder.field_dtypes()[0] if not self._encoder.multi_field else None
 
-    def add(self, array: Any, /, **metadata: Any) -> int:
-        """Append one sample; return its position. Errors name the sample."""
+    def add(self, sample: Any, /, **metadata: Any) -> int:
+        """Append one sample (an array, or a dict of fields); return its position.
+
+        A refused sample raises :class:`acumen.SampleError` naming it and leaves no trace.
+        """
         self._check_open()
-        sample = len(self._index)
-        dtype = self._encoder.dtype
+        position = len(self._index)
+        state = self._encoder.snapshot()
         try:
-            payload, shape = self._encoder.encode(array, sample)
-            self._index.check_metadata(metadata, sample)
+            payloads, shapes = self._encoder.encode(sample, position)
+            self._index.check_metadata(metadata, position)
         except Exception:
-            self._encoder.dtype = dtype  # a refused first sample must not fix the dtype
+            self._encoder.restore(state)  # a refused first sample must not fix dtypes
             raise
-        return self._append(payload, shape)
+        return self._append(payloads, shapes)
 
     def add_encoded(
-        self, payload: Buffer, shape: tuple[int, ...], metadata: Mapping[str, Any], label: str
+        self,
+        payloads: list[Buffer],
+        shapes: list[tuple[int, ...]],
+        metadata: Mapping[str, Any],
+        label: str,
     ) -> int:
-        """Append a sample encoded elsewhere (a worker process) with this writer's codec."""
+        """Append a sample encoded elsewhere (a worker) by :meth:`encoder`'s copy."""
         self._check_open()
         self._index.check_metadata(metadata, label)
-        return self._append(payload, shape)
+        return self._append(payloads, shapes)
 
-    def _append(self, payload: Buffer, shape: tuple[int, ...]) -> int:
-        chunk, offset, size = self._chunks.write(payload)
-        self._index.add(chunk, offset, size, tuple(shape))
+    @property
+    def encoder(self) -> RecordEncoder:
+        """The encoder (picklable); workers encode with copies of it once it is settled."""
+        return self._encoder
+
+    def _append(self, payloads: list[Buffer], shapes: list[tuple[int, ...]]) -> int:
+        chunk, offset, size = self._chunks.write(payloads)
+        if self._encoder.multi_field:
+            sizes = [memoryview(p).nbytes for p in payloads]
+            self._index.add_record(chunk, offset, sizes, [tuple(s) for s in shapes])
+        else:
+            self._index.add(chunk, offset, size, tuple(shapes[0]))
         return len(self._index) - 1
 
     def close(self) -> Manifest:
@@ -102,8 +128,12 @@ class Writer:
         self._check_open()
         self._closed = True
         chunks = self._chunks.close()
-        table = self._index.finish([c.file for c in chunks])
-        dtype = self._encoder.dtype if self._encoder.dtype is not None else np.dtype("<f2")
+        fields = self._encoder.fields
+        table = self._index.finish(
+            [c.file for c in chunks], [f.name for f in fields] if fields is not None else None
+        )
+        dtypes = self._encoder.field_dtypes()
+        dtype = dtypes[0] if len(dtypes) == 1 and dtypes[0] is not None else np.dtype("<f2")
         index_file = self.index_format.filename
         temporary = self.root / f".{index_file}.tmp-{os.getpid()}"
         self.index_format.write(table, temporary)
@@ -111,16 +141,14 @@ class Writer:
         self.manifest = Manifest(
             n_samples=len(table),
             dtype=dtype,
-            shape=table.shapes.fixed if len(table) else None,
+            shape=table.shapes.fixed if len(table) and table.shapes is not None else None,
             codec=self.codec.get_config(),
             index={**self.index_format.get_config(), "file": index_file},
             chunks=chunks,
             chunk_size_bytes=self._chunks.limit,
             metadata=table.metadata.specs,
-            plugins={
-                "codec": _provenance("codec", self.codec.name),
-                "index": _provenance("index_format", self.index_format.name),
-            },
+            plugins=_provenances(self.codec, self.index_format, fields),
+            fields=_field_entries(fields, dtypes, table) if fields is not None else None,
         )
         self.manifest.write(self.root)
         self._marker.unlink()
@@ -146,6 +174,25 @@ class Writer:
             self.close()
         else:
             self.abort()
+
+
+def _field_entries(fields: list, dtypes: list, table: Any) -> list[dict[str, Any]]:
+    entries = []
+    for spec, dtype in zip(fields, dtypes, strict=True):
+        shapes = table.fields[spec.name].shapes
+        settled = type(spec)(spec.name, spec.type, dtype or np.dtype("<f2"), spec.codec)
+        entries.append(settled.to_json(shapes.fixed if len(table) else None))
+    return entries
+
+
+def _provenances(codec: Any, index_format: Any, fields: list | None) -> dict[str, Any]:
+    found = {
+        "codec": _provenance("codec", codec.name),
+        "index": _provenance("index_format", index_format.name),
+    }
+    for spec in fields or []:
+        found[f"codec:{spec.codec.name}"] = _provenance("codec", spec.codec.name)
+    return found
 
 
 def _provenance(kind: str, name: str) -> dict[str, str | None]:

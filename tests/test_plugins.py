@@ -198,13 +198,18 @@ def test_third_party_codec_is_discovered_and_used(site, tmp_path, monkeypatch, a
     else:
         monkeypatch.setenv("ACUMEN_PLUGINS", allowed)
     registry = plugins.reload()
-    assert registry.failures == []
+    if allowed is not None:  # unset: other installed plugins may load too
+        assert registry.failures == []
     registration = registry.get("codec", "xor")
     assert registration.target == "acumen_testcodec.codec:XorCodec"
     assert registration.plugin == "testcodec"
     assert registration.distribution == "acumen-testcodec"
     assert registration.version == "0.1"
-    assert registry.names("codec") == ["gzip", "lz4", "raw", "xor", "zstd"]
+    expected = {"gzip", "lz4", "raw", "xor", "zstd"}
+    if allowed is None:
+        assert expected <= set(registry.names("codec"))
+    else:
+        assert registry.names("codec") == sorted(expected)
     # Registered by name only: the codec module is imported on first use.
     assert "acumen_testcodec" in sys.modules
     assert "acumen_testcodec.codec" not in sys.modules

@@ -18,6 +18,7 @@ from acumen.errors import CorruptDatasetError
 from acumen.index_frame import table_from_frame
 from acumen.index_table import (
     CHUNK_COLUMN,
+    FIELD_SIZE_PREFIX,
     OFFSET_COLUMN,
     SHAPE_COLUMN,
     SIZE_COLUMN,
@@ -62,7 +63,9 @@ class CsvIndex(IndexFormat):
             raise CorruptDatasetError(f"{path}: the index file is missing") from None
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
             raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
-        for name in (OFFSET_COLUMN, SIZE_COLUMN):
+        integer_columns = [OFFSET_COLUMN, SIZE_COLUMN]
+        integer_columns += [c for c in frame.columns if str(c).startswith(FIELD_SIZE_PREFIX)]
+        for name in integer_columns:
             if name in frame.columns and len(frame) == 0:
                 # A header-only file (no samples) gives pandas no values to infer from.
                 frame[name] = frame[name].astype(np.int64)

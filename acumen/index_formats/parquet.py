@@ -15,13 +15,16 @@ import pyarrow.parquet as pq
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
-from acumen.index_frame import metadata_specs
+from acumen.index_frame import field_names_of, metadata_specs
 from acumen.index_table import (
     CHUNK_COLUMN,
+    FIELD_SHAPE_PREFIX,
+    FIELD_SIZE_PREFIX,
     OFFSET_COLUMN,
-    RESERVED_COLUMNS,
+    RESERVED_PREFIX,
     SHAPE_COLUMN,
     SIZE_COLUMN,
+    FieldColumns,
     IndexTable,
 )
 from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable
@@ -45,17 +48,18 @@ class ParquetIndex(IndexFormat):
         return {"compression": self.compression}
 
     def write(self, table: IndexTable, path: Path) -> None:
-        offsets, flat = table.shapes.to_ragged()
         arrays = {
             CHUNK_COLUMN: pa.DictionaryArray.from_arrays(
                 pa.array(table.chunk_ids, pa.int32()), pa.array(table.chunk_names, pa.string())
             ),
             OFFSET_COLUMN: pa.array(table.offsets, pa.int64()),
             SIZE_COLUMN: pa.array(table.sizes, pa.int64()),
-            SHAPE_COLUMN: pa.ListArray.from_arrays(
-                pa.array(offsets.astype(np.int32), pa.int32()), pa.array(flat, pa.int64())
-            ),
         }
+        if table.shapes is not None:
+            arrays[SHAPE_COLUMN] = _shape_list(table.shapes)
+        for name, columns in table.fields.items():
+            arrays[FIELD_SIZE_PREFIX + name] = pa.array(columns.sizes, pa.int64())
+            arrays[FIELD_SHAPE_PREFIX + name] = _shape_list(columns.shapes)
         for spec in table.metadata.specs:
             values = table.metadata.column(spec.name)
             arrays[spec.name] = pa.array(values, _ARROW_TYPES[spec.type])
@@ -68,20 +72,29 @@ class ParquetIndex(IndexFormat):
             raise CorruptDatasetError(f"{path}: the index file is missing") from None
         except (pa.ArrowException, OSError) as error:
             raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
-        missing = [c for c in RESERVED_COLUMNS if c not in arrow.column_names]
+        field_names = field_names_of(arrow.column_names)
+        required = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
+        required += [SHAPE_COLUMN] if not field_names else []
+        for name in field_names:
+            required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
+        missing = [c for c in required if c not in arrow.column_names]
         if missing:
             raise CorruptDatasetError(f"{path}: index lacks the column(s) {missing}")
         try:
             chunk_ids, chunk_names = _chunk_column(arrow.column(CHUNK_COLUMN))
-            shapes_list = arrow.column(SHAPE_COLUMN).combine_chunks()
-            shapes = ShapeColumn.from_ragged(
-                shapes_list.offsets.to_numpy(), shapes_list.values.to_numpy()
-            )
             offsets = arrow.column(OFFSET_COLUMN).to_numpy()
             sizes = arrow.column(SIZE_COLUMN).to_numpy()
+            shapes = None if field_names else _shapes(arrow.column(SHAPE_COLUMN))
+            fields = {
+                name: FieldColumns(
+                    arrow.column(FIELD_SIZE_PREFIX + name).to_numpy(),
+                    _shapes(arrow.column(FIELD_SHAPE_PREFIX + name)),
+                )
+                for name in field_names
+            }
         except (pa.ArrowException, AttributeError, TypeError, ValueError) as error:
             raise CorruptDatasetError(f"{path}: malformed index column: {error}") from None
-        present = [c for c in arrow.column_names if c not in RESERVED_COLUMNS]
+        present = [c for c in arrow.column_names if not c.startswith(RESERVED_PREFIX)]
         specs = metadata_specs(
             present,
             lambda name: np.dtype(arrow.column(name).type.to_pandas_dtype()),
@@ -102,7 +115,20 @@ class ParquetIndex(IndexFormat):
             sizes=sizes,
             shapes=shapes,
             metadata=MetadataTable(arrow.num_rows, metadata, specs),
+            fields=fields,
         )
+
+
+def _shape_list(shapes: ShapeColumn) -> pa.ListArray:
+    offsets, flat = shapes.to_ragged()
+    return pa.ListArray.from_arrays(
+        pa.array(offsets.astype(np.int32), pa.int32()), pa.array(flat, pa.int64())
+    )
+
+
+def _shapes(column: pa.ChunkedArray) -> ShapeColumn:
+    lists = column.combine_chunks()
+    return ShapeColumn.from_ragged(lists.offsets.to_numpy(), lists.values.to_numpy())
 
 
 def _chunk_column(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
