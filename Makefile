@@ -1,6 +1,6 @@
 # Two commands set up everything on a fresh machine:
 #   make demo   converts a generated dataset with every codec, reads it back, prints figures
-#   make test   runs ruff and the whole test suite
+#   make test   runs ruff, the plugins' test suites and the core test suite
 # Each creates .venv and installs what it needs the first time (again when pyproject changes).
 
 PYTHON ?= python3
@@ -10,23 +10,27 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint clean
 
-$(STAMP): pyproject.toml
+PLUGINS := plugins/acumen-image plugins/acumen-blosc2
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" $(foreach p,$(PLUGINS),-e "$(p)[test]")
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/acumen demo
 
+# The core suite, then each plugin's own suite (its own pytest settings), as its users would.
 test: $(STAMP)
-	$(BIN)/ruff check acumen tests benchmarks
-	$(BIN)/ruff format --check acumen tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/ruff check acumen tests benchmarks plugins
+	$(BIN)/ruff format --check acumen tests benchmarks plugins
+	$(foreach p,$(PLUGINS),$(BIN)/python -m pytest -p no:cacheprovider -q $(p)/tests &&) true
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix acumen tests benchmarks
-	$(BIN)/ruff format acumen tests benchmarks
+	$(BIN)/ruff check --fix acumen tests benchmarks plugins
+	$(BIN)/ruff format acumen tests benchmarks plugins
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -42,6 +42,12 @@ class SampleEncoder:
 
     def encode(self, array: Any, sample: int | str) -> tuple[Buffer, tuple[int, ...]]:
         """Return ``(payload, shape)`` for one sample; errors name the sample."""
+        prepared = self.prepare(array, sample)
+        return self.encode_prepared(prepared, sample), prepared.shape
+
+    def prepare(self, array: Any, sample: int | str) -> np.ndarray:
+        """Check and cast one sample (the first fixes an open dtype): C-contiguous, on-disk
+        dtype, ready for the codec."""
         array = np.asarray(array)
         if array.dtype.hasobject:
             raise SampleError(
@@ -62,14 +68,17 @@ class SampleEncoder:
             array = array.astype(self.dtype)
         if not array.flags.c_contiguous:
             array = array.copy(order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
+        return array
+
+    def encode_prepared(self, array: np.ndarray, sample: int | str) -> Buffer:
+        """The codec's payload for a prepared array."""
         try:
-            payload = self.codec.encode(array)
+            return self.codec.encode(array)
         except (TypeError, ValueError) as error:
             raise SampleError(
                 f"sample {sample}: codec '{self.codec.name}' cannot store this array "
                 f"({array.dtype}, shape {array.shape}): {error}"
             ) from None
-        return payload, array.shape
 
 
 class RecordEncoder:
@@ -129,10 +138,29 @@ class RecordEncoder:
         for encoder, dtype in zip(self._encoders, dtypes, strict=False):
             encoder.dtype = dtype
 
+    def codecs(self) -> list[Codec]:
+        """The codec of each field (one for a one-array dataset), once decided."""
+        if self._single is not None:
+            return [self._single.codec]
+        return [f.codec for f in self.fields or []]
+
     def encode(
         self, sample: Any, position: int | str
     ) -> tuple[list[Buffer], list[tuple[int, ...]]]:
         """Return the payload of each field and each field's shape."""
+        arrays = self.prepare(sample, position)
+        return self.encode_prepared(arrays, position), [a.shape for a in arrays]
+
+    def encode_prepared(self, arrays: list[np.ndarray], position: int | str) -> list[Buffer]:
+        if self._single is not None:
+            return [self._single.encode_prepared(arrays[0], position)]
+        return [
+            encoder.encode_prepared(array, f"{position} field {field.name!r}")
+            for field, encoder, array in zip(self.fields, self._encoders, arrays, strict=True)
+        ]
+
+    def prepare(self, sample: Any, position: int | str) -> list[np.ndarray]:
+        """Check and cast every field of a sample, without encoding."""
         if not self._decided:
             self._decide(sample, position)
         if self._single is not None:
@@ -141,9 +169,8 @@ class RecordEncoder:
                     f"sample {position}: a dict of fields, but this dataset holds one array "
                     "per sample (set by the first sample)"
                 )
-            payload, shape = self._single.encode(sample, position)
-            return [payload], [shape]
-        return self._encode_fields(sample, position)
+            return [self._single.prepare(sample, position)]
+        return self._prepare_fields(sample, position)
 
     def _decide(self, sample: Any, position: int | str) -> None:
         from acumen.fields import infer_field_specs
@@ -154,7 +181,7 @@ class RecordEncoder:
             self._single = SampleEncoder(self.codec, self.dtype)
             self._decided = True
 
-    def _encode_fields(self, sample: Any, position: int | str) -> tuple[list, list]:
+    def _prepare_fields(self, sample: Any, position: int | str) -> list[np.ndarray]:
         from acumen.fields import BYTES_TYPES
 
         if not isinstance(sample, Mapping):
@@ -168,7 +195,7 @@ class RecordEncoder:
                 f"sample {position}: fields differ from the dataset's (missing "
                 f"{sorted(names - sample.keys())}, unexpected {sorted(set(sample) - names)})"
             )
-        payloads, shapes = [], []
+        arrays = []
         for field, encoder in zip(self.fields, self._encoders, strict=True):
             value = sample[field.name]
             label = f"{position} field {field.name!r}"
@@ -178,7 +205,5 @@ class RecordEncoder:
                         f"sample {label}: a bytes field takes bytes, got {type(value).__name__}"
                     )
                 value = np.frombuffer(memoryview(value).cast("B"), np.uint8)
-            payload, shape = encoder.encode(value, label)
-            payloads.append(payload)
-            shapes.append(shape)
-        return payloads, shapes
+            arrays.append(encoder.prepare(value, label))
+        return arrays

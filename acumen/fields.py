@@ -83,13 +83,11 @@ def field_specs(fields: Mapping[str, Any], default_codec: Codec) -> list[FieldSp
             if dtype is not None and np.dtype(dtype) != BYTES_DTYPE:
                 raise ValueError(f"field {name!r}: a bytes field has no dtype to choose")
             dtype = BYTES_DTYPE
+        codec = plugins.codec(codec)
+        if codec is default_codec:  # each field gets its own instance (own dictionary...)
+            codec = type(codec).from_config(codec.get_config())
         specs.append(
-            FieldSpec(
-                name,
-                kind,
-                storage_dtype(dtype) if dtype is not None else None,
-                plugins.codec(codec),
-            )
+            FieldSpec(name, kind, storage_dtype(dtype) if dtype is not None else None, codec)
         )
     if not specs:
         raise ValueError("fields= needs at least one field")

@@ -65,6 +65,15 @@ def write_atomically(path: Path, data: bytes) -> None:
     fsync_directory(path.parent)
 
 
+def write_resource(path: Path, data: bytes) -> None:
+    """A file a plugin keeps in the dataset (a codec's dictionary), written durably."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
 def replace_durably(temporary: Path, final: Path) -> None:
     """fsync an already written file, then rename it into place."""
     with open(temporary, "rb+") as file:

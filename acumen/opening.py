@@ -83,6 +83,7 @@ def open_dataset(
         check_manifest_agrees(manifest_path, manifest, table)
     chunk_paths = [resolve_inside(root, name, "chunk file") for name in table.chunk_names]
     check_chunk_files(root, table, chunk_paths, manifest)
+    codec_plugin.open_resources(root)
     readers = _field_readers(root, manifest, table) if manifest and manifest.fields else []
     if readers:
         if overrides:
@@ -109,6 +110,7 @@ def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[Fi
             asked_by=str(root),
             install_hint=manifest.install_hint(f"codec:{entry['codec']['name']}"),
         )
+        codec.open_resources(root)
         columns = table.fields[name]
         readers.append(
             FieldReader(

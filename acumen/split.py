@@ -71,17 +71,20 @@ def split_into_chunks(
         fields=fields,
     ) as writer:
         numbered = enumerate(data_list)
-        first = next(numbered, None)
-        if first is not None:
-            # The first sample settles the encoder (fields, dtypes); workers get copies.
-            sample, metadata = _read(read_fn, first[1], 0)
+        # The parent writes the first samples itself until the encoder is settled (fields,
+        # dtypes) and its codecs trained; workers then get copies of it.
+        for position, item in numbered:
+            sample, metadata = _read(read_fn, item, position)
             writer.add(sample, **metadata)
+            if not writer.training:
+                break
         encode = _ItemEncoder(read_fn, writer.encoder)
         if n_jobs == 1:
             encoded: Iterable[Encoded] = map(encode, numbered)
         else:
             encoded = ordered_map(encode, numbered, n_jobs)
-        for position, (payloads, shapes, metadata) in enumerate(encoded, start=1):
+        for payloads, shapes, metadata in encoded:
+            position = len(writer)
             writer.add_encoded(payloads, shapes, metadata, str(position))
             if verbose and (position + 1) % 100_000 == 0:
                 logger.info("%d samples written", position + 1)

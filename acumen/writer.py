@@ -23,7 +23,13 @@ from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError
 from acumen.fields import field_specs
 from acumen.index_builder import IndexBuilder
-from acumen.layout import create_writing_marker, fsync_directory, replace_durably
+from acumen.layout import (
+    create_writing_marker,
+    fsync_directory,
+    replace_durably,
+    resolve_inside,
+    write_resource,
+)
 from acumen.manifest import Manifest
 from acumen.plugins import PluginSpec
 
@@ -70,11 +76,13 @@ class Writer:
         self.root.mkdir(parents=True, exist_ok=True)
         self._marker = create_writing_marker(self.root)
         self._index = IndexBuilder()
+        self._pending: list[list[np.ndarray]] = []  # samples held back for codec training
+        self._training: list | None = None  # codecs still to train; None: not decided yet
         self._closed = False
         self.manifest: Manifest | None = None
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._index) + len(self._pending)
 
     @property
     def dtype(self) -> np.dtype | None:
@@ -87,15 +95,45 @@ class Writer:
         A refused sample raises :class:`acumen.SampleError` naming it and leaves no trace.
         """
         self._check_open()
-        position = len(self._index)
+        position = len(self._index) + len(self._pending)
         state = self._encoder.snapshot()
         try:
-            payloads, shapes = self._encoder.encode(sample, position)
+            arrays = self._encoder.prepare(sample, position)
+            if self._training is None:  # decided with the first sample
+                self._training = [c for c in self._encoder.codecs() if c.training_samples()]
+            payloads = None if self._training else self._encoder.encode_prepared(arrays, position)
             self._index.check_metadata(metadata, position)
         except Exception:
             self._encoder.restore(state)  # a refused first sample must not fix dtypes
+            if position == 0:
+                self._training = None
             raise
-        return self._append(payloads, shapes)
+        if payloads is None:  # held back until the codecs have learnt from enough samples
+            self._pending.append(arrays)
+            if len(self._pending) >= max(c.training_samples() for c in self._training):
+                self._train_and_flush()
+            return position
+        return self._append(payloads, [a.shape for a in arrays])
+
+    @property
+    def training(self) -> bool:
+        """True while samples are held back for a codec to train on (see Codec.train)."""
+        return self._training is None or bool(self._training)
+
+    def _train_and_flush(self) -> None:
+        codecs = self._encoder.codecs()
+        names = [f.name for f in self._encoder.fields] if self._encoder.multi_field else [None]
+        for k, (codec, name) in enumerate(zip(codecs, names, strict=True)):
+            if codec in self._training:
+                codec.train([arrays[k] for arrays in self._pending], f"codecs/{name or 'data'}.")
+                for relative, data in codec.resources().items():
+                    write_resource(resolve_inside(self.root, relative, "codec resource"), data)
+        self._training = []
+        pending, self._pending = self._pending, []
+        start = len(self._index)
+        for offset, arrays in enumerate(pending):
+            payloads = self._encoder.encode_prepared(arrays, start + offset)
+            self._append(payloads, [a.shape for a in arrays])
 
     def add_encoded(
         self,
@@ -106,6 +144,8 @@ class Writer:
     ) -> int:
         """Append a sample encoded elsewhere (a worker) by :meth:`encoder`'s copy."""
         self._check_open()
+        if self.training:
+            raise ValueError("samples encoded elsewhere need a settled, trained encoder")
         self._index.check_metadata(metadata, label)
         return self._append(payloads, shapes)
 
@@ -126,6 +166,8 @@ class Writer:
     def close(self) -> Manifest:
         """Finish the dataset: index, then manifest, then drop the marker."""
         self._check_open()
+        if self._pending:
+            self._train_and_flush()  # fewer samples than the codec asked for
         self._closed = True
         chunks = self._chunks.close()
         fields = self._encoder.fields

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,3 +48,23 @@ class Codec(Plugin, ABC):
     @abstractmethod
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
         """Return the sample bytes (exactly ``decoded_size`` of them) for a payload."""
+
+    # --- optional: codecs that learn from the data (zstd dictionaries) -----------------
+    def training_samples(self) -> int:
+        """How many samples the codec wants to see before its first ``encode`` (0: none).
+
+        The writer then holds back that many samples, calls :meth:`train`, stores
+        :meth:`resources` in the dataset, and encodes. The configuration must name the
+        resources afterwards, so the manifest records them.
+        """
+        return 0
+
+    def train(self, arrays: list[np.ndarray], resource_prefix: str) -> None:
+        """Learn from the first samples; name resources starting with ``resource_prefix``."""
+
+    def resources(self) -> dict[str, bytes]:
+        """Files to store in the dataset: relative path -> content."""
+        return {}
+
+    def open_resources(self, root: Path) -> None:
+        """Load what :meth:`resources` stored, from the dataset folder ``root``."""

@@ -52,6 +52,9 @@ class CodecTests:
     huge_size: ClassVar[int] = 8 << 20
     #: Whether the plugin is expected among installed plugins (its entry point is active).
     registered: ClassVar[bool] = True
+    #: Whether damage to a payload is always detected (a checksum, or a format that fails).
+    #: Lossless compressing codecs should be; set False for a codec that cannot be.
+    detects_damage: ClassVar[bool] = True
 
     # --- hooks for subclasses ---------------------------------------------------------
     def make_array(self, dtype: np.dtype, shape: tuple[int, ...], rng: np.random.Generator):
@@ -199,6 +202,26 @@ class CodecTests:
             for damaged in bad:
                 with pytest.raises(CorruptDatasetError):
                     codec.decode(damaged, array.nbytes)
+
+    def test_every_damaged_byte_is_detected(self) -> None:
+        """Flip each byte of a payload in turn: an error, or (rarely) the exact data."""
+        for codec in self.codecs():
+            if codec.is_identity or not self.detects_damage:
+                continue
+            array = next(a for a in self.arrays() if a.nbytes > 16)
+            payload = bytearray(array_bytes(codec.encode(array)))
+            silent = []
+            for position in range(len(payload)):
+                payload[position] ^= 0x5A
+                try:
+                    decoded = bytes(array_bytes(codec.decode(bytes(payload), array.nbytes)))
+                except CorruptDatasetError:
+                    pass
+                else:
+                    if decoded != array.tobytes():
+                        silent.append(position)
+                payload[position] ^= 0x5A
+            assert not silent, f"{codec}: damage at bytes {silent[:10]} decoded to wrong data"
 
     def test_registered_and_round_trips_in_a_dataset(self, tmp_path: Path) -> None:
         if not self.registered:
