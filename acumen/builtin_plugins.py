@@ -29,4 +29,5 @@ def acumen_index_formats() -> dict[str, str]:
     return {
         "csv": "acumen.index_formats.csv:CsvIndex",
         "parquet": "acumen.index_formats.parquet:ParquetIndex",
+        "arrow": "acumen.index_formats.arrow:ArrowIndex",
     }

@@ -29,6 +29,7 @@ class ChunkWriter:
         self.limit = chunk_size_bytes
         self.durable = durable
         self.chunks: list[ChunkEntry] = []
+        self.bytes_written = 0
         self._number = 0
         self._size = 0
         self._count = 0
@@ -53,6 +54,7 @@ class ChunkWriter:
             self._file.write(payload)
         offset = self._size
         self._size += size
+        self.bytes_written += size
         self._count += 1
         return len(self.chunks), offset, size
 

@@ -19,6 +19,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = commands.add_parser("info", help="describe a dataset")
     info.add_argument("path")
     commands.add_parser("plugins", help="list installed plugins")
+    recode = commands.add_parser(
+        "recode",
+        help="re-write a dataset with another codec, index format or chunk size, and verify it",
+    )
+    recode.add_argument("source")
+    recode.add_argument("destination")
+    recode.add_argument("--codec", help="codec name (default: the source's)")
+    recode.add_argument("--level", type=int, help="the codec's compression level")
+    recode.add_argument("--index", help="index format: csv, parquet, arrow...")
+    recode.add_argument("--chunk-size", type=_byte_size, help="e.g. 64MiB (default: source's)")
+    recode.add_argument("--jobs", type=int, default=1, help="worker processes (-1: all cores)")
+    recode.add_argument("--no-verify", action="store_true", help="skip the read-back check")
+    recode.add_argument("--dtype", help="dtype of an original acumenindexer source")
+    recode.add_argument("--gzip", action="store_true", help="an original source uses gzip")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -29,10 +43,73 @@ def main(argv: Sequence[str] | None = None) -> int:
             _info(args.path)
         elif args.command == "plugins":
             _plugins()
+        elif args.command == "recode":
+            _recode(args)
     except AcumenError as error:
         print(f"acumen: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
+
+
+def _byte_size(text: str) -> int:
+    number = text.strip().upper().rstrip()
+    unit = number.lstrip("0123456789.")
+    value = number[: len(number) - len(unit)]
+    try:
+        return int(float(value) * _UNITS[unit.strip()])
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"not a size: {text!r} (e.g. 10485760, 64MiB, 10MB)"
+        ) from None
+
+
+def _recode(args: argparse.Namespace) -> None:
+    from acumen import plugins
+    from acumen.opening import open_dataset
+    from acumen.recode import recode
+
+    source_options: dict = {}
+    if args.dtype:
+        source_options["dtype"] = args.dtype
+    if args.gzip:
+        source_options["use_gzip"] = True
+    codec = args.codec
+    if args.level is not None:
+        if codec is None:
+            with open_dataset(args.source, **source_options) as src:
+                codec = src.codec.name
+        codec = {"name": codec, "configuration": {"level": args.level}}
+    if codec is not None:
+        plugins.codec(codec)  # a bad name or level is reported before any work
+    manifest = recode(
+        args.source,
+        args.destination,
+        codec=codec,
+        index_format=args.index,
+        chunk_size_bytes=args.chunk_size,
+        n_jobs=args.jobs,
+        verify=not args.no_verify,
+        source_options=source_options,
+    )
+    total = sum(c.size_bytes for c in manifest.chunks)
+    checked = "verified" if not args.no_verify else "not verified"
+    print(
+        f"{args.destination}: {manifest.n_samples:,} samples, {len(manifest.chunks)} chunk "
+        f"files, {total:,} bytes, codec {manifest.codec['name']}, index "
+        f"{manifest.index['name']}; {checked}"
+    )
 
 
 def _info(path: str) -> None:

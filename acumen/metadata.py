@@ -87,7 +87,9 @@ class MetadataTable:
         return [spec.name for spec in self.specs]
 
     def column(self, name: str) -> np.ndarray:
-        return self._columns[name]
+        # A column may be any array-like with ``item``, ``dtype``, ``len``, iteration and
+        # ``[indices]`` (an index format's lazy text column); asked for, it is a numpy array.
+        return np.asarray(self._columns[name])
 
     def row(self, i: int) -> dict[str, object]:
         """Sample ``i``'s metadata as plain Python values."""

@@ -126,8 +126,10 @@ def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[Fi
 
 
 def _dataset_root(path: Path) -> Path:
-    if path.is_file() and path.name in (MANIFEST_FILE, ORIGINAL_INDEX_FILE, "index.parquet"):
-        path = path.parent
+    if path.is_file() and (
+        path.name in (MANIFEST_FILE, ORIGINAL_INDEX_FILE) or path.name.startswith("index.")
+    ):
+        path = path.parent  # a dataset's manifest or index file stands for the dataset
     if not path.exists():
         raise DatasetNotFoundError(f"{path}: no such dataset (the path does not exist)")
     if not path.is_dir():

@@ -81,7 +81,7 @@ class ShapeColumn:
             if n == 1 or np.all(dims == dims[0]):
                 return cls(n, fixed=tuple(int(d) for d in dims[0]))
             return cls(n, dims=np.ascontiguousarray(dims))
-        return cls(n, dims=flat, offsets=offsets - offsets[0])
+        return cls(n, dims=flat[offsets[0] : offsets[-1]], offsets=offsets - offsets[0])
 
     @classmethod
     def parse_texts(cls, texts: Sequence[str] | np.ndarray) -> ShapeColumn:
@@ -121,7 +121,11 @@ class ShapeColumn:
         if self._fixed is not None:
             return np.full(self._n, int(np.prod(self._fixed, dtype=np.int64)), dtype=np.int64)
         if self._offsets is None:
-            return np.prod(self._dims, axis=1, dtype=np.int64)
+            # Column by column: much faster than np.prod(axis=1) over a narrow (n, ndim) array.
+            counts = np.ones(self._n, dtype=np.int64)
+            for dim in range(self._dims.shape[1]):
+                counts *= self._dims[:, dim]
+            return counts
         lengths = np.diff(self._offsets)
         counts = np.ones(self._n, dtype=np.int64)
         nonempty = lengths > 0

@@ -21,6 +21,7 @@ from acumen.errors import DatasetExistsError, SampleError
 from acumen.manifest import Manifest
 from acumen.parallel import ordered_map
 from acumen.plugins import PluginSpec
+from acumen.progress import Progress
 from acumen.writer import DEFAULT_CHUNK_SIZE, Writer
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def split_into_chunks(
     index_format: PluginSpec = "csv",
     verbose: bool = False,
     fields: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> Manifest:
     """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
 
@@ -49,7 +51,8 @@ def split_into_chunks(
     the first sample's dtype). ``use_gzip`` is the original's flag for ``codec="gzip"``.
     ``n_jobs=-1`` uses every core. ``read_fn`` may return a dict of arrays (or bytes) for
     samples with several fields; ``fields`` then sets each one's dtype and codec (see
-    :class:`acumen.Writer`). ``read_fn`` must be picklable when ``n_jobs > 1`` under
+    :class:`acumen.Writer`). ``progress`` is updated once per sample written.
+    ``read_fn`` must be picklable when ``n_jobs > 1`` under
     the spawn start method (a module-level function, not a lambda).
     """
     if os.path.exists(output_path):
@@ -76,6 +79,8 @@ def split_into_chunks(
         for position, item in numbered:
             sample, metadata = _read(read_fn, item, position)
             writer.add(sample, **metadata)
+            if progress is not None:
+                progress.update(1, writer.bytes_written - progress.nbytes)
             if not writer.training:
                 break
         encode = _ItemEncoder(read_fn, writer.encoder)
@@ -86,6 +91,8 @@ def split_into_chunks(
         for payloads, shapes, metadata in encoded:
             position = len(writer)
             writer.add_encoded(payloads, shapes, metadata, str(position))
+            if progress is not None:
+                progress.update(1, sum(len(p) for p in payloads))
             if verbose and (position + 1) % 100_000 == 0:
                 logger.info("%d samples written", position + 1)
     logger.log(level, "wrote %d samples to %s", len(writer), output_path)

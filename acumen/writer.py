@@ -85,6 +85,11 @@ class Writer:
         return len(self._index) + len(self._pending)
 
     @property
+    def bytes_written(self) -> int:
+        """Payload bytes appended to chunk files so far."""
+        return self._chunks.bytes_written
+
+    @property
     def dtype(self) -> np.dtype | None:
         """The dtype of a one-array dataset (None until the first sample fixes it)."""
         return self._encoder.field_dtypes()[0] if not self._encoder.multi_field else None
@@ -115,6 +120,13 @@ class Writer:
             return position
         return self._append(payloads, [a.shape for a in arrays])
 
+    def _store_resources(self) -> None:
+        for codec in self._encoder.codecs():
+            for relative, data in codec.resources().items():
+                path = resolve_inside(self.root, relative, "codec resource")
+                if not path.exists():
+                    write_resource(path, data)
+
     @property
     def training(self) -> bool:
         """True while samples are held back for a codec to train on (see Codec.train)."""
@@ -126,8 +138,7 @@ class Writer:
         for k, (codec, name) in enumerate(zip(codecs, names, strict=True)):
             if codec in self._training:
                 codec.train([arrays[k] for arrays in self._pending], f"codecs/{name or 'data'}.")
-                for relative, data in codec.resources().items():
-                    write_resource(resolve_inside(self.root, relative, "codec resource"), data)
+        self._store_resources()
         self._training = []
         pending, self._pending = self._pending, []
         start = len(self._index)
@@ -168,6 +179,7 @@ class Writer:
         self._check_open()
         if self._pending:
             self._train_and_flush()  # fewer samples than the codec asked for
+        self._store_resources()  # those of codecs that came trained (a recoded dataset's)
         self._closed = True
         chunks = self._chunks.close()
         fields = self._encoder.fields

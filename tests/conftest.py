@@ -20,7 +20,7 @@ from acumen import plugins
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original"
 CODECS = ("raw", "gzip", "zstd", "lz4")
 STORAGES = ("seek", "mmap", "memory")
-INDEX_FORMATS = ("csv", "parquet")
+INDEX_FORMATS = ("csv", "parquet", "arrow")
 
 
 @pytest.fixture(autouse=True)

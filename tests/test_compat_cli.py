@@ -18,7 +18,7 @@ from .conftest import FIXTURES, load_fixture
 EXPECTED_PLUGINS = {
     "codecs": ["gzip", "lz4", "raw", "zstd"],
     "storage backends": ["memory", "mmap", "seek"],
-    "index formats": ["csv", "parquet"],
+    "index formats": ["arrow", "csv", "parquet"],
 }
 
 

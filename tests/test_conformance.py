@@ -53,3 +53,10 @@ class TestCsvIndex(IndexFormatTests):
 class TestParquetIndex(IndexFormatTests):
     index_format_class = ParquetIndex
     configurations = ({}, {"compression": "none"}, {"compression": "snappy"})
+
+
+from acumen.index_formats.arrow import ArrowIndex  # noqa: E402 (appended with its test class)
+
+
+class TestArrowIndex(IndexFormatTests):
+    index_format_class = ArrowIndex

@@ -372,7 +372,7 @@ def test_manifest_index_format_not_installed(dataset):
         acumen.open(root)
     message = str(caught.value)
     assert "index format 'feather' is not installed" in message
-    assert "installed index formats: csv, parquet" in message
+    assert "installed index formats: arrow, csv, parquet" in message
     assert "`pip install acumen-feather`" in message
 
 

@@ -54,7 +54,7 @@ def assert_same_fields(got: dict, want: dict) -> None:
             assert got[name].tobytes() == value.tobytes()
 
 
-@pytest.mark.parametrize("index_format", [*INDEX_FORMATS, "arrow"])
+@pytest.mark.parametrize("index_format", INDEX_FORMATS)
 @pytest.mark.parametrize("storage", STORAGES)
 def test_fields_round_trip(tmp_path: Path, storage: str, index_format: str) -> None:
     samples = make_samples(23)

@@ -39,6 +39,7 @@ BUILTINS = {
         "memory": "acumen.storage.memory:MemoryStorage",
     },
     "index_format": {
+        "arrow": "acumen.index_formats.arrow:ArrowIndex",
         "csv": "acumen.index_formats.csv:CsvIndex",
         "parquet": "acumen.index_formats.parquet:ParquetIndex",
     },
@@ -273,7 +274,8 @@ def test_broken_plugin_is_skipped_with_a_warning(site, tmp_path, monkeypatch):
         {"__init__.py": 'raise ImportError("needs libfoo, which is not installed")\n'},
     )
     importlib.invalidate_caches()
-    monkeypatch.delenv("ACUMEN_PLUGINS")
+    # Only the plugins under test, whatever else is installed on this machine.
+    monkeypatch.setenv("ACUMEN_PLUGINS", "builtin,broken")
     with pytest.warns(PluginLoadWarning) as record:
         registry = plugins.reload()
     assert len(record) == 1
@@ -378,7 +380,7 @@ def test_third_party_cannot_shadow_a_builtin(site, monkeypatch):
         {"__init__.py": hooks, "codec.py": XOR_CODEC},
     )
     importlib.invalidate_caches()
-    monkeypatch.delenv("ACUMEN_PLUGINS")
+    monkeypatch.setenv("ACUMEN_PLUGINS", "builtin,aaa-shadow")
     with pytest.warns(PluginLoadWarning) as record:
         registry = plugins.reload()
     assert [str(w.message) for w in record] == [
@@ -497,7 +499,7 @@ def test_lookup_errors():
     with pytest.raises(PluginNotFoundError) as caught:
         plugins.index_format("feather")
     assert str(caught.value) == (
-        "index format 'feather' is not installed; installed index formats: csv, parquet; "
+        "index format 'feather' is not installed; installed index formats: arrow, csv, parquet; "
         "try `pip install acumen-feather`"
     )
     with pytest.raises(KeyError):

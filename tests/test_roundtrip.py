@@ -320,7 +320,7 @@ def test_open_overrides(tmp_path, index_format):
     arrays = [np.arange(6, dtype=np.int32).reshape(2, 3) * i for i in range(3)]
     path = tmp_path / "ds"
     write(path, arrays, [{"i": i} for i in range(3)], index_format=index_format)
-    index_file = "index.csv" if index_format == "csv" else "index.parquet"
+    index_file = f"index.{index_format}"
     for where in (path, path / "manifest.json", path / index_file, str(path)):
         with acumen.open(where, index_format=index_format) as ds:
             assert_same_array(ds.read(2), arrays[2])

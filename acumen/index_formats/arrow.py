@@ -1,0 +1,374 @@
+"""``arrow``: the index as an uncompressed Arrow IPC file, read memory-mapped in place.
+
+The columns and types are those of ``parquet`` (``ai:chunk_name`` dictionary-encoded,
+``ai:offset_bytes`` / ``ai:size_bytes`` int64, ``ai:shape`` a list of int64 dimensions,
+metadata with native types), written as ONE record batch so that every column is one
+contiguous buffer. Reading maps the file and hands its buffers to numpy as they are:
+chunk ids, offsets, sizes, shape dimensions and int/float metadata are views of the map,
+not copies, so opening does no work per sample beyond a few vectorised checks.
+
+Two column kinds are not used in place: ``bool`` metadata (Arrow packs bits; numpy needs a
+byte per value, so they are unpacked at open, O(n)) and ``str`` metadata, which stays in
+the map as Arrow's offsets + UTF-8 bytes and is decoded one value at a time when a row is
+read (:class:`ArrowStringColumn`).
+
+``ai:shape`` is ``fixed_size_list<int64>[ndim]`` when every sample has the same number of
+dimensions (at least one), and ``large_list<int64>`` otherwise; ``list<int64>`` is read too.
+A multi-field index has ``ai:size_bytes:<field>`` and ``ai:shape:<field>`` columns instead
+of ``ai:shape``, used in place the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from acumen.abc.index_format import IndexFormat
+from acumen.errors import CorruptDatasetError
+from acumen.index_frame import field_names_of, metadata_specs
+from acumen.index_table import (
+    CHUNK_COLUMN,
+    FIELD_SHAPE_PREFIX,
+    FIELD_SIZE_PREFIX,
+    OFFSET_COLUMN,
+    RESERVED_PREFIX,
+    SHAPE_COLUMN,
+    SIZE_COLUMN,
+    FieldColumns,
+    IndexTable,
+)
+from acumen.metadata import ColumnSpec, MetadataTable
+from acumen.shapes import ShapeColumn
+
+_INT32_MAX = 2**31 - 1
+
+
+class ArrowIndex(IndexFormat):
+    name = "arrow"
+    filename = "index.arrow"
+
+    def write(self, table: IndexTable, path: Path) -> None:
+        names = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
+        arrays = [
+            pa.DictionaryArray.from_arrays(
+                pa.array(table.chunk_ids, pa.int32()), pa.array(table.chunk_names, pa.string())
+            ),
+            pa.array(table.offsets, pa.int64()),
+            pa.array(table.sizes, pa.int64()),
+        ]
+        if table.shapes is not None:
+            names.append(SHAPE_COLUMN)
+            arrays.append(_shape_array(table.shapes))
+        for name, columns in table.fields.items():
+            names += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
+            arrays += [pa.array(columns.sizes, pa.int64()), _shape_array(columns.shapes)]
+        for spec in table.metadata.specs:
+            names.append(spec.name)
+            arrays.append(_metadata_array(table.metadata.column(spec.name), spec.type))
+        # One record batch: each column is a single contiguous array in the file.
+        batch = pa.RecordBatch.from_arrays(arrays, names=names)
+        options = ipc.IpcWriteOptions(compression=None)
+        with (
+            pa.OSFile(str(path), "wb") as sink,
+            ipc.new_file(sink, batch.schema, options=options) as writer,
+        ):
+            writer.write_batch(batch)
+
+    def read(self, path: Path, columns: Sequence[ColumnSpec] | None) -> IndexTable:
+        source = str(path)
+        batch = _map_batch(path)
+        present = batch.schema.names
+        field_names = field_names_of(present)
+        required = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
+        required += [SHAPE_COLUMN] if not field_names else []
+        for name in field_names:
+            required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
+        missing = [c for c in required if c not in present]
+        if missing:
+            raise CorruptDatasetError(f"{source}: index lacks the column(s) {missing}")
+        n = batch.num_rows
+        chunk_ids, chunk_names = _chunk_column(batch.column(CHUNK_COLUMN), source)
+        offsets = _int64_column(batch, OFFSET_COLUMN, source)
+        sizes = _int64_column(batch, SIZE_COLUMN, source)
+        shapes = None if field_names else _shape_column(batch, SHAPE_COLUMN, source)
+        fields = {
+            name: FieldColumns(
+                _int64_column(batch, FIELD_SIZE_PREFIX + name, source),
+                _shape_column(batch, FIELD_SHAPE_PREFIX + name, source),
+            )
+            for name in field_names
+        }
+        specs = metadata_specs(
+            [c for c in present if not c.startswith(RESERVED_PREFIX)],
+            lambda name: _numpy_dtype(batch.schema.field(name).type),
+            columns,
+            source,
+        )
+        metadata = {spec.name: _metadata_column(batch, spec, source) for spec in specs}
+        return IndexTable(
+            chunk_names=chunk_names,
+            chunk_ids=chunk_ids,
+            offsets=offsets,
+            sizes=sizes,
+            shapes=shapes,
+            metadata=MetadataTable(n, metadata, specs),
+            fields=fields,
+        )
+
+
+class ArrowStringColumn:
+    """A ``str`` metadata column left in Arrow form; values are decoded when asked for.
+
+    Offers what :class:`~acumen.metadata.MetadataTable` uses of a numpy object column:
+    ``item(i)``, ``col[indices]``, ``dtype``, ``len`` and iteration; ``numpy.asarray(col)``
+    gives the object array. Pickles as its Arrow array (the bytes, not the map).
+    """
+
+    __slots__ = ("_array", "_data", "_offset_item", "_source")
+
+    dtype = np.dtype(object)
+
+    def __init__(self, array: pa.Array, source: str = "") -> None:
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            raise TypeError(f"not a string array: {array.type}")
+        self._array = array
+        self._source = source
+        _, offsets_buffer, data_buffer = array.buffers()
+        offset_type = np.int32 if pa.types.is_string(array.type) else np.int64
+        if offsets_buffer is None:  # only an empty array may lack its buffers
+            offsets = np.zeros(1, dtype=offset_type)
+        else:
+            offsets = np.frombuffer(offsets_buffer, dtype=offset_type)
+            offsets = offsets[array.offset : array.offset + len(array) + 1]
+        self._offset_item = offsets.item
+        self._data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+
+    def item(self, i: int) -> str:
+        start, end = self._offset_item(i), self._offset_item(i + 1)
+        try:
+            return str(self._data[start:end], "utf-8")
+        except UnicodeDecodeError as error:
+            raise CorruptDatasetError(
+                f"{self._source}: a metadata text value (row {i}) is not UTF-8: {error}"
+            ) from None
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self.item, range(len(self._array)))
+
+    def __getitem__(self, key: Any) -> str | ArrowStringColumn:
+        n = len(self._array)
+        if isinstance(key, (int, np.integer)):
+            i = int(key)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for a column of {n}")
+            return self.item(i + n if i < 0 else i)
+        if isinstance(key, slice):
+            indices = np.arange(n, dtype=np.int64)[key]
+        else:
+            indices = np.asarray(key)
+            if indices.dtype == np.bool_:
+                if indices.shape != (n,):
+                    raise IndexError(f"a boolean index needs {n} values, not {indices.shape}")
+                indices = np.flatnonzero(indices)
+            elif indices.dtype.kind not in "iu" and indices.size:
+                raise IndexError(f"cannot index a column with {indices.dtype} values")
+            indices = indices.astype(np.int64, copy=False).reshape(-1)
+            if indices.size and (indices.min() < -n or indices.max() >= n):
+                raise IndexError(f"an index is out of bounds for a column of {n}")
+            indices = np.where(indices < 0, indices + n, indices)
+        return ArrowStringColumn(self._array.take(pa.array(indices, pa.int64())), self._source)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self._array.to_numpy(zero_copy_only=False)
+        return values if dtype is None else values.astype(dtype)
+
+    def __arrow_array__(self, type: Any = None) -> pa.Array:
+        return self._array if type is None else self._array.cast(type)
+
+    def tolist(self) -> list[str]:
+        return self._array.to_pylist()
+
+    def __reduce__(self) -> tuple:
+        return (ArrowStringColumn, (self._array, self._source))
+
+    def __repr__(self) -> str:
+        return f"ArrowStringColumn(n={len(self._array)})"
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def _shape_array(shapes: ShapeColumn) -> pa.Array:
+    offsets, flat = shapes.to_ragged()
+    flat = np.ascontiguousarray(flat, dtype=np.int64)
+    n = len(shapes)
+    lengths = np.diff(offsets)
+    if n and lengths[0] > 0 and np.all(lengths == lengths[0]):
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.int64()), int(lengths[0]))
+    # Ragged (or 0-d, which a fixed-size list of size 0 cannot safely hold).
+    return pa.LargeListArray.from_arrays(
+        pa.array(np.asarray(offsets, dtype=np.int64), pa.int64()), pa.array(flat, pa.int64())
+    )
+
+
+def _metadata_array(values: Any, kind: str) -> pa.Array:
+    if kind == "int":
+        return pa.array(np.asarray(values, dtype=np.int64), pa.int64())
+    if kind == "float":
+        # from_pandas=False: NaN stays a value, not a null.
+        return pa.array(np.asarray(values, dtype=np.float64), pa.float64())
+    if kind == "bool":
+        return pa.array(np.asarray(values, dtype=np.bool_), pa.bool_())
+    text = pa.array(values, pa.large_string())
+    # Plain ``string`` (int32 offsets) unless the text exceeds what int32 offsets can hold.
+    data = text.buffers()[2]
+    if data is None or data.size <= _INT32_MAX:
+        text = text.cast(pa.string())
+    return text
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _map_batch(path: Path) -> pa.RecordBatch:
+    """The file's one record batch, its buffers views of the memory map.
+
+    The file handle is closed at once: Arrow's buffers keep the mapping alive for as long
+    as any array or numpy view of them does, and unmap it when the last one goes.
+    """
+    source = str(path)
+    try:
+        with pa.memory_map(source, "r") as mapped:
+            reader = ipc.open_file(mapped)
+            if reader.num_record_batches == 1:
+                batch = reader.get_batch(0)
+            else:  # not written by acumen: gather the batches (a copy)
+                table = reader.read_all().unify_dictionaries()
+                batch = pa.RecordBatch.from_arrays(
+                    [column.combine_chunks() for column in table.columns],
+                    schema=table.schema,
+                )
+        batch.validate()
+    except FileNotFoundError:
+        raise CorruptDatasetError(f"{source}: the index file is missing") from None
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise CorruptDatasetError(f"{source}: the index does not parse: {error}") from None
+    return batch
+
+
+def _numpy_dtype(kind: pa.DataType) -> np.dtype:
+    try:
+        return np.dtype(kind.to_pandas_dtype())
+    except (NotImplementedError, TypeError):
+        return np.dtype(object)
+
+
+def _no_nulls(array: pa.Array, name: str, source: str) -> None:
+    if array.null_count:
+        raise CorruptDatasetError(f"{source}: column {name!r} holds nulls")
+
+
+def _wrong_type(name: str, array: pa.Array, expected: str, source: str) -> CorruptDatasetError:
+    return CorruptDatasetError(f"{source}: column {name!r} is {array.type}, expected {expected}")
+
+
+def _chunk_column(array: pa.Array, source: str) -> tuple[np.ndarray, list[str]]:
+    kind = array.type
+    if not (
+        pa.types.is_dictionary(kind)
+        and kind.index_type == pa.int32()
+        and (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type))
+    ):
+        raise _wrong_type(CHUNK_COLUMN, array, "dictionary<values=string, indices=int32>", source)
+    _no_nulls(array, CHUNK_COLUMN, source)
+    _no_nulls(array.dictionary, CHUNK_COLUMN, source)
+    ids = array.indices.to_numpy(zero_copy_only=True)
+    names = array.dictionary.to_pylist()
+    if len(ids) and (ids.min() < 0 or ids.max() >= len(names)):
+        raise CorruptDatasetError(f"{source}: column {CHUNK_COLUMN!r} names no chunk in some row")
+    return ids, names
+
+
+def _int64_column(batch: pa.RecordBatch, name: str, source: str) -> np.ndarray:
+    array = batch.column(name)
+    if array.type != pa.int64():
+        raise _wrong_type(name, array, "int64", source)
+    _no_nulls(array, name, source)
+    values = array.to_numpy(zero_copy_only=True)
+    if len(values) and values.min() < 0:
+        row = int(np.argmax(values < 0))
+        raise CorruptDatasetError(f"{source}: row {row}: {name} is negative ({values[row]})")
+    return values
+
+
+def _shape_column(batch: pa.RecordBatch, name: str, source: str) -> ShapeColumn:
+    array, n = batch.column(name), batch.num_rows
+    kind = array.type
+    is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    if not ((is_list or pa.types.is_fixed_size_list(kind)) and kind.value_type == pa.int64()):
+        raise _wrong_type(name, array, "a list of int64", source)
+    _no_nulls(array, name, source)
+    if n == 0:
+        return ShapeColumn(0, fixed=())
+    if not is_list:
+        ndim = kind.list_size
+        if ndim == 0:
+            return ShapeColumn(n, fixed=())
+        values = array.values.slice(array.offset * ndim, n * ndim)
+        _no_nulls(values, name, source)
+        flat = values.to_numpy(zero_copy_only=True)
+        # Min and max of each dimension: no temporary the size of the column (and 1-D
+        # strided reductions, many times faster than ``min(axis=0)`` on an (n, 2) array).
+        low = np.array([flat[j::ndim].min() for j in range(ndim)])
+        high = np.array([flat[j::ndim].max() for j in range(ndim)])
+        if low.min() < 0:
+            raise CorruptDatasetError(f"{source}: column {name!r} holds a negative size")
+        if np.array_equal(low, high):
+            return ShapeColumn(n, fixed=tuple(int(d) for d in low))
+        return ShapeColumn(n, dims=flat.reshape(n, ndim))
+    _no_nulls(array.values, name, source)
+    offsets = array.offsets.to_numpy(zero_copy_only=True).astype(np.int64, copy=False)
+    flat = array.values.to_numpy(zero_copy_only=True)
+    lengths = np.diff(offsets)
+    if offsets[0] < 0 or offsets[-1] > len(flat) or lengths.min() < 0:
+        raise CorruptDatasetError(f"{source}: column {name!r} has broken list offsets")
+    flat = flat[offsets[0] : offsets[-1]]
+    if len(flat) and flat.min() < 0:
+        raise CorruptDatasetError(f"{source}: column {name!r} holds a negative size")
+    if offsets[0]:
+        offsets = offsets - offsets[0]
+    if np.all(lengths == lengths[0]):
+        return ShapeColumn.from_ragged(offsets, flat)
+    return ShapeColumn(n, dims=flat, offsets=offsets)
+
+
+_METADATA_TYPES = {
+    "int": (pa.int64(),),
+    "float": (pa.float64(),),
+    "bool": (pa.bool_(),),
+    "str": (pa.string(), pa.large_string()),
+}
+
+
+def _metadata_column(batch: pa.RecordBatch, spec: ColumnSpec, source: str) -> Any:
+    array = batch.column(spec.name)
+    if array.type not in _METADATA_TYPES[spec.type]:
+        raise CorruptDatasetError(
+            f"{source}: metadata column {spec.name!r} is {array.type}, "
+            f"but it should hold {spec.type} ({_METADATA_TYPES[spec.type][0]})"
+        )
+    if array.null_count:
+        raise CorruptDatasetError(f"{source}: metadata column {spec.name!r} holds nulls")
+    if spec.type == "str":
+        return ArrowStringColumn(array, source)
+    if spec.type == "bool":
+        return array.to_numpy(zero_copy_only=False)  # bit-packed: unpacked, O(n)
+    return array.to_numpy(zero_copy_only=True)
