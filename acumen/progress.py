@@ -6,6 +6,7 @@ the time left; otherwise one line every ``interval`` seconds, so a log stays rea
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TextIO
@@ -46,7 +47,7 @@ class Progress:
         self.samples = 0
         self.nbytes = 0
         self.start = time.monotonic()
-        self._shown = 0.0
+        self._shown = -math.inf  # the first update always shows
 
     def update(self, samples: int = 1, nbytes: int = 0) -> None:
         self.samples += samples
