@@ -15,7 +15,7 @@ import acumen
 from acumen import plugins
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
-from acumen.index_table import IndexTable
+from acumen.index_table import FieldColumns, IndexTable
 from acumen.metadata import MetadataCollector
 from acumen.shapes import ShapeColumn
 
@@ -62,8 +62,34 @@ def make_table(n: int, shapes: list[tuple[int, ...]], with_metadata: bool = True
     )
 
 
+def make_fields_table(n: int) -> IndexTable:
+    """A dataset with fields: record sizes are the sum of per-field sizes and shapes."""
+    base = make_table(n, [(1,)] * n)
+    rng = np.random.default_rng(n + 1)
+    image_sizes = rng.integers(0, 5000, n)
+    raw_sizes = rng.integers(0, 300, n)
+    fields = {
+        "image": FieldColumns(
+            image_sizes, ShapeColumn.from_tuples([(4 + i % 3, 5, 3) for i in range(n)])
+        ),
+        "raw.bytes": FieldColumns(
+            raw_sizes, ShapeColumn.from_tuples([(int(k),) for k in raw_sizes])
+        ),
+    }
+    return IndexTable(
+        chunk_names=base.chunk_names,
+        chunk_ids=base.chunk_ids,
+        offsets=base.offsets,
+        sizes=image_sizes + raw_sizes,
+        shapes=None,
+        metadata=base.metadata,
+        fields=fields,
+    )
+
+
 def tables() -> dict[str, IndexTable]:
     return {
+        "fields": make_fields_table(14),
         "fixed": make_table(25, [(4, 3)] * 25),
         "same ndim": make_table(12, [(i, 2) for i in range(12)]),
         "ragged": make_table(
