@@ -37,15 +37,7 @@ def table_from_frame(
     text column reads back as ``""``, as it was written).
     """
     names = [str(c) for c in frame.columns]
-    field_names = field_names_of(names)
-    required = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
-    if not field_names:
-        required.append(SHAPE_COLUMN)
-    for name in field_names:
-        required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise CorruptDatasetError(f"{source}: index lacks the column(s) {missing}")
+    field_names = check_reserved_columns(names, source)
     try:
         offsets = _integers(frame[OFFSET_COLUMN], OFFSET_COLUMN)
         sizes = _integers(frame[SIZE_COLUMN], SIZE_COLUMN)
@@ -75,6 +67,21 @@ def table_from_frame(
         metadata=MetadataTable(len(frame), metadata, specs),
         fields=fields,
     )
+
+
+def check_reserved_columns(column_names: Sequence[str], source: str) -> list[str]:
+    """Check an index has the reserved columns its layout needs; return its field names
+    (empty for a one-array dataset)."""
+    field_names = field_names_of(column_names)
+    required = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
+    if not field_names:
+        required.append(SHAPE_COLUMN)
+    for name in field_names:
+        required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
+    missing = [c for c in required if c not in column_names]
+    if missing:
+        raise CorruptDatasetError(f"{source}: index lacks the column(s) {missing}")
+    return field_names
 
 
 def field_names_of(column_names: Sequence[str]) -> list[str]:

@@ -30,7 +30,7 @@ import pyarrow.ipc as ipc
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
-from acumen.index_frame import field_names_of, metadata_specs
+from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
@@ -83,14 +83,7 @@ class ArrowIndex(IndexFormat):
         source = str(path)
         batch = _map_batch(path)
         present = batch.schema.names
-        field_names = field_names_of(present)
-        required = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
-        required += [SHAPE_COLUMN] if not field_names else []
-        for name in field_names:
-            required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
-        missing = [c for c in required if c not in present]
-        if missing:
-            raise CorruptDatasetError(f"{source}: index lacks the column(s) {missing}")
+        field_names = check_reserved_columns(present, source)
         n = batch.num_rows
         chunk_ids, chunk_names = _chunk_column(batch.column(CHUNK_COLUMN), source)
         offsets = _int64_column(batch, OFFSET_COLUMN, source)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
-from acumen.index_frame import field_names_of, metadata_specs
+from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
@@ -72,14 +72,7 @@ class ParquetIndex(IndexFormat):
             raise CorruptDatasetError(f"{path}: the index file is missing") from None
         except (pa.ArrowException, OSError) as error:
             raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
-        field_names = field_names_of(arrow.column_names)
-        required = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
-        required += [SHAPE_COLUMN] if not field_names else []
-        for name in field_names:
-            required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
-        missing = [c for c in required if c not in arrow.column_names]
-        if missing:
-            raise CorruptDatasetError(f"{path}: index lacks the column(s) {missing}")
+        field_names = check_reserved_columns(arrow.column_names, str(path))
         try:
             chunk_ids, chunk_names = _chunk_column(arrow.column(CHUNK_COLUMN))
             offsets = arrow.column(OFFSET_COLUMN).to_numpy()
