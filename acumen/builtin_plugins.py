@@ -31,3 +31,13 @@ def acumen_index_formats() -> dict[str, str]:
         "parquet": "acumen.index_formats.parquet:ParquetIndex",
         "arrow": "acumen.index_formats.arrow:ArrowIndex",
     }
+
+
+@hookimpl
+def acumen_readers() -> dict[str, str]:
+    return {
+        "npy": "acumen.readers.npy:NpyReader",
+        "image": "acumen.readers.image:ImageReader",
+        "bytes": "acumen.readers.bytes:BytesReader",
+        "callable": "acumen.readers.callable:CallableReader",
+    }

@@ -51,28 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-_UNITS = {
-    "": 1,
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "KIB": 2**10,
-    "MIB": 2**20,
-    "GIB": 2**30,
-}
-
-
 def _byte_size(text: str) -> int:
-    number = text.strip().upper().rstrip()
-    unit = number.lstrip("0123456789.")
-    value = number[: len(number) - len(unit)]
-    try:
-        return int(float(value) * _UNITS[unit.strip()])
-    except (KeyError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"not a size: {text!r} (e.g. 10485760, 64MiB, 10MB)"
-        ) from None
+    from acumen.convert.config import parse_byte_size
+
+    size = parse_byte_size(text)
+    if size is None or size <= 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 10485760, 64MiB, 10MB)")
+    return size
 
 
 def _recode(args: argparse.Namespace) -> None:

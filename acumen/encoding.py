@@ -35,9 +35,9 @@ class SampleEncoder:
     Without one, later arrays must cast safely to the first array's dtype.
     """
 
-    def __init__(self, codec: Codec, dtype: Any = None) -> None:
+    def __init__(self, codec: Codec, dtype: Any = None, safe_cast: bool = False) -> None:
         self.codec = codec
-        self.explicit = dtype is not None
+        self.explicit = dtype is not None and not safe_cast
         self.dtype: np.dtype | None = storage_dtype(dtype) if dtype is not None else None
 
     def encode(self, array: Any, sample: int | str) -> tuple[Buffer, tuple[int, ...]]:
@@ -90,8 +90,11 @@ class RecordEncoder:
     sample is then refused.
     """
 
-    def __init__(self, codec: Codec, dtype: Any = None, fields: list | None = None) -> None:
+    def __init__(
+        self, codec: Codec, dtype: Any = None, fields: list | None = None, safe_cast: bool = False
+    ) -> None:
         self.codec = codec
+        self.safe_cast = safe_cast
         self.dtype = storage_dtype(dtype) if dtype is not None else None  # refused early
         self.fields = fields
         self._single: SampleEncoder | None = None
@@ -106,7 +109,7 @@ class RecordEncoder:
 
     def _use_fields(self, fields: list) -> None:
         self.fields = fields
-        self._encoders = [SampleEncoder(f.codec, f.dtype) for f in fields]
+        self._encoders = [SampleEncoder(f.codec, f.dtype, self.safe_cast) for f in fields]
         self._decided = True
 
     def field_dtypes(self) -> list[np.dtype | None]:
@@ -178,7 +181,7 @@ class RecordEncoder:
         if isinstance(sample, Mapping):
             self._use_fields(infer_field_specs(sample, self.codec, position))
         else:
-            self._single = SampleEncoder(self.codec, self.dtype)
+            self._single = SampleEncoder(self.codec, self.dtype, self.safe_cast)
             self._decided = True
 
     def _prepare_fields(self, sample: Any, position: int | str) -> list[np.ndarray]:

@@ -40,9 +40,15 @@ def acumen_index_formats() -> dict[str, str]:
     """Index formats this plugin provides (subclasses of ``IndexFormat``)."""
 
 
+@hookspec
+def acumen_readers() -> dict[str, str]:
+    """Readers this plugin provides for conversions (subclasses of ``Reader``)."""
+
+
 #: Plugin kind -> (hook name, contract class path, label used in messages).
 KINDS = {
     "codec": ("acumen_codecs", "acumen.abc.codec:Codec", "codec"),
     "storage": ("acumen_storages", "acumen.abc.storage:Storage", "storage backend"),
     "index_format": ("acumen_index_formats", "acumen.abc.index_format:IndexFormat", "index format"),
+    "reader": ("acumen_readers", "acumen.abc.reader:Reader", "reader"),
 }

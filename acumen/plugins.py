@@ -21,6 +21,7 @@ from acumen import hookspecs
 from acumen.abc.codec import Codec
 from acumen.abc.index_format import IndexFormat
 from acumen.abc.plugin import Plugin
+from acumen.abc.reader import Reader
 from acumen.abc.storage import Storage
 from acumen.errors import PluginConflictError
 from acumen.registry import LoadFailure, Registration, Registry
@@ -157,6 +158,11 @@ def codec(spec: PluginSpec, **lookup: str | None) -> Codec:
 def index_format(spec: PluginSpec, **lookup: str | None) -> IndexFormat:
     """An index format from a name, a config dict, or an instance."""
     return _instantiate("index_format", spec, (), lookup)  # type: ignore[return-value]
+
+
+def reader(spec: PluginSpec, **lookup: str | None) -> Reader:
+    """A conversion reader from a name, a config dict, or an instance."""
+    return _instantiate("reader", spec, (), lookup)  # type: ignore[return-value]
 
 
 def storage(spec: PluginSpec, paths: Sequence[str], **lookup: str | None) -> Storage:

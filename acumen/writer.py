@@ -19,17 +19,12 @@ import numpy as np
 from acumen import plugins
 from acumen.abc.codec import Buffer
 from acumen.chunk_writer import ChunkWriter
+from acumen.commit import build_manifest, commit_dataset
 from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError
 from acumen.fields import field_specs
 from acumen.index_builder import IndexBuilder
-from acumen.layout import (
-    create_writing_marker,
-    fsync_directory,
-    replace_durably,
-    resolve_inside,
-    write_resource,
-)
+from acumen.layout import create_writing_marker, resolve_inside, write_resource
 from acumen.manifest import Manifest
 from acumen.plugins import PluginSpec
 
@@ -59,6 +54,7 @@ class Writer:
         dtype: Any = None,
         fields: Mapping[str, Any] | None = None,
         durable: bool = True,
+        safe_cast: bool = False,
     ) -> None:
         self.root = Path(output_path)
         self.codec = plugins.codec(codec)
@@ -66,7 +62,9 @@ class Writer:
         if fields is not None and dtype is not None:
             raise ValueError("give each field its dtype in fields=, not dtype=")
         specs = field_specs(fields, self.codec) if fields is not None else None
-        self._encoder = RecordEncoder(self.codec, dtype, specs)
+        # safe_cast: the given dtypes were fixed by a first sample elsewhere (a conversion's
+        # parts), so later samples must cast safely, as if it had been fixed here.
+        self._encoder = RecordEncoder(self.codec, dtype, specs, safe_cast=safe_cast)
         self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
             raise DatasetExistsError(
@@ -186,27 +184,16 @@ class Writer:
         table = self._index.finish(
             [c.file for c in chunks], [f.name for f in fields] if fields is not None else None
         )
-        dtypes = self._encoder.field_dtypes()
-        dtype = dtypes[0] if len(dtypes) == 1 and dtypes[0] is not None else np.dtype("<f2")
-        index_file = self.index_format.filename
-        temporary = self.root / f".{index_file}.tmp-{os.getpid()}"
-        self.index_format.write(table, temporary)
-        replace_durably(temporary, self.root / index_file)
-        self.manifest = Manifest(
-            n_samples=len(table),
-            dtype=dtype,
-            shape=table.shapes.fixed if len(table) and table.shapes is not None else None,
-            codec=self.codec.get_config(),
-            index={**self.index_format.get_config(), "file": index_file},
-            chunks=chunks,
-            chunk_size_bytes=self._chunks.limit,
-            metadata=table.metadata.specs,
-            plugins=_provenances(self.codec, self.index_format, fields),
-            fields=_field_entries(fields, dtypes, table) if fields is not None else None,
+        self.manifest = build_manifest(
+            table,
+            self.codec,
+            self.index_format,
+            chunks,
+            self._chunks.limit,
+            fields,
+            self._encoder.field_dtypes(),
         )
-        self.manifest.write(self.root)
-        self._marker.unlink()
-        fsync_directory(self.root)
+        commit_dataset(self.root, table, self.index_format, self.manifest, self._marker)
         logger.info("wrote %d samples in %d chunks to %s", len(table), len(chunks), self.root)
         return self.manifest
 
@@ -228,29 +215,3 @@ class Writer:
             self.close()
         else:
             self.abort()
-
-
-def _field_entries(fields: list, dtypes: list, table: Any) -> list[dict[str, Any]]:
-    entries = []
-    for spec, dtype in zip(fields, dtypes, strict=True):
-        shapes = table.fields[spec.name].shapes
-        settled = type(spec)(spec.name, spec.type, dtype or np.dtype("<f2"), spec.codec)
-        entries.append(settled.to_json(shapes.fixed if len(table) else None))
-    return entries
-
-
-def _provenances(codec: Any, index_format: Any, fields: list | None) -> dict[str, Any]:
-    found = {
-        "codec": _provenance("codec", codec.name),
-        "index": _provenance("index_format", index_format.name),
-    }
-    for spec in fields or []:
-        found[f"codec:{spec.codec.name}"] = _provenance("codec", spec.codec.name)
-    return found
-
-
-def _provenance(kind: str, name: str) -> dict[str, str | None]:
-    registration = plugins.registry().entries(kind).get(name)
-    if registration is None:
-        return {"distribution": None, "version": None}
-    return {"distribution": registration.distribution, "version": registration.version}

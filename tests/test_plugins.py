@@ -43,6 +43,12 @@ BUILTINS = {
         "csv": "acumen.index_formats.csv:CsvIndex",
         "parquet": "acumen.index_formats.parquet:ParquetIndex",
     },
+    "reader": {
+        "npy": "acumen.readers.npy:NpyReader",
+        "image": "acumen.readers.image:ImageReader",
+        "bytes": "acumen.readers.bytes:BytesReader",
+        "callable": "acumen.readers.callable:CallableReader",
+    },
 }
 
 XOR_CODEC = '''
@@ -491,7 +497,7 @@ def test_registry_unknown_kind():
         with pytest.raises(ValueError) as caught:
             call()
         assert str(caught.value) == (
-            "unknown plugin kind 'compressor'; kinds: codec, storage, index_format"
+            "unknown plugin kind 'compressor'; kinds: codec, storage, index_format, reader"
         )
 
 

@@ -1,0 +1,85 @@
+"""Finishing a dataset: its manifest is built from what was written, then committed.
+
+Shared by :class:`acumen.Writer` and by the merge of a conversion's parts: the index goes
+to a temporary name and is renamed, then ``manifest.json`` is written atomically (the commit
+point), then the writing marker is removed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acumen import plugins
+from acumen.abc.codec import Codec
+from acumen.abc.index_format import IndexFormat
+from acumen.index_table import IndexTable
+from acumen.layout import fsync_directory, replace_durably
+from acumen.manifest import ChunkEntry, Manifest
+
+
+def build_manifest(
+    table: IndexTable,
+    codec: Codec,
+    index_format: IndexFormat,
+    chunks: list[ChunkEntry],
+    chunk_size_bytes: int,
+    fields: list | None,
+    dtypes: list[np.dtype | None],
+) -> Manifest:
+    """The manifest of a dataset whose index is ``table``; ``fields`` are FieldSpecs."""
+    dtype = dtypes[0] if len(dtypes) == 1 and dtypes[0] is not None else np.dtype("<f2")
+    return Manifest(
+        n_samples=len(table),
+        dtype=dtype,
+        shape=table.shapes.fixed if len(table) and table.shapes is not None else None,
+        codec=codec.get_config(),
+        index={**index_format.get_config(), "file": index_format.filename},
+        chunks=chunks,
+        chunk_size_bytes=chunk_size_bytes,
+        metadata=table.metadata.specs,
+        plugins=_provenances(codec, index_format, fields),
+        fields=_field_entries(fields, dtypes, table) if fields is not None else None,
+    )
+
+
+def commit_dataset(
+    root: Path, table: IndexTable, index_format: IndexFormat, manifest: Manifest, marker: Path
+) -> None:
+    """Index (renamed into place), then manifest (atomic), then no more marker."""
+    index_file = index_format.filename
+    temporary = root / f".{index_file}.tmp-{os.getpid()}"
+    index_format.write(table, temporary)
+    replace_durably(temporary, root / index_file)
+    manifest.write(root)
+    marker.unlink()
+    fsync_directory(root)
+
+
+def _field_entries(fields: list, dtypes: list, table: IndexTable) -> list[dict[str, Any]]:
+    entries = []
+    for spec, dtype in zip(fields, dtypes, strict=True):
+        shapes = table.fields[spec.name].shapes
+        settled = type(spec)(spec.name, spec.type, dtype or np.dtype("<f2"), spec.codec)
+        entries.append(settled.to_json(shapes.fixed if len(table) else None))
+    return entries
+
+
+def _provenances(codec: Codec, index_format: IndexFormat, fields: list | None) -> dict[str, Any]:
+    found = {
+        "codec": _provenance("codec", codec.name),
+        "index": _provenance("index_format", index_format.name),
+    }
+    for spec in fields or []:
+        found[f"codec:{spec.codec.name}"] = _provenance("codec", spec.codec.name)
+    return found
+
+
+def _provenance(kind: str, name: str) -> dict[str, str | None]:
+    registration = plugins.registry().entries(kind).get(name)
+    if registration is None:
+        return {"distribution": None, "version": None}
+    return {"distribution": registration.distribution, "version": registration.version}

@@ -1,0 +1,314 @@
+"""The conversion config: TOML, YAML or JSON, checked in full before any work starts.
+
+Every problem names the file, the key and what is allowed. Relative paths are relative to
+the config file's folder, so a config and its data can move together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from acumen import plugins
+from acumen.errors import AcumenError
+
+SOURCE_KINDS = ("glob", "table", "callable")
+ENGINES = ("local", "dask")
+ON_ERROR = ("raise", "skip")
+_SECTIONS = {
+    "source": {"glob", "table", "callable", "path_column", "root", "path_metadata", "arguments"},
+    "reader": {"name", "configuration"},
+    "output": {"path", "codec", "index_format", "chunk_size", "dtype", "fields"},
+    "run": {"n_jobs", "engine", "on_error", "part_size", "scheduler", "progress"},
+}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
+
+
+class ConfigError(AcumenError, ValueError):
+    """A conversion config is wrong: the message names the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    kind: str  # glob | table | callable
+    value: str  # the pattern, table file or "module:function"
+    root: Path  # relative paths in the source are relative to this
+    path_column: str = "path"
+    path_metadata: str | None = "path"  # metadata key that records each item's path
+    arguments: tuple[tuple[str, Any], ...] = ()  # keyword arguments for a callable source
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: Path
+    codec: Any = "raw"
+    index_format: Any = "csv"
+    chunk_size_bytes: int = 10 * 1024 * 1024
+    dtype: str | None = None
+    fields: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    n_jobs: int = 1
+    engine: str = "local"
+    on_error: str = "raise"
+    part_size: int = 10_000
+    scheduler: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    source: SourceConfig
+    reader: Mapping[str, Any]
+    output: OutputConfig
+    run: RunConfig
+    origin: str = "<config>"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides the output bytes: a resumed run must have the same."""
+        return {
+            "source": {
+                "kind": self.source.kind,
+                "value": self.source.value,
+                "root": str(self.source.root),
+                "path_column": self.source.path_column,
+                "path_metadata": self.source.path_metadata,
+                "arguments": dict(self.source.arguments),
+            },
+            "reader": dict(self.reader),
+            "output": {
+                "codec": self.output.codec,
+                "index_format": self.output.index_format,
+                "chunk_size_bytes": self.output.chunk_size_bytes,
+                "dtype": self.output.dtype,
+                "fields": self.output.fields,
+            },
+            "part_size": self.run.part_size,
+            "on_error": self.run.on_error,
+        }
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> ConvertConfig:
+    """A checked config from a file (``.toml``, ``.yaml``/``.yml``, ``.json``) or a dict."""
+    if isinstance(source, Mapping):
+        return _check(dict(source), "<config>", Path.cwd())
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    return _check(_parse(path, text), str(path), path.resolve().parent)
+
+
+def _parse(path: Path, text: str) -> Any:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover
+                import tomli as tomllib
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        if suffix == ".json":
+            return json.loads(text)
+    except Exception as error:  # every parser has its own error class
+        raise ConfigError(f"{path}: does not parse as {suffix[1:].upper()}: {error}") from None
+    raise ConfigError(f"{path}: a config must end in .toml, .yaml, .yml or .json")
+
+
+class _Checker:
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.origin}: key '{key}': {problem}")
+
+    def section(self, raw: dict, name: str, required: bool) -> dict:
+        value = raw.get(name)
+        if value is None:
+            if required:
+                raise self.fail(name, "is missing")
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(name, f"must be a table of settings, got {value!r}")
+        unknown = sorted(set(value) - _SECTIONS[name])
+        if unknown:
+            raise self.fail(
+                f"{name}.{unknown[0]}",
+                f"is not a setting; allowed: {', '.join(sorted(_SECTIONS[name]))}",
+            )
+        return value
+
+    def typed(self, section: dict, prefix: str, key: str, kind: type | tuple, default: Any) -> Any:
+        value = section.get(key, default)
+        if value is default:
+            return value
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise self.fail(f"{prefix}.{key}", f"must be {names}, got {value!r}")
+        return value
+
+    def choice(self, section: dict, prefix: str, key: str, allowed: tuple, default: str) -> str:
+        value = section.get(key, default)
+        if value not in allowed:
+            raise self.fail(
+                f"{prefix}.{key}", f"must be one of {', '.join(allowed)}; got {value!r}"
+            )
+        return value
+
+    def plugin(self, kind: str, spec: Any, key: str) -> Any:
+        try:
+            instance = getattr(plugins, kind)(spec)
+        except (AcumenError, ValueError, TypeError) as error:
+            raise self.fail(key, str(error)) from None
+        return instance.get_config() if not isinstance(spec, str) else spec
+
+
+def _check(raw: Any, origin: str, base: Path) -> ConvertConfig:
+    check = _Checker(origin)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: must hold the tables source, reader, output and run")
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise check.fail(unknown[0], f"is not a section; sections: {', '.join(_SECTIONS)}")
+    source = check.section(raw, "source", required=True)
+    kinds = [k for k in SOURCE_KINDS if k in source]
+    if len(kinds) != 1:
+        raise check.fail("source", f"needs exactly one of {', '.join(SOURCE_KINDS)}; got {kinds}")
+    kind = kinds[0]
+    value = check.typed(source, "source", kind, str, None)
+    root = Path(check.typed(source, "source", "root", str, str(base)))
+    root = root if root.is_absolute() else base / root
+    if kind == "table" and "root" not in source:  # paths in a table: relative to the table
+        root = (Path(value) if Path(value).is_absolute() else base / value).parent
+    path_metadata = source.get("path_metadata", "path")
+    if path_metadata is not None and not isinstance(path_metadata, (str, bool)):
+        raise check.fail(
+            "source.path_metadata", f"must be a key name or false, got {path_metadata!r}"
+        )
+    if path_metadata is False or path_metadata == "":
+        path_metadata = None
+    elif path_metadata is True:
+        path_metadata = "path"
+    arguments = check.typed(source, "source", "arguments", dict, {})
+    if kind == "callable":
+        from acumen.readers.callable import load_callable
+
+        try:
+            load_callable(value, "source.callable")
+        except ValueError as error:
+            raise check.fail("source.callable", str(error)) from None
+    elif kind == "table":
+        table = Path(value) if Path(value).is_absolute() else base / value
+        if not table.is_file():
+            raise check.fail("source.table", f"no such file: {table}")
+        if table.suffix.lower() not in (".csv", ".parquet"):
+            raise check.fail("source.table", f"must be a .csv or .parquet file, got {table.name}")
+        value = str(table)
+    source_config = SourceConfig(
+        kind,
+        value,
+        root,
+        check.typed(source, "source", "path_column", str, "path"),
+        path_metadata,
+        tuple(sorted(arguments.items())),
+    )
+
+    reader_raw = check.section(raw, "reader", required=True)
+    name = check.typed(reader_raw, "reader", "name", str, None)
+    if name is None:
+        raise check.fail("reader.name", "is missing (npy, image, bytes, callable, or a plugin's)")
+    configuration = check.typed(reader_raw, "reader", "configuration", dict, {})
+    check.plugin("reader", {"name": name, "configuration": configuration}, "reader")
+    reader = {"name": name, "configuration": configuration}
+
+    output_raw = check.section(raw, "output", required=True)
+    out = check.typed(output_raw, "output", "path", str, None)
+    if out is None:
+        raise check.fail("output.path", "is missing")
+    out_path = Path(out) if Path(out).is_absolute() else base / out
+    codec = check.plugin("codec", output_raw.get("codec", "raw"), "output.codec")
+    index_format = check.plugin(
+        "index_format", output_raw.get("index_format", "csv"), "output.index_format"
+    )
+    chunk_size = output_raw.get("chunk_size", 10 * 1024 * 1024)
+    chunk_size_bytes = parse_byte_size(chunk_size)
+    if chunk_size_bytes is None or chunk_size_bytes <= 0:
+        raise check.fail(
+            "output.chunk_size", f"must be a positive size like 64MiB, got {chunk_size!r}"
+        )
+    dtype = check.typed(output_raw, "output", "dtype", str, None)
+    if dtype is not None:
+        try:
+            import numpy as np
+
+            np.dtype(dtype)
+        except TypeError as error:
+            raise check.fail("output.dtype", f"is not a dtype: {error}") from None
+    fields = check.typed(output_raw, "output", "fields", dict, None)
+    if fields is not None:
+        from acumen.fields import field_specs
+
+        if dtype is not None:
+            raise check.fail("output.dtype", "give each field its dtype in output.fields instead")
+        try:
+            field_specs(fields, plugins.codec(codec))
+        except (AcumenError, ValueError, TypeError) as error:
+            raise check.fail("output.fields", str(error)) from None
+    output = OutputConfig(out_path, codec, index_format, chunk_size_bytes, dtype, fields)
+
+    run_raw = check.section(raw, "run", required=False)
+    n_jobs = check.typed(run_raw, "run", "n_jobs", int, 1)
+    if n_jobs == -1:
+        n_jobs = os.cpu_count() or 1
+    if n_jobs < 1:
+        raise check.fail("run.n_jobs", f"must be a positive number of workers or -1, got {n_jobs}")
+    part_size = check.typed(run_raw, "run", "part_size", int, 10_000)
+    if part_size < 1:
+        raise check.fail("run.part_size", f"must be positive, got {part_size}")
+    run = RunConfig(
+        n_jobs=n_jobs,
+        engine=check.choice(run_raw, "run", "engine", ENGINES, "local"),
+        on_error=check.choice(run_raw, "run", "on_error", ON_ERROR, "raise"),
+        part_size=part_size,
+        scheduler=check.typed(run_raw, "run", "scheduler", str, None),
+        progress=check.typed(run_raw, "run", "progress", bool, True),
+    )
+    return ConvertConfig(source_config, reader, output, run, origin)
+
+
+def parse_byte_size(value: Any) -> int | None:
+    """``10485760``, ``"64MiB"``, ``"10MB"`` -> bytes; None if it is not a size."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip().upper()
+    unit = text.lstrip("0123456789.")
+    number = text[: len(text) - len(unit)]
+    try:
+        return int(float(number) * _UNITS[unit.strip()])
+    except (KeyError, ValueError):
+        return None
