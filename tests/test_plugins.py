@@ -21,7 +21,7 @@ import pytest
 import acumen
 import acumen.codecs
 from acumen import plugins
-from acumen.abc import Codec, IndexFormat, Storage
+from acumen.abc import Codec, IndexFormat, Reader, Storage
 from acumen.errors import PluginConflictError, PluginNotFoundError
 from acumen.plugins import PluginLoadWarning
 from acumen.registry import LoadFailure, Registration, Registry
@@ -152,7 +152,12 @@ def test_builtins_come_through_the_builtin_entry_point():
 
 
 def test_builtin_classes_fulfil_their_contracts():
-    contracts = {"codec": Codec, "storage": Storage, "index_format": IndexFormat}
+    contracts = {
+        "codec": Codec,
+        "storage": Storage,
+        "index_format": IndexFormat,
+        "reader": Reader,
+    }
     for kind, names in BUILTINS.items():
         for name in names:
             cls = plugins.plugin_class(kind, name)
