@@ -8,6 +8,7 @@
 """
 
 from acumen._version import __version__
+from acumen.convert import ConfigError, ConversionError, convert
 from acumen.dataset import Dataset
 from acumen.errors import (
     AcumenError,
@@ -26,6 +27,8 @@ from acumen.writer import Writer
 
 __all__ = [
     "AcumenError",
+    "ConfigError",
+    "ConversionError",
     "CorruptDatasetError",
     "Dataset",
     "DatasetExistsError",
@@ -37,6 +40,7 @@ __all__ = [
     "SampleError",
     "Writer",
     "__version__",
+    "convert",
     "open",
     "split_into_chunks",
 ]

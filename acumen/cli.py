@@ -19,6 +19,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = commands.add_parser("info", help="describe a dataset")
     info.add_argument("path")
     commands.add_parser("plugins", help="list installed plugins")
+    convert = commands.add_parser(
+        "convert", help="convert files into a dataset as a config (TOML, YAML, JSON) describes"
+    )
+    convert.add_argument("config")
+    convert.add_argument("--no-progress", action="store_true", help="no progress display")
     recode = commands.add_parser(
         "recode",
         help="re-write a dataset with another codec, index format or chunk size, and verify it",
@@ -45,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _plugins()
         elif args.command == "recode":
             _recode(args)
+        elif args.command == "convert":
+            from acumen.convert import convert
+
+            print(convert(args.config, progress=False if args.no_progress else None))
     except AcumenError as error:
         print(f"acumen: error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,14 @@
+"""Config-driven conversion of many small files into one dataset (``acumen convert``)."""
+
+from acumen.convert.config import ConfigError, ConvertConfig, load_config
+from acumen.convert.parts import ConversionError
+from acumen.convert.run import ConversionSummary, convert
+
+__all__ = [
+    "ConfigError",
+    "ConversionError",
+    "ConversionSummary",
+    "ConvertConfig",
+    "convert",
+    "load_config",
+]

@@ -1,0 +1,168 @@
+"""Merging finished parts into one dataset without copying chunk bytes.
+
+Chunk files are renamed into the output's ``chunks/`` with one global numbering (in part
+order, so the index stays in source order); the parts' indexes are concatenated with the new
+chunk names; then the manifest commits the dataset. The renames follow a plan written before
+the first one, so a merge interrupted half way finishes when the conversion is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acumen import plugins
+from acumen.commit import build_manifest, commit_dataset
+from acumen.convert.parts import WriterSettings
+from acumen.errors import CorruptDatasetError
+from acumen.fields import FieldSpec
+from acumen.index_table import FieldColumns, IndexTable
+from acumen.layout import MANIFEST_FILE, WRITING_MARKER, chunk_file_name, write_atomically
+from acumen.manifest import ChunkEntry, Manifest, dtype_from_json
+from acumen.metadata import ColumnSpec, MetadataTable
+from acumen.shapes import ShapeColumn
+
+PLAN_FILE = "merge-plan.json"
+
+
+def merge_parts(
+    output: Path, part_dirs: list[Path], settings: WriterSettings, state_dir: Path
+) -> Manifest:
+    plan_path = state_dir / PLAN_FILE
+    if plan_path.is_file():
+        plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    else:
+        plan = _plan(output, part_dirs)
+        write_atomically(plan_path, json.dumps(plan).encode("utf-8"))
+    (output / "chunks").mkdir(exist_ok=True)
+    for source, target in plan["moves"]:
+        if (output / source).exists():
+            os.replace(output / source, output / target)
+        elif not (output / target).exists():
+            raise CorruptDatasetError(f"{output / source}: a part's chunk file is missing")
+    index_format = plugins.index_format(settings.index_format)
+    tables, chunks = [], []
+    for part in plan["parts"]:
+        directory = output / part["directory"]
+        manifest = Manifest.load(directory / MANIFEST_FILE)
+        table = plugins.index_format(manifest.index).read(
+            directory / manifest.index["file"], manifest.metadata
+        )
+        renamed = part["chunks"]
+        table.chunk_names = [renamed[name] for name in table.chunk_names]
+        tables.append(table)
+        chunks += [ChunkEntry(renamed[c.file], c.size_bytes, c.n_samples) for c in manifest.chunks]
+    table = concat_tables(tables, settings)
+    codec = plugins.codec(settings.codec)
+    fields, dtypes = _field_specs(settings)
+    manifest = build_manifest(
+        table, codec, index_format, chunks, settings.chunk_size_bytes, fields, dtypes
+    )
+    commit_dataset(output, table, index_format, manifest, output / WRITING_MARKER)
+    return manifest
+
+
+def _plan(output: Path, part_dirs: list[Path]) -> dict[str, Any]:
+    moves, parts, number = [], [], 0
+    for directory in part_dirs:
+        manifest = Manifest.load(directory / MANIFEST_FILE)
+        renamed = {}
+        for entry in manifest.chunks:
+            target = chunk_file_name(number)
+            number += 1
+            moves.append([(directory / entry.file).relative_to(output).as_posix(), target])
+            renamed[entry.file] = target
+        parts.append({"directory": directory.relative_to(output).as_posix(), "chunks": renamed})
+    return {"moves": moves, "parts": parts}
+
+
+def _field_specs(settings: WriterSettings) -> tuple[list[FieldSpec] | None, list]:
+    if settings.fields is None:
+        dtype = dtype_from_json(settings.dtype) if settings.dtype is not None else None
+        return None, [dtype]
+    specs, dtypes = [], []
+    for name, spec in settings.fields.items():
+        dtype = dtype_from_json(spec["dtype"]) if spec.get("dtype") is not None else None
+        specs.append(FieldSpec(name, spec["type"], dtype, plugins.codec(spec["codec"])))
+        dtypes.append(dtype)
+    return specs, dtypes
+
+
+def concat_tables(tables: list[IndexTable], settings: WriterSettings) -> IndexTable:
+    """One index from the parts' indexes (their chunk names already global)."""
+    names: list[str] = []
+    chunk_ids = []
+    for table in tables:
+        chunk_ids.append(table.chunk_ids.astype(np.int64) + len(names))
+        names += table.chunk_names
+    field_names = list(settings.fields) if settings.fields is not None else None
+    return IndexTable(
+        chunk_names=names,
+        chunk_ids=np.concatenate(chunk_ids) if chunk_ids else np.zeros(0, np.int32),
+        offsets=_concat([t.offsets for t in tables], np.int64),
+        sizes=_concat([t.sizes for t in tables], np.int64),
+        shapes=_concat_shapes([t.shapes for t in tables]) if field_names is None else None,
+        metadata=_concat_metadata([t.metadata for t in tables]),
+        fields={
+            name: FieldColumns(
+                _concat([t.fields[name].sizes for t in tables], np.int64),
+                _concat_shapes([t.fields[name].shapes for t in tables]),
+            )
+            for name in field_names or []
+        },
+    )
+
+
+def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
+
+
+def _concat_shapes(columns: list[ShapeColumn]) -> ShapeColumn:
+    fixed = {c.fixed for c in columns if len(c)}
+    total = sum(len(c) for c in columns)
+    if len(fixed) == 1 and None not in fixed:
+        return ShapeColumn(total, fixed=fixed.pop())
+    offsets, flats, base = [np.zeros(1, np.int64)], [], 0
+    for column in columns:
+        column_offsets, flat = column.to_ragged()
+        offsets.append(column_offsets[1:] - column_offsets[0] + base)
+        flats.append(flat[column_offsets[0] : column_offsets[-1]])
+        base += int(column_offsets[-1] - column_offsets[0])
+    return ShapeColumn.from_ragged(
+        np.concatenate(offsets), np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    )
+
+
+def _concat_metadata(tables: list[MetadataTable]) -> MetadataTable:
+    filled = [t for t in tables if len(t)]  # a part whose items were all skipped has no columns
+    if not filled:
+        return MetadataTable.empty(0)
+    names = filled[0].names
+    specs = []
+    for name in names:
+        kinds = set()
+        for table in filled:
+            if table.names != names:
+                raise CorruptDatasetError(
+                    f"metadata columns differ between parts: {names} and {table.names}"
+                )
+            kinds.add(next(s.type for s in table.specs if s.name == name))
+        if kinds == {"int", "float"}:
+            kinds = {"float"}
+        if len(kinds) != 1:
+            raise CorruptDatasetError(f"metadata {name!r} holds {sorted(kinds)} in different parts")
+        specs.append(ColumnSpec(name, kinds.pop()))
+    columns = {}
+    for spec in specs:
+        parts = [np.asarray(t.column(spec.name)) for t in filled]
+        kind = (
+            object
+            if spec.type == "str"
+            else {"int": np.int64, "float": np.float64, "bool": np.bool_}[spec.type]
+        )
+        columns[spec.name] = np.concatenate([p.astype(kind) for p in parts])
+    return MetadataTable(sum(len(t) for t in filled), columns, specs)

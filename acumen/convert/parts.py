@@ -1,0 +1,164 @@
+"""One part of a conversion: a contiguous range of items, written as a small dataset.
+
+A part is the unit of parallel work (a local worker or a Dask task writes it alone) and of
+resumption (a part with its manifest is done and is never written again; a part without one
+is removed and written again). Parts are merged into the output without copying chunk bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acumen import plugins
+from acumen.convert.sources import describe
+from acumen.errors import AcumenError
+from acumen.layout import MANIFEST_FILE, WRITING_MARKER, write_atomically
+from acumen.manifest import Manifest, dtype_from_json
+from acumen.writer import Writer
+
+SUMMARY_FILE = "part-summary.json"
+ProgressCallback = Callable[[int, int], None]  # (samples, payload bytes)
+
+
+class ConversionError(AcumenError, RuntimeError):
+    """An item could not be converted (and ``on_error`` is ``raise``)."""
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    """How every part writes, settled once by the driver; JSON-able, stored for resumption."""
+
+    codec: dict[str, Any]  # config, naming any trained resources
+    index_format: dict[str, Any]
+    chunk_size_bytes: int
+    dtype: Any  # dtype JSON, or None (no sample seen)
+    fields: dict[str, dict[str, Any]] | None  # name -> {"type", "dtype" (JSON), "codec" config}
+    resources_root: str  # the folder holding trained resources (the output)
+    safe_cast: bool  # dtypes came from the first sample, not from the config
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WriterSettings:
+        return cls(**data)
+
+    def writer(self, directory: Path) -> Writer:
+        root = Path(self.resources_root)
+        codec = plugins.codec(self.codec)
+        codec.open_resources(root)
+        fields = None
+        if self.fields is not None:
+            fields = {}
+            for name, spec in self.fields.items():
+                field_codec = plugins.codec(spec["codec"])
+                field_codec.open_resources(root)
+                entry: dict[str, Any] = {"type": spec["type"], "codec": field_codec}
+                if spec["type"] == "array" and spec.get("dtype") is not None:
+                    entry["dtype"] = dtype_from_json(spec["dtype"])
+                fields[name] = entry
+        dtype = dtype_from_json(self.dtype) if self.dtype is not None and fields is None else None
+        return Writer(
+            directory,
+            codec=codec,
+            index_format=self.index_format,
+            chunk_size_bytes=self.chunk_size_bytes,
+            dtype=dtype,
+            fields=fields,
+            safe_cast=self.safe_cast,
+        )
+
+
+@dataclass(frozen=True)
+class PartTask:
+    number: int
+    directory: str
+    items: list[tuple[int, Any, dict[str, Any]]]  # (position in the source, item, metadata)
+    reader: dict[str, Any]
+    settings: WriterSettings
+    on_error: str
+
+
+@dataclass
+class PartResult:
+    number: int
+    samples: int
+    payload_bytes: int
+    source_bytes: int
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    resumed: bool = False
+
+
+def part_done(directory: Path) -> bool:
+    return (directory / MANIFEST_FILE).is_file() and not (directory / WRITING_MARKER).exists()
+
+
+def read_part_result(number: int, directory: Path) -> PartResult:
+    manifest = Manifest.load(directory / MANIFEST_FILE)
+    summary = json.loads((directory / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return PartResult(
+        number,
+        manifest.n_samples,
+        sum(c.size_bytes for c in manifest.chunks),
+        summary["source_bytes"],
+        summary["skipped"],
+        resumed=True,
+    )
+
+
+def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> PartResult:
+    """Write one part (or find it written already). Runs in a worker process or Dask task."""
+    directory = Path(task.directory)
+    if part_done(directory):
+        return read_part_result(task.number, directory)
+    if directory.exists():
+        shutil.rmtree(directory)  # an interrupted attempt: written again from its first item
+    reader = plugins.reader(task.reader)
+    skipped: list[dict[str, Any]] = []
+    source_bytes = 0
+    with task.settings.writer(directory) as writer:
+        for position, item, source_metadata in task.items:
+            written = writer.bytes_written
+            try:
+                sample, metadata = reader.read(item)
+                if not isinstance(metadata, Mapping):
+                    raise TypeError(f"the reader returned {type(metadata).__name__} as metadata")
+                writer.add(sample, **{**source_metadata, **metadata})
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}"
+                if task.on_error == "raise":
+                    raise ConversionError(
+                        f"item {position} ({describe(item)}): {reason}"
+                    ) from error
+                skipped.append({"position": position, "item": describe(item), "error": reason})
+                continue
+            source_bytes += sample_nbytes(sample)
+            if progress is not None:
+                progress(1, writer.bytes_written - written)
+        summary = {"skipped": skipped, "source_bytes": source_bytes}
+        write_atomically(directory / SUMMARY_FILE, json.dumps(summary).encode("utf-8"))
+    # The part's manifest is its commit point: written by the writer as it closed.
+    manifest = writer.manifest
+    assert manifest is not None
+    return PartResult(
+        task.number,
+        manifest.n_samples,
+        sum(c.size_bytes for c in manifest.chunks),
+        source_bytes,
+        skipped,
+    )
+
+
+def sample_nbytes(sample: Any) -> int:
+    if isinstance(sample, Mapping):
+        return sum(sample_nbytes(v) for v in sample.values())
+    if isinstance(sample, (bytes, bytearray, memoryview)):
+        return memoryview(sample).nbytes
+    return int(np.asarray(sample).nbytes)

@@ -1,0 +1,234 @@
+"""``acumen.convert``: a whole conversion from a config, resumable, on the local machine or Dask.
+
+1. The output folder is claimed (writing marker) and the config's fingerprint saved; a run
+   on a folder with a fingerprint resumes it, and refuses if the config changed.
+2. The driver settles what every part must agree on: dtypes and fields from the first
+   sample, and trained codec resources (zstd dictionaries) from the first samples; saved.
+3. Items stream into parts of ``run.part_size``; the engine writes the parts that are not
+   done yet (a worker per part), with progress.
+4. Parts merge into the dataset without copying chunk bytes; the report of skipped items is
+   written; the manifest commits; the conversion state is removed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from acumen import plugins
+from acumen.convert.config import ConfigError, ConvertConfig, load_config
+from acumen.convert.merge import merge_parts
+from acumen.convert.parts import ConversionError, PartResult, PartTask, WriterSettings
+from acumen.convert.sources import describe, iter_items
+from acumen.encoding import RecordEncoder
+from acumen.errors import DatasetExistsError
+from acumen.fields import field_specs
+from acumen.layout import (
+    MANIFEST_FILE,
+    WRITING_MARKER,
+    create_writing_marker,
+    resolve_inside,
+    write_atomically,
+    write_resource,
+)
+from acumen.manifest import Manifest, dtype_to_json
+from acumen.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+STATE_DIR = ".acumen-convert"
+REPORT_FILE = "convert-report.json"
+
+
+@dataclass
+class ConversionSummary:
+    output: Path
+    manifest: Manifest
+    samples: int
+    skipped: list[dict[str, Any]]
+    payload_bytes: int
+    source_bytes: int
+    seconds: float
+    resumed_parts: int
+
+    @property
+    def ratio(self) -> float:
+        return self.source_bytes / self.payload_bytes if self.payload_bytes else 1.0
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.output}: {self.samples:,} samples, {self.payload_bytes:,} bytes in "
+            f"{len(self.manifest.chunks)} chunk files (arrays {self.source_bytes:,} bytes, "
+            f"ratio {self.ratio:.2f}) in {self.seconds:.1f} s"
+        )
+        if self.resumed_parts:
+            text += f"; {self.resumed_parts} part(s) were done already"
+        if self.skipped:
+            text += f"; {len(self.skipped)} item(s) skipped, listed in {self.output / REPORT_FILE}"
+        return text
+
+
+def convert(
+    config: ConvertConfig | str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    progress: bool | None = None,
+) -> ConversionSummary:
+    """Run the conversion a config describes (a file path, a dict, or a loaded config)."""
+    cfg = config if isinstance(config, ConvertConfig) else load_config(config)
+    start = time.monotonic()
+    output = cfg.output.path
+    state = output / STATE_DIR
+    _claim(cfg, output, state)
+    settings = _settings(cfg, output, state)
+    show = cfg.run.progress if progress is None else progress
+    bar = Progress(None, f"convert {output.name}", enabled=show)
+    with bar:
+        tasks = _tasks(cfg, settings, state)
+        if cfg.run.engine == "dask":
+            from acumen.convert.engine_dask import run_parts
+        else:
+            from acumen.convert.engine_local import run_parts
+        results = run_parts(tasks, cfg, bar)
+    skipped = [entry for result in results for entry in result.skipped]
+    report = {"skipped": skipped, "config": cfg.origin}
+    write_atomically(output / REPORT_FILE, json.dumps(report, indent=1).encode("utf-8"))
+    part_dirs = [Path(_part_directory(state, r.number)) for r in results]
+    manifest = merge_parts(output, part_dirs, settings, state)
+    shutil.rmtree(state)
+    summary = ConversionSummary(
+        output,
+        manifest,
+        manifest.n_samples,
+        skipped,
+        sum(c.size_bytes for c in manifest.chunks),
+        sum(r.source_bytes for r in results),
+        time.monotonic() - start,
+        sum(r.resumed for r in results),
+    )
+    logger.info("%s", summary)
+    return summary
+
+
+def _claim(cfg: ConvertConfig, output: Path, state: Path) -> None:
+    fingerprint = cfg.fingerprint()
+    saved = state / "config.json"
+    if output.exists():
+        if (output / MANIFEST_FILE).is_file() and not (output / WRITING_MARKER).exists():
+            raise DatasetExistsError(
+                f"{output} is a complete dataset already; choose another output.path or remove it"
+            )
+        if saved.is_file():
+            previous = json.loads(saved.read_text(encoding="utf-8"))
+            if previous != fingerprint:
+                changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+                raise ConfigError(
+                    f"{cfg.origin}: {output} was started with another config (differs in "
+                    f"{', '.join(changed)}); run it with the same config to finish it, or "
+                    "remove the folder to start over"
+                )
+            logger.info("resuming the conversion into %s", output)
+            return
+        if output.is_file() or any(output.iterdir()):
+            raise DatasetExistsError(
+                f"{output} already exists and is not a conversion to resume; choose another "
+                "output.path or remove it"
+            )
+    output.mkdir(parents=True, exist_ok=True)
+    create_writing_marker(output)
+    state.mkdir()
+    write_atomically(saved, json.dumps(fingerprint, sort_keys=True).encode("utf-8"))
+
+
+def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
+    """What every part must agree on; settled from the first samples once, then saved."""
+    saved = state / "settings.json"
+    if saved.is_file():
+        return WriterSettings.from_json(json.loads(saved.read_text(encoding="utf-8")))
+    codec = plugins.codec(cfg.output.codec)
+    specs = field_specs(cfg.output.fields, codec) if cfg.output.fields is not None else None
+    encoder = RecordEncoder(codec, cfg.output.dtype, specs)
+    reader = plugins.reader(cfg.reader)
+    collected: list[list] = []
+    wanted = 1
+    for position, (item, _) in enumerate(iter_items(cfg.source)):
+        try:
+            sample, _metadata = reader.read(item)
+            arrays = encoder.prepare(sample, position)
+        except Exception as error:
+            if cfg.run.on_error == "raise":
+                raise ConversionError(
+                    f"item {position} ({describe(item)}): {type(error).__name__}: {error}"
+                ) from error
+            continue  # the part that holds it will skip it again and report it
+        collected.append(arrays)
+        wanted = max([1] + [c.training_samples() for c in encoder.codecs()])
+        if len(collected) >= wanted:
+            break
+    names = [f.name for f in encoder.fields] if encoder.multi_field else ["data"]
+    for k, (name, field_codec) in enumerate(zip(names, encoder.codecs(), strict=True)):
+        if field_codec.training_samples() and collected:
+            field_codec.train([arrays[k] for arrays in collected], f"codecs/{name}.")
+            for relative, data in field_codec.resources().items():
+                path = resolve_inside(output, relative, "codec resource")
+                if not path.exists():
+                    write_resource(path, data)
+    dtypes = encoder.field_dtypes()
+    explicit = cfg.output.dtype is not None or any(
+        (isinstance(spec, Mapping) and spec.get("dtype") is not None) or isinstance(spec, str)
+        for spec in (cfg.output.fields or {}).values()
+    )
+    fields = None
+    if encoder.multi_field:
+        fields = {
+            f.name: {
+                "type": f.type,
+                "dtype": dtype_to_json(dtype) if dtype is not None else None,
+                "codec": f.codec.get_config(),
+            }
+            for f, dtype in zip(encoder.fields, dtypes, strict=True)
+        }
+    settings = WriterSettings(
+        codec=encoder.codecs()[0].get_config()
+        if not encoder.multi_field and collected
+        else codec.get_config(),
+        index_format=plugins.index_format(cfg.output.index_format).get_config(),
+        chunk_size_bytes=cfg.output.chunk_size_bytes,
+        dtype=dtype_to_json(dtypes[0])
+        if not encoder.multi_field and dtypes[0] is not None
+        else None,
+        fields=fields,
+        resources_root=str(output),
+        safe_cast=not explicit,
+    )
+    write_atomically(saved, json.dumps(settings.to_json()).encode("utf-8"))
+    return settings
+
+
+def _part_directory(state: Path, number: int) -> str:
+    return str(state / "parts" / f"part-{number:06d}")
+
+
+def _tasks(cfg: ConvertConfig, settings: WriterSettings, state: Path) -> Iterator[PartTask]:
+    """Parts of ``part_size`` consecutive items, made as the source streams."""
+    from acumen.convert.parts import part_done
+
+    numbered = enumerate(iter_items(cfg.source))
+    for number in itertools.count():
+        batch = list(itertools.islice(numbered, cfg.run.part_size))
+        if not batch:
+            return
+        directory = _part_directory(state, number)
+        items = [] if part_done(Path(directory)) else [(p, i, m) for p, (i, m) in batch]
+        yield PartTask(number, directory, items, dict(cfg.reader), settings, cfg.run.on_error)
+
+
+def results_in_order(results: list[PartResult]) -> list[PartResult]:
+    return sorted(results, key=lambda r: r.number)
