@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
@@ -79,6 +82,8 @@ class Dataset:
         self.manifest = manifest
         self.field_readers = list(field_readers)
         self.selected = self._check_fields(selected) if selected is not None else None
+        #: For a view from :meth:`select`: each sample's position in the whole dataset.
+        self.positions: np.ndarray | None = None
         self._bind()
 
     def _bind(self) -> None:
@@ -191,6 +196,144 @@ class Dataset:
             return self._record(self._position(i), self._wanted_mask(self._check_fields(fields)))
         return self._array(self._position(i))
 
+    # --- batches ----------------------------------------------------------------------
+    def _positions(self, indices: Any) -> np.ndarray:
+        positions = np.asarray(indices)
+        if positions.dtype == np.bool_:
+            if positions.shape != (self._n,):
+                raise IndexError(f"a mask needs {self._n} entries, got shape {positions.shape}")
+            return np.flatnonzero(positions)
+        if positions.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if positions.dtype.kind not in "iu":
+            raise TypeError(f"indices must be integers, got {positions.dtype}")
+        positions = positions.astype(np.int64).reshape(-1)
+        positions = np.where(positions < 0, positions + self._n, positions)
+        bad = (positions < 0) | (positions >= self._n)
+        if np.any(bad):
+            wrong = np.asarray(indices).reshape(-1)[int(np.argmax(bad))]
+            raise IndexError(f"sample {wrong} is out of range for a dataset of {self._n} samples")
+        return positions
+
+    def read_batch(self, indices: Any, *, threads: int | None = None) -> Any:
+        """Many samples at once: one new (writable) array ``(len(indices), *shape)`` when
+        every sample has the same shape, else a list of arrays (dicts, with fields).
+
+        Reads are sorted by file position and adjacent payloads read in one go; compressed
+        payloads decode straight into the batch, on ``threads`` threads (default: a few,
+        for large batches) since the decompressors release the GIL.
+        """
+        positions = self._positions(indices)
+        if self.field_readers or self._fixed_shape is None:
+            return [self._array(int(i)) for i in positions]
+        batch = np.empty((len(positions), *self._fixed_shape), dtype=self.dtype)
+        if not len(positions) or batch.nbytes == 0:
+            return batch
+        if self._decode is None:
+            self._copy_raw_runs(positions, batch)
+        else:
+            self._decode_into(positions, batch, threads)
+        return batch
+
+    def _copy_raw_runs(self, positions: np.ndarray, batch: np.ndarray) -> None:
+        chunks = self.table.chunk_ids[positions]
+        offsets = self.table.offsets[positions]
+        order = np.lexsort((offsets, chunks))
+        sample_bytes = batch[0].nbytes
+        flat = batch.reshape(len(positions), -1).view(np.uint8)
+        # Runs of samples adjacent in the same chunk file are read as one range.
+        chunk_sorted, offset_sorted = chunks[order], offsets[order]
+        breaks = np.flatnonzero(
+            (np.diff(chunk_sorted) != 0) | (np.diff(offset_sorted) != sample_bytes)
+        )
+        starts = np.concatenate([[0], breaks + 1])
+        ends = np.concatenate([breaks + 1, [len(order)]])
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            rows = order[start:end]
+            chunk, offset = int(chunk_sorted[start]), int(offset_sorted[start])
+            try:
+                data = self._read_bytes(chunk, offset, (end - start) * sample_bytes)
+            except CorruptDatasetError as error:
+                first = int(positions[rows[0]])
+                raise CorruptDatasetError(f"{self.root}: sample {first}: {error}") from None
+            run = np.frombuffer(data, np.uint8).reshape(end - start, sample_bytes)
+            if end - start == 1 or np.all(np.diff(rows) == 1):
+                flat[rows[0] : rows[0] + (end - start)] = run
+            else:
+                flat[rows] = run
+
+    def _decode_into(self, positions: np.ndarray, batch: np.ndarray, threads: int | None) -> None:
+        flat = batch.reshape(len(positions), -1).view(np.uint8)
+        size = batch[0].nbytes
+        order = np.lexsort((self.table.offsets[positions], self.table.chunk_ids[positions]))
+
+        def decode(row: int) -> None:
+            i = int(positions[row])
+            try:
+                data = self._read_bytes(
+                    self._chunk_item(i), self._offset_item(i), self._size_item(i)
+                )
+                flat[row] = np.frombuffer(self._decode(data, size), np.uint8)
+            except CorruptDatasetError as error:
+                raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
+
+        rows = order.tolist()
+        workers = (
+            threads
+            if threads is not None
+            else (min(4, os.cpu_count() or 1) if len(rows) >= 64 else 1)
+        )
+        if workers <= 1:
+            for row in rows:
+                decode(row)
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(decode, rows, chunksize=max(1, len(rows) // (4 * workers))):
+                pass
+
+    # --- subsets without rewriting data -----------------------------------------------
+    def select(self, indices: Any) -> Dataset:
+        """A view of some samples (indices, in that order, or a boolean mask) reading the
+        same files; nothing is copied or rewritten."""
+        positions = self._positions(indices)
+        table = self.table.take(positions)
+        view = Dataset(
+            self.root,
+            table,
+            self.dtype if self.dtype is not None else np.dtype("<f2"),
+            self.codec,
+            plugins.storage(self.storage.get_config(), self.storage.paths),
+            self.manifest,
+            [
+                FieldReader(
+                    r.name,
+                    r.type,
+                    r.dtype,
+                    r.codec,
+                    table.fields[r.name].sizes,
+                    table.fields[r.name].shapes,
+                )
+                for r in self.field_readers
+            ],
+            self.selected,
+        )
+        view.positions = self.positions[positions] if self.positions is not None else positions
+        return view
+
+    def filter(self, expression: str) -> Dataset:
+        """A view of the samples whose metadata satisfy ``expression``, a pandas query such as
+        ``"label == 3 and split == 'train'"`` (the expression is yours; data is never run)."""
+        frame = pd.DataFrame({name: self.table.metadata.column(name) for name in self.columns})
+        try:
+            mask = frame.eval(expression)
+        except Exception as error:
+            raise ValueError(
+                f"cannot filter {self.root} by {expression!r}: {error}; columns: {self.columns}"
+            ) from None
+        if not isinstance(mask, pd.Series) or mask.dtype != bool:
+            raise ValueError(f"{expression!r} does not give one True/False per sample")
+        return self.select(mask.to_numpy())
+
     def metadata(self, i: int) -> dict[str, Any]:
         """Sample ``i``'s metadata, with the types it was written with."""
         return self._row(self._position(i))
@@ -224,6 +367,7 @@ class Dataset:
             "manifest": self.manifest,
             "field_readers": self.field_readers,
             "selected": self.selected,
+            "positions": self.positions,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
