@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]" $(foreach p,$(PLUGINS),-e "$(p)[test]")
+	# The CPU build: an unpinned torch would pull a CUDA build of several GB.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,0 +1,203 @@
+"""PyTorch integration: a map-style ``Dataset`` and a locality-aware ``ChunkShuffleSampler``.
+
+Needs torch (``pip install 'acumen-indexer[torch]'``)::
+
+    from torch.utils.data import DataLoader
+    from acumen.torch import ChunkShuffleSampler, TorchDataset
+
+    data = TorchDataset("my_data", target="label")
+    sampler = ChunkShuffleSampler(data, window=8, seed=0)
+    loader = DataLoader(data, batch_size=64, sampler=sampler, num_workers=4)
+    for epoch in range(10):
+        sampler.set_epoch(epoch)
+        for x, y in loader:
+            ...
+
+``TorchDataset`` implements ``__getitems__``, so a DataLoader fetches a whole batch with one
+:meth:`acumen.Dataset.read_batch`. It pickles as the dataset's index and configuration, and
+each worker reopens the files lazily: safe under fork, spawn and forkserver.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    import torch
+    from torch.utils.data import Dataset as _TorchDataset
+    from torch.utils.data import Sampler
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError("acumen.torch needs PyTorch: pip install 'acumen-indexer[torch]'") from error
+
+from acumen.dataset import Dataset
+from acumen.opening import open_dataset
+
+Target = bool | str | Sequence[str]
+
+
+class TorchDataset(_TorchDataset):
+    """Samples of an acumen dataset as tensors.
+
+    ``target`` says what comes with each sample: ``None``/``False`` the tensor alone, a column
+    name ``(tensor, value)``, a list of names ``(tensor, {name: value})``, ``True`` the whole
+    metadata dict. ``fields`` picks fields of a multi-field dataset (a dict of tensors; bytes
+    fields stay bytes). ``transform`` is applied to each sample (before batching).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | Dataset,
+        *,
+        target: Target | None = None,
+        transform: Callable[[Any], Any] | None = None,
+        fields: Sequence[str] | None = None,
+        storage: str | None = None,
+    ) -> None:
+        if isinstance(source, Dataset):
+            if fields is not None or storage is not None:
+                raise ValueError("for an opened dataset, give fields= and storage= to acumen.open")
+            dataset = source
+        else:
+            dataset = open_dataset(source, storage=storage, fields=fields)
+        self.dataset = dataset
+        self.target = target
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def chunk_ids(self) -> np.ndarray:
+        """Which chunk file each sample is in (for :class:`ChunkShuffleSampler`)."""
+        return self.dataset.table.chunk_ids
+
+    def _item(self, sample: Any, position: int) -> Any:
+        tensor = _as_tensor(sample)
+        if self.transform is not None:
+            tensor = self.transform(tensor)
+        if not self.target:
+            return tensor
+        metadata = self.dataset.metadata(position)
+        if self.target is True:
+            return tensor, metadata
+        if isinstance(self.target, str):
+            return tensor, metadata[self.target]
+        return tensor, {name: metadata[name] for name in self.target}
+
+    def __getitem__(self, index: int) -> Any:
+        position = self.dataset._position(index)
+        return self._item(self.dataset._array(position), position)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """A batch's samples from one read (the DataLoader collates them)."""
+        positions = self.dataset._positions(list(indices))
+        batch = self.dataset.read_batch(positions)
+        return [self._item(sample, int(p)) for sample, p in zip(batch, positions, strict=True)]
+
+
+def _as_tensor(sample: Any) -> Any:
+    if isinstance(sample, dict):
+        return {k: v if isinstance(v, bytes) else _as_tensor(v) for k, v in sample.items()}
+    array = np.asarray(sample)
+    if not array.flags.writeable:  # views on a mapped file: torch wants memory it may write
+        array = array.copy()
+    return torch.from_numpy(array)
+
+
+class ChunkShuffleSampler(Sampler[int]):
+    """Shuffles chunk order, then samples within a window of ``window`` chunks at a time.
+
+    Reads stay within a few chunk files at once (which matters on disks and remote storage)
+    while the order is still well mixed. The order is a function of ``seed`` and the epoch
+    (:meth:`set_epoch`); with ``num_replicas`` it is split into equal contiguous shares, one
+    per DDP rank (padded by repeating samples, or cut with ``drop_last``). :meth:`state_dict`
+    and :meth:`load_state_dict` resume in the middle of an epoch.
+    """
+
+    def __init__(
+        self,
+        data: Dataset | TorchDataset,
+        *,
+        window: int = 4,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1 chunk, got {window}")
+        dist = torch.distributed
+        in_ddp = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if in_ddp else 1
+        if rank is None:
+            rank = dist.get_rank() if in_ddp else 0
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        table = data.dataset.table if isinstance(data, TorchDataset) else data.table
+        self.chunk_ids = np.asarray(table.chunk_ids)
+        self.window = window
+        self.seed = seed
+        self.shuffle = shuffle
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.start = 0  # samples of this epoch already handed out (for resuming)
+        n = len(self.chunk_ids)
+        if drop_last:
+            self.per_rank = n // num_replicas
+        else:
+            self.per_rank = -(-n // num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.start = 0
+
+    def epoch_order(self) -> np.ndarray:
+        """Every rank's samples of this epoch, in order, before the split."""
+        n = len(self.chunk_ids)
+        if not self.shuffle:
+            order = np.arange(n)
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            by_chunk = np.argsort(self.chunk_ids, kind="stable")
+            bounds = np.flatnonzero(np.diff(self.chunk_ids[by_chunk])) + 1
+            groups = np.split(by_chunk, bounds) if n else []
+            groups = [groups[i] for i in rng.permutation(len(groups))]
+            pieces = []
+            for start in range(0, len(groups), self.window):
+                window = np.concatenate(groups[start : start + self.window])
+                pieces.append(window[rng.permutation(len(window))])
+            order = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        total = self.per_rank * self.num_replicas
+        if total > n and n:
+            order = np.concatenate([order, order[: total - n]])  # pad with samples again
+        return order[:total]
+
+    def __iter__(self) -> Iterator[int]:
+        share = self.epoch_order()[self.rank * self.per_rank : (self.rank + 1) * self.per_rank]
+        for position in share[self.start :].tolist():
+            self.start += 1
+            yield position
+        self.start = 0
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def state_dict(self, consumed: int | None = None) -> dict[str, int]:
+        """Where this epoch stands. Give ``consumed``, the samples your loop has used: a
+        DataLoader's workers prefetch, so the sampler itself runs a few batches ahead."""
+        start = self.start if consumed is None else consumed
+        return {"epoch": self.epoch, "seed": self.seed, "start": start}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(f"the state is of seed {state['seed']}, this sampler's is {self.seed}")
+        self.epoch = int(state["epoch"])
+        self.start = int(state["start"])
