@@ -35,6 +35,26 @@ class ChunkWriter:
         self._count = 0
         self._file: BinaryIO | None = None
 
+    def write_one(self, payload: Buffer) -> tuple[int, int, int]:
+        """Append one payload (a one-array sample); as :meth:`write`, without the list."""
+        size = payload.nbytes if type(payload) is memoryview else len(memoryview(payload).cast("B"))
+        if self._size + size > self.limit:
+            self._finish_chunk()
+            self._number += 1
+        if self._file is None:
+            self._open_chunk()
+        self._file.write(payload)  # type: ignore[union-attr]
+        offset = self._size
+        self._size = offset + size
+        self.bytes_written += size
+        self._count += 1
+        return len(self.chunks), offset, size
+
+    def _open_chunk(self) -> None:
+        (self.root / "chunks").mkdir(exist_ok=True)
+        path = self.root / chunk_file_name(self._number)
+        self._file = open(path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+
     def write(self, payloads: list[Buffer]) -> tuple[int, int, int]:
         """Append one record (its fields' payloads, kept together in one chunk); return
         (chunk position, offset, size)."""
@@ -47,9 +67,7 @@ class ChunkWriter:
             self._finish_chunk()
             self._number += 1
         if self._file is None:
-            (self.root / "chunks").mkdir(exist_ok=True)
-            path = self.root / chunk_file_name(self._number)
-            self._file = open(path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+            self._open_chunk()
         for payload in payloads:
             self._file.write(payload)
         offset = self._size

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -133,6 +134,8 @@ class MetadataCollector:
         self._names: list[str] | None = None
         self._keyset: frozenset[str] = frozenset()
         self._values: dict[str, list] = {}
+        self._appenders: dict[str, Any] = {}
+        self._plain: dict[str, type] = {}
         self._kinds: dict[str, str] = {}
         self._first_of_kind: dict[str, int] = {}
         self._n = 0
@@ -147,21 +150,25 @@ class MetadataCollector:
                 f"sample {sample}: metadata keys differ from the first sample's "
                 f"(missing {missing}, unexpected {extra}); every sample needs the same keys"
             )
-        kinds = self._kinds
-        merged: dict[str, str] = {}
+        plain = self._plain
+        merged: dict[str, str] | None = None
         for name, value in metadata.items():
-            kind = kinds[name]
-            if type(value) is not _PLAIN[kind]:
+            kind = type(value)
+            if kind is not plain[name]:
+                merged = merged or {}
                 merged[name] = self._check_value(name, value, sample)
-            elif kind == "str":
+            elif kind is str:
                 if not value.isascii():
                     _check_text(name, value, sample)
-            elif kind == "int" and not _INT64_MIN <= value <= _INT64_MAX:
+            elif kind is int and not _INT64_MIN <= value <= _INT64_MAX:
                 raise _int64_overflow(name, value, sample)
         # Kept only once every value passed, so a refused sample leaves no trace.
-        kinds.update(merged)
+        if merged:
+            self._kinds.update(merged)
+            self._plain.update({name: _PLAIN[kind] for name, kind in merged.items()})
+        appenders = self._appenders
         for name, value in metadata.items():
-            self._values[name].append(value)
+            appenders[name](value)
         self._n += 1
 
     def _start(self, metadata: Mapping[str, object], sample: int | str) -> None:
@@ -189,6 +196,8 @@ class MetadataCollector:
         self._kinds = kinds
         self._first_of_kind = {name: self._n for name in metadata}
         self._values = {name: [] for name in metadata}
+        self._appenders = {name: values.append for name, values in self._values.items()}
+        self._plain = {name: _PLAIN[kind] for name, kind in kinds.items()}
 
     def _check_value(self, name: str, value: object, sample: int | str) -> str:
         """Check a value that is not of its column's plain type; return the column's type."""

@@ -75,12 +75,13 @@ class Writer:
         self._marker = create_writing_marker(self.root)
         self._index = IndexBuilder()
         self._pending: list[list[np.ndarray]] = []  # samples held back for codec training
+        self._count = 0  # samples accepted (written or held back)
         self._training: list | None = None  # codecs still to train; None: not decided yet
         self._closed = False
         self.manifest: Manifest | None = None
 
     def __len__(self) -> int:
-        return len(self._index) + len(self._pending)
+        return self._count
 
     @property
     def bytes_written(self) -> int:
@@ -97,9 +98,11 @@ class Writer:
 
         A refused sample raises :class:`acumen.SampleError` naming it and leaves no trace.
         """
-        self._check_open()
-        position = len(self._index) + len(self._pending)
-        state = self._encoder.snapshot()
+        if self._closed:
+            self._check_open()
+        position = self._count
+        # Until the first accepted sample settles dtypes and fields, a refusal must undo it.
+        state = self._encoder.snapshot() if self._training is None else None
         try:
             arrays = self._encoder.prepare(sample, position)
             if self._training is None:  # decided with the first sample
@@ -107,14 +110,22 @@ class Writer:
             payloads = None if self._training else self._encoder.encode_prepared(arrays, position)
             self._index.check_metadata(metadata, position)
         except Exception:
-            self._encoder.restore(state)  # a refused first sample must not fix dtypes
-            if position == 0:
+            if state is not None:
+                self._encoder.restore(state)  # a refused first sample must not fix dtypes
                 self._training = None
             raise
+        self._count += 1
         if payloads is None:  # held back until the codecs have learnt from enough samples
             self._pending.append(arrays)
             if len(self._pending) >= max(c.training_samples() for c in self._training):
                 self._train_and_flush()
+            return position
+        if len(arrays) == 1:  # one array: the common case, kept short
+            chunk, offset, size = self._chunks.write_one(payloads[0])
+            if self._single:
+                self._index.add(chunk, offset, size, arrays[0].shape)
+                return position
+            self._index.add_record(chunk, offset, [size], [arrays[0].shape])
             return position
         return self._append(payloads, [a.shape for a in arrays])
 
@@ -156,12 +167,17 @@ class Writer:
         if self.training:
             raise ValueError("samples encoded elsewhere need a settled, trained encoder")
         self._index.check_metadata(metadata, label)
+        self._count += 1
         return self._append(payloads, shapes)
 
     @property
     def encoder(self) -> RecordEncoder:
         """The encoder (picklable); workers encode with copies of it once it is settled."""
         return self._encoder
+
+    @property
+    def _single(self) -> bool:
+        return not self._encoder.multi_field
 
     def _append(self, payloads: list[Buffer], shapes: list[tuple[int, ...]]) -> int:
         chunk, offset, size = self._chunks.write(payloads)

@@ -18,6 +18,11 @@ def array_bytes(data: Any) -> memoryview:
     """The C-order bytes of an array (or any buffer) as a flat byte view, copying only
     when the array is not contiguous."""
     if isinstance(data, np.ndarray):
+        if data.flags.c_contiguous:
+            try:
+                return data.data.cast("B")  # no copy; fails for dtypes with no buffer format
+            except (TypeError, ValueError, NotImplementedError):
+                pass
         return memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
     return memoryview(data).cast("B")
 
