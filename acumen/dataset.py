@@ -49,6 +49,9 @@ class FieldReader:
         return np.frombuffer(data, self.dtype).reshape(shape)
 
 
+_ITER_BLOCK = 4096  # samples per block when iterating
+
+
 class Dataset:
     """Samples of a dataset. Use :func:`acumen.open` to get one.
 
@@ -340,8 +343,50 @@ class Dataset:
         return self._array(position), self._row(position)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
-        for i in range(self._n):
-            yield self._array(i), self._row(i)
+        if self.field_readers or self._fixed_shape is None or self._decode is not None:
+            for i in range(self._n):
+                yield self._array(i), self._row(i)
+            return
+        # Raw samples of one shape: each block's runs of adjacent payloads are read at once
+        # and split into views, and metadata columns become lists once per block.
+        names = self.table.metadata.names
+        columns = [self.table.metadata.raw_column(name) for name in names]
+        for start in range(0, self._n, _ITER_BLOCK):
+            end = min(self._n, start + _ITER_BLOCK)
+            arrays = self._raw_views(start, end)
+            if not names:
+                for array in arrays:
+                    yield array, {}
+                continue
+            values = zip(
+                *[np.asarray(column[start:end]).tolist() for column in columns], strict=True
+            )
+            for array, row in zip(arrays, values, strict=True):
+                yield array, dict(zip(names, row, strict=True))
+
+    def _raw_views(self, start: int, end: int) -> list[np.ndarray]:
+        """Samples ``start:end`` as read-only arrays, reading each run of adjacent ones once."""
+        chunks = self.table.chunk_ids[start:end]
+        offsets = self.table.offsets[start:end]
+        size = math.prod(self._fixed_shape) * self.dtype.itemsize
+        if size == 0:
+            return [self._array(i) for i in range(start, end)]
+        breaks = np.flatnonzero((np.diff(chunks) != 0) | (np.diff(offsets) != size)) + 1
+        views: list[np.ndarray] = []
+        for run_start, run_end in zip(
+            [0, *breaks.tolist()], [*breaks.tolist(), end - start], strict=True
+        ):
+            count = run_end - run_start
+            try:
+                data = self._read_bytes(
+                    int(chunks[run_start]), int(offsets[run_start]), count * size
+                )
+            except CorruptDatasetError as error:
+                raise CorruptDatasetError(
+                    f"{self.root}: sample {start + run_start}: {error}"
+                ) from None
+            views.extend(np.frombuffer(data, self.dtype).reshape(count, *self._fixed_shape))
+        return views
 
     # --- lifetime ---------------------------------------------------------------------
     def close(self) -> None:

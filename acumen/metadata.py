@@ -87,6 +87,11 @@ class MetadataTable:
     def names(self) -> list[str]:
         return [spec.name for spec in self.specs]
 
+    def raw_column(self, name: str) -> Any:
+        """The column as stored (possibly a lazy column an index format provides); slicing
+        it gives what ``np.asarray`` turns into values."""
+        return self._columns[name]
+
     def column(self, name: str) -> np.ndarray:
         # A column may be any array-like with ``item``, ``dtype``, ``len``, iteration and
         # ``[indices]`` (an index format's lazy text column); asked for, it is a numpy array.

@@ -8,7 +8,9 @@ is removed and written again). Parts are merged into the output without copying 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,11 +117,12 @@ def read_part_result(number: int, directory: Path) -> PartResult:
 
 def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> PartResult:
     """Write one part (or find it written already). Runs in a worker process or Dask task."""
-    directory = Path(task.directory)
-    if part_done(directory):
-        return read_part_result(task.number, directory)
-    if directory.exists():
-        shutil.rmtree(directory)  # an interrupted attempt: written again from its first item
+    final = Path(task.directory)
+    if part_done(final):
+        return read_part_result(task.number, final)
+    # Each attempt writes a folder of its own and renames it into place when done, so an
+    # attempt still running elsewhere (a Dask task of an interrupted run) cannot mix in.
+    directory = final.with_name(f"{final.name}.attempt-{uuid.uuid4().hex[:12]}")
     reader = plugins.reader(task.reader)
     skipped: list[dict[str, Any]] = []
     source_bytes = 0
@@ -144,9 +147,16 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
                 progress(1, writer.bytes_written - written)
         summary = {"skipped": skipped, "source_bytes": source_bytes}
         write_atomically(directory / SUMMARY_FILE, json.dumps(summary).encode("utf-8"))
-    # The part's manifest is its commit point: written by the writer as it closed.
+    # The part's manifest is its commit point (written by the writer as it closed); the
+    # rename publishes the finished part.
     manifest = writer.manifest
     assert manifest is not None
+    if final.exists():
+        if part_done(final):  # another attempt finished first: keep that one
+            shutil.rmtree(directory, ignore_errors=True)
+            return read_part_result(task.number, final)
+        shutil.rmtree(final)
+    os.replace(directory, final)
     return PartResult(
         task.number,
         manifest.n_samples,

@@ -1,0 +1,275 @@
+"""The Dask engine: parts written by the workers of a ``dask.distributed`` cluster.
+
+The scheduler is ``run.scheduler``, else Dask's own ``DASK_SCHEDULER_ADDRESS`` (the config
+key ``scheduler-address``), else a ``LocalCluster`` of ``run.n_jobs`` worker processes that
+this engine starts and closes. Each part is one Dask task; a worker writes the part into
+its own directory under the output, so the output must be on a filesystem that the driver
+and every worker share (automatically true for a ``LocalCluster``).
+
+At most twice as many parts as the cluster has worker threads are in flight, so the items
+(which travel inside the tasks) never all sit in the scheduler's memory. Workers report
+progress a few times a second through Dask's event log; the count of each part is corrected
+to its exact result when the part finishes. Results come back in part order. Parts done
+already (a resumed conversion) are read on the driver, not sent to the cluster.
+
+When a part fails, no more parts are submitted; the parts in flight are allowed to finish
+(so none is left half written by a task that outlives the run, and the finished ones are
+reused when the conversion is run again), then the error of the first failed part is raised.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import importlib.util
+import logging
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from acumen.convert.config import ConfigError, ConvertConfig
+from acumen.convert.parts import ConversionError, PartResult, PartTask, convert_part
+from acumen.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_TOPIC = "acumen-convert-progress"  # one topic: the scheduler keeps a bounded log of it
+_REPORT_EVERY = 0.25  # seconds between a worker's progress messages
+_POLL = 0.25  # seconds between the driver's looks at progress while parts run
+
+
+class _EventProgress:
+    """Runs on a worker: batches a part's progress into Dask events for the driver."""
+
+    def __init__(self, run: str, number: int) -> None:
+        self.run = run
+        self.number = number
+        self.samples = 0
+        self.nbytes = 0
+        self.last = time.monotonic()
+        try:
+            from distributed import get_worker
+
+            self.worker: Any = get_worker()
+        except ValueError:  # not inside a Dask worker: progress is reported per part only
+            self.worker = None
+
+    def __call__(self, samples: int, nbytes: int) -> None:
+        self.samples += samples
+        self.nbytes += nbytes
+        now = time.monotonic()
+        if now - self.last >= _REPORT_EVERY:
+            self.flush()
+            self.last = now
+
+    def flush(self) -> None:
+        if self.worker is not None and (self.samples or self.nbytes):
+            message = [self.run, self.number, self.samples, self.nbytes]
+            with contextlib.suppress(Exception):  # progress must never fail a part
+                self.worker.log_event(PROGRESS_TOPIC, message)
+        self.samples = self.nbytes = 0
+
+
+def _convert_part_reporting(task: PartTask, run: str) -> PartResult:
+    """The Dask task: one part, written by the worker that runs it."""
+    reporter = _EventProgress(run, task.number)
+    try:
+        return convert_part(task, reporter)
+    finally:
+        reporter.flush()
+
+
+class _ProgressInbox:
+    """Collects the workers' progress events (delivered on the client's event-loop thread);
+    the driver applies them to the bar from its own thread, and sets each finished part's
+    count to its exact result (events may be late, lost, or from an attempt Dask re-ran)."""
+
+    def __init__(self, run: str) -> None:
+        self.run = run
+        self.lock = threading.Lock()
+        self.events: collections.deque[tuple[int, int, int]] = collections.deque()
+        self.shown: dict[int, tuple[int, int]] = {}  # part -> (samples, bytes) on the bar
+        self.finished: set[int] = set()
+
+    def handler(self, event: tuple[float, Any]) -> None:
+        _timestamp, message = event
+        if isinstance(message, (list, tuple)) and len(message) == 4 and message[0] == self.run:
+            with self.lock:
+                self.events.append((int(message[1]), int(message[2]), int(message[3])))
+
+    def drain(self, bar: Progress) -> None:
+        with self.lock:
+            events, self.events = list(self.events), collections.deque()
+        for number, samples, nbytes in events:
+            if number in self.finished:
+                continue
+            shown_samples, shown_bytes = self.shown.get(number, (0, 0))
+            self.shown[number] = (shown_samples + samples, shown_bytes + nbytes)
+            bar.update(samples, nbytes)
+
+    def finish(self, result: PartResult, bar: Progress) -> None:
+        self.drain(bar)
+        self.finished.add(result.number)
+        shown_samples, shown_bytes = self.shown.pop(result.number, (0, 0))
+        bar.update(result.samples - shown_samples, result.payload_bytes - shown_bytes)
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as error:
+        raise ConfigError(
+            "run.engine = 'dask' needs dask.distributed, which is not installed: "
+            "pip install 'acumen-indexer[dask]'"
+        ) from error
+    return distributed
+
+
+@contextlib.contextmanager
+def _client(cfg: ConvertConfig) -> Iterator[Any]:
+    """A client of the configured scheduler, or of a LocalCluster started (and closed) here."""
+    distributed = _import_distributed()
+    import dask
+
+    address = cfg.run.scheduler
+    where = "run.scheduler"
+    if address is None:
+        address = dask.config.get("scheduler-address", None)
+        where = "DASK_SCHEDULER_ADDRESS (Dask config 'scheduler-address')"
+    if address:
+        try:
+            client = distributed.Client(address, set_as_default=False)
+        except (OSError, TimeoutError) as error:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler {address!r} given by {where}: {error}"
+            ) from error
+        try:
+            logger.info("converting on the Dask scheduler at %s", address)
+            yield client
+        finally:
+            client.close()
+        return
+    try:
+        cluster = distributed.LocalCluster(
+            n_workers=cfg.run.n_jobs,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # any free port: never a clash (and warning) over 8787
+        )
+    except Exception as error:
+        raise ConversionError(
+            f"could not start a local Dask cluster: {type(error).__name__}: {error} (its worker "
+            "processes import the main script again: a script that calls acumen.convert must "
+            "do so under 'if __name__ == \"__main__\":')"
+        ) from error
+    try:
+        dashboard = (
+            f" (dashboard: {cluster.dashboard_link})"
+            if importlib.util.find_spec("bokeh") is not None  # Dask's dashboard needs it
+            else ""
+        )
+        logger.info(
+            "no Dask scheduler given (run.scheduler, DASK_SCHEDULER_ADDRESS): started a local "
+            "cluster of %d worker processes for this conversion%s",
+            cfg.run.n_jobs,
+            dashboard,
+        )
+        client = distributed.Client(cluster, set_as_default=False)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        with warnings.catch_warnings():
+            # Closing a LocalCluster stops worker processes that may still be shutting down
+            # their own connections; distributed can report that with a RuntimeWarning or
+            # ResourceWarning about a closed loop or unclosed socket. The cluster is ours and
+            # being thrown away, so these say nothing about the conversion.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", ResourceWarning)
+            cluster.close()
+
+
+def _capacity(client: Any) -> int:
+    """Parts to keep in flight: twice the cluster's worker threads (at least 2)."""
+    try:
+        threads = sum(client.nthreads().values())
+    except Exception:  # the scheduler is busy or restarting: keep the last guess
+        return 0
+    return max(2, 2 * threads)
+
+
+def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> list[PartResult]:
+    _import_distributed()  # a clear error before any work if Dask is not installed
+    run = uuid.uuid4().hex
+    inbox = _ProgressInbox(run)
+    results: list[PartResult] = []
+    with _client(cfg) as client:
+        if not client.nthreads():
+            logger.warning("the Dask cluster has no workers yet: parts wait until some join")
+        client.subscribe_topic(PROGRESS_TOPIC, inbox.handler)
+        in_flight: dict[Any, int] = {}  # future -> part number
+        failed: list[tuple[int, Any]] = []  # (part number, future) of parts that raised
+        finished = threading.Event()  # a part finished (Dask calls back from its own thread)
+        try:
+            iterator = iter(tasks)
+            exhausted = False
+            limit = _capacity(client) or 2
+            while in_flight or (not exhausted and not failed):
+                while not exhausted and not failed and len(in_flight) < limit:
+                    task = next(iterator, None)
+                    if task is None:
+                        exhausted = True
+                    elif not task.items:  # done already: read it here, no need for a worker
+                        result = convert_part(task)
+                        inbox.finish(result, bar)
+                        results.append(result)
+                    else:
+                        future = client.submit(
+                            _convert_part_reporting,
+                            task,
+                            run,
+                            key=f"acumen-part-{task.number:06d}-{run}",
+                            pure=False,
+                        )
+                        future.add_done_callback(lambda _: finished.set())
+                        in_flight[future] = task.number
+                if not in_flight:
+                    continue
+                finished.clear()  # set again by any part finishing from here on
+                done = [f for f in in_flight if f.done()]
+                if not done:
+                    finished.wait(_POLL)
+                    done = [f for f in in_flight if f.done()]
+                inbox.drain(bar)
+                for future in done:
+                    number = in_flight.pop(future)
+                    if future.status == "finished":
+                        inbox.finish(future.result(), bar)
+                        results.append(future.result())
+                    else:
+                        if not failed:
+                            logger.info(
+                                "part %d failed; waiting for the %d part(s) in flight to finish",
+                                number,
+                                len(in_flight),
+                            )
+                        failed.append((number, future))
+                if done and not failed:  # workers may have joined or left
+                    limit = _capacity(client) or limit
+            if failed:
+                failed.sort(key=lambda entry: entry[0])
+                failed[0][1].result()  # raises the part's own error (e.g. ConversionError)
+                raise RuntimeError(f"part {failed[0][0]} ended as {failed[0][1].status}")
+        except BaseException:
+            # Interrupted (or the error above): nothing more must run for this conversion.
+            if in_flight:
+                client.cancel(list(in_flight))
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(PROGRESS_TOPIC)
+    return sorted(results, key=lambda r: r.number)
