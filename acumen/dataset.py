@@ -192,11 +192,21 @@ class Dataset:
             raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
         return np.frombuffer(data, self.dtype).reshape(shape)
 
-    def read(self, i: int, fields: Sequence[str] | None = None) -> Any:
-        """Sample ``i``'s array (or dict of the selected fields, or of ``fields``)."""
+    def read(self, i: int, fields: Sequence[str] | None = None, *, copy: bool = False) -> Any:
+        """Sample ``i``'s array (or dict of the selected fields, or of ``fields``).
+
+        Arrays are read-only (zero-copy views with ``mmap``); ``copy=True`` gives a writable
+        array of your own.
+        """
         if fields is not None:
-            return self._record(self._position(i), self._wanted_mask(self._check_fields(fields)))
-        return self._array(self._position(i))
+            sample = self._record(self._position(i), self._wanted_mask(self._check_fields(fields)))
+        else:
+            sample = self._array(self._position(i))
+        if not copy:
+            return sample
+        if isinstance(sample, dict):
+            return {k: v if isinstance(v, bytes) else v.copy() for k, v in sample.items()}
+        return sample.copy()
 
     # --- batches ----------------------------------------------------------------------
     def _positions(self, indices: Any) -> np.ndarray:

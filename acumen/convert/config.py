@@ -261,12 +261,12 @@ def _check(raw: Any, origin: str, base: Path) -> ConvertConfig:
         )
     dtype = check.typed(output_raw, "output", "dtype", str, None)
     if dtype is not None:
-        try:
-            import numpy as np
+        from acumen.encoding import storage_dtype
 
-            np.dtype(dtype)
-        except TypeError as error:
-            raise check.fail("output.dtype", f"is not a dtype: {error}") from None
+        try:
+            storage_dtype(dtype)
+        except (TypeError, AcumenError) as error:
+            raise check.fail("output.dtype", f"is not a dtype to store: {error}") from None
     fields = check.typed(output_raw, "output", "fields", dict, None)
     if fields is not None:
         from acumen.fields import field_specs

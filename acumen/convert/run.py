@@ -27,7 +27,7 @@ from acumen import plugins
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.merge import merge_parts
 from acumen.convert.parts import ConversionError, PartResult, PartTask, WriterSettings
-from acumen.convert.sources import describe, iter_items
+from acumen.convert.sources import describe, first_item, iter_items
 from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError
 from acumen.fields import field_specs
@@ -86,6 +86,12 @@ def convert(
     start = time.monotonic()
     output = cfg.output.path
     state = output / STATE_DIR
+    if first_item(cfg.source) is None:  # surely a mistake: say so before claiming anything
+        where = f" under {cfg.source.root}" if cfg.source.kind == "glob" else ""
+        raise ConfigError(
+            f"{cfg.origin}: key 'source.{cfg.source.kind}': {cfg.source.value!r} gives no "
+            f"items{where}"
+        )
     _claim(cfg, output, state)
     settings = _settings(cfg, output, state)
     show = cfg.run.progress if progress is None else progress
@@ -158,22 +164,26 @@ def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
     reader = plugins.reader(cfg.reader)
     collected: list[list] = []
     wanted = 1
-    for position, (item, _) in enumerate(iter_items(cfg.source)):
-        try:
-            sample, _metadata = reader.read(item)
-            arrays = encoder.prepare(sample, position)
-        except Exception as error:
-            if cfg.run.on_error == "raise":
-                raise ConversionError(
-                    f"item {position} ({describe(item)}): {type(error).__name__}: {error}"
-                ) from error
-            continue  # the part that holds it will skip it again and report it
-        collected.append(arrays)
-        wanted = max([1] + [c.training_samples() for c in encoder.codecs()])
-        if len(collected) >= wanted:
-            break
+    items = iter_items(cfg.source)
+    try:
+        for position, (item, _) in enumerate(items):
+            try:
+                sample, _metadata = reader.read(item)
+                arrays = encoder.prepare(sample, position)
+            except Exception as error:
+                if cfg.run.on_error == "raise":
+                    raise ConversionError(
+                        f"item {position} ({describe(item)}): {type(error).__name__}: {error}"
+                    ) from error
+                continue  # the part that holds it will skip it again and report it
+            collected.append(arrays)
+            wanted = max([1] + [c.training_samples() for c in encoder.codecs()])
+            if len(collected) >= wanted:
+                break
+    finally:
+        items.close()
     names = [f.name for f in encoder.fields] if encoder.multi_field else ["data"]
-    for k, (name, field_codec) in enumerate(zip(names, encoder.codecs(), strict=True)):
+    for k, (name, field_codec) in enumerate(zip(names, encoder.codecs(), strict=False)):
         if field_codec.training_samples() and collected:
             field_codec.train([arrays[k] for arrays in collected], f"codecs/{name}.")
             for relative, data in field_codec.resources().items():

@@ -31,6 +31,15 @@ def iter_items(source: SourceConfig) -> Iterator[SourceItem]:
         yield from _callable_items(source)
 
 
+def first_item(source: SourceConfig) -> SourceItem | None:
+    """The source's first item (None if it has none), closing what it opened."""
+    items = iter_items(source)
+    try:
+        return next(items, None)
+    finally:
+        items.close()
+
+
 def describe(item: Any) -> str:
     text = str(item) if isinstance(item, (str, os.PathLike)) else repr(item)
     return text if len(text) <= 120 else text[:117] + "..."
@@ -120,11 +129,12 @@ def _table_batches(path: Path) -> Iterator[list[dict[str, Any]]]:
         return
     import pandas as pd
 
-    for frame in pd.read_csv(path, chunksize=_TABLE_BATCH):
-        for name in frame.columns:
-            if frame[name].dtype.kind not in "biuf":  # text: empty fields are "", not NaN
-                frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
-        yield frame.to_dict("records")
+    with pd.read_csv(path, chunksize=_TABLE_BATCH) as frames:
+        for frame in frames:
+            for name in frame.columns:
+                if frame[name].dtype.kind not in "biuf":  # text: empty fields are "", not NaN
+                    frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
+            yield frame.to_dict("records")
 
 
 def _table_items(source: SourceConfig) -> Iterator[SourceItem]:
