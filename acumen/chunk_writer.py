@@ -1,5 +1,6 @@
 """Appends payloads to chunk files with the original's rollover rule.
 
+Each chunk file's xxh3-64 checksum is computed as it is written (recorded in the manifest).
 A payload goes into the current chunk unless ``current_size + len(payload) > limit``; then
 the next chunk number starts first. So a chunk holds at least one payload and may exceed
 the limit, and when the very first payload exceeds it, ``chunk_0`` is never written and
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import BinaryIO
+
+import xxhash
 
 from acumen.abc.codec import Buffer
 from acumen.layout import chunk_file_name
@@ -44,6 +47,7 @@ class ChunkWriter:
         if self._file is None:
             self._open_chunk()
         self._file.write(payload)  # type: ignore[union-attr]
+        self._hash.update(payload)
         offset = self._size
         self._size = offset + size
         self.bytes_written += size
@@ -51,6 +55,7 @@ class ChunkWriter:
         return len(self.chunks), offset, size
 
     def _open_chunk(self) -> None:
+        self._hash = xxhash.xxh3_64()
         (self.root / "chunks").mkdir(exist_ok=True)
         path = self.root / chunk_file_name(self._number)
         self._file = open(path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
@@ -70,6 +75,7 @@ class ChunkWriter:
             self._open_chunk()
         for payload in payloads:
             self._file.write(payload)
+            self._hash.update(payload)
         offset = self._size
         self._size += size
         self.bytes_written += size
@@ -84,7 +90,10 @@ class ChunkWriter:
             os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
-        self.chunks.append(ChunkEntry(chunk_file_name(self._number), self._size, self._count))
+        checksum = f"xxh3_64:{self._hash.hexdigest()}"
+        self.chunks.append(
+            ChunkEntry(chunk_file_name(self._number), self._size, self._count, checksum)
+        )
         self._size = 0
         self._count = 0
 

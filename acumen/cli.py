@@ -19,6 +19,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = commands.add_parser("info", help="describe a dataset")
     info.add_argument("path")
     commands.add_parser("plugins", help="list installed plugins")
+    verify = commands.add_parser(
+        "verify", help="check every chunk against its checksum and every sample decodes"
+    )
+    verify.add_argument("path")
+    verify.add_argument("--jobs", type=int, help="files checked at once (default: up to 4)")
+    verify.add_argument("--chunks-only", action="store_true", help="do not decode samples")
+    verify.add_argument("--dtype", help="dtype of an original acumenindexer dataset")
+    verify.add_argument("--gzip", action="store_true", help="an original dataset uses gzip")
     convert = commands.add_parser(
         "convert", help="convert files into a dataset as a config (TOML, YAML, JSON) describes"
     )
@@ -50,6 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _plugins()
         elif args.command == "recode":
             _recode(args)
+        elif args.command == "verify":
+            from acumen.verify import verify as run_verify
+
+            options = {"dtype": args.dtype} if args.dtype else {}
+            if args.gzip:
+                options["use_gzip"] = True
+            report = run_verify(args.path, jobs=args.jobs, samples=not args.chunks_only, **options)
+            print(report)
+            return 0 if report.ok else 1
         elif args.command == "convert":
             from acumen.convert import convert
 

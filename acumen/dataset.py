@@ -97,6 +97,10 @@ class Dataset:
         self._shapes = table.shapes
         self._fixed_shape = table.shapes.fixed if table.shapes is not None else None
         self._read_bytes = self.storage.read
+        if getattr(self, "verify", None) == "chunk":
+            from acumen.verify import ChunkVerifier
+
+            self._read_bytes = ChunkVerifier(self)
         self._decode = None if self.codec.is_identity else self.codec.decode
         self._row = table.metadata.row
         if self.field_readers:
@@ -420,6 +424,7 @@ class Dataset:
             "field_readers": self.field_readers,
             "selected": self.selected,
             "positions": self.positions,
+            "verify": getattr(self, "verify", None),
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:

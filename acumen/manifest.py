@@ -8,6 +8,7 @@ newer ``format_version`` is refused with a message to upgrade.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from acumen.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE, write_atomically
 from acumen.metadata import COLUMN_TYPES, ColumnSpec
 
 FORMAT_NAME = "acumen"
+CHECKSUM = re.compile(r"^xxh3_64:[0-9a-f]{16}$")
 FORMAT_VERSION = 1
 
 
@@ -28,6 +30,7 @@ class ChunkEntry:
     file: str
     size_bytes: int
     n_samples: int
+    checksum: str | None = None  # "xxh3_64:<16 hex digits>" of the whole file
 
 
 @dataclass
@@ -60,7 +63,12 @@ class Manifest:
                 "chunk_file_pattern": CHUNK_FILE_PATTERN,
             },
             "chunks": [
-                {"file": c.file, "size_bytes": c.size_bytes, "n_samples": c.n_samples}
+                {
+                    "file": c.file,
+                    "size_bytes": c.size_bytes,
+                    "n_samples": c.n_samples,
+                    **({"checksum": c.checksum} if c.checksum is not None else {}),
+                }
                 for c in self.chunks
             ],
             "metadata": [spec.to_json() for spec in self.metadata],
@@ -122,6 +130,7 @@ class Manifest:
                     check.get(entry, "file", str, prefix=prefix),
                     check.count(entry, "size_bytes", prefix=prefix),
                     check.count(entry, "n_samples", prefix=prefix),
+                    check.checksum(entry, prefix),
                 )
             )
         if sum(c.n_samples for c in chunks) != n_samples:
@@ -182,6 +191,16 @@ class _Checker:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ManifestError(
                 self.path, prefix + key, f"must be {_TYPE_NAMES[kind]}, got {value!r}"
+            )
+        return value
+
+    def checksum(self, entry: dict, prefix: str) -> str | None:
+        value = entry.get("checksum")
+        if value is None:
+            return None
+        if not (isinstance(value, str) and CHECKSUM.match(value)):
+            raise ManifestError(
+                self.path, prefix + "checksum", f"must look like 'xxh3_64:<16 hex>', got {value!r}"
             )
         return value
 

@@ -44,6 +44,7 @@ def open_dataset(
     use_gzip: bool | None = None,
     index_format: PluginSpec | None = None,
     fields: Sequence[str] | None = None,
+    verify: str | None = None,
 ) -> Dataset:
     """Open the dataset at ``path`` (its folder, its manifest or its index file).
 
@@ -52,7 +53,11 @@ def open_dataset(
     ``codec`` / ``use_gzip`` and ``index_format`` override the manifest; for an original
     dataset, which has no manifest, they say what the original reader would be told.
     ``fields`` picks which fields of a multi-field dataset are read (only their bytes are).
+    ``verify="chunk"`` checks each chunk file's checksum the first time it is read from
+    (the default, None, costs nothing on the read path; ``acumen verify`` checks everything).
     """
+    if verify not in (None, "chunk"):
+        raise ValueError(f"verify must be None or 'chunk', got {verify!r}")
     root = _dataset_root(Path(path))
     codec = _codec_from_flags(codec, use_gzip)
     overrides = dtype is not None or codec is not None
@@ -92,7 +97,11 @@ def open_dataset(
     elif codec_plugin.is_identity:
         check_raw_sizes(index_path, table, dtype)
     backend = plugins.storage(storage or DEFAULT_STORAGE, [str(p) for p in chunk_paths])
-    return Dataset(root, table, dtype, codec_plugin, backend, manifest, readers, fields)
+    dataset = Dataset(root, table, dtype, codec_plugin, backend, manifest, readers, fields)
+    if verify is not None:
+        dataset.verify = verify
+        dataset._bind()
+    return dataset
 
 
 def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[FieldReader]:

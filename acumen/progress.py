@@ -37,7 +37,9 @@ class Progress:
         stream: TextIO | None = None,
         enabled: bool = True,
         interval: float = 10.0,
+        unit: str = "samples",
     ) -> None:
+        self.unit = unit
         self.total = total
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
@@ -63,7 +65,9 @@ class Progress:
         elapsed = max((now or time.monotonic()) - self.start, 1e-9)
         rate = self.samples / elapsed
         done = f"{self.samples:,}" + (f"/{self.total:,}" if self.total is not None else "")
-        text = f"{self.label}: {done} samples, {rate:,.0f}/s, {_size(self.nbytes)}"
+        text = f"{self.label}: {done} {self.unit}, {rate:,.0f}/s"
+        if self.nbytes:
+            text += f", {_size(self.nbytes)}"
         if self.total and rate > 0 and self.samples < self.total:
             text += f", {_duration((self.total - self.samples) / rate)} left"
         return text

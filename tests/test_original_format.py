@@ -21,6 +21,7 @@ import acumenindexer
 import numpy as np
 import pandas as pd
 import pytest
+import xxhash
 
 import acumen
 from acumen import compat
@@ -680,8 +681,10 @@ def _check_manifest(root: Path, case: dict) -> dict:
     files = [c["file"] for c in manifest["chunks"]]
     assert files == sorted(counts, key=lambda f: int(f.split("_")[1].split(".")[0]))
     for entry in manifest["chunks"]:
-        assert set(entry) == {"file", "size_bytes", "n_samples"}
+        assert set(entry) == {"file", "size_bytes", "n_samples", "checksum"}
         assert entry["size_bytes"] == (root / entry["file"]).stat().st_size
+        data = (root / entry["file"]).read_bytes()
+        assert entry["checksum"] == f"xxh3_64:{xxhash.xxh3_64(data).hexdigest()}"
         assert entry["n_samples"] == counts[entry["file"]]
     assert sum(c["n_samples"] for c in manifest["chunks"]) == manifest["n_samples"]
     # the chunks list names every chunk file there is

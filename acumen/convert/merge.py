@@ -55,7 +55,10 @@ def merge_parts(
         renamed = part["chunks"]
         table.chunk_names = [renamed[name] for name in table.chunk_names]
         tables.append(table)
-        chunks += [ChunkEntry(renamed[c.file], c.size_bytes, c.n_samples) for c in manifest.chunks]
+        chunks += [
+            ChunkEntry(renamed[c.file], c.size_bytes, c.n_samples, c.checksum)
+            for c in manifest.chunks
+        ]
     table = concat_tables(tables, settings)
     codec = plugins.codec(settings.codec)
     fields, dtypes = _field_specs(settings)
