@@ -1,6 +1,7 @@
 """Appends payloads to chunk files with the original's rollover rule.
 
-Each chunk file's xxh3-64 checksum is computed as it is written (recorded in the manifest).
+Each chunk file's xxh3-64 checksum is computed as it is written (recorded in the manifest);
+a chunk is written under a temporary name, fsynced, then renamed to ``chunk_N.chnk``.
 A payload goes into the current chunk unless ``current_size + len(payload) > limit``; then
 the next chunk number starts first. So a chunk holds at least one payload and may exceed
 the limit, and when the very first payload exceeds it, ``chunk_0`` is never written and
@@ -57,8 +58,13 @@ class ChunkWriter:
     def _open_chunk(self) -> None:
         self._hash = xxhash.xxh3_64()
         (self.root / "chunks").mkdir(exist_ok=True)
-        path = self.root / chunk_file_name(self._number)
-        self._file = open(path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        final = self.root / chunk_file_name(self._number)
+        if final.exists():
+            raise FileExistsError(f"{final} exists already: another writer?")
+        # Written under a temporary name, renamed when complete: a chunk file under its
+        # real name is always whole.
+        self._path = final.with_name(f".{final.name}.tmp")
+        self._file = open(self._path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
 
     def write(self, payloads: list[Buffer]) -> tuple[int, int, int]:
         """Append one record (its fields' payloads, kept together in one chunk); return
@@ -90,6 +96,7 @@ class ChunkWriter:
             os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
+        os.replace(self._path, self.root / chunk_file_name(self._number))
         checksum = f"xxh3_64:{self._hash.hexdigest()}"
         self.chunks.append(
             ChunkEntry(chunk_file_name(self._number), self._size, self._count, checksum)
@@ -103,7 +110,9 @@ class ChunkWriter:
         return self.chunks
 
     def abandon(self) -> None:
-        """Close the open file without recording it (the write failed)."""
+        """Stop after a failure: the samples written so far are whole, so the open chunk is
+        kept under its name (the dataset stays marked incomplete; nothing is deleted)."""
         if self._file is not None:
             self._file.close()
             self._file = None
+            os.replace(self._path, self.root / chunk_file_name(self._number))
