@@ -50,6 +50,7 @@ class FieldReader:
 
 
 _ITER_BLOCK = 4096  # samples per block when iterating
+_ITER_READ = 8 << 20  # bytes per read at most when iterating
 
 
 class Dataset:
@@ -254,6 +255,8 @@ class Dataset:
     def _copy_raw_runs(self, positions: np.ndarray, batch: np.ndarray) -> None:
         chunks = self.table.chunk_ids[positions]
         offsets = self.table.offsets[positions]
+        if self.storage.zero_copy and self._gather_rows(chunks, offsets, batch):
+            return
         order = np.lexsort((offsets, chunks))
         sample_bytes = batch[0].nbytes
         flat = batch.reshape(len(positions), -1).view(np.uint8)
@@ -277,6 +280,24 @@ class Dataset:
                 flat[rows[0] : rows[0] + (end - start)] = run
             else:
                 flat[rows] = run
+
+    def _gather_rows(self, chunks: np.ndarray, offsets: np.ndarray, batch: np.ndarray) -> bool:
+        """With a mapped or in-memory chunk whose samples sit at multiples of the sample size
+        (as acumen writes fixed shapes), a batch is one fancy-index copy per chunk."""
+        size = batch[0].nbytes
+        if np.any(offsets % size):
+            return False
+        flat = batch.reshape(len(batch), -1).view(np.uint8)
+        rows = offsets // size
+        for chunk in np.unique(chunks).tolist():
+            mine = np.flatnonzero(chunks == chunk)
+            top = int(rows[mine].max()) + 1
+            try:
+                data = self._read_bytes(chunk, 0, top * size)
+            except CorruptDatasetError as error:
+                raise CorruptDatasetError(f"{self.root}: {error}") from None
+            flat[mine] = np.frombuffer(data, np.uint8).reshape(top, size)[rows[mine]]
+        return True
 
     def _decode_into(self, positions: np.ndarray, batch: np.ndarray, threads: int | None) -> None:
         flat = batch.reshape(len(positions), -1).view(np.uint8)
@@ -385,7 +406,11 @@ class Dataset:
         size = math.prod(self._fixed_shape) * self.dtype.itemsize
         if size == 0:
             return [self._array(i) for i in range(start, end)]
-        breaks = np.flatnonzero((np.diff(chunks) != 0) | (np.diff(offsets) != size)) + 1
+        breaks = (np.diff(chunks) != 0) | (np.diff(offsets) != size)
+        # At most _ITER_READ bytes per read (a pread of a whole block of images is costly).
+        per_read = max(1, _ITER_READ // size)
+        breaks[per_read - 1 :: per_read] = True
+        breaks = np.flatnonzero(breaks) + 1
         views: list[np.ndarray] = []
         for run_start, run_end in zip(
             [0, *breaks.tolist()], [*breaks.tolist(), end - start], strict=True

@@ -8,7 +8,7 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from acumen.abc.codec import Buffer
 from acumen.abc.plugin import Plugin
@@ -35,6 +35,10 @@ class Storage(Plugin, ABC):
     crosses into ``DataLoader`` workers under fork, spawn and forkserver alike.
     Subclasses implement :meth:`_open_chunk` and :meth:`read`.
     """
+
+    #: True when ``read`` returns views on memory the storage holds (no copy per read), so a
+    #: reader may ask for a whole chunk at once and index it.
+    zero_copy: ClassVar[bool] = False
 
     # A storage is bound to open files: two are the same only if they are one object.
     __eq__ = object.__eq__

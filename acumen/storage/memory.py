@@ -15,6 +15,7 @@ class MemoryStorage(Storage):
     """Reads each chunk into memory on first use, or all of them at once with ``preload``."""
 
     name = "memory"
+    zero_copy = True
 
     def __init__(self, paths: Sequence[str | PathLike[str]], preload: bool = False) -> None:
         super().__init__(paths)

@@ -32,6 +32,7 @@ class _Mapping:
 
 class MmapStorage(Storage):
     name = "mmap"
+    zero_copy = True
 
     def _open_chunk(self, path: str) -> _Mapping:
         return _Mapping(path)
