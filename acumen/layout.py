@@ -88,3 +88,12 @@ def create_writing_marker(root: Path) -> Path:
     with open(marker, "x", encoding="utf-8") as file:
         json.dump(info, file)
     return marker
+
+
+def describe_writer(marker: Path) -> str:
+    """ " (writer pid N on HOST)" from a writing marker, or "" if it cannot be read."""
+    try:
+        who = json.loads(marker.read_text(encoding="utf-8"))
+        return f" (writer pid {who.get('pid')} on {who.get('host')})"
+    except (OSError, ValueError, AttributeError):
+        return ""

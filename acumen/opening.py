@@ -8,7 +8,6 @@ raw, as the original reader).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,13 @@ from acumen.dataset import Dataset, FieldReader
 from acumen.encoding import storage_dtype
 from acumen.errors import CorruptDatasetError, DatasetNotFoundError, IncompleteDatasetError
 from acumen.index_table import IndexTable
-from acumen.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE, WRITING_MARKER, resolve_inside
+from acumen.layout import (
+    MANIFEST_FILE,
+    ORIGINAL_INDEX_FILE,
+    WRITING_MARKER,
+    describe_writer,
+    resolve_inside,
+)
 from acumen.manifest import Manifest, dtype_from_json
 from acumen.plugins import PluginSpec
 from acumen.validation import (
@@ -145,13 +150,9 @@ def _dataset_root(path: Path) -> Path:
         raise DatasetNotFoundError(f"{path}: not a dataset folder")
     marker = path / WRITING_MARKER
     if marker.exists():
-        try:
-            who = json.loads(marker.read_text(encoding="utf-8"))
-            writer = f" (writer pid {who.get('pid')} on {who.get('host')})"
-        except (OSError, ValueError, AttributeError):
-            writer = ""
         raise IncompleteDatasetError(
-            f"{path}: incomplete dataset: a write started{writer} and did not finish "
+            f"{path}: incomplete dataset: a write started{describe_writer(marker)} and did not "
+            "finish "
             f"({WRITING_MARKER} is present, {MANIFEST_FILE} is not final); write it again"
         )
     if not (path / MANIFEST_FILE).is_file() and not (path / ORIGINAL_INDEX_FILE).is_file():

@@ -24,7 +24,13 @@ from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError
 from acumen.fields import field_specs
 from acumen.index_builder import IndexBuilder
-from acumen.layout import create_writing_marker, resolve_inside, write_resource
+from acumen.layout import (
+    WRITING_MARKER,
+    create_writing_marker,
+    describe_writer,
+    resolve_inside,
+    write_resource,
+)
 from acumen.manifest import Manifest
 from acumen.plugins import PluginSpec
 
@@ -66,13 +72,26 @@ class Writer:
         # parts), so later samples must cast safely, as if it had been fixed here.
         self._encoder = RecordEncoder(self.codec, dtype, specs, safe_cast=safe_cast)
         self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
+        marker = self.root / WRITING_MARKER
+        if marker.exists():
+            raise DatasetExistsError(
+                f"{self.root} is an incomplete dataset: a write started{describe_writer(marker)} "
+                "and did not finish (or is still going); nothing was deleted: remove the folder "
+                "or choose a new path"
+            )
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
             raise DatasetExistsError(
                 f"{self.root} already exists and is not an empty folder; acumen never writes "
                 "over data: choose a new path or remove it"
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        self._marker = create_writing_marker(self.root)
+        try:
+            self._marker = create_writing_marker(self.root)
+        except FileExistsError:
+            raise DatasetExistsError(
+                f"{self.root}: another writer claimed this folder first"
+                f"{describe_writer(marker)}; choose a new path"
+            ) from None
         self._index = IndexBuilder()
         self._pending: list[list[np.ndarray]] = []  # samples held back for codec training
         self._count = 0  # samples accepted (written or held back)

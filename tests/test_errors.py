@@ -168,8 +168,8 @@ def test_failed_write_leaves_an_incomplete_dataset_and_deletes_nothing(tmp_path:
     # Still nothing deleted after the failed open.
     assert len(list((root / "chunks").iterdir())) == 3
 
-    # And nobody may write over it either.
-    with pytest.raises(DatasetExistsError, match="already exists and is not an empty folder"):
+    # And nobody may write over it either; the refusal says why.
+    with pytest.raises(DatasetExistsError, match="is an incomplete dataset: a write started"):
         acumen.Writer(root)
 
 
