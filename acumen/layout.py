@@ -31,11 +31,14 @@ def chunk_file_name(number: int) -> str:
 
 def resolve_inside(root: Path, relative: str, what: str) -> Path:
     """``root / relative``, refusing names that would leave the dataset folder."""
+    if not isinstance(relative, str):
+        raise CorruptDatasetError(f"{root}: {what} {relative!r} is not a file name")
     pure = PurePosixPath(relative.replace("\\", "/"))
     if not relative or pure.is_absolute() or ".." in pure.parts or ":" in pure.parts[0]:
         raise CorruptDatasetError(f"{root}: {what} {relative!r} is not a path inside the dataset")
     path = root.joinpath(*pure.parts)
-    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+    # Any part of the path may be a link (chunks/ itself): where it really leads counts.
+    if not path.resolve().is_relative_to(root.resolve()):
         raise CorruptDatasetError(f"{root}: {what} {relative!r} links outside the dataset")
     return path
 

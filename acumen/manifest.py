@@ -86,7 +86,7 @@ class Manifest:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except UnicodeDecodeError as error:
             raise ManifestError(path, None, f"not UTF-8 text: {error}") from None
-        except json.JSONDecodeError as error:
+        except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
             raise ManifestError(path, None, f"not valid JSON: {error}") from None
         return cls.from_json(raw, path)
 
@@ -264,11 +264,20 @@ def dtype_to_json(dtype: np.dtype) -> Any:
 
 
 def dtype_from_json(value: Any) -> np.dtype:
-    if isinstance(value, str):
-        return np.dtype(value)
-    if isinstance(value, list):
-        return np.lib.format.descr_to_dtype(_tuples(value))
-    raise TypeError(f"expected a dtype string or field list, got {value!r}")
+    """The dtype a manifest names; anything else (or a dtype of Python objects) is a
+    ``ValueError``, whatever numpy's parser raised."""
+    try:
+        if isinstance(value, str):
+            dtype = np.dtype(value)
+        elif isinstance(value, list):
+            dtype = np.lib.format.descr_to_dtype(_tuples(value))
+        else:
+            raise TypeError(f"expected a dtype string or field list, got {value!r}")
+    except Exception as error:  # numpy raises TypeError, ValueError, even SyntaxError
+        raise ValueError(f"{value!r} is not a dtype ({type(error).__name__}: {error})") from None
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise ValueError(f"{value!r} is not a dtype that can be stored as bytes")
+    return dtype
 
 
 def _lists(value: Any) -> Any:

@@ -18,7 +18,12 @@ import numpy as np
 from acumen import plugins
 from acumen.dataset import Dataset, FieldReader
 from acumen.encoding import storage_dtype
-from acumen.errors import CorruptDatasetError, DatasetNotFoundError, IncompleteDatasetError
+from acumen.errors import (
+    AcumenError,
+    CorruptDatasetError,
+    DatasetNotFoundError,
+    IncompleteDatasetError,
+)
 from acumen.index_table import IndexTable
 from acumen.layout import (
     MANIFEST_FILE,
@@ -34,6 +39,7 @@ from acumen.validation import (
     check_field_sizes,
     check_manifest_agrees,
     check_raw_sizes,
+    check_shapes,
 )
 
 DEFAULT_STORAGE = "mmap"
@@ -88,7 +94,14 @@ def open_dataset(
         index_path = root / index_plugin.filename
         columns = None
         dtype = storage_dtype(dtype if dtype is not None else ORIGINAL_DEFAULT_DTYPE)
-    table = index_plugin.read(index_path, columns)
+    try:
+        table = index_plugin.read(index_path, columns)
+    except AcumenError:
+        raise
+    except Exception as error:  # a parser's own error on a damaged or hostile file
+        raise CorruptDatasetError(
+            f"{index_path}: the index does not parse: {type(error).__name__}: {error}"
+        ) from None
     if manifest is not None:
         check_manifest_agrees(manifest_path, manifest, table)
     chunk_paths = [resolve_inside(root, name, "chunk file") for name in table.chunk_names]
@@ -101,6 +114,8 @@ def open_dataset(
         check_field_sizes(index_path, table, readers)
     elif codec_plugin.is_identity:
         check_raw_sizes(index_path, table, dtype)
+    else:
+        check_shapes(index_path, table)
     backend = plugins.storage(storage or DEFAULT_STORAGE, [str(p) for p in chunk_paths])
     dataset = Dataset(root, table, dtype, codec_plugin, backend, manifest, readers, fields)
     if verify is not None:

@@ -8,11 +8,13 @@ number of dimensions is shared, and flat dims plus offsets otherwise.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
+_MAX_ELEMENTS = 2**62  # more elements than any file can hold; keeps int64 sums exact
 _SHAPE_TEXT = re.compile(r"^\(\s*(?:\d+\s*,\s*)*(?:\d+\s*,?\s*)?\)$")
 
 
@@ -27,6 +29,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
         raise ValueError(f"not a shape: {text!r}")
     inner = text.strip()[1:-1]
     dims = tuple(int(part) for part in inner.split(",") if part.strip())
+    if any(d > _MAX_ELEMENTS for d in dims):
+        raise ValueError(f"not a shape: {text!r} (a dimension beyond 2**62)")
     if len(dims) == 1 and "," not in inner:
         raise ValueError(f"not a shape: {text!r} (a one-element tuple needs a trailing comma)")
     return dims
@@ -117,7 +121,29 @@ class ShapeColumn:
         return tuple(self._dims[self._offsets[i] : self._offsets[i + 1]].tolist())
 
     def element_counts(self) -> np.ndarray:
-        """Number of elements of every sample, as int64."""
+        """Number of elements of every sample, as int64; ``ValueError`` naming the first
+        sample whose count would not fit (a damaged or hostile index)."""
+        counts = self._element_counts()
+        if self._fixed is not None:
+            exact = math.prod(self._fixed)
+            if exact > _MAX_ELEMENTS:
+                raise ValueError(f"sample 0: shape {self._fixed} has too many elements")
+            return counts
+        dims = self._dims.astype(np.float64)
+        if self._offsets is None:
+            approx = np.prod(dims, axis=1) if dims.size else np.zeros(self._n)
+        else:
+            approx = np.ones(self._n)
+            lengths = np.diff(self._offsets)
+            if np.any(lengths > 0):
+                approx[lengths > 0] = np.multiply.reduceat(dims, self._offsets[:-1][lengths > 0])
+        too_big = approx > _MAX_ELEMENTS
+        if np.any(too_big):
+            sample = int(np.argmax(too_big))
+            raise ValueError(f"sample {sample}: shape {self[sample]} has too many elements")
+        return counts
+
+    def _element_counts(self) -> np.ndarray:
         if self._fixed is not None:
             return np.full(self._n, int(np.prod(self._fixed, dtype=np.int64)), dtype=np.int64)
         if self._offsets is None:

@@ -54,7 +54,10 @@ def check_chunk_files(
 
 def check_raw_sizes(index_path: Path, table: IndexTable, dtype: np.dtype) -> None:
     """For uncompressed payloads, size must equal elements x itemsize for every sample."""
-    expected = table.shapes.element_counts() * dtype.itemsize
+    try:
+        expected = table.shapes.element_counts() * dtype.itemsize
+    except ValueError as error:
+        raise CorruptDatasetError(f"{index_path}: {error}") from None
     wrong = table.sizes != expected
     if np.any(wrong):
         sample = int(np.argmax(wrong))
@@ -65,13 +68,25 @@ def check_raw_sizes(index_path: Path, table: IndexTable, dtype: np.dtype) -> Non
         )
 
 
+def check_shapes(index_path: Path, table: IndexTable) -> None:
+    """Every shape's element count fits (a compressed sample's decoded size derives from it)."""
+    try:
+        table.shapes.element_counts()
+    except ValueError as error:
+        raise CorruptDatasetError(f"{index_path}: {error}") from None
+
+
 def check_field_sizes(index_path: Path, table: IndexTable, readers: list) -> None:
     """Field sizes add up to record sizes; uncompressed fields have shape x dtype bytes."""
     total = np.zeros(len(table), dtype=np.int64)
     for reader in readers:
         total += reader.sizes
+        try:
+            counts = reader.shapes.element_counts()
+        except ValueError as error:
+            raise CorruptDatasetError(f"{index_path}: field {reader.name!r}: {error}") from None
         if reader.codec.is_identity:
-            expected = reader.shapes.element_counts() * reader.dtype.itemsize
+            expected = counts * reader.dtype.itemsize
             wrong = reader.sizes != expected
             if np.any(wrong):
                 sample = int(np.argmax(wrong))

@@ -33,9 +33,12 @@ class Lz4Codec(Codec):
             declared = lz4.frame.get_frame_info(payload)["content_size"]
             if declared != decoded_size:  # checked before allocating anything
                 raise size_mismatch(self.name, declared, decoded_size)
-            data = lz4.frame.decompress(payload)
+            # Bounded: a frame whose blocks hold more than its header says stops here.
+            decompressor = lz4.frame.LZ4FrameDecompressor()
+            data = decompressor.decompress(payload, max_length=decoded_size + 1)
         except RuntimeError as error:
             raise undecodable(self.name, error) from None
-        if len(data) != decoded_size:
-            raise size_mismatch(self.name, len(data), decoded_size)
+        if len(data) != decoded_size or not decompressor.eof:
+            got = len(data) if len(data) <= decoded_size else f"more than {decoded_size}"
+            raise size_mismatch(self.name, got, decoded_size)
         return data

@@ -92,6 +92,20 @@ def convert(
             f"{cfg.origin}: key 'source.{cfg.source.kind}': {cfg.source.value!r} gives no "
             f"items{where}"
         )
+    if _finished_earlier(cfg, output, state):
+        shutil.rmtree(state)  # killed after its commit: only the tidying was left
+        manifest = Manifest.load(output / MANIFEST_FILE)
+        report = json.loads((output / REPORT_FILE).read_text(encoding="utf-8"))
+        return ConversionSummary(
+            output,
+            manifest,
+            manifest.n_samples,
+            report["skipped"],
+            sum(c.size_bytes for c in manifest.chunks),
+            0,
+            time.monotonic() - start,
+            0,
+        )
     _claim(cfg, output, state)
     settings = _settings(cfg, output, state)
     show = cfg.run.progress if progress is None else progress
@@ -123,9 +137,33 @@ def convert(
     return summary
 
 
+def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:
+    """A conversion with this config committed its dataset but did not remove its state."""
+    saved = state / "config.json"
+    return (
+        (output / MANIFEST_FILE).is_file()
+        and not (output / WRITING_MARKER).exists()
+        and saved.is_file()
+        and json.loads(saved.read_text(encoding="utf-8")) == cfg.fingerprint()
+    )
+
+
 def _claim(cfg: ConvertConfig, output: Path, state: Path) -> None:
     fingerprint = cfg.fingerprint()
     saved = state / "config.json"
+    if (
+        output.is_dir()
+        and not saved.is_file()
+        and {p.name for p in output.iterdir()}
+        <= {
+            STATE_DIR,
+            WRITING_MARKER,
+        }
+    ):
+        # Killed while claiming the folder, before its config was saved: nothing was
+        # written yet, so start again from scratch.
+        shutil.rmtree(state, ignore_errors=True)
+        (output / WRITING_MARKER).unlink(missing_ok=True)
     if output.exists():
         if (output / MANIFEST_FILE).is_file() and not (output / WRITING_MARKER).exists():
             raise DatasetExistsError(
