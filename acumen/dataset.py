@@ -98,10 +98,17 @@ class Dataset:
         self._shapes = table.shapes
         self._fixed_shape = table.shapes.fixed if table.shapes is not None else None
         self._read_bytes = self.storage.read
-        if getattr(self, "verify", None) == "chunk":
+        verify = getattr(self, "verify", None)
+        # verify="sample" checks each record's bytes: reads then cover one record each.
+        self._verify_samples = verify == "sample"
+        if verify == "chunk":
             from acumen.verify import ChunkVerifier
 
             self._read_bytes = ChunkVerifier(self)
+        elif verify == "sample":
+            from acumen.verify import SampleVerifier
+
+            self._read_bytes = SampleVerifier(self)
         self._decode = None if self.codec.is_identity else self.codec.decode
         self._row = table.metadata.row
         if self.field_readers:
@@ -139,12 +146,13 @@ class Dataset:
         chunk, offset = self._chunk_item(i), self._offset_item(i)
         result: dict[str, Any] = {}
         try:
-            if all(wanted):  # one read for the whole record, then slices of it
+            if all(wanted) or self._verify_samples:  # one read of the record, then slices
                 record = memoryview(self._read_bytes(chunk, offset, self._size_item(i)))
                 start = 0
-                for reader in self.field_readers:
+                for reader, want in zip(self.field_readers, wanted, strict=True):
                     end = start + reader.sizes.item(i)
-                    result[reader.name] = reader.decode(record[start:end], i)
+                    if want:
+                        result[reader.name] = reader.decode(record[start:end], i)
                     start = end
                 return result
             for reader, want in zip(self.field_readers, wanted, strict=True):
@@ -246,7 +254,10 @@ class Dataset:
         batch = np.empty((len(positions), *self._fixed_shape), dtype=self.dtype)
         if not len(positions) or batch.nbytes == 0:
             return batch
-        if self._decode is None:
+        if self._verify_samples:
+            for row, i in enumerate(positions.tolist()):
+                batch[row] = self._array(i)
+        elif self._decode is None:
             self._copy_raw_runs(positions, batch)
         else:
             self._decode_into(positions, batch, threads)
@@ -378,7 +389,12 @@ class Dataset:
         return self._array(position), self._row(position)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
-        if self.field_readers or self._fixed_shape is None or self._decode is not None:
+        if (
+            self.field_readers
+            or self._fixed_shape is None
+            or self._decode is not None
+            or self._verify_samples
+        ):
             for i in range(self._n):
                 yield self._array(i), self._row(i)
             return

@@ -20,6 +20,7 @@ class IndexBuilder:
         self._field_sizes: list[list[int]] = []  # multi-field datasets: one list per field
         self._field_shapes: list[list[tuple[int, ...]]] = []
         self._metadata = MetadataCollector()
+        self.checksums: list[int] | None = None  # per-record xxh3-64, when the writer keeps them
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -69,4 +70,9 @@ class IndexBuilder:
             shapes=ShapeColumn.from_tuples(self._shapes) if field_names is None else None,
             metadata=self._metadata.finish(),
             fields=fields,
+            checksums=(
+                np.array(self.checksums, dtype=np.uint64).view(np.int64)
+                if self.checksums is not None
+                else None
+            ),
         )

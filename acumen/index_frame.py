@@ -13,6 +13,7 @@ import pandas as pd
 
 from acumen.errors import CorruptDatasetError
 from acumen.index_table import (
+    CHECKSUM_COLUMN,
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
     FIELD_SIZE_PREFIX,
@@ -66,7 +67,15 @@ def table_from_frame(
         shapes=shapes,
         metadata=MetadataTable(len(frame), metadata, specs),
         fields=fields,
+        checksums=_checksums(frame, source) if CHECKSUM_COLUMN in names else None,
     )
+
+
+def _checksums(frame: pd.DataFrame, source: str) -> np.ndarray:
+    column = frame[CHECKSUM_COLUMN]
+    if len(column) and column.dtype.kind not in "iu":
+        raise CorruptDatasetError(f"{source}: column {CHECKSUM_COLUMN} holds non-integers")
+    return column.to_numpy(dtype=np.int64)
 
 
 def check_reserved_columns(column_names: Sequence[str], source: str) -> list[str]:

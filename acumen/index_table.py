@@ -23,6 +23,7 @@ RESERVED_COLUMNS = (CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN, SHAPE_COLUMN)
 RESERVED_PREFIX = "ai:"
 FIELD_SIZE_PREFIX = SIZE_COLUMN + ":"  # ai:size_bytes:<field>
 FIELD_SHAPE_PREFIX = SHAPE_COLUMN + ":"  # ai:shape:<field>
+CHECKSUM_COLUMN = "ai:xxh3_64"  # optional: each record's payload checksum, as signed int64
 
 
 @dataclass(eq=False)
@@ -51,8 +52,11 @@ class IndexTable:
     shapes: ShapeColumn | None
     metadata: MetadataTable
     fields: dict[str, FieldColumns] = field(default_factory=dict)
+    checksums: np.ndarray | None = None  # int64 xxh3-64 of each record's payload, if kept
 
     def __post_init__(self) -> None:
+        if self.checksums is not None:
+            self.checksums = np.ascontiguousarray(self.checksums, dtype=np.int64)
         self.chunk_ids = np.ascontiguousarray(self.chunk_ids, dtype=np.int32)
         self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
         self.sizes = np.ascontiguousarray(self.sizes, dtype=np.int64)
@@ -60,6 +64,7 @@ class IndexTable:
         if (self.shapes is None) == (not self.fields):
             raise ValueError("an index has either shapes (one array) or fields, not both")
         lengths = {len(self.chunk_ids), len(self.sizes), len(self.metadata)}
+        lengths |= {len(self.checksums)} if self.checksums is not None else set()
         lengths |= {len(self.shapes)} if self.shapes is not None else set()
         for columns in self.fields.values():
             lengths |= {len(columns.sizes), len(columns.shapes)}
@@ -86,6 +91,8 @@ class IndexTable:
         for name, columns in self.fields.items():
             data[FIELD_SIZE_PREFIX + name] = columns.sizes
             data[FIELD_SHAPE_PREFIX + name] = np.array(columns.shapes.to_texts(), dtype=object)
+        if self.checksums is not None:
+            data[CHECKSUM_COLUMN] = self.checksums
         for name in self.metadata.names:
             data[name] = self.metadata.column(name)
         return pd.DataFrame(data)
@@ -103,6 +110,7 @@ class IndexTable:
                 name: FieldColumns(c.sizes[indices], c.shapes.take(indices))
                 for name, c in self.fields.items()
             },
+            self.checksums[indices] if self.checksums is not None else None,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -115,6 +123,8 @@ class IndexTable:
             and self.shapes == other.shapes
             and self.metadata == other.metadata
             and list(self.fields) == list(other.fields)
+            and (self.checksums is None) == (other.checksums is None)
+            and (self.checksums is None or np.array_equal(self.checksums, other.checksums))
             and all(
                 np.array_equal(c.sizes, other.fields[name].sizes)
                 and c.shapes == other.fields[name].shapes

@@ -64,11 +64,13 @@ def open_dataset(
     ``codec`` / ``use_gzip`` and ``index_format`` override the manifest; for an original
     dataset, which has no manifest, they say what the original reader would be told.
     ``fields`` picks which fields of a multi-field dataset are read (only their bytes are).
-    ``verify="chunk"`` checks each chunk file's checksum the first time it is read from
-    (the default, None, costs nothing on the read path; ``acumen verify`` checks everything).
+    ``verify="chunk"`` checks each chunk file's checksum the first time it is read from;
+    ``verify="sample"`` checks every sample read against its checksum in the index (datasets
+    written with ``checksums="sample"``). The default, None, costs nothing on the read path;
+    ``acumen verify`` checks everything.
     """
-    if verify not in (None, "chunk"):
-        raise ValueError(f"verify must be None or 'chunk', got {verify!r}")
+    if verify not in (None, "chunk", "sample"):
+        raise ValueError(f"verify must be None, 'chunk' or 'sample', got {verify!r}")
     root = _dataset_root(Path(path))
     codec = _codec_from_flags(codec, use_gzip)
     overrides = dtype is not None or codec is not None

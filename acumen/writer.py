@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xxhash
 
 from acumen import plugins
 from acumen.abc.codec import Buffer
@@ -48,6 +49,10 @@ class Writer:
     A sample may also be a dict of named fields, each with its own dtype and codec:
     ``fields={"image": {"dtype": "uint8", "codec": "lz4"}, "mask": "uint8", "jpeg": "bytes"}``
     (or leave ``fields`` out and the first dict sample decides, with ``codec`` for all).
+
+    Every chunk file's checksum goes in the manifest; ``checksums="sample"`` also keeps each
+    sample's payload checksum in the index (``ai:xxh3_64``), for ``acumen verify`` and
+    ``acumen.open(..., verify="sample")``.
     """
 
     def __init__(
@@ -61,7 +66,10 @@ class Writer:
         fields: Mapping[str, Any] | None = None,
         durable: bool = True,
         safe_cast: bool = False,
+        checksums: str = "chunk",
     ) -> None:
+        if checksums not in ("chunk", "sample"):
+            raise ValueError(f"checksums must be 'chunk' or 'sample', got {checksums!r}")
         self.root = Path(output_path)
         self.codec = plugins.codec(codec)
         self.index_format = plugins.index_format(index_format)
@@ -93,6 +101,10 @@ class Writer:
                 f"{describe_writer(marker)}; choose a new path"
             ) from None
         self._index = IndexBuilder()
+        # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).
+        self._sample_checksums = checksums == "sample"
+        if self._sample_checksums:
+            self._index.checksums = []
         self._pending: list[list[np.ndarray]] = []  # samples held back for codec training
         self._count = 0  # samples accepted (written or held back)
         self._training: list | None = None  # codecs still to train; None: not decided yet
@@ -139,6 +151,8 @@ class Writer:
             if len(self._pending) >= max(c.training_samples() for c in self._training):
                 self._train_and_flush()
             return position
+        if self._sample_checksums:
+            return self._append(payloads, [a.shape for a in arrays])
         if len(arrays) == 1:  # one array: the common case, kept short
             chunk, offset, size = self._chunks.write_one(payloads[0])
             if self._single:
@@ -200,6 +214,11 @@ class Writer:
 
     def _append(self, payloads: list[Buffer], shapes: list[tuple[int, ...]]) -> int:
         chunk, offset, size = self._chunks.write(payloads)
+        if self._sample_checksums:
+            digest = xxhash.xxh3_64()
+            for payload in payloads:
+                digest.update(payload)
+            self._index.checksums.append(digest.intdigest())
         if self._encoder.multi_field:
             sizes = [memoryview(p).nbytes for p in payloads]
             self._index.add_record(chunk, offset, sizes, [tuple(s) for s in shapes])

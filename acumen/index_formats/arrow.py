@@ -32,6 +32,7 @@ from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
 from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
+    CHECKSUM_COLUMN,
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
     FIELD_SIZE_PREFIX,
@@ -67,6 +68,9 @@ class ArrowIndex(IndexFormat):
         for name, columns in table.fields.items():
             names += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
             arrays += [pa.array(columns.sizes, pa.int64()), _shape_array(columns.shapes)]
+        if table.checksums is not None:
+            names.append(CHECKSUM_COLUMN)
+            arrays.append(pa.array(table.checksums, pa.int64()))
         for spec in table.metadata.specs:
             names.append(spec.name)
             arrays.append(_metadata_array(table.metadata.column(spec.name), spec.type))
@@ -111,7 +115,17 @@ class ArrowIndex(IndexFormat):
             shapes=shapes,
             metadata=MetadataTable(n, metadata, specs),
             fields=fields,
+            checksums=_checksum_column(batch, source),
         )
+
+
+def _checksum_column(batch: pa.RecordBatch, source: str) -> np.ndarray | None:
+    if CHECKSUM_COLUMN not in batch.schema.names:
+        return None
+    column = batch.column(CHECKSUM_COLUMN)
+    if not pa.types.is_int64(column.type) or column.null_count:
+        raise CorruptDatasetError(f"{source}: column {CHECKSUM_COLUMN} must be int64 without nulls")
+    return column.to_numpy(zero_copy_only=False)
 
 
 class ArrowStringColumn:

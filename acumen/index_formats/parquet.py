@@ -17,6 +17,7 @@ from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
 from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
+    CHECKSUM_COLUMN,
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
     FIELD_SIZE_PREFIX,
@@ -60,6 +61,8 @@ class ParquetIndex(IndexFormat):
         for name, columns in table.fields.items():
             arrays[FIELD_SIZE_PREFIX + name] = pa.array(columns.sizes, pa.int64())
             arrays[FIELD_SHAPE_PREFIX + name] = _shape_list(columns.shapes)
+        if table.checksums is not None:
+            arrays[CHECKSUM_COLUMN] = pa.array(table.checksums, pa.int64())
         for spec in table.metadata.specs:
             values = table.metadata.column(spec.name)
             arrays[spec.name] = pa.array(values, _ARROW_TYPES[spec.type])
@@ -109,6 +112,11 @@ class ParquetIndex(IndexFormat):
             shapes=shapes,
             metadata=MetadataTable(arrow.num_rows, metadata, specs),
             fields=fields,
+            checksums=(
+                arrow.column(CHECKSUM_COLUMN).to_numpy().astype(np.int64)
+                if CHECKSUM_COLUMN in arrow.column_names
+                else None
+            ),
         )
 
 
