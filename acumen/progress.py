@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -97,3 +98,31 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BatchedReporter:
+    """Adds up (samples, bytes) and hands the sums to ``send`` at most every ``every`` seconds.
+
+    Workers report progress through it (a queue, a Dask event) without a message per sample;
+    :meth:`flush` sends what is left.
+    """
+
+    def __init__(self, send: Callable[[int, int], None], every: float = 0.25) -> None:
+        self.send = send
+        self.every = every
+        self.samples = 0
+        self.nbytes = 0
+        self.last = time.monotonic()
+
+    def __call__(self, samples: int, nbytes: int) -> None:
+        self.samples += samples
+        self.nbytes += nbytes
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.flush()
+            self.last = now
+
+    def flush(self) -> None:
+        if self.samples or self.nbytes:
+            self.send(self.samples, self.nbytes)
+            self.samples = self.nbytes = 0

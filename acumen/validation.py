@@ -13,6 +13,7 @@ import numpy as np
 from acumen.errors import CorruptDatasetError
 from acumen.index_table import IndexTable
 from acumen.manifest import Manifest
+from acumen.shapes import ShapeColumn
 
 
 def check_chunk_files(
@@ -52,28 +53,47 @@ def check_chunk_files(
         )
 
 
-def check_raw_sizes(index_path: Path, table: IndexTable, dtype: np.dtype) -> None:
-    """For uncompressed payloads, size must equal elements x itemsize for every sample."""
+def _element_counts(index_path: Path, shapes: ShapeColumn, label: str) -> np.ndarray:
     try:
-        expected = table.shapes.element_counts() * dtype.itemsize
+        return shapes.element_counts()
     except ValueError as error:
-        raise CorruptDatasetError(f"{index_path}: {error}") from None
-    wrong = table.sizes != expected
+        raise CorruptDatasetError(f"{index_path}: {label}{error}") from None
+
+
+def _check_uncompressed_sizes(
+    index_path: Path,
+    sizes: np.ndarray,
+    shapes: ShapeColumn,
+    dtype: np.dtype,
+    label: str,
+    hint: str = "",
+) -> None:
+    """Uncompressed payloads hold exactly elements x itemsize bytes, sample by sample."""
+    expected = _element_counts(index_path, shapes, label) * dtype.itemsize
+    wrong = sizes != expected
     if np.any(wrong):
         sample = int(np.argmax(wrong))
         raise CorruptDatasetError(
-            f"{index_path}: sample {sample} has {table.sizes[sample]} bytes, but shape "
-            f"{table.shapes[sample]} of {dtype} needs {expected[sample]}; "
-            "is the dtype right (original datasets do not record it: pass dtype=...)?"
+            f"{index_path}: sample {sample} {label}has {sizes[sample]} bytes, but shape "
+            f"{shapes[sample]} of {dtype} needs {expected[sample]}{hint}"
         )
+
+
+def check_raw_sizes(index_path: Path, table: IndexTable, dtype: np.dtype) -> None:
+    """For uncompressed payloads, size must equal elements x itemsize for every sample."""
+    _check_uncompressed_sizes(
+        index_path,
+        table.sizes,
+        table.shapes,
+        dtype,
+        "",
+        "; is the dtype right (original datasets do not record it: pass dtype=...)?",
+    )
 
 
 def check_shapes(index_path: Path, table: IndexTable) -> None:
     """Every shape's element count fits (a compressed sample's decoded size derives from it)."""
-    try:
-        table.shapes.element_counts()
-    except ValueError as error:
-        raise CorruptDatasetError(f"{index_path}: {error}") from None
+    _element_counts(index_path, table.shapes, "")
 
 
 def check_field_sizes(index_path: Path, table: IndexTable, readers: list) -> None:
@@ -81,20 +101,11 @@ def check_field_sizes(index_path: Path, table: IndexTable, readers: list) -> Non
     total = np.zeros(len(table), dtype=np.int64)
     for reader in readers:
         total += reader.sizes
-        try:
-            counts = reader.shapes.element_counts()
-        except ValueError as error:
-            raise CorruptDatasetError(f"{index_path}: field {reader.name!r}: {error}") from None
+        label = f"field {reader.name!r} "
         if reader.codec.is_identity:
-            expected = counts * reader.dtype.itemsize
-            wrong = reader.sizes != expected
-            if np.any(wrong):
-                sample = int(np.argmax(wrong))
-                raise CorruptDatasetError(
-                    f"{index_path}: sample {sample} field {reader.name!r} has "
-                    f"{reader.sizes[sample]} bytes, but shape {reader.shapes[sample]} of "
-                    f"{reader.dtype} needs {expected[sample]}"
-                )
+            _check_uncompressed_sizes(index_path, reader.sizes, reader.shapes, reader.dtype, label)
+        else:
+            _element_counts(index_path, reader.shapes, label)
     wrong = total != table.sizes
     if np.any(wrong):
         sample = int(np.argmax(wrong))

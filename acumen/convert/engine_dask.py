@@ -24,15 +24,14 @@ import contextlib
 import importlib.util
 import logging
 import threading
-import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from acumen.convert.config import ConfigError, ConvertConfig
 from acumen.convert.parts import ConversionError, PartResult, PartTask, convert_part
-from acumen.progress import Progress
+from acumen.progress import BatchedReporter, Progress
 
 logger = logging.getLogger(__name__)
 
@@ -41,41 +40,25 @@ _REPORT_EVERY = 0.25  # seconds between a worker's progress messages
 _POLL = 0.25  # seconds between the driver's looks at progress while parts run
 
 
-class _EventProgress:
-    """Runs on a worker: batches a part's progress into Dask events for the driver."""
+def _event_sender(run: str, number: int) -> Callable[[int, int], None]:
+    """On a worker: sends a part's progress as Dask events for the driver (never fails)."""
+    try:
+        from distributed import get_worker
 
-    def __init__(self, run: str, number: int) -> None:
-        self.run = run
-        self.number = number
-        self.samples = 0
-        self.nbytes = 0
-        self.last = time.monotonic()
-        try:
-            from distributed import get_worker
+        worker: Any = get_worker()
+    except ValueError:  # not inside a Dask worker: progress is reported per part only
+        return lambda samples, nbytes: None
 
-            self.worker: Any = get_worker()
-        except ValueError:  # not inside a Dask worker: progress is reported per part only
-            self.worker = None
+    def send(samples: int, nbytes: int) -> None:
+        with contextlib.suppress(Exception):  # progress must never fail a part
+            worker.log_event(PROGRESS_TOPIC, [run, number, samples, nbytes])
 
-    def __call__(self, samples: int, nbytes: int) -> None:
-        self.samples += samples
-        self.nbytes += nbytes
-        now = time.monotonic()
-        if now - self.last >= _REPORT_EVERY:
-            self.flush()
-            self.last = now
-
-    def flush(self) -> None:
-        if self.worker is not None and (self.samples or self.nbytes):
-            message = [self.run, self.number, self.samples, self.nbytes]
-            with contextlib.suppress(Exception):  # progress must never fail a part
-                self.worker.log_event(PROGRESS_TOPIC, message)
-        self.samples = self.nbytes = 0
+    return send
 
 
 def _convert_part_reporting(task: PartTask, run: str) -> PartResult:
     """The Dask task: one part, written by the worker that runs it."""
-    reporter = _EventProgress(run, task.number)
+    reporter = BatchedReporter(_event_sender(run, task.number), every=_REPORT_EVERY)
     try:
         return convert_part(task, reporter)
     finally:

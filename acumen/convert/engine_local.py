@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -16,36 +15,11 @@ from typing import Any
 
 from acumen.convert.config import ConvertConfig
 from acumen.convert.parts import PartResult, PartTask, convert_part
-from acumen.progress import Progress
-
-_REPORT_EVERY = 0.25  # seconds between a worker's progress messages
-
-
-class _QueueProgress:
-    """A picklable progress callback that batches updates into a queue."""
-
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel
-        self.samples = 0
-        self.nbytes = 0
-        self.last = time.monotonic()
-
-    def __call__(self, samples: int, nbytes: int) -> None:
-        self.samples += samples
-        self.nbytes += nbytes
-        now = time.monotonic()
-        if now - self.last >= _REPORT_EVERY:
-            self.flush()
-            self.last = now
-
-    def flush(self) -> None:
-        if self.samples or self.nbytes:
-            self.channel.put((self.samples, self.nbytes))
-            self.samples = self.nbytes = 0
+from acumen.progress import BatchedReporter, Progress
 
 
 def _convert_part_reporting(task: PartTask, channel: Any) -> PartResult:
-    reporter = _QueueProgress(channel)
+    reporter = BatchedReporter(lambda samples, nbytes: channel.put((samples, nbytes)))
     try:
         return convert_part(task, reporter)
     finally:
