@@ -147,6 +147,16 @@ class RecordEncoder:
             return [self._single.codec]
         return [f.codec for f in self.fields or []]
 
+    def train(self, samples: list[list[np.ndarray]]) -> None:
+        """Let each codec that asks for it learn from prepared samples (a list per sample, a
+        array per field); its resources are named ``codecs/<field>.`` (``codecs/data.``)."""
+        if not samples:
+            return
+        names = [f.name for f in self.fields] if self.multi_field else ["data"]
+        for k, (name, codec) in enumerate(zip(names, self.codecs(), strict=True)):
+            if codec.training_samples():
+                codec.train([arrays[k] for arrays in samples], f"codecs/{name}.")
+
     def encode(
         self, sample: Any, position: int | str
     ) -> tuple[list[Buffer], list[tuple[int, ...]]]:

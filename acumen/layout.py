@@ -77,6 +77,15 @@ def write_resource(path: Path, data: bytes) -> None:
         os.fsync(file.fileno())
 
 
+def store_resources(root: Path, codecs: list) -> None:
+    """Write the files the codecs keep (trained dictionaries) into ``root``, once each."""
+    for codec in codecs:
+        for relative, data in codec.resources().items():
+            path = resolve_inside(root, relative, "codec resource")
+            if not path.exists():
+                write_resource(path, data)
+
+
 def replace_durably(temporary: Path, final: Path) -> None:
     """fsync an already written file, then rename it into place."""
     with open(temporary, "rb+") as file:

@@ -29,8 +29,7 @@ from acumen.layout import (
     WRITING_MARKER,
     create_writing_marker,
     describe_writer,
-    resolve_inside,
-    write_resource,
+    store_resources,
 )
 from acumen.manifest import Manifest
 from acumen.plugins import PluginSpec
@@ -163,11 +162,7 @@ class Writer:
         return self._append(payloads, [a.shape for a in arrays])
 
     def _store_resources(self) -> None:
-        for codec in self._encoder.codecs():
-            for relative, data in codec.resources().items():
-                path = resolve_inside(self.root, relative, "codec resource")
-                if not path.exists():
-                    write_resource(path, data)
+        store_resources(self.root, self._encoder.codecs())
 
     @property
     def training(self) -> bool:
@@ -175,11 +170,7 @@ class Writer:
         return self._training is None or bool(self._training)
 
     def _train_and_flush(self) -> None:
-        codecs = self._encoder.codecs()
-        names = [f.name for f in self._encoder.fields] if self._encoder.multi_field else [None]
-        for k, (codec, name) in enumerate(zip(codecs, names, strict=True)):
-            if codec in self._training:
-                codec.train([arrays[k] for arrays in self._pending], f"codecs/{name or 'data'}.")
+        self._encoder.train(self._pending)
         self._store_resources()
         self._training = []
         pending, self._pending = self._pending, []

@@ -23,7 +23,7 @@ from acumen.fields import FieldSpec
 from acumen.index_table import FieldColumns, IndexTable
 from acumen.layout import MANIFEST_FILE, WRITING_MARKER, chunk_file_name, write_atomically
 from acumen.manifest import ChunkEntry, Manifest, dtype_from_json
-from acumen.metadata import ColumnSpec, MetadataTable
+from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable
 from acumen.shapes import ShapeColumn
 
 PLAN_FILE = "merge-plan.json"
@@ -162,10 +162,6 @@ def _concat_metadata(tables: list[MetadataTable]) -> MetadataTable:
     columns = {}
     for spec in specs:
         parts = [np.asarray(t.column(spec.name)) for t in filled]
-        kind = (
-            object
-            if spec.type == "str"
-            else {"int": np.int64, "float": np.float64, "bool": np.bool_}[spec.type]
-        )
+        kind = NUMPY_DTYPES[spec.type]
         columns[spec.name] = np.concatenate([p.astype(kind) for p in parts])
     return MetadataTable(sum(len(t) for t in filled), columns, specs)

@@ -26,7 +26,7 @@ from typing import Any
 from acumen import plugins
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.merge import merge_parts
-from acumen.convert.parts import ConversionError, PartResult, PartTask, WriterSettings
+from acumen.convert.parts import ConversionError, PartTask, WriterSettings
 from acumen.convert.sources import describe, first_item, iter_items
 from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError
@@ -35,9 +35,8 @@ from acumen.layout import (
     MANIFEST_FILE,
     WRITING_MARKER,
     create_writing_marker,
-    resolve_inside,
+    store_resources,
     write_atomically,
-    write_resource,
 )
 from acumen.manifest import Manifest, dtype_to_json
 from acumen.progress import Progress
@@ -220,14 +219,8 @@ def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
                 break
     finally:
         items.close()
-    names = [f.name for f in encoder.fields] if encoder.multi_field else ["data"]
-    for k, (name, field_codec) in enumerate(zip(names, encoder.codecs(), strict=False)):
-        if field_codec.training_samples() and collected:
-            field_codec.train([arrays[k] for arrays in collected], f"codecs/{name}.")
-            for relative, data in field_codec.resources().items():
-                path = resolve_inside(output, relative, "codec resource")
-                if not path.exists():
-                    write_resource(path, data)
+    encoder.train(collected)
+    store_resources(output, encoder.codecs())
     dtypes = encoder.field_dtypes()
     explicit = cfg.output.dtype is not None or any(
         (isinstance(spec, Mapping) and spec.get("dtype") is not None) or isinstance(spec, str)
@@ -244,9 +237,7 @@ def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
             for f, dtype in zip(encoder.fields, dtypes, strict=True)
         }
     settings = WriterSettings(
-        codec=encoder.codecs()[0].get_config()
-        if not encoder.multi_field and collected
-        else codec.get_config(),
+        codec=codec.get_config(),
         index_format=plugins.index_format(cfg.output.index_format).get_config(),
         chunk_size_bytes=cfg.output.chunk_size_bytes,
         dtype=dtype_to_json(dtypes[0])
@@ -276,7 +267,3 @@ def _tasks(cfg: ConvertConfig, settings: WriterSettings, state: Path) -> Iterato
         directory = _part_directory(state, number)
         items = [] if part_done(Path(directory)) else [(p, i, m) for p, (i, m) in batch]
         yield PartTask(number, directory, items, dict(cfg.reader), settings, cfg.run.on_error)
-
-
-def results_in_order(results: list[PartResult]) -> list[PartResult]:
-    return sorted(results, key=lambda r: r.number)
