@@ -76,6 +76,7 @@ class Dataset:
         manifest: Manifest | None = None,
         field_readers: Sequence[FieldReader] = (),
         selected: Sequence[str] | None = None,
+        verify: str | None = None,
     ) -> None:
         self.root = root
         self.table = table
@@ -87,6 +88,7 @@ class Dataset:
         self.selected = self._check_fields(selected) if selected is not None else None
         #: For a view from :meth:`select`: each sample's position in the whole dataset.
         self.positions: np.ndarray | None = None
+        self.verify = verify  # None, "chunk" or "sample" (see acumen.open)
         self._bind()
 
     def _bind(self) -> None:
@@ -98,7 +100,7 @@ class Dataset:
         self._shapes = table.shapes
         self._fixed_shape = table.shapes.fixed if table.shapes is not None else None
         self._read_bytes = self.storage.read
-        verify = getattr(self, "verify", None)
+        verify = self.verify
         # verify="sample" checks each record's bytes: reads then cover one record each.
         self._verify_samples = verify == "sample"
         if verify == "chunk":
@@ -465,7 +467,7 @@ class Dataset:
             "field_readers": self.field_readers,
             "selected": self.selected,
             "positions": self.positions,
-            "verify": getattr(self, "verify", None),
+            "verify": self.verify,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:

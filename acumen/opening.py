@@ -119,11 +119,7 @@ def open_dataset(
     else:
         check_shapes(index_path, table)
     backend = plugins.storage(storage or DEFAULT_STORAGE, [str(p) for p in chunk_paths])
-    dataset = Dataset(root, table, dtype, codec_plugin, backend, manifest, readers, fields)
-    if verify is not None:
-        dataset.verify = verify
-        dataset._bind()
-    return dataset
+    return Dataset(root, table, dtype, codec_plugin, backend, manifest, readers, fields, verify)
 
 
 def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[FieldReader]:
