@@ -15,6 +15,7 @@ import pandas as pd
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
+from acumen.index_formats.csv_text import csv_bytes, line_terminator
 from acumen.index_frame import table_from_frame
 from acumen.index_table import (
     CHUNK_COLUMN,
@@ -35,17 +36,8 @@ class CsvIndex(IndexFormat):
     filename = "index.csv"
 
     def write(self, table: IndexTable, path: Path) -> None:
-        frame = table.to_frame()
-        # pandas quotes a field holding "\n", "," or '"', but not one whose only special
-        # character is "\r": a CSV reader would split the row there. Only then are lines
-        # ended with "\r\n", which makes "\r" special; otherwise the original's bytes.
-        unquoted_cr = any(
-            _unquoted_cr(spec.name)
-            or (spec.type == "str" and any(map(_unquoted_cr, table.metadata.column(spec.name))))
-            for spec in table.metadata.specs
-        )
-        terminator = "\r\n" if unquoted_cr else "\n"
-        frame.to_csv(path, index=False, lineterminator=terminator, encoding="utf-8")
+        # The bytes pandas' to_csv gives (see csv_text), made several times faster.
+        path.write_bytes(csv_bytes(table, line_terminator(table)))
 
     def read(self, path: Path, columns: Sequence[ColumnSpec] | None) -> IndexTable:
         dtypes: dict[str, object] = dict(_RESERVED_TYPES)
@@ -72,7 +64,3 @@ class CsvIndex(IndexFormat):
             elif name in frame.columns and frame[name].dtype.kind not in "iu":
                 raise CorruptDatasetError(f"{path}: column {name} holds non-integers")
         return table_from_frame(frame, columns, str(path))
-
-
-def _unquoted_cr(text: str) -> bool:
-    return "\r" in text and "\n" not in text and "," not in text and '"' not in text
