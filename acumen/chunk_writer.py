@@ -6,11 +6,17 @@ A payload goes into the current chunk unless ``current_size + len(payload) > lim
 the next chunk number starts first. So a chunk holds at least one payload and may exceed
 the limit, and when the very first payload exceeds it, ``chunk_0`` is never written and
 numbering starts at 1: exactly what the original acumenindexer does.
+
+A full chunk is sealed (fsync, close, rename) on a background thread while the next one
+is written, so the disk's flush overlaps the encoding instead of adding to it; at most
+one chunk is being sealed at a time, and ``close`` waits for it before it returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,30 +39,61 @@ class ChunkWriter:
         self.limit = chunk_size_bytes
         self.durable = durable
         self.chunks: list[ChunkEntry] = []
-        self.bytes_written = 0
+        #: Position (in :attr:`chunks`, once finished) of the chunk being written.
+        self.position = 0
+        self._bytes_before = 0  # payload bytes in finished chunks
         self._number = 0
         self._size = 0
         self._count = 0
         self._file: BinaryIO | None = None
+        self._sealer: _Sealer | None = None
 
-    def write_one(self, payload: Buffer) -> tuple[int, int, int]:
-        """Append one payload (a one-array sample); as :meth:`write`, without the list."""
-        size = payload.nbytes if type(payload) is memoryview else len(memoryview(payload).cast("B"))
+    @property
+    def bytes_written(self) -> int:
+        return self._bytes_before + self._size
+
+    def append(self, payload: Buffer, size: int) -> int:
+        """Append one payload of ``size`` bytes to the chunk :attr:`position` names (after
+        the call); return its offset there. The hot path of a one-array sample."""
         if self._size + size > self.limit:
             self._finish_chunk()
             self._number += 1
         if self._file is None:
             self._open_chunk()
-        self._file.write(payload)  # type: ignore[union-attr]
-        self._hash.update(payload)
+        self._write(payload)
+        self._update(payload)
         offset = self._size
         self._size = offset + size
-        self.bytes_written += size
         self._count += 1
-        return len(self.chunks), offset, size
+        return offset
+
+    def write_one(self, payload: Buffer) -> tuple[int, int, int]:
+        """Append one payload; return (chunk position, offset, size)."""
+        size = payload.nbytes if type(payload) is memoryview else len(memoryview(payload).cast("B"))
+        offset = self.append(payload, size)
+        return self.position, offset, size
+
+    def write(self, payloads: list[Buffer]) -> tuple[int, int, int]:
+        """Append one record (its fields' payloads, kept together in one chunk); return
+        (chunk position, offset, size)."""
+        size = sum(memoryview(p).nbytes for p in payloads)
+        if self._size + size > self.limit:
+            self._finish_chunk()
+            self._number += 1
+        if self._file is None:
+            self._open_chunk()
+        for payload in payloads:
+            self._write(payload)
+            self._update(payload)
+        offset = self._size
+        self._size += size
+        self._count += 1
+        return self.position, offset, size
 
     def _open_chunk(self) -> None:
-        self._hash = xxhash.xxh3_64()
+        hasher = xxhash.xxh3_64()
+        self._hash = hasher
+        self._update = hasher.update
         (self.root / "chunks").mkdir(exist_ok=True)
         final = self.root / chunk_file_name(self._number)
         if final.exists():
@@ -65,54 +102,76 @@ class ChunkWriter:
         # real name is always whole.
         self._path = final.with_name(f".{final.name}.tmp")
         self._file = open(self._path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
-
-    def write(self, payloads: list[Buffer]) -> tuple[int, int, int]:
-        """Append one record (its fields' payloads, kept together in one chunk); return
-        (chunk position, offset, size)."""
-        size = (
-            sum(memoryview(p).nbytes for p in payloads)
-            if len(payloads) > 1
-            else (memoryview(payloads[0]).nbytes)
-        )
-        if self._size + size > self.limit:
-            self._finish_chunk()
-            self._number += 1
-        if self._file is None:
-            self._open_chunk()
-        for payload in payloads:
-            self._file.write(payload)
-            self._hash.update(payload)
-        offset = self._size
-        self._size += size
-        self.bytes_written += size
-        self._count += 1
-        return len(self.chunks), offset, size
+        self._write = self._file.write
 
     def _finish_chunk(self) -> None:
         if self._file is None:
             return
         self._file.flush()
-        if self.durable:
-            os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
-        os.replace(self._path, self.root / chunk_file_name(self._number))
+        if self._sealer is not None:
+            # At most one chunk sealing at a time; its error surfaces here (this chunk
+            # stays open, for abandon() to keep).
+            self._sealer.wait()
+            self._sealer = None
+        file, self._file = self._file, None
+        final = self.root / chunk_file_name(self._number)
+        self._sealer = _Sealer(file, self._path, final, self.durable)
         checksum = f"xxh3_64:{self._hash.hexdigest()}"
         self.chunks.append(
             ChunkEntry(chunk_file_name(self._number), self._size, self._count, checksum)
         )
+        self.position = len(self.chunks)
+        self._bytes_before += self._size
         self._size = 0
         self._count = 0
 
     def close(self) -> list[ChunkEntry]:
-        """Flush and close the last chunk; return every chunk written."""
+        """Flush and seal the last chunk, wait for every seal; return every chunk written."""
         self._finish_chunk()
+        if self._sealer is not None:
+            self._sealer.wait()
+            self._sealer = None
         return self.chunks
 
     def abandon(self) -> None:
         """Stop after a failure: the samples written so far are whole, so the open chunk is
         kept under its name (the dataset stays marked incomplete; nothing is deleted)."""
+        if self._sealer is not None:
+            # A chunk whose seal failed stays under its temporary name; the marker stays too.
+            with contextlib.suppress(OSError):
+                self._sealer.wait()
+            self._sealer = None
         if self._file is not None:
             self._file.close()
             self._file = None
             os.replace(self._path, self.root / chunk_file_name(self._number))
+
+
+class _Sealer:
+    """fsync (when durable), close and rename one finished chunk file on its own thread
+    (fsync releases the GIL); :meth:`wait` re-raises what went wrong there."""
+
+    def __init__(self, file: BinaryIO, temporary: Path, final: Path, durable: bool) -> None:
+        self._error: BaseException | None = None
+        args = (file, temporary, final, durable)
+        if not durable:  # nothing slow to overlap: seal right here
+            self._thread = None
+            self._seal(*args)
+            return
+        self._thread = threading.Thread(target=self._seal, args=args, name="acumen-seal")
+        self._thread.start()
+
+    def _seal(self, file: BinaryIO, temporary: Path, final: Path, durable: bool) -> None:
+        try:
+            with file:
+                if durable:
+                    os.fsync(file.fileno())
+            os.replace(temporary, final)
+        except BaseException as error:  # handed to the writer's thread by wait()
+            self._error = error
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error

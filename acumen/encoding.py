@@ -107,6 +107,11 @@ class RecordEncoder:
     def multi_field(self) -> bool:
         return self.fields is not None
 
+    @property
+    def single(self) -> SampleEncoder | None:
+        """The encoder of a one-array dataset (None until the first sample, or with fields)."""
+        return self._single
+
     def _use_fields(self, fields: list) -> None:
         self.fields = fields
         self._encoders = [SampleEncoder(f.codec, f.dtype, self.safe_cast) for f in fields]

@@ -109,6 +109,13 @@ class Writer:
         self._training: list | None = None  # codecs still to train; None: not decided yet
         self._closed = False
         self.manifest: Manifest | None = None
+        # The hot path of add(), opened by _settle(): the dataset's dtype (None: closed).
+        self._plain_dtype: np.dtype | None = None
+        self._identity = False
+        self._encode_plain = None
+        self._check_metadata = self._index.check_metadata
+        self._index_add = self._index.add
+        self._append_payload = self._chunks.append
 
     def __len__(self) -> int:
         return self._count
@@ -128,8 +135,30 @@ class Writer:
 
         A refused sample raises :class:`acumen.SampleError` naming it and leaves no trace.
         """
-        if self._closed:
-            self._check_open()
+        # The hot path: a one-array dataset, settled, given an array that is already
+        # C-contiguous in the dataset's dtype (the common case) needs no preparation.
+        if (
+            type(sample) is np.ndarray
+            and sample.dtype is self._plain_dtype
+            and sample.flags.c_contiguous
+        ):
+            position = self._count
+            if self._identity:
+                payload, size = sample, sample.nbytes
+            else:
+                payload = self._encode_plain(sample, position)
+                size = len(payload) if type(payload) is bytes else memoryview(payload).nbytes
+            self._check_metadata(metadata, position)
+            offset = self._append_payload(payload, size)
+            self._index_add(self._chunks.position, offset, size, sample.shape)
+            self._count = position + 1
+            return position
+        return self._add(sample, metadata)
+
+    def _add(self, sample: Any, metadata: dict[str, Any]) -> int:
+        """Any sample: check and cast it (the first one fixes dtypes and fields), hold it
+        back while a codec trains, or encode and append it."""
+        self._check_open()
         position = self._count
         # Until the first accepted sample settles dtypes and fields, a refusal must undo it.
         state = self._encoder.snapshot() if self._training is None else None
@@ -138,7 +167,7 @@ class Writer:
             if self._training is None:  # decided with the first sample
                 self._training = [c for c in self._encoder.codecs() if c.training_samples()]
             payloads = None if self._training else self._encoder.encode_prepared(arrays, position)
-            self._index.check_metadata(metadata, position)
+            self._check_metadata(metadata, position)
         except Exception:
             if state is not None:
                 self._encoder.restore(state)  # a refused first sample must not fix dtypes
@@ -150,16 +179,18 @@ class Writer:
             if len(self._pending) >= max(c.training_samples() for c in self._training):
                 self._train_and_flush()
             return position
-        if self._sample_checksums:
-            return self._append(payloads, [a.shape for a in arrays])
-        if len(arrays) == 1:  # one array: the common case, kept short
-            chunk, offset, size = self._chunks.write_one(payloads[0])
-            if self._single:
-                self._index.add(chunk, offset, size, arrays[0].shape)
-                return position
-            self._index.add_record(chunk, offset, [size], [arrays[0].shape])
-            return position
-        return self._append(payloads, [a.shape for a in arrays])
+        self._append(payloads, [a.shape for a in arrays])
+        self._settle()
+        return position
+
+    def _settle(self) -> None:
+        """Open the hot path of :meth:`add` once nothing is left to decide per sample."""
+        if self._training or self._encoder.multi_field or self._sample_checksums:
+            return
+        encoder = self._encoder.single
+        self._plain_dtype = encoder.dtype
+        self._identity = encoder.codec.is_identity
+        self._encode_plain = encoder.encode_prepared
 
     def _store_resources(self) -> None:
         store_resources(self.root, self._encoder.codecs())
@@ -178,6 +209,7 @@ class Writer:
         for offset, arrays in enumerate(pending):
             payloads = self._encoder.encode_prepared(arrays, start + offset)
             self._append(payloads, [a.shape for a in arrays])
+        self._settle()
 
     def add_encoded(
         self,
@@ -198,10 +230,6 @@ class Writer:
     def encoder(self) -> RecordEncoder:
         """The encoder (picklable); workers encode with copies of it once it is settled."""
         return self._encoder
-
-    @property
-    def _single(self) -> bool:
-        return not self._encoder.multi_field
 
     def _append(self, payloads: list[Buffer], shapes: list[tuple[int, ...]]) -> int:
         chunk, offset, size = self._chunks.write(payloads)
@@ -224,7 +252,12 @@ class Writer:
             self._train_and_flush()  # fewer samples than the codec asked for
         self._store_resources()  # those of codecs that came trained (a recoded dataset's)
         self._closed = True
-        chunks = self._chunks.close()
+        self._plain_dtype = None
+        try:
+            chunks = self._chunks.close()
+        except BaseException:
+            self._chunks.abandon()  # the files stay; the marker says incomplete
+            raise
         fields = self._encoder.fields
         table = self._index.finish(
             [c.file for c in chunks], [f.name for f in fields] if fields is not None else None
@@ -246,6 +279,7 @@ class Writer:
         """Stop without finishing: files stay, the marker keeps the folder marked incomplete."""
         if not self._closed:
             self._closed = True
+            self._plain_dtype = None
             self._chunks.abandon()
 
     def _check_open(self) -> None:
