@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -21,13 +21,12 @@ class IndexBuilder:
         self._field_shapes: list[list[tuple[int, ...]]] = []
         self._metadata = MetadataCollector()
         self.checksums: list[int] | None = None  # per-record xxh3-64, when the writer keeps them
+        #: Validate and keep a sample's metadata, before its bytes are written:
+        #: ``check_metadata(metadata, sample)`` (the collector's own method: no extra call).
+        self.check_metadata: Callable[[Mapping[str, object], int | str], None] = self._metadata.add
 
     def __len__(self) -> int:
         return len(self._offsets)
-
-    def check_metadata(self, metadata: Mapping[str, object], sample: int | str) -> None:
-        """Validate and keep a sample's metadata (before its bytes are written)."""
-        self._metadata.add(metadata, sample)
 
     def add(self, chunk: int, offset: int, size: int, shape: tuple[int, ...]) -> None:
         """A one-array sample."""

@@ -156,24 +156,31 @@ class MetadataCollector:
                 f"(missing {missing}, unexpected {extra}); every sample needs the same keys"
             )
         plain = self._plain
+        appenders = self._appenders
         merged: dict[str, str] | None = None
-        for name, value in metadata.items():
-            kind = type(value)
-            if kind is not plain[name]:
-                merged = merged or {}
-                merged[name] = self._check_value(name, value, sample)
-            elif kind is str:
-                if not value.isascii():
-                    _check_text(name, value, sample)
-            elif kind is int and not _INT64_MIN <= value <= _INT64_MAX:
-                raise _int64_overflow(name, value, sample)
-        # Kept only once every value passed, so a refused sample leaves no trace.
+        try:
+            for name, value in metadata.items():
+                kind = type(value)
+                if kind is not plain[name]:
+                    merged = merged or {}
+                    merged[name] = self._check_value(name, value, sample)
+                elif kind is str:
+                    if not value.isascii():
+                        _check_text(name, value, sample)
+                elif kind is int and not _INT64_MIN <= value <= _INT64_MAX:
+                    raise _int64_overflow(name, value, sample)
+                appenders[name](value)
+        except BaseException:
+            # A refused sample leaves no trace: take back the values appended before.
+            for values in self._values.values():
+                if len(values) > self._n:
+                    values.pop()
+            if self._n == 0:
+                self._names = None  # nor do its keys become the columns
+            raise
         if merged:
             self._kinds.update(merged)
             self._plain.update({name: _PLAIN[kind] for name, kind in merged.items()})
-        appenders = self._appenders
-        for name, value in metadata.items():
-            appenders[name](value)
         self._n += 1
 
     def _start(self, metadata: Mapping[str, object], sample: int | str) -> None:

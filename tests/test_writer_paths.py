@@ -68,6 +68,17 @@ def test_a_refused_sample_on_the_hot_path_leaves_no_trace(tmp_path: Path):
     assert ds.metadata(1) == {"label": 2}
 
 
+def test_a_refused_first_sample_does_not_fix_the_metadata_columns(tmp_path: Path):
+    with acumen.Writer(tmp_path / "ds") as writer:
+        with pytest.raises(SampleError, match="not valid Unicode"):
+            writer.add(np.zeros(2), name="\ud800")
+        with pytest.raises(SampleError, match="cannot be stored"):
+            writer.add(np.zeros(2), label=1, other=None)
+        writer.add(np.zeros(2), label=1)
+        writer.add(np.zeros(2), label=2.5)
+    assert acumen.open(tmp_path / "ds").metadata(0) == {"label": 1.0}
+
+
 def test_arrays_of_another_dtype_still_cast_safely_after_the_first(tmp_path: Path):
     with acumen.Writer(tmp_path / "ds") as writer:
         writer.add(np.zeros(3, "<f8"))
