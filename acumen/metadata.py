@@ -143,6 +143,7 @@ class MetadataCollector:
         self._plain: dict[str, type] = {}
         self._kinds: dict[str, str] = {}
         self._first_of_kind: dict[str, int] = {}
+        self._exotic: set[str] = set()  # columns given values not of their plain type
         self._n = 0
 
     def add(self, metadata: Mapping[str, object], sample: int | str) -> None:
@@ -179,6 +180,7 @@ class MetadataCollector:
                 self._names = None  # nor do its keys become the columns
             raise
         if merged:
+            self._exotic.update(merged)
             self._kinds.update(merged)
             self._plain.update({name: _PLAIN[kind] for name, kind in merged.items()})
         self._n += 1
@@ -234,10 +236,14 @@ class MetadataCollector:
         columns = {}
         for spec in specs:
             values = self._values[spec.name]
+            exotic = spec.name in self._exotic  # some values were not of the plain type
             if spec.type == "str":
-                columns[spec.name] = np.array([str(v) for v in values], dtype=object)
+                texts = [str(v) for v in values] if exotic else values  # np.str_ -> str
+                column = np.empty(len(texts), dtype=object)
+                column[:] = texts
+                columns[spec.name] = column
                 continue
-            if spec.type == "float":
+            if spec.type == "float" and exotic:
                 values = _widen_floats(values)
             columns[spec.name] = np.array(values, dtype=NUMPY_DTYPES[spec.type])
         return MetadataTable(self._n, columns, specs)
