@@ -1,7 +1,13 @@
-"""Accumulates index rows while a dataset is written; hands out an :class:`IndexTable`."""
+"""Accumulates index rows while a dataset is written; hands out an :class:`IndexTable`.
+
+Positions are kept in typed arrays (4 or 8 bytes a sample, not a Python int object each),
+and shapes only once they start to differ: writing ten million samples must not need
+gigabytes of bookkeeping.
+"""
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -13,11 +19,14 @@ from acumen.shapes import ShapeColumn
 
 class IndexBuilder:
     def __init__(self) -> None:
-        self._chunk_ids: list[int] = []
-        self._offsets: list[int] = []
-        self._sizes: list[int] = []
-        self._shapes: list[tuple[int, ...]] = []  # one-array datasets
-        self._field_sizes: list[list[int]] = []  # multi-field datasets: one list per field
+        self._chunk_ids = array("i")
+        self._offsets = array("q")
+        self._sizes = array("q")
+        # One-array datasets: the shape every sample so far shares, until one differs;
+        # from then on every sample's shape.
+        self._shape: tuple[int, ...] | None = None
+        self._shapes: list[tuple[int, ...]] | None = None
+        self._field_sizes: list[array] = []  # multi-field datasets: one array per field
         self._field_shapes: list[list[tuple[int, ...]]] = []
         self._metadata = MetadataCollector()
         self.checksums: list[int] | None = None  # per-record xxh3-64, when the writer keeps them
@@ -33,14 +42,24 @@ class IndexBuilder:
         self._chunk_ids.append(chunk)
         self._offsets.append(offset)
         self._sizes.append(size)
-        self._shapes.append(shape)
+        if self._shapes is not None:
+            self._shapes.append(shape)
+        elif shape != self._shape:
+            self._shape_differs(shape)
+
+    def _shape_differs(self, shape: tuple[int, ...]) -> None:
+        before = len(self._offsets) - 1
+        if before == 0:
+            self._shape = shape
+        else:
+            self._shapes = [self._shape] * before + [shape]
 
     def add_record(
         self, chunk: int, offset: int, sizes: list[int], shapes: list[tuple[int, ...]]
     ) -> None:
         """A multi-field sample: each field's payload size and shape."""
         if not self._field_sizes:
-            self._field_sizes = [[] for _ in sizes]
+            self._field_sizes = [array("q") for _ in sizes]
             self._field_shapes = [[] for _ in sizes]
         self._chunk_ids.append(chunk)
         self._offsets.append(offset)
@@ -53,20 +72,20 @@ class IndexBuilder:
         fields = {}
         if field_names is not None:
             if not self._field_sizes:  # no samples
-                self._field_sizes = [[] for _ in field_names]
+                self._field_sizes = [array("q") for _ in field_names]
                 self._field_shapes = [[] for _ in field_names]
             fields = {
-                name: FieldColumns(np.array(sizes, dtype=np.int64), ShapeColumn.from_tuples(shapes))
+                name: FieldColumns(_numpy(sizes, np.int64), ShapeColumn.from_tuples(shapes))
                 for name, sizes, shapes in zip(
                     field_names, self._field_sizes, self._field_shapes, strict=True
                 )
             }
         return IndexTable(
             chunk_names=chunk_names,
-            chunk_ids=np.array(self._chunk_ids, dtype=np.int32),
-            offsets=np.array(self._offsets, dtype=np.int64),
-            sizes=np.array(self._sizes, dtype=np.int64),
-            shapes=ShapeColumn.from_tuples(self._shapes) if field_names is None else None,
+            chunk_ids=_numpy(self._chunk_ids, np.int32),
+            offsets=_numpy(self._offsets, np.int64),
+            sizes=_numpy(self._sizes, np.int64),
+            shapes=self._shape_column() if field_names is None else None,
             metadata=self._metadata.finish(),
             fields=fields,
             checksums=(
@@ -75,3 +94,13 @@ class IndexBuilder:
                 else None
             ),
         )
+
+    def _shape_column(self) -> ShapeColumn:
+        if self._shapes is not None:
+            return ShapeColumn.from_tuples(self._shapes)
+        return ShapeColumn(len(self), fixed=self._shape or ())
+
+
+def _numpy(values: array, dtype: type) -> np.ndarray:
+    """A numpy copy of a typed array (the builder may still grow it)."""
+    return np.frombuffer(values, dtype=dtype).copy() if len(values) else np.zeros(0, dtype)
