@@ -23,6 +23,7 @@ from acumen.index_table import (
     SIZE_COLUMN,
     FieldColumns,
     IndexTable,
+    narrow_sizes,
 )
 from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, column_type_of_dtype
 from acumen.shapes import ShapeColumn
@@ -41,11 +42,11 @@ def table_from_frame(
     field_names = check_reserved_columns(names, source)
     try:
         offsets = _integers(frame[OFFSET_COLUMN], OFFSET_COLUMN)
-        sizes = _integers(frame[SIZE_COLUMN], SIZE_COLUMN)
+        sizes = narrow_sizes(_integers(frame[SIZE_COLUMN], SIZE_COLUMN))
         shapes = None if field_names else _shapes(frame[SHAPE_COLUMN], SHAPE_COLUMN)
         fields = {
             name: FieldColumns(
-                _integers(frame[FIELD_SIZE_PREFIX + name], FIELD_SIZE_PREFIX + name),
+                narrow_sizes(_integers(frame[FIELD_SIZE_PREFIX + name], FIELD_SIZE_PREFIX + name)),
                 _shapes(frame[FIELD_SHAPE_PREFIX + name], FIELD_SHAPE_PREFIX + name),
             )
             for name in field_names

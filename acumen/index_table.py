@@ -26,15 +26,37 @@ FIELD_SHAPE_PREFIX = SHAPE_COLUMN + ":"  # ai:shape:<field>
 CHECKSUM_COLUMN = "ai:xxh3_64"  # optional: each record's payload checksum, as signed int64
 
 
+_INT32_MAX = 2**31 - 1
+
+
+def size_column(values: object) -> np.ndarray:
+    """A size column as int32 (when given so) or int64, contiguous."""
+    array = np.asarray(values)
+    if array.dtype == np.int32:
+        return np.ascontiguousarray(array)
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def narrow_sizes(sizes: np.ndarray) -> np.ndarray:
+    """Sizes as int32 when every one fits (half the memory), else as they are.
+
+    Sizes are non-negative (index readers check), so the maximum decides. Code adding
+    offsets and sizes or multiplying counts works in int64 whatever this gives.
+    """
+    if sizes.dtype == np.int64 and (not len(sizes) or sizes.max() <= _INT32_MAX):
+        return sizes.astype(np.int32)
+    return sizes
+
+
 @dataclass(eq=False)
 class FieldColumns:
     """One field of a multi-field dataset: its payload size and shape in every record."""
 
-    sizes: np.ndarray  # int64
+    sizes: np.ndarray  # int64, or int32 (see :func:`narrow_sizes`)
     shapes: ShapeColumn
 
     def __post_init__(self) -> None:
-        self.sizes = np.ascontiguousarray(self.sizes, dtype=np.int64)
+        self.sizes = size_column(self.sizes)
 
 
 @dataclass(eq=False)
@@ -48,7 +70,7 @@ class IndexTable:
     chunk_names: list[str]  # chunk file names relative to the dataset root
     chunk_ids: np.ndarray  # int32, position in ``chunk_names``
     offsets: np.ndarray  # int64, byte offset of the payload (record) in its chunk file
-    sizes: np.ndarray  # int64, payload (record) size in bytes
+    sizes: np.ndarray  # int64 or int32 (narrow_sizes), payload (record) size in bytes
     shapes: ShapeColumn | None
     metadata: MetadataTable
     fields: dict[str, FieldColumns] = field(default_factory=dict)
@@ -59,7 +81,7 @@ class IndexTable:
             self.checksums = np.ascontiguousarray(self.checksums, dtype=np.int64)
         self.chunk_ids = np.ascontiguousarray(self.chunk_ids, dtype=np.int32)
         self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
-        self.sizes = np.ascontiguousarray(self.sizes, dtype=np.int64)
+        self.sizes = size_column(self.sizes)
         n = len(self.offsets)
         if (self.shapes is None) == (not self.fields):
             raise ValueError("an index has either shapes (one array) or fields, not both")

@@ -2,8 +2,18 @@
 
 The original index stores a shape as Python tuple text (``"(4, 3)"``, ``"(5,)"``, ``"()"``).
 acumen parses that text with a strict pattern, never ``eval``, and keeps shapes as numpy
-arrays: one tuple when every sample shares it, an ``(n, ndim)`` array when only the
-number of dimensions is shared, and flat dims plus offsets otherwise.
+arrays in one of three forms:
+
+- **fixed**: one tuple, when every sample shares it (no memory per sample);
+- **same ndim**: every sample has the same number of dimensions; the dimensions all samples
+  share are kept once (a template), and only the varying axes per sample, in the narrowest
+  unsigned or signed integer type that holds them (``(L, 17, 2)`` is one ``uint8`` or
+  ``uint16`` per sample when L is small). An index format may instead hand over views of
+  its own buffers (the ``arrow`` index's memory map), which are used as they are;
+- **ragged**: flat dimensions plus offsets, when the number of dimensions varies.
+
+Arithmetic on dimensions (element counts) is always done in int64 (exactly: a count beyond
+2**62 is refused), whatever type the dimensions are kept in.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import numpy as np
 
 _MAX_ELEMENTS = 2**62  # more elements than any file can hold; keeps int64 sums exact
 _SHAPE_TEXT = re.compile(r"^\(\s*(?:\d+\s*,\s*)*(?:\d+\s*,?\s*)?\)$")
+_NARROW = (np.uint8, np.uint16, np.int32)  # narrowest first; int64 beyond
 
 
 def format_shape(shape: tuple[int, ...]) -> str:
@@ -36,10 +47,36 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-class ShapeColumn:
-    """The shapes of ``n`` samples."""
+def narrow_dtype(high: int) -> np.dtype:
+    """The narrowest integer type of :data:`_NARROW` (else int64) holding ``0..high``."""
+    for dtype in _NARROW:
+        if high <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
 
-    __slots__ = ("_dims", "_fixed", "_n", "_offsets")
+
+class ShapeColumn:
+    """The shapes of ``n`` samples (see the module docstring for the three forms).
+
+    ``ShapeColumn(n, fixed=shape)``, ``ShapeColumn(n, dims=array_n_by_ndim)`` (kept compact)
+    or ``ShapeColumn(n, dims=flat, offsets=offsets)`` (ragged); :meth:`from_tuples`,
+    :meth:`from_ragged` and :meth:`from_dims` pick the form.
+    """
+
+    __slots__ = (
+        "_axes",
+        "_bound",
+        "_dims",
+        "_fixed",
+        "_item",
+        "_n",
+        "_ndim",
+        "_offsets",
+        "_prefix",
+        "_suffix",
+        "_template",
+        "_values",
+    )
 
     def __init__(
         self,
@@ -49,10 +86,27 @@ class ShapeColumn:
         offsets: np.ndarray | None = None,
     ) -> None:
         self._n = n
-        self._fixed = fixed
-        self._dims = dims
-        self._offsets = offsets
+        self._fixed = None
+        self._dims = None  # ragged: flat dims; same ndim: an in-place (n, ndim) view, if any
+        self._offsets = None
+        self._values = None
+        self._item = None
+        self._axes: tuple[int, ...] = ()
+        self._template: tuple[int, ...] = ()
+        self._prefix = self._suffix = ()
+        self._ndim = 0
+        self._bound = 0  # at least the largest element count of any sample
+        if fixed is not None or dims is None:
+            self._set_fixed(tuple(int(d) for d in (fixed or ())))
+        elif offsets is None:
+            dims = np.asarray(dims)
+            self._set_same_ndim(dims.reshape(n, -1) if n else dims.reshape(0, -1), copy=True)
+        else:
+            self._dims = np.asarray(dims, dtype=np.int64)
+            self._offsets = np.asarray(offsets, dtype=np.int64)
+            self._bound = _MAX_ELEMENTS + 1  # unknown: counts are checked exactly
 
+    # --- building ------------------------------------------------------------------------
     @classmethod
     def from_tuples(cls, shapes: Sequence[tuple[int, ...]]) -> ShapeColumn:
         n = len(shapes)
@@ -63,7 +117,9 @@ class ShapeColumn:
             return cls(n, fixed=tuple(first))
         ndims = {len(s) for s in shapes}
         if len(ndims) == 1:
-            return cls(n, dims=np.array(shapes, dtype=np.int64).reshape(n, len(first)))
+            ndim = len(first)
+            dims = np.fromiter((d for s in shapes for d in s), dtype=np.int64, count=n * ndim)
+            return cls(n, dims=dims.reshape(n, ndim))
         lengths = np.fromiter((len(s) for s in shapes), dtype=np.int64, count=n)
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -74,18 +130,78 @@ class ShapeColumn:
     def from_ragged(cls, offsets: np.ndarray, flat: np.ndarray) -> ShapeColumn:
         """From list-column form: sample i has dims ``flat[offsets[i]:offsets[i+1]]``."""
         offsets = np.asarray(offsets, dtype=np.int64)
-        flat = np.asarray(flat, dtype=np.int64)
+        flat = np.asarray(flat)
         n = len(offsets) - 1
-        lengths = np.diff(offsets)
-        if n == 0:
+        if n <= 0:
             return cls(0, fixed=())
-        if np.all(lengths == lengths[0]):
-            ndim = int(lengths[0])
-            dims = flat[offsets[0] : offsets[-1]].reshape(n, ndim)
-            if n == 1 or np.all(dims == dims[0]):
-                return cls(n, fixed=tuple(int(d) for d in dims[0]))
-            return cls(n, dims=np.ascontiguousarray(dims))
-        return cls(n, dims=flat[offsets[0] : offsets[-1]], offsets=offsets - offsets[0])
+        first, last = int(offsets[0]), int(offsets[-1])
+        ndim = int(offsets[1] - offsets[0])
+        if last - first == n * ndim and np.all(np.diff(offsets) == ndim):
+            return cls(n, dims=flat[first:last].reshape(n, ndim))
+        return cls(n, dims=flat[first:last], offsets=offsets - first)
+
+    @classmethod
+    def from_dims(
+        cls, dims: np.ndarray, low: np.ndarray | None = None, high: np.ndarray | None = None
+    ) -> ShapeColumn:
+        """From an ``(n, ndim)`` array used in place (views of it, no copy); ``low`` and
+        ``high``, each axis's minimum and maximum, when the caller has them already."""
+        column = cls(0)
+        column._n = len(dims)
+        column._set_same_ndim(dims, copy=False, low=low, high=high)
+        return column
+
+    def _set_fixed(self, shape: tuple[int, ...]) -> None:
+        self._fixed = shape
+        self._ndim = len(shape)
+        self._bound = math.prod(shape) if self._n else 0
+
+    def _set_same_ndim(
+        self,
+        dims: np.ndarray,
+        copy: bool,
+        low: np.ndarray | None = None,
+        high: np.ndarray | None = None,
+    ) -> None:
+        n, ndim = dims.shape
+        if n == 0 or ndim == 0:
+            self._set_fixed(tuple(int(d) for d in dims[0]) if n else ())
+            return
+        if low is None or high is None:
+            # Per axis: 1-D strided reductions, much faster than min(axis=0) on (n, 2).
+            low = np.array([dims[:, j].min() for j in range(ndim)])
+            high = np.array([dims[:, j].max() for j in range(ndim)])
+        if low.min() < 0:
+            raise ValueError("a dimension is negative")
+        varying = [j for j in range(ndim) if low[j] != high[j]]
+        if not varying:
+            self._set_fixed(tuple(int(d) for d in low))
+            return
+        if copy:
+            dtype = narrow_dtype(int(max(high[j] for j in varying)))
+            values = np.ascontiguousarray(dims[:, varying], dtype=dtype)
+        else:  # views only: one varying axis, or all of them
+            self._dims = dims
+            if len(varying) == 1:
+                values = dims[:, varying[0] : varying[0] + 1]
+            else:
+                varying = list(range(ndim))
+                values = dims
+        self._fixed = None
+        self._ndim = ndim
+        self._axes = tuple(varying)
+        self._template = tuple(0 if j in varying else int(low[j]) for j in range(ndim))
+        self._bound = self._shared() * math.prod(int(high[j]) for j in varying)
+        if len(varying) == 1:
+            axis = varying[0]
+            values = values[:, 0]
+            self._prefix, self._suffix = self._template[:axis], self._template[axis + 1 :]
+            self._item = values.item
+        self._values = values
+
+    def _shared(self) -> int:
+        """The product of the dimensions every sample shares (same ndim form)."""
+        return math.prod(d for j, d in enumerate(self._template) if j not in self._axes)
 
     @classmethod
     def parse_texts(cls, texts: Sequence[str] | np.ndarray) -> ShapeColumn:
@@ -103,8 +219,13 @@ class ShapeColumn:
                 raise ValueError(f"row {row}: {error}") from None
         if len(parsed) == 1:
             return cls(len(codes), fixed=parsed[0])
+        ndims = {len(s) for s in parsed}
+        if len(ndims) == 1:  # one (distinct shapes, ndim) table, gathered by code
+            table = np.array(parsed, dtype=np.int64)  # dimensions are at most 2**62
+            return cls(len(codes), dims=table[codes])
         return cls.from_tuples([parsed[c] for c in codes])
 
+    # --- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._n
 
@@ -113,26 +234,53 @@ class ShapeColumn:
         """The shape every sample shares, or ``None``."""
         return self._fixed
 
+    @property
+    def ndim(self) -> int | None:
+        """The number of dimensions every sample has, or ``None`` (ragged)."""
+        return None if self._offsets is not None else self._ndim
+
     def __getitem__(self, i: int) -> tuple[int, ...]:
         if self._fixed is not None:
             return self._fixed
+        if self._item is not None:  # one varying axis: the common case, kept fast
+            return (*self._prefix, self._item(i), *self._suffix)
         if self._offsets is None:
-            return tuple(self._dims[i].tolist())
+            if len(self._axes) == self._ndim:
+                return tuple(self._values[i].tolist())
+            shape = list(self._template)
+            for axis, value in zip(self._axes, self._values[i].tolist(), strict=True):
+                shape[axis] = value
+            return tuple(shape)
         return tuple(self._dims[self._offsets[i] : self._offsets[i + 1]].tolist())
+
+    def nbytes(self) -> int:
+        """Bytes of the per-sample arrays (views of an index file's map included)."""
+        if self._fixed is not None:
+            return 0
+        if self._offsets is not None:
+            return self._dims.nbytes + self._offsets.nbytes
+        return self._values.nbytes
 
     def element_counts(self) -> np.ndarray:
         """Number of elements of every sample, as int64; ``ValueError`` naming the first
         sample whose count would not fit (a damaged or hostile index)."""
-        counts = self._element_counts()
+        self.check_element_counts()
+        return self._element_counts(0, self._n)
+
+    def check_element_counts(self) -> None:
+        """``ValueError`` naming the first sample with more than 2**62 elements; free when the
+        largest dimensions together stay below that (as in any real dataset)."""
+        if self._bound <= _MAX_ELEMENTS:
+            return
         if self._fixed is not None:
-            exact = math.prod(self._fixed)
-            if exact > _MAX_ELEMENTS:
-                raise ValueError(f"sample 0: shape {self._fixed} has too many elements")
-            return counts
-        dims = self._dims.astype(np.float64)
+            raise ValueError(f"sample 0: shape {self._fixed} has too many elements")
         if self._offsets is None:
-            approx = np.prod(dims, axis=1) if dims.size else np.zeros(self._n)
+            approx = np.full(self._n, float(self._shared()))
+            values = self._values.reshape(self._n, -1)
+            for k in range(values.shape[1]):
+                approx *= values[:, k]
         else:
+            dims = self._dims.astype(np.float64)
             approx = np.ones(self._n)
             lengths = np.diff(self._offsets)
             if np.any(lengths > 0):
@@ -141,35 +289,57 @@ class ShapeColumn:
         if np.any(too_big):
             sample = int(np.argmax(too_big))
             raise ValueError(f"sample {sample}: shape {self[sample]} has too many elements")
-        return counts
 
-    def _element_counts(self) -> np.ndarray:
+    def element_count_parts(self) -> tuple[int, np.ndarray | None]:
+        """``(shared, per_sample)``: sample i has ``shared * per_sample[i]`` elements, or
+        ``shared`` when ``per_sample`` is None. ``per_sample`` may be narrower than int64:
+        multiply in int64 (counts are below 2**62 once :meth:`check_element_counts` passed)."""
         if self._fixed is not None:
-            return np.full(self._n, int(np.prod(self._fixed, dtype=np.int64)), dtype=np.int64)
+            return math.prod(self._fixed), None
+        if self._offsets is None and len(self._axes) == 1:
+            return self._shared(), self._values
+        return 1, self._element_counts(0, self._n)
+
+    def _element_counts(self, start: int, end: int) -> np.ndarray:
+        count = end - start
+        if self._fixed is not None:
+            return np.full(count, math.prod(self._fixed), dtype=np.int64)
         if self._offsets is None:
-            # Column by column: much faster than np.prod(axis=1) over a narrow (n, ndim) array.
-            counts = np.ones(self._n, dtype=np.int64)
-            for dim in range(self._dims.shape[1]):
-                counts *= self._dims[:, dim]
+            counts = np.full(count, self._shared(), dtype=np.int64)
+            values = self._values[start:end].reshape(count, -1)
+            for k in range(values.shape[1]):
+                counts *= values[:, k]
             return counts
-        lengths = np.diff(self._offsets)
-        counts = np.ones(self._n, dtype=np.int64)
+        offsets = self._offsets[start : end + 1]
+        lengths = np.diff(offsets)
+        counts = np.ones(count, dtype=np.int64)
         nonempty = lengths > 0
         if np.any(nonempty):
-            products = np.multiply.reduceat(self._dims, self._offsets[:-1][nonempty])
+            dims = self._dims[: offsets[-1]].astype(np.int64, copy=False)
+            products = np.multiply.reduceat(dims, offsets[:-1][nonempty])
             counts[nonempty] = products
         return counts
 
+    def to_dims(self) -> np.ndarray:
+        """The ``(n, ndim)`` int64 dimensions (same number of dimensions only)."""
+        if self._offsets is not None:
+            raise ValueError("the samples have different numbers of dimensions")
+        if self._dims is not None:
+            return np.asarray(self._dims, dtype=np.int64)
+        if self._fixed is not None:
+            return np.broadcast_to(np.array(self._fixed, dtype=np.int64), (self._n, self._ndim))
+        dims = np.empty((self._n, self._ndim), dtype=np.int64)
+        dims[:] = self._template
+        dims[:, list(self._axes)] = self._values.reshape(self._n, -1)
+        return dims
+
     def to_ragged(self) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, flat dims): the list-column form used by columnar index formats."""
-        if self._fixed is not None:
-            ndim = len(self._fixed)
-            offsets = np.arange(self._n + 1, dtype=np.int64) * ndim
-            return offsets, np.tile(np.array(self._fixed, dtype=np.int64), self._n)
-        if self._offsets is None:
-            ndim = self._dims.shape[1]
-            return np.arange(self._n + 1, dtype=np.int64) * ndim, self._dims.reshape(-1)
-        return self._offsets, self._dims
+        if self._offsets is not None:
+            return self._offsets, self._dims
+        offsets = np.arange(self._n + 1, dtype=np.int64) * self._ndim
+        dims = self.to_dims()
+        return offsets, (dims.reshape(-1) if dims.flags.c_contiguous else dims.ravel())
 
     def to_texts(self) -> list[str]:
         """The original's tuple text for every sample."""
@@ -178,8 +348,17 @@ class ShapeColumn:
         return [format_shape(self[i]) for i in range(self._n)]
 
     def take(self, indices: np.ndarray) -> ShapeColumn:
+        indices = np.asarray(indices, dtype=np.int64)
         if self._fixed is not None:
             return ShapeColumn(len(indices), fixed=self._fixed)
+        if self._offsets is None:
+            if not len(indices):
+                return ShapeColumn(0, fixed=())
+            values = self._values[indices]
+            dims = np.empty((len(indices), self._ndim), dtype=np.int64)
+            dims[:] = self._template
+            dims[:, list(self._axes)] = values.reshape(len(indices), -1)
+            return ShapeColumn(len(indices), dims=dims)
         return ShapeColumn.from_tuples([self[int(i)] for i in indices])
 
     def __eq__(self, other: object) -> bool:
@@ -187,13 +366,18 @@ class ShapeColumn:
             return NotImplemented
         if len(self) != len(other):
             return False
+        if self._fixed is not None and other._fixed is not None:
+            return self._fixed == other._fixed or not len(self)
         a, b = self.to_ragged(), other.to_ragged()
         return bool(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
 
     def __repr__(self) -> str:
         if self._fixed is not None:
             return f"ShapeColumn(n={self._n}, fixed={self._fixed})"
-        return f"ShapeColumn(n={self._n}, variable)"
+        if self._offsets is None:
+            template = tuple("?" if j in self._axes else d for j, d in enumerate(self._template))
+            return f"ShapeColumn(n={self._n}, {template}, {self._values.dtype})"
+        return f"ShapeColumn(n={self._n}, ragged)"
 
 
 def _factorize(values: Sequence[str] | np.ndarray) -> tuple[np.ndarray, list[str]]:

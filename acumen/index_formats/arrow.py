@@ -332,15 +332,14 @@ def _shape_column(batch: pa.RecordBatch, name: str, source: str) -> ShapeColumn:
         values = array.values.slice(array.offset * ndim, n * ndim)
         _no_nulls(values, name, source)
         flat = values.to_numpy(zero_copy_only=True)
-        # Min and max of each dimension: no temporary the size of the column (and 1-D
-        # strided reductions, many times faster than ``min(axis=0)`` on an (n, 2) array).
-        low = np.array([flat[j::ndim].min() for j in range(ndim)])
-        high = np.array([flat[j::ndim].max() for j in range(ndim)])
+        first = flat[:ndim]
+        if first.min() >= 0 and _periodic(values, ndim):  # one memcmp: every row is the first
+            return ShapeColumn(n, fixed=tuple(int(d) for d in first))
+        low, high = _axis_bounds(flat, ndim)
         if low.min() < 0:
             raise CorruptDatasetError(f"{source}: column {name!r} holds a negative size")
-        if np.array_equal(low, high):
-            return ShapeColumn(n, fixed=tuple(int(d) for d in low))
-        return ShapeColumn(n, dims=flat.reshape(n, ndim))
+        # In place: the varying axis is a view of the map, not a copy.
+        return ShapeColumn.from_dims(flat.reshape(n, ndim), low, high)
     _no_nulls(array.values, name, source)
     offsets = array.offsets.to_numpy(zero_copy_only=True).astype(np.int64, copy=False)
     flat = array.values.to_numpy(zero_copy_only=True)
@@ -355,6 +354,28 @@ def _shape_column(batch: pa.RecordBatch, name: str, source: str) -> ShapeColumn:
     if np.all(lengths == lengths[0]):
         return ShapeColumn.from_ragged(offsets, flat)
     return ShapeColumn(n, dims=flat, offsets=offsets)
+
+
+def _periodic(values: pa.Array, ndim: int) -> bool:
+    """Whether every row of a fixed-size list's int64 values equals the first row: the
+    values shifted by one row are byte for byte the values (``Buffer.equals`` is memcmp)."""
+    width = ndim * 8
+    data = values.buffers()[1].slice(values.offset * 8, len(values) * 8)
+    return data.slice(width).equals(data.slice(0, data.size - width))
+
+
+def _axis_bounds(flat: np.ndarray, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each axis's minimum and maximum over ``flat`` viewed as (n, ndim) rows: folded into
+    rows of 512 samples so that the reductions run over contiguous memory."""
+    rows = len(flat) // ndim
+    fold = 512
+    whole = rows // fold * fold
+    parts = [flat[whole * ndim :].reshape(-1, ndim)]
+    if whole:
+        block = flat[: whole * ndim].reshape(whole // fold, fold * ndim)
+        parts += [block.min(axis=0).reshape(fold, ndim), block.max(axis=0).reshape(fold, ndim)]
+    stacked = np.concatenate(parts)
+    return stacked.min(axis=0), stacked.max(axis=0)
 
 
 _METADATA_TYPES = {

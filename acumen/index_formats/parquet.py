@@ -2,6 +2,10 @@
 
 The chunk name is dictionary-encoded, the shape is a ``list<int64>`` column (not text),
 and metadata columns keep their types without help from the manifest.
+
+Reading keeps the index compact: sizes as int32 when they fit, shapes in the compact form of
+:class:`~acumen.shapes.ShapeColumn`, and ``str`` metadata in Arrow form (offsets + UTF-8
+bytes, decoded one value at a time when a row is read), never as one Python string per row.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pyarrow.parquet as pq
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
+from acumen.index_formats.arrow import ArrowStringColumn
 from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
     CHECKSUM_COLUMN,
@@ -27,6 +32,7 @@ from acumen.index_table import (
     SIZE_COLUMN,
     FieldColumns,
     IndexTable,
+    narrow_sizes,
 )
 from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable
 from acumen.shapes import ShapeColumn
@@ -78,13 +84,13 @@ class ParquetIndex(IndexFormat):
         field_names = check_reserved_columns(arrow.column_names, str(path))
         try:
             chunk_ids, chunk_names = _chunk_column(arrow.column(CHUNK_COLUMN))
-            offsets = arrow.column(OFFSET_COLUMN).to_numpy()
-            sizes = arrow.column(SIZE_COLUMN).to_numpy()
-            shapes = None if field_names else _shapes(arrow.column(SHAPE_COLUMN))
+            offsets = _non_negative(arrow, OFFSET_COLUMN)
+            sizes = narrow_sizes(_non_negative(arrow, SIZE_COLUMN))
+            shapes = None if field_names else _shapes(arrow, SHAPE_COLUMN)
             fields = {
                 name: FieldColumns(
-                    arrow.column(FIELD_SIZE_PREFIX + name).to_numpy(),
-                    _shapes(arrow.column(FIELD_SHAPE_PREFIX + name)),
+                    narrow_sizes(_non_negative(arrow, FIELD_SIZE_PREFIX + name)),
+                    _shapes(arrow, FIELD_SHAPE_PREFIX + name),
                 )
                 for name in field_names
             }
@@ -102,6 +108,11 @@ class ParquetIndex(IndexFormat):
             column = arrow.column(spec.name)
             if column.null_count:
                 raise CorruptDatasetError(f"{path}: metadata column {spec.name!r} holds nulls")
+            if spec.type == "str" and (
+                pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            ):
+                metadata[spec.name] = ArrowStringColumn(column.combine_chunks(), str(path))
+                continue
             values = column.to_numpy(zero_copy_only=False)
             metadata[spec.name] = np.asarray(values, dtype=NUMPY_DTYPES[spec.type])
         return IndexTable(
@@ -127,9 +138,24 @@ def _shape_list(shapes: ShapeColumn) -> pa.ListArray:
     )
 
 
-def _shapes(column: pa.ChunkedArray) -> ShapeColumn:
-    lists = column.combine_chunks()
-    return ShapeColumn.from_ragged(lists.offsets.to_numpy(), lists.values.to_numpy())
+def _non_negative(arrow: pa.Table, name: str) -> np.ndarray:
+    column = arrow.column(name)
+    if not pa.types.is_integer(column.type) or column.null_count:
+        raise ValueError(f"column {name} must hold integers without nulls, not {column.type}")
+    values = column.combine_chunks().cast(pa.int64()).to_numpy()
+    if len(values) and values.min() < 0:
+        row = int(np.argmax(values < 0))
+        raise ValueError(f"row {row}: {name} is negative ({values[row]})")
+    return values
+
+
+def _shapes(arrow: pa.Table, name: str) -> ShapeColumn:
+    lists = arrow.column(name).combine_chunks()
+    offsets = lists.offsets.to_numpy()
+    flat = lists.values.to_numpy()
+    if len(offsets) and offsets[-1] > offsets[0] and flat[offsets[0] : offsets[-1]].min() < 0:
+        raise ValueError(f"column {name} holds a negative size")
+    return ShapeColumn.from_ragged(offsets, flat)
 
 
 def _chunk_column(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
