@@ -9,6 +9,7 @@ raw, as the original reader).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def open_dataset(
         ) from None
     if manifest is not None:
         check_manifest_agrees(manifest_path, manifest, table)
-    chunk_paths = [resolve_inside(root, name, "chunk file") for name in table.chunk_names]
+    chunk_paths = _chunk_paths(root, table.chunk_names)
     check_chunk_files(root, table, chunk_paths, manifest)
     codec_plugin.open_resources(root)
     readers = _field_readers(root, manifest, table) if manifest and manifest.fields else []
@@ -120,6 +121,33 @@ def open_dataset(
         check_shapes(index_path, table)
     backend = plugins.storage(storage or DEFAULT_STORAGE, [str(p) for p in chunk_paths])
     return Dataset(root, table, dtype, codec_plugin, backend, manifest, readers, fields, verify)
+
+
+def _chunk_paths(root: Path, names: list[str]) -> list[Path]:
+    """``resolve_inside`` for every chunk name, resolving each folder once: a name
+    ``DIR/FILE`` is inside when its folder resolves inside the dataset and FILE is not a
+    link (a link, or any unusual name, gets the full ``resolve_inside``)."""
+    folders: dict[str, Path] = {}
+    paths = []
+    for name in names:
+        head, _, tail = name.rpartition("/") if isinstance(name, str) else ("", "", "")
+        if not head or tail in ("", ".", "..") or "\\" in name or ":" in tail:
+            paths.append(resolve_inside(root, name, "chunk file"))
+            continue
+        folder = folders.get(head)
+        if folder is None:
+            try:
+                folder = folders[head] = resolve_inside(root, head, "chunk file folder")
+            except CorruptDatasetError:  # reported as the original check words it
+                paths.append(resolve_inside(root, name, "chunk file"))
+                continue
+        path = folder / tail
+        try:
+            is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            is_link = False  # missing: reported with its samples by check_chunk_files
+        paths.append(resolve_inside(root, name, "chunk file") if is_link else path)
+    return paths
 
 
 def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[FieldReader]:
