@@ -11,7 +11,11 @@ the right sizes (10 MiB chunks), so the folder is a valid dataset without the di
 Printed per format, shape kind and size: the index file size, the median wall time of
 ``index_format.read(path, specs)`` and of the whole ``acumen.open(path)`` (warm page cache),
 the tracemalloc peak of one ``read`` (Python and numpy allocations) and the bytes Arrow's
-memory pool still holds for the read table (Arrow allocations are invisible to tracemalloc).
+memory pool still holds for the read table (Arrow allocations are invisible to tracemalloc),
+and ``B/sample``: what ``acumen.open`` keeps allocated (tracemalloc plus Arrow's pool, as in
+``benchmarks/compare.py``'s "open B/sample" with the pool added) for the same index written
+without its metadata columns, divided by the samples: the index's own memory per sample
+(the ``arrow`` index's columns are views of its memory map: page cache, not counted).
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ ITEMSIZE = 2  # float16
 SPECS = [ColumnSpec("label", "int"), ColumnSpec("split", "str")]
 
 
-def make_table(n: int, variable: bool) -> tuple[IndexTable, list[ChunkEntry]]:
+def make_table(
+    n: int, variable: bool, with_metadata: bool = True
+) -> tuple[IndexTable, list[ChunkEntry]]:
     """An index of ``n`` raw float16 samples laid out in chunks as the writer would."""
     rng = np.random.default_rng(n)
     if variable:
@@ -63,6 +69,8 @@ def make_table(n: int, variable: bool) -> tuple[IndexTable, list[ChunkEntry]]:
     metadata = MetadataTable(
         n, {"label": rng.integers(0, 1000, n), "split": words[np.arange(n) % 3]}, SPECS
     )
+    if not with_metadata:
+        metadata = MetadataTable.empty(n)
     names = [f"chunks/chunk_{c}.chnk" for c in range(len(starts) - 1)]
     table = IndexTable(names, chunk_ids, offsets, sizes, shapes, metadata)
     counts = np.bincount(chunk_ids, minlength=len(names))
@@ -89,7 +97,7 @@ def make_dataset(root: Path, table: IndexTable, chunks: list[ChunkEntry], fmt: s
         index={**index_format.get_config(), "file": index_format.filename},
         chunks=chunks,
         chunk_size_bytes=CHUNK_BYTES,
-        metadata=SPECS,
+        metadata=table.metadata.specs,
     ).write(root)
 
 
@@ -117,6 +125,21 @@ def read_memory(call: Callable[[], object]) -> tuple[float, float]:
     return peak / 1e6, arrow_held / 1e6
 
 
+def kept_bytes(call: Callable[[], object]) -> int:
+    """Bytes the result of ``call`` keeps allocated: tracemalloc plus Arrow's pool."""
+    gc.collect()
+    arrow_before = pa.total_allocated_bytes()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    result = call()
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    kept += pa.total_allocated_bytes() - arrow_before
+    del result
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--huge", action="store_true", help="also 10^7 samples")
@@ -127,7 +150,7 @@ def main() -> None:
     formats = args.formats.split(",")
     header = (
         f"{'format':8} {'shapes':8} {'samples':>10} {'file MB':>8} {'read ms':>9} "
-        f"{'open ms':>9} {'read peak MB':>12} {'arrow MB':>9}"
+        f"{'open ms':>9} {'read peak MB':>12} {'arrow MB':>9} {'B/sample':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -136,6 +159,7 @@ def main() -> None:
             kind = "variable" if variable else "fixed"
             for n in sizes:
                 table, chunks = make_table(n, variable)
+                bare, _ = make_table(n, variable, with_metadata=False)
                 for fmt in formats:
                     root = Path(tmp) / f"{fmt}-{kind}-{n}"
                     make_dataset(root, table, chunks, fmt)
@@ -154,12 +178,15 @@ def main() -> None:
                     open_ms = median_ms(open_, repeats)
                     peak, held = read_memory(read)
                     size_mb = index_path.stat().st_size / 1e6
+                    bare_root = Path(tmp) / f"{fmt}-{kind}-{n}-bare"
+                    make_dataset(bare_root, bare, chunks, fmt)
+                    per_sample = kept_bytes(lambda r=bare_root: acumen.open(r)) / max(n, 1)
                     print(
                         f"{fmt:8} {kind:8} {n:>10,} {size_mb:>8.1f} {read_ms:>9.2f} "
-                        f"{open_ms:>9.2f} {peak:>12.2f} {held:>9.2f}",
+                        f"{open_ms:>9.2f} {peak:>12.2f} {held:>9.2f} {per_sample:>9.1f}",
                         flush=True,
                     )
-                del table, chunks
+                del table, chunks, bare
 
 
 if __name__ == "__main__":
