@@ -36,11 +36,11 @@ class GzipCodec(Codec):
             data = inflater.decompress(payload, decoded_size + 1)
         except zlib.error as error:
             raise undecodable(self.name, error) from None
+        if inflater.eof and len(data) == decoded_size and not inflater.unused_data:
+            return data
         if len(data) > decoded_size:
             raise size_mismatch(self.name, f"more than {decoded_size}", decoded_size)
         if not inflater.eof:
             raise size_mismatch(self.name, f"a truncated stream of {len(data)}", decoded_size)
-        if len(data) != decoded_size or inflater.unused_data:
-            got = len(data) if not inflater.unused_data else f"{len(data)} (plus trailing bytes)"
-            raise size_mismatch(self.name, got, decoded_size)
-        return data
+        got = len(data) if not inflater.unused_data else f"{len(data)} (plus trailing bytes)"
+        raise size_mismatch(self.name, got, decoded_size)

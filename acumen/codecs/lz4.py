@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+
 import lz4.frame
 import numpy as np
 
 from acumen.abc.codec import Buffer, Codec, array_bytes
 from acumen.codecs._checks import size_mismatch, undecodable
+
+_decompress_chunk = lz4.frame.decompress_chunk
+_reset = lz4.frame.reset_decompression_context
+# One decompression context per thread, shared by every lz4 codec: a context is reusable
+# once a frame is complete (and reset after anything else). Contexts hold no codec state,
+# so codecs still pickle by their configuration; a forked child keeps its thread's context.
+_contexts = threading.local()
 
 
 class Lz4Codec(Codec):
@@ -30,15 +39,38 @@ class Lz4Codec(Codec):
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
         try:
-            declared = lz4.frame.get_frame_info(payload)["content_size"]
-            if declared != decoded_size:  # checked before allocating anything
-                raise size_mismatch(self.name, declared, decoded_size)
-            # Bounded: a frame whose blocks hold more than its header says stops here.
-            decompressor = lz4.frame.LZ4FrameDecompressor()
-            data = decompressor.decompress(payload, max_length=decoded_size + 1)
+            context = _contexts.context
+        except AttributeError:
+            context = _contexts.context = lz4.frame.create_decompression_context()
+        try:
+            # Bounded: the output buffer holds decoded_size bytes and decoding stops when it
+            # is full, whatever the frame header declares (LZ4 itself checks a declared
+            # content size against what the blocks hold when the frame ends).
+            data, used, complete = _decompress_chunk(context, payload, decoded_size)
         except RuntimeError as error:
+            _reset(context)
             raise undecodable(self.name, error) from None
-        if len(data) != decoded_size or not decompressor.eof:
-            got = len(data) if len(data) <= decoded_size else f"more than {decoded_size}"
-            raise size_mismatch(self.name, got, decoded_size)
-        return data
+        if complete and used == len(payload) and len(data) == decoded_size:
+            return data
+        if not complete:
+            _reset(context)
+            raise size_mismatch(
+                self.name, _what_it_holds(payload, data, decoded_size), decoded_size
+            )
+        if used != len(payload):
+            raise size_mismatch(self.name, f"{len(data)} (plus trailing bytes)", decoded_size)
+        raise size_mismatch(self.name, len(data), decoded_size)
+
+
+def _what_it_holds(payload: Buffer, data: bytes, decoded_size: int) -> object:
+    """For the error message of a frame that did not end: the size its header declares
+    (when it says one and differs), else what decoding stopped at."""
+    try:
+        declared = lz4.frame.get_frame_info(payload)["content_size"]
+    except (RuntimeError, KeyError, ValueError):
+        declared = 0
+    if declared and declared != decoded_size:
+        return declared
+    if len(data) == decoded_size:
+        return f"more than {decoded_size}"
+    return f"a truncated frame of {len(data)}"

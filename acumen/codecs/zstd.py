@@ -21,6 +21,8 @@ from acumen.layout import resolve_inside
 
 logger = logging.getLogger(__name__)
 
+_frame_content_size = zstandard.frame_content_size
+
 
 class ZstdCodec(Codec):
     name = "zstd"
@@ -106,28 +108,34 @@ class ZstdCodec(Codec):
         return compressor
 
     def _decompressor(self) -> zstandard.ZstdDecompressor:
-        decompressor = getattr(self._local, "decompressor", None)
-        if decompressor is None:
+        try:
+            return self._local.decompressor
+        except AttributeError:
             decompressor = zstandard.ZstdDecompressor(dict_data=self._dictionary)
             self._local.decompressor = decompressor
-        return decompressor
+            return decompressor
 
     def encode(self, array: np.ndarray) -> Buffer:
         return self._compressor().compress(array_bytes(array))
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
         try:
-            declared = zstandard.frame_content_size(payload)
-            if declared == zstandard.CONTENTSIZE_UNKNOWN:
-                raise undecodable(self.name, ValueError("the frame does not declare its size"))
-            if declared != decoded_size:  # checked before allocating anything
-                raise size_mismatch(self.name, declared, decoded_size)
-            data = self._decompressor().decompress(payload)
+            # The one-shot decompress allocates what the header declares: check it first.
+            declared = _frame_content_size(payload)
+            if declared == decoded_size:
+                try:
+                    decompressor = self._local.decompressor
+                except AttributeError:
+                    decompressor = self._decompressor()
+                data = decompressor.decompress(payload)
+                if len(data) == decoded_size:
+                    return data
+                raise size_mismatch(self.name, len(data), decoded_size)
         except zstandard.ZstdError as error:
             raise undecodable(self.name, error) from None
-        if len(data) != decoded_size:
-            raise size_mismatch(self.name, len(data), decoded_size)
-        return data
+        if declared in (-1, zstandard.CONTENTSIZE_UNKNOWN):  # (frame_content_size says -1)
+            raise undecodable(self.name, ValueError("the frame does not declare its size"))
+        raise size_mismatch(self.name, declared, decoded_size)
 
     # --- pickling: the configuration, plus a trained dictionary for worker processes --
     def __getstate__(self) -> dict:
