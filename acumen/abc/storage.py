@@ -40,6 +40,12 @@ class Storage(Plugin, ABC):
     #: reader may ask for a whole chunk at once and index it.
     zero_copy: ClassVar[bool] = False
 
+    #: For ``zero_copy`` storages: each open chunk's bytes as one read-only memoryview (None
+    #: until the chunk is opened). Dropping the handles replaces the list, so a reader that
+    #: looks it up on each read never sees a closed chunk. Readers may slice it instead of
+    #: calling :meth:`read`.
+    views: list[memoryview | None]
+
     # A storage is bound to open files: two are the same only if they are one object.
     __eq__ = object.__eq__
     __hash__ = object.__hash__
@@ -47,6 +53,7 @@ class Storage(Plugin, ABC):
     def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
         self.paths: list[str] = [os.fspath(p) for p in paths]
         self._handles: list[Any] = [None] * len(self.paths)
+        self.views = [None] * len(self.paths)
         self._lock = threading.Lock()
         _LIVE_STORAGES.add(self)
 
@@ -57,6 +64,10 @@ class Storage(Plugin, ABC):
     def _close_handle(self, handle: Any) -> None:
         """Release a handle from :meth:`_open_chunk`."""
 
+    def _chunk_view(self, handle: Any) -> memoryview | None:
+        """The whole chunk as a memoryview (``zero_copy`` storages), for :attr:`views`."""
+        return None
+
     @abstractmethod
     def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
         """Return ``size`` bytes at ``offset`` of chunk ``chunk_id``.
@@ -64,6 +75,20 @@ class Storage(Plugin, ABC):
         A range past the end of the file raises :class:`acumen.errors.CorruptDatasetError`
         naming the file.
         """
+
+    def read_into(self, chunk_id: int, offset: int, buffers: Sequence[memoryview]) -> None:
+        """Fill the writable byte ``buffers`` in turn with the bytes from ``offset`` of chunk
+        ``chunk_id`` on (a scattered read of one range, as ``os.preadv``).
+
+        Storages that can read straight into memory override it; by default it copies
+        from :meth:`read`.
+        """
+        sizes = [len(buffer) for buffer in buffers]
+        data = memoryview(self.read(chunk_id, offset, sum(sizes))).cast("B")
+        start = 0
+        for buffer, size in zip(buffers, sizes, strict=True):
+            buffer[:] = data[start : start + size]
+            start += size
 
     def handle(self, chunk_id: int) -> Any:
         """The open handle of a chunk, opening it on first use (thread-safe)."""
@@ -74,6 +99,7 @@ class Storage(Plugin, ABC):
                 if handle is None:
                     handle = self._open_chunk(self.paths[chunk_id])
                     self._handles[chunk_id] = handle
+                    self.views[chunk_id] = self._chunk_view(handle)
         return handle
 
     def _after_fork(self) -> None:
@@ -82,6 +108,7 @@ class Storage(Plugin, ABC):
 
     def _drop_handles(self) -> None:
         handles, self._handles = self._handles, [None] * len(self.paths)
+        self.views = [None] * len(self.paths)
         self._lock = threading.Lock()
         for handle in handles:
             if handle is not None:

@@ -32,6 +32,9 @@ class MemoryStorage(Storage):
         with open(path, "rb") as file:
             return memoryview(file.read())
 
+    def _chunk_view(self, handle: memoryview) -> memoryview:
+        return handle
+
     def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
         view = self._handles[chunk_id]
         if view is None:

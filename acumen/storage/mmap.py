@@ -40,6 +40,9 @@ class MmapStorage(Storage):
     def _close_handle(self, handle: _Mapping) -> None:
         handle.close()
 
+    def _chunk_view(self, handle: _Mapping) -> memoryview:
+        return handle.view
+
     def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
         mapping = self._handles[chunk_id]
         if mapping is None:

@@ -7,12 +7,21 @@ Suits datasets larger than RAM and filesystems where mmap is slow or unavailable
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
 from acumen.storage._ranges import past_end
 
 _pread = getattr(os, "pread", None)
+_preadv = getattr(os, "preadv", None)
+# At most this many buffers per preadv call (the system's IOV_MAX; POSIX guarantees 16).
+_IOV_MAX = 1024
+if _preadv is not None:
+    try:
+        _IOV_MAX = max(16, min(_IOV_MAX, os.sysconf("SC_IOV_MAX")))
+    except (AttributeError, ValueError, OSError):
+        _IOV_MAX = 16
 
 
 class SeekStorage(Storage):
@@ -37,3 +46,27 @@ class SeekStorage(Storage):
         if len(data) != size or (size == 0 and offset and offset > os.fstat(fd).st_size):
             raise past_end(self.paths[chunk_id], offset, size, os.fstat(fd).st_size)
         return data
+
+    def read_into(self, chunk_id: int, offset: int, buffers: Sequence[memoryview]) -> None:
+        if _preadv is None:
+            super().read_into(chunk_id, offset, buffers)
+            return
+        fd = self._handles[chunk_id]
+        if fd is None:
+            fd = self.handle(chunk_id)
+        if len(buffers) == 1 and _preadv(fd, buffers, offset) == len(buffers[0]):
+            return  # the common case: one whole range at once
+        # Several buffers, or a short read (end of file, or a signal): go on until done.
+        pending = [buffer for buffer in buffers if len(buffer)]
+        first, position = 0, offset
+        while first < len(pending):
+            got = _preadv(fd, pending[first : first + _IOV_MAX], position)
+            if got == 0:
+                wanted = sum(len(b) for b in buffers)
+                raise past_end(self.paths[chunk_id], offset, wanted, os.fstat(fd).st_size)
+            position += got
+            while first < len(pending) and got >= len(pending[first]):
+                got -= len(pending[first])
+                first += 1
+            if got:
+                pending[first] = pending[first][got:]

@@ -82,6 +82,48 @@ class StorageTests:
                         with pytest.raises(CorruptDatasetError, match=path.replace("\\", ".")):
                             storage.read(chunk_id, offset, size)
 
+    def test_read_into_fills_scattered_buffers(self, files) -> None:
+        rng = np.random.default_rng(3)
+        for storage in self.storages(files):
+            with storage:
+                for chunk_id, offset, size in self.ranges(files):
+                    cuts = np.sort(rng.integers(0, size + 1, 3)).tolist()
+                    sizes = np.diff([0, *cuts, size]).tolist()  # some buffers empty
+                    out = bytearray(b"\xee" * size)
+                    view, buffers, start = memoryview(out), [], 0
+                    for part in sizes:
+                        buffers.append(view[start : start + part])
+                        start += part
+                    storage.read_into(chunk_id, offset, buffers)
+                    assert bytes(out) == self.expected(files, chunk_id, offset, size)
+
+    def test_read_into_many_buffers_and_past_the_end(self, files) -> None:
+        path, data = files[3]
+        for storage in self.storages(files):
+            with storage:
+                out = bytearray(3000)
+                view = memoryview(out)
+                storage.read_into(3, 7, [view[k : k + 1] for k in range(3000)])
+                assert bytes(out) == data[7:3007]
+                for offset, size in ((len(data) - 10, 11), (len(data) + 5, 1)):
+                    buffers = [memoryview(bytearray(1)) for _ in range(size)]
+                    with pytest.raises(CorruptDatasetError, match=path.replace("\\", ".")):
+                        storage.read_into(3, offset, buffers)
+
+    def test_views_of_zero_copy_storages(self, files) -> None:
+        for storage in self.storages(files):
+            assert len(storage.views) == len(files)
+            for chunk_id, (_, data) in enumerate(files):
+                storage.read(chunk_id, 0, 0)
+                view = storage.views[chunk_id]
+                if not storage.zero_copy:
+                    assert view is None
+                    continue
+                assert view.readonly and bytes(view) == data
+            before = storage.views
+            storage.close()
+            assert storage.views is not before and storage.views == [None] * len(files)
+
     def test_reads_again_after_close(self, files) -> None:
         for storage in self.storages(files):
             r = (2, 10, 100)
