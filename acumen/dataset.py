@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,54 @@ from acumen.errors import CorruptDatasetError
 from acumen.index_table import IndexTable
 from acumen.manifest import Manifest
 from acumen.shapes import ShapeColumn
+
+
+def _direct_reader(ds: Dataset) -> Callable[[int], np.ndarray]:
+    """``ds._array`` for a zero-copy storage read without checks: it slices the storage's
+    chunk views instead of calling ``read``. A closure over what it needs (a read is then a
+    few attribute lookups shorter than a method), holding no reference to ``ds``.
+    """
+    storage, read, dtype, root = ds.storage, ds.storage.read, ds.dtype, ds.root
+    chunk_at, offset_at, size_at = ds._chunk_at, ds._offset_at, ds._size_at
+    shapes, fixed, nbytes, decode = ds._shapes, ds._fixed_shape, ds._nbytes, ds._decode
+
+    def first_read(i: int, shape: tuple[int, ...]) -> np.ndarray:
+        # The chunk is not open yet, or the range is past its end: read() opens it or says so.
+        try:
+            data = read(chunk_at[i], offset_at[i], size_at[i])
+            if decode is not None:
+                data = decode(data, nbytes)
+        except CorruptDatasetError as error:
+            raise CorruptDatasetError(f"{root}: sample {i}: {error}") from None
+        return np.frombuffer(data, dtype).reshape(shape)
+
+    if decode is not None:
+
+        def decoded(i: int) -> np.ndarray:
+            view = storage.views[chunk_at[i]]
+            if view is None:
+                return first_read(i, fixed)
+            offset = offset_at[i]
+            try:
+                data = decode(view[offset : offset + size_at[i]], nbytes)
+            except CorruptDatasetError as error:
+                raise CorruptDatasetError(f"{root}: sample {i}: {error}") from None
+            return _ndarray(fixed, dtype, data)
+
+        return decoded
+
+    def raw(i: int) -> np.ndarray:
+        shape = fixed if fixed is not None else shapes[i]
+        view = storage.views[chunk_at[i]]
+        offset = offset_at[i]
+        if view is not None and offset >= 0:  # (numpy would take a negative offset)
+            try:  # the buffer is too small only past the end of the file
+                return _ndarray(shape, dtype, view, offset)
+            except TypeError:
+                pass
+        return first_read(i, shape)
+
+    return raw
 
 
 @dataclass(eq=False)
@@ -47,6 +95,16 @@ class FieldReader:
         if self.type == "bytes":
             return bytes(data)
         return np.frombuffer(data, self.dtype).reshape(shape)
+
+
+_ndarray = np.ndarray
+
+
+def _scalars(column: np.ndarray) -> memoryview:
+    """``column[i]`` as a Python int in about 30 ns (``column.item(i)`` takes 80)."""
+    if column.dtype.kind not in "iu" or not column.dtype.isnative:
+        column = column.astype(np.int64)
+    return memoryview(column)
 
 
 _ITER_BLOCK = 4096  # samples per block when iterating
@@ -94,9 +152,9 @@ class Dataset:
     def _bind(self) -> None:
         table = self.table
         self._n = len(table)
-        self._chunk_item = table.chunk_ids.item
-        self._offset_item = table.offsets.item
-        self._size_item = table.sizes.item
+        self._chunk_at = _scalars(table.chunk_ids)
+        self._offset_at = _scalars(table.offsets)
+        self._size_at = _scalars(table.sizes)
         self._shapes = table.shapes
         self._fixed_shape = table.shapes.fixed if table.shapes is not None else None
         self._read_bytes = self.storage.read
@@ -113,9 +171,22 @@ class Dataset:
             self._read_bytes = SampleVerifier(self)
         self._decode = None if self.codec.is_identity else self.codec.decode
         self._row = table.metadata.row
+        self._rows_cache: tuple[list, dict[int, np.ndarray]] | None = None
+        self._aligned: bool | None = None  # every offset a multiple of the sample size
+        # Bytes per sample when every sample has one shape (None otherwise).
+        fixed = self._fixed_shape
+        self._nbytes = (
+            math.prod(fixed) * self.dtype.itemsize
+            if fixed is not None and self.dtype is not None
+            else None
+        )
+        # A zero-copy storage read without checks: slice its chunk views, no read() call.
+        self._direct = self.storage.zero_copy and verify is None
         if self.field_readers:
             self._array = self._record  # type: ignore[method-assign]
             self._wanted = self._wanted_mask(self.selected)
+        elif self._direct and (self._decode is None or fixed is not None):
+            self._array = _direct_reader(self)  # type: ignore[method-assign]
 
     # --- fields -----------------------------------------------------------------------
     @property
@@ -145,11 +216,11 @@ class Dataset:
 
     def _record(self, i: int, wanted: list[bool] | None = None) -> dict[str, Any]:
         wanted = wanted if wanted is not None else self._wanted
-        chunk, offset = self._chunk_item(i), self._offset_item(i)
+        chunk, offset = self._chunk_at[i], self._offset_at[i]
         result: dict[str, Any] = {}
         try:
             if all(wanted) or self._verify_samples:  # one read of the record, then slices
-                record = memoryview(self._read_bytes(chunk, offset, self._size_item(i)))
+                record = memoryview(self._read_bytes(chunk, offset, self._size_at[i]))
                 start = 0
                 for reader, want in zip(self.field_readers, wanted, strict=True):
                     end = start + reader.sizes.item(i)
@@ -200,12 +271,33 @@ class Dataset:
     def _array(self, i: int) -> np.ndarray:
         shape = self._fixed_shape if self._fixed_shape is not None else self._shapes[i]
         try:
-            data = self._read_bytes(self._chunk_item(i), self._offset_item(i), self._size_item(i))
+            data = self._read_bytes(self._chunk_at[i], self._offset_at[i], self._size_at[i])
             if self._decode is not None:
-                data = self._decode(data, math.prod(shape) * self.dtype.itemsize)
+                nbytes = self._nbytes
+                if nbytes is None:
+                    nbytes = math.prod(shape) * self.dtype.itemsize
+                data = self._decode(data, nbytes)
         except CorruptDatasetError as error:
             raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
         return np.frombuffer(data, self.dtype).reshape(shape)
+
+    def _own_array(self, i: int) -> np.ndarray:
+        """Sample ``i`` as a new writable array, copied once from the file's bytes."""
+        if self._decode is not None or self._verify_samples or self.storage.zero_copy:
+            return self._array(i).copy()
+        shape = self._fixed_shape if self._fixed_shape is not None else self._shapes[i]
+        array = np.empty(shape, self.dtype)
+        if array.nbytes:
+            chunk = self._chunk_at[i]
+            if self.verify is not None:
+                self._read_bytes(chunk, 0, 0)  # checks the chunk on first touch
+            try:
+                self.storage.read_into(
+                    chunk, self._offset_at[i], [memoryview(array.reshape(-1).view(np.uint8))]
+                )
+            except CorruptDatasetError as error:
+                raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
+        return array
 
     def read(self, i: int, fields: Sequence[str] | None = None, *, copy: bool = False) -> Any:
         """Sample ``i``'s array (or dict of the selected fields, or of ``fields``).
@@ -213,33 +305,45 @@ class Dataset:
         Arrays are read-only (zero-copy views with ``mmap``); ``copy=True`` gives a writable
         array of your own.
         """
+        if type(i) is not int or not 0 <= i < self._n:
+            i = self._position(i)
+        if fields is None and not copy:
+            return self._array(i)
+        if fields is None and not self.field_readers:
+            return self._own_array(i)
         if fields is not None:
-            sample = self._record(self._position(i), self._wanted_mask(self._check_fields(fields)))
+            sample = self._record(i, self._wanted_mask(self._check_fields(fields)))
         else:
-            sample = self._array(self._position(i))
+            sample = self._array(i)
         if not copy:
             return sample
-        if isinstance(sample, dict):
-            return {k: v if isinstance(v, bytes) else v.copy() for k, v in sample.items()}
-        return sample.copy()
+        return {k: v if isinstance(v, bytes) else v.copy() for k, v in sample.items()}
 
     # --- batches ----------------------------------------------------------------------
     def _positions(self, indices: Any) -> np.ndarray:
         positions = np.asarray(indices)
-        if positions.dtype == np.bool_:
+        kind = positions.dtype.kind
+        if kind == "b":
             if positions.shape != (self._n,):
                 raise IndexError(f"a mask needs {self._n} entries, got shape {positions.shape}")
             return np.flatnonzero(positions)
         if positions.size == 0:
             return np.zeros(0, dtype=np.int64)
-        if positions.dtype.kind not in "iu":
+        if kind not in "iu":
             raise TypeError(f"indices must be integers, got {positions.dtype}")
-        positions = positions.astype(np.int64).reshape(-1)
-        positions = np.where(positions < 0, positions + self._n, positions)
-        bad = (positions < 0) | (positions >= self._n)
-        if np.any(bad):
+        n = self._n
+        low, high = positions.min(), positions.max()
+        if kind == "u" and high >= n:  # before the cast, which would wrap huge values
+            wrong = positions.reshape(-1)[int(np.argmax(positions.reshape(-1) >= n))]
+            raise IndexError(f"sample {wrong} is out of range for a dataset of {n} samples")
+        positions = positions.astype(np.int64).reshape(-1)  # a copy: the caller's stays theirs
+        if low < 0:
+            positions = np.where(positions < 0, positions + n, positions)
+            low, high = positions.min(), positions.max()
+        if low < 0 or high >= n:
+            bad = (positions < 0) | (positions >= n)
             wrong = np.asarray(indices).reshape(-1)[int(np.argmax(bad))]
-            raise IndexError(f"sample {wrong} is out of range for a dataset of {self._n} samples")
+            raise IndexError(f"sample {wrong} is out of range for a dataset of {n} samples")
         return positions
 
     def read_batch(self, indices: Any, *, threads: int | None = None) -> Any:
@@ -268,75 +372,139 @@ class Dataset:
     def _copy_raw_runs(self, positions: np.ndarray, batch: np.ndarray) -> None:
         chunks = self.table.chunk_ids[positions]
         offsets = self.table.offsets[positions]
-        if self.storage.zero_copy and self._gather_rows(chunks, offsets, batch):
-            return
-        order = np.lexsort((offsets, chunks))
-        sample_bytes = batch[0].nbytes
         flat = batch.reshape(len(positions), -1).view(np.uint8)
-        # Runs of samples adjacent in the same chunk file are read as one range.
+        if self._direct and self._gather_rows(chunks, offsets, flat):
+            return
+        size = flat.shape[1]
+        order = np.lexsort((offsets, chunks))
+        # Runs of samples adjacent in the same chunk file are read as one range, straight
+        # into their rows of the batch (one preadv with the seek storage).
         chunk_sorted, offset_sorted = chunks[order], offsets[order]
-        breaks = np.flatnonzero(
-            (np.diff(chunk_sorted) != 0) | (np.diff(offset_sorted) != sample_bytes)
+        cuts = (
+            np.flatnonzero(
+                (chunk_sorted[1:] != chunk_sorted[:-1])
+                | (offset_sorted[1:] - offset_sorted[:-1] != size)
+            )
+            + 1
         )
-        starts = np.concatenate([[0], breaks + 1])
-        ends = np.concatenate([breaks + 1, [len(order)]])
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            rows = order[start:end]
-            chunk, offset = int(chunk_sorted[start]), int(offset_sorted[start])
-            try:
-                data = self._read_bytes(chunk, offset, (end - start) * sample_bytes)
-            except CorruptDatasetError as error:
-                first = int(positions[rows[0]])
-                raise CorruptDatasetError(f"{self.root}: sample {first}: {error}") from None
-            run = np.frombuffer(data, np.uint8).reshape(end - start, sample_bytes)
-            if end - start == 1 or np.all(np.diff(rows) == 1):
-                flat[rows[0] : rows[0] + (end - start)] = run
-            else:
-                flat[rows] = run
+        starts = [0, *cuts.tolist()]
+        out = memoryview(flat.reshape(-1))
+        buffers = [out[start : start + size] for start in (order * size).tolist()]
+        read_into = self.storage.read_into
+        if self.verify is not None:  # checks each chunk on first touch
+            for chunk in np.unique(chunk_sorted).tolist():
+                self._read_bytes(chunk, 0, 0)
+        start = 0
+        try:
+            for start, end, chunk, offset in zip(
+                starts,
+                [*starts[1:], len(order)],
+                chunk_sorted[starts].tolist(),
+                offset_sorted[starts].tolist(),
+                strict=True,
+            ):
+                read_into(chunk, offset, buffers[start:end])
+        except CorruptDatasetError as error:
+            first = int(positions[order[start]])
+            raise CorruptDatasetError(f"{self.root}: sample {first}: {error}") from None
 
-    def _gather_rows(self, chunks: np.ndarray, offsets: np.ndarray, batch: np.ndarray) -> bool:
-        """With a mapped or in-memory chunk whose samples sit at multiples of the sample size
-        (as acumen writes fixed shapes), a batch is one fancy-index copy per chunk."""
-        size = batch[0].nbytes
-        if np.any(offsets % size):
+    def _chunk_rows(self, chunk: int, size: int) -> np.ndarray | None:
+        """A zero-copy chunk's bytes as rows of ``size`` bytes, kept while the chunk is open
+        (the storage's view list changes when it drops its handles)."""
+        views = self.storage.views
+        cache = self._rows_cache
+        if cache is None or cache[0] is not views:
+            cache = self._rows_cache = (views, {})
+        rows = cache[1].get(chunk)
+        if rows is None:
+            view = views[chunk]
+            if view is None:
+                self.storage.handle(chunk)
+                view = views[chunk]
+                if view is None:
+                    return None
+            rows = np.frombuffer(view, np.uint8, len(view) // size * size).reshape(-1, size)
+            cache[1][chunk] = rows
+        return rows
+
+    def _rows_of(self, offsets: np.ndarray, size: int) -> np.ndarray | None:
+        """Each offset as a row number of ``size``-byte rows, or None unless every sample of
+        the dataset sits at a multiple of ``size`` (as acumen writes fixed shapes; checked once)."""
+        if self._aligned is None:
+            every = self.table.offsets
+            self._aligned = bool(len(every) == 0 or (every.min() >= 0 and not (every % size).any()))
+        if not self._aligned:
+            return None
+        if size & (size - 1) == 0:
+            return offsets >> (size.bit_length() - 1)
+        return offsets // size
+
+    def _gather_rows(self, chunks: np.ndarray, offsets: np.ndarray, flat: np.ndarray) -> bool:
+        """With mapped or in-memory chunks whose samples sit at multiples of the sample size,
+        a batch is one ``take`` per chunk (then one to put the rows in order)."""
+        size = flat.shape[1]
+        rows = self._rows_of(offsets, size)
+        if rows is None:
             return False
-        flat = batch.reshape(len(batch), -1).view(np.uint8)
-        rows = offsets // size
-        for chunk in np.unique(chunks).tolist():
-            mine = np.flatnonzero(chunks == chunk)
-            top = int(rows[mine].max()) + 1
-            try:
-                data = self._read_bytes(chunk, 0, top * size)
-            except CorruptDatasetError as error:
-                raise CorruptDatasetError(f"{self.root}: {error}") from None
-            flat[mine] = np.frombuffer(data, np.uint8).reshape(top, size)[rows[mine]]
+        order = chunks.argsort(kind="stable")
+        chunk_sorted = chunks[order]
+        cuts = np.flatnonzero(chunk_sorted[1:] != chunk_sorted[:-1]) + 1
+        if not len(cuts):  # one chunk: straight into the batch
+            table = self._chunk_rows(int(chunk_sorted[0]), size)
+            if table is None or rows.max() >= len(table):
+                return False
+            # mode="clip" (rows are checked) lets take write to `out` without a buffer.
+            table.take(rows, 0, flat, "clip")
+            return True
+        row_sorted = rows[order]
+        starts = [0, *cuts.tolist()]
+        tops = np.maximum.reduceat(row_sorted, starts).tolist()
+        gathered = np.empty_like(flat)
+        for start, end, chunk, top in zip(
+            starts, [*starts[1:], len(order)], chunk_sorted[starts].tolist(), tops, strict=True
+        ):
+            table = self._chunk_rows(chunk, size)
+            if table is None or top >= len(table):
+                return False
+            table.take(row_sorted[start:end], 0, gathered[start:end], "clip")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        gathered.take(inverse, 0, flat, "clip")
         return True
 
     def _decode_into(self, positions: np.ndarray, batch: np.ndarray, threads: int | None) -> None:
-        flat = batch.reshape(len(positions), -1).view(np.uint8)
+        table = self.table
+        chunks, offsets = table.chunk_ids[positions], table.offsets[positions]
+        order = np.lexsort((offsets, chunks))
+        jobs = zip(
+            order.tolist(),
+            chunks[order].tolist(),
+            offsets[order].tolist(),
+            table.sizes[positions][order].tolist(),
+            strict=True,
+        )
         size = batch[0].nbytes
-        order = np.lexsort((self.table.offsets[positions], self.table.chunk_ids[positions]))
+        out = memoryview(batch.reshape(-1).view(np.uint8))
+        read, decode = self._read_bytes, self._decode
 
-        def decode(row: int) -> None:
-            i = int(positions[row])
+        def decode_one(job: tuple[int, int, int, int]) -> None:
+            row, chunk, offset, length = job
             try:
-                data = self._read_bytes(
-                    self._chunk_item(i), self._offset_item(i), self._size_item(i)
-                )
-                flat[row] = np.frombuffer(self._decode(data, size), np.uint8)
+                out[row * size : row * size + size] = decode(read(chunk, offset, length), size)
             except CorruptDatasetError as error:
+                i = int(positions[row])
                 raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
 
-        rows = order.tolist()
         # Sequential by default: measured on 2 cores, thread hand-off cost more than it saved
         # for zstd/lz4 (small samples and 224x224x3 images alike); worth it for slow codecs.
         workers = threads or 1
         if workers <= 1:
-            for row in rows:
-                decode(row)
+            for job in jobs:
+                decode_one(job)
             return
+        jobs = list(jobs)
         with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(decode, rows, chunksize=max(1, len(rows) // (4 * workers))):
+            for _ in pool.map(decode_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))):
                 pass
 
     # --- subsets without rewriting data -----------------------------------------------
@@ -387,8 +555,9 @@ class Dataset:
         return self._row(self._position(i))
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
-        position = self._position(i)
-        return self._array(position), self._row(position)
+        if type(i) is not int or not 0 <= i < self._n:
+            i = self._position(i)
+        return self._array(i), self._row(i)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
         if (
@@ -448,6 +617,7 @@ class Dataset:
     # --- lifetime ---------------------------------------------------------------------
     def close(self) -> None:
         """Close the chunk files (reading again reopens them)."""
+        self._rows_cache = None
         self.storage.close()
 
     def __enter__(self) -> Dataset:
