@@ -257,7 +257,9 @@ def test_second_writer_in_the_same_process_is_refused(tmp_path):
 
 def test_second_writer_in_another_process_is_refused(tmp_path):
     path = tmp_path / "ds"
-    with acumen.Writer(path, chunk_size_bytes=256) as first:
+    # durable=False: full chunks are sealed (renamed) at once, not on a background thread,
+    # so the files listed below are settled.
+    with acumen.Writer(path, chunk_size_bytes=256, durable=False) as first:
         for i in range(20):
             first.add(sample(i), number=i)
         before = files_of(path)
