@@ -33,7 +33,9 @@ class Storage(Plugin, ABC):
     Handles are opened lazily, one per chunk, on first use; they are dropped in a forked
     child and never pickled: a storage pickles as its paths plus its configuration, so it
     crosses into ``DataLoader`` workers under fork, spawn and forkserver alike.
-    Subclasses implement :meth:`_open_chunk` and :meth:`read`.
+    Subclasses implement :meth:`_open_chunk` and :meth:`read`; a ``zero_copy`` storage also
+    :meth:`_chunk_view` (readers then slice :attr:`views`), and one that can read straight
+    into memory :meth:`read_into`.
     """
 
     #: True when ``read`` returns views on memory the storage holds (no copy per read), so a
