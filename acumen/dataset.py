@@ -545,6 +545,7 @@ class Dataset:
                 for r in self.field_readers
             ],
             self.selected,
+            self.verify,  # a view checks what the dataset it comes from checks
         )
         view.positions = self.positions[positions] if self.positions is not None else positions
         return view

@@ -374,6 +374,23 @@ def test_open_verify_chunk_reads_good_chunks(tmp_path, storage):
         assert ds.read_batch([0, 5, 59])[2].tobytes() == sample(59).tobytes()
 
 
+@pytest.mark.parametrize("verify", ["chunk", "sample"])
+def test_views_check_what_their_dataset_checks(tmp_path, verify):
+    path = tmp_path / "ds"
+    with acumen.Writer(path, chunk_size_bytes=256, checksums="sample") as writer:
+        for i in range(N):
+            writer.add(sample(i), label=i % 3)
+    damage_sample(path, 25)
+    with acumen.open(path, verify=verify) as ds:
+        for view in (ds.select([3, 25, 7]), ds.filter(f"label == {25 % 3}")):
+            assert view.verify == verify
+            row = list(view.positions).index(25)
+            with pytest.raises(CorruptDatasetError, match=f"sample {row}:"):
+                view.read(row)
+            with pytest.raises(CorruptDatasetError):
+                view.read_batch([row])
+
+
 @pytest.mark.parametrize("storage", STORAGES)
 @pytest.mark.parametrize("codec", ["raw", "zstd"])
 def test_open_verify_chunk_refuses_a_damaged_chunk(tmp_path, storage, codec):
