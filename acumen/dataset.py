@@ -120,7 +120,7 @@ class Dataset:
     ``ds.read(i, fields=[...])`` read only those fields' bytes).
 
     Arrays are read-only (views on the file's bytes with the ``mmap`` storage); use
-    ``np.array(a)`` for a writable copy. Picklable: in a DataLoader worker the storage
+    ``ds.read(i, copy=True)`` for a writable copy. Picklable: in a DataLoader worker the storage
     reopens its files lazily.
     """
 
