@@ -63,6 +63,18 @@ def test_read_batch_equals_per_sample_reads(tmp_path, codec, storage):
 
 
 @pytest.mark.parametrize("storage", STORAGES)
+def test_read_batch_of_large_samples_copied_row_by_row(tmp_path, storage):
+    """Samples of 8 KiB and more are gathered one by one (see dataset._ROW_COPY_BYTES)."""
+    large = np.random.default_rng(3).integers(0, 255, (500, 96, 96), dtype=np.uint8)  # 9 KiB
+    root = write(tmp_path / "ds", large, chunk=40_000)  # 4 samples per chunk file
+    with acumen.open(root, storage=storage) as ds:
+        assert len(set(ds.table.chunk_ids.tolist())) > 100
+        for indices in batches():
+            got = ds.read_batch(indices)
+            assert got.flags.writeable and got.tobytes() == large[indices].tobytes()
+
+
+@pytest.mark.parametrize("storage", STORAGES)
 def test_read_batch_of_one_chunk_and_of_unaligned_offsets(tmp_path, storage):
     root = write(tmp_path / "ds", SMALL, chunk=1 << 20)
     with acumen.open(root, storage=storage) as ds:
