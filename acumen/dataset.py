@@ -447,7 +447,7 @@ class Dataset:
 
     def _gather_rows(self, chunks: np.ndarray, offsets: np.ndarray, flat: np.ndarray) -> bool:
         """With mapped or in-memory chunks whose samples sit at multiples of the sample size,
-        a batch is one ``take`` per chunk (then one to put the rows in order)."""
+        a batch is one ``take`` per chunk (then one scatter to put the rows in order)."""
         size = flat.shape[1]
         rows = self._rows_of(offsets, size)
         if rows is None:
@@ -482,9 +482,7 @@ class Dataset:
             if table is None or top >= len(table):
                 return False
             table.take(row_sorted[start:end], 0, gathered[start:end], "clip")
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        gathered.take(inverse, 0, flat, "clip")
+        flat[order] = gathered  # back in the order asked for
         return True
 
     def _decode_into(self, positions: np.ndarray, batch: np.ndarray, threads: int | None) -> None:
