@@ -320,7 +320,22 @@ def bench_acumen(ctx: Context) -> list[Row]:
             copy.read_us = ctx.median_us(lambda i, ds=ds: np.array(ds.read(i)))
             copy.note = "writable copy"
             rows.append(copy)
+            own = Row("acumen", "mmap raw, ds.read(i, copy=True)")
+            own.read_us = ctx.median_us(lambda i, ds=ds: ds.read(i, copy=True))
+            own.note = "writable copy"
+            rows.append(own)
         ds.close()
+    # Writing without fsync, as the memmap and h5py rows write (LMDB syncs once at the end).
+    scratch = ctx.root / "acumen-not-durable"
+
+    def write_not_durable() -> None:
+        with acumen.Writer(scratch, chunk_size_bytes=CHUNK_BYTES, durable=False) as writer:
+            for array, meta in shape.samples:
+                writer.add(array, **meta)
+
+    sps, mbps = timed_write(write_not_durable, shape)
+    rows.append(Row("acumen", "raw, durable=False", sps, mbps, note="chunk files not fsynced"))
+    shutil.rmtree(scratch)
     # The index memory target is "beyond the metadata columns": the same data without any.
     path = ctx.root / "acumen-nometa"
 
