@@ -54,7 +54,8 @@ class ChunkWriter:
 
     def append(self, payload: Buffer, size: int) -> int:
         """Append one payload of ``size`` bytes to the chunk :attr:`position` names (after
-        the call); return its offset there. The hot path of a one-array sample."""
+        the call); return its offset there. The hot path of a one-array sample; :meth:`write`
+        passes a record's whole size with its first payload and appends the rest."""
         if self._size + size > self.limit:
             self._finish_chunk()
             self._number += 1
@@ -67,27 +68,14 @@ class ChunkWriter:
         self._count += 1
         return offset
 
-    def write_one(self, payload: Buffer) -> tuple[int, int, int]:
-        """Append one payload; return (chunk position, offset, size)."""
-        size = payload.nbytes if type(payload) is memoryview else len(memoryview(payload).cast("B"))
-        offset = self.append(payload, size)
-        return self.position, offset, size
-
     def write(self, payloads: list[Buffer]) -> tuple[int, int, int]:
         """Append one record (its fields' payloads, kept together in one chunk); return
         (chunk position, offset, size)."""
         size = sum(memoryview(p).nbytes for p in payloads)
-        if self._size + size > self.limit:
-            self._finish_chunk()
-            self._number += 1
-        if self._file is None:
-            self._open_chunk()
-        for payload in payloads:
+        offset = self.append(payloads[0], size)  # rolls over for the whole record
+        for payload in payloads[1:]:
             self._write(payload)
             self._update(payload)
-        offset = self._size
-        self._size += size
-        self._count += 1
         return self.position, offset, size
 
     def _open_chunk(self) -> None:

@@ -452,6 +452,15 @@ class Dataset:
         rows = self._rows_of(offsets, size)
         if rows is None:
             return False
+        if size >= _ROW_COPY_BYTES:
+            # Large samples (images): one copy each, straight into the batch, no second
+            # pass to put rows in order.
+            for k, (chunk, row) in enumerate(zip(chunks.tolist(), rows.tolist(), strict=True)):
+                table = self._chunk_rows(chunk, size)
+                if table is None or row >= len(table):
+                    return False
+                flat[k] = table[row]
+            return True
         order = chunks.argsort(kind="stable")
         chunk_sorted = chunks[order]
         cuts = np.flatnonzero(chunk_sorted[1:] != chunk_sorted[:-1]) + 1
@@ -461,15 +470,6 @@ class Dataset:
                 return False
             # mode="clip" (rows are checked) lets take write to `out` without a buffer.
             table.take(rows, 0, flat, "clip")
-            return True
-        if size >= _ROW_COPY_BYTES:
-            # Large samples (images): one copy each, straight into the batch, no second
-            # pass to put rows in order.
-            for k, (chunk, row) in enumerate(zip(chunks.tolist(), rows.tolist(), strict=True)):
-                table = self._chunk_rows(chunk, size)
-                if table is None or row >= len(table):
-                    return False
-                flat[k] = table[row]
             return True
         row_sorted = rows[order]
         starts = [0, *cuts.tolist()]

@@ -328,9 +328,13 @@ class ShapeColumn:
             return np.asarray(self._dims, dtype=np.int64)
         if self._fixed is not None:
             return np.broadcast_to(np.array(self._fixed, dtype=np.int64), (self._n, self._ndim))
-        dims = np.empty((self._n, self._ndim), dtype=np.int64)
+        return self._full_dims(self._values)
+
+    def _full_dims(self, values: np.ndarray) -> np.ndarray:
+        """The template with the varying axes filled from ``values`` (rows of samples)."""
+        dims = np.empty((len(values), self._ndim), dtype=np.int64)
         dims[:] = self._template
-        dims[:, list(self._axes)] = self._values.reshape(self._n, -1)
+        dims[:, list(self._axes)] = values.reshape(len(values), -1)
         return dims
 
     def to_ragged(self) -> tuple[np.ndarray, np.ndarray]:
@@ -354,11 +358,7 @@ class ShapeColumn:
         if self._offsets is None:
             if not len(indices):
                 return ShapeColumn(0, fixed=())
-            values = self._values[indices]
-            dims = np.empty((len(indices), self._ndim), dtype=np.int64)
-            dims[:] = self._template
-            dims[:, list(self._axes)] = values.reshape(len(indices), -1)
-            return ShapeColumn(len(indices), dims=dims)
+            return ShapeColumn(len(indices), dims=self._full_dims(self._values[indices]))
         return ShapeColumn.from_tuples([self[int(i)] for i in indices])
 
     def __eq__(self, other: object) -> bool:

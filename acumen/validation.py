@@ -93,10 +93,7 @@ def _check_uncompressed_sizes(
     hint: str = "",
 ) -> None:
     """Uncompressed payloads hold exactly elements x itemsize bytes, sample by sample."""
-    try:
-        shapes.check_element_counts()
-    except ValueError as error:
-        raise CorruptDatasetError(f"{index_path}: {label}{error}") from None
+    _check_counts(index_path, shapes, label)
     sample = _first_wrong_size(sizes, shapes, dtype.itemsize)
     if sample >= 0:
         expected = math.prod(shapes[sample]) * dtype.itemsize

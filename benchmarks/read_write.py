@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,10 +36,11 @@ BATCH = 256
 STORAGES = ("mmap", "seek", "memory")
 
 
-def median_us(call: Callable[[int], object], indices: list[int]) -> float:
+def median_us(call: Callable[[Any], object], arguments: list) -> float:
+    """Median µs of ``call(a)`` over ``arguments`` (indices, or batches of them)."""
     times = []
     clock = time.perf_counter_ns
-    for i in indices:
+    for i in arguments:
         start = clock()
         call(i)
         times.append(clock() - start)
@@ -113,29 +115,20 @@ def batch_rows(root: Path, samples: list) -> list[tuple[str, str, float]]:
     rows = []
     for storage in STORAGES:
         with acumen.open(root / "raw", storage=storage) as ds:
-            seconds = median_seconds(ds.read_batch, batches)
+            seconds = median_us(ds.read_batch, batches) / 1e6
             rows.append((f"read_batch({BATCH}) raw {storage}", "GB/s", nbytes / seconds / 1e9))
     for codec in CODECS[1:]:
         with acumen.open(root / codec) as ds:
-            seconds = median_seconds(ds.read_batch, batches)
+            seconds = median_us(ds.read_batch, batches) / 1e6
             rows.append((f"read_batch({BATCH}) {codec} mmap", "GB/s", nbytes / seconds / 1e9))
     memmap_path = root / "memmap.npy"
     stacked = np.stack([array for array, _ in samples])
     np.save(memmap_path, stacked)
     memmap = np.load(memmap_path, mmap_mode="r")
     np.asarray(memmap).sum()  # page it in, as the chunk files are
-    seconds = median_seconds(lambda idx: memmap[idx], batches)
+    seconds = median_us(lambda idx: memmap[idx], batches) / 1e6
     rows.append((f"numpy memmap[idx] ({BATCH})", "GB/s", nbytes / seconds / 1e9))
     return rows
-
-
-def median_seconds(call: Callable[[np.ndarray], object], batches: list[np.ndarray]) -> float:
-    times = []
-    for batch in batches:
-        start = time.perf_counter()
-        call(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def image_write_rows(root: Path, count: int) -> list[tuple[str, str, float]]:

@@ -6,7 +6,6 @@ so each test checks the text as well as the type.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -32,6 +31,7 @@ from acumen.errors import (
     PluginNotFoundError,
     SampleError,
 )
+from tests.dataset_edits import edit_index, manifest_of, save_manifest
 
 SHAPE = (4, 3)
 COMPRESSING = ("gzip", "zstd", "lz4")
@@ -49,23 +49,6 @@ def write(root: Path, samples, **writer_options) -> acumen.Writer:
         for i, array in enumerate(samples):
             writer.add(array, label=i, name=f"s{i}")
     return writer
-
-
-def manifest_of(root: Path) -> dict:
-    return json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-
-
-def save_manifest(root: Path, manifest: dict) -> None:
-    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-
-
-def edit_index(root: Path, row: int, column: str, value: str) -> None:
-    """Set one cell of index.csv as text (cells here never hold commas except ai:shape)."""
-    import pandas as pd
-
-    frame = pd.read_csv(root / "index.csv", dtype=str, keep_default_na=False)
-    frame.loc[row, column] = value
-    frame.to_csv(root / "index.csv", index=False, lineterminator="\n")
 
 
 def chunk_path(root: Path, n: int = 0) -> Path:

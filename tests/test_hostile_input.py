@@ -34,6 +34,7 @@ import acumen
 from acumen import plugins
 from acumen.errors import AcumenError, CorruptDatasetError, ManifestError
 from acumen.manifest import Manifest
+from tests.dataset_edits import edit_index, manifest_of, save_manifest
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 GIB = 1 << 30
@@ -53,22 +54,6 @@ def write(root: Path, codec: Any = "raw", index_format: str = "csv", n: int = 3)
         for i in range(n):
             writer.add(np.full((2, 3), i, np.int32), i=i, name=f"s{i}")
     return root
-
-
-def manifest_of(root: Path) -> dict:
-    return json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-
-
-def save_manifest(root: Path, manifest: dict) -> None:
-    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-
-
-def edit_index(root: Path, row: int, column: str, value: str) -> None:
-    import pandas as pd
-
-    frame = pd.read_csv(root / "index.csv", dtype=str, keep_default_na=False)
-    frame.loc[row, column] = value
-    frame.to_csv(root / "index.csv", index=False, lineterminator="\n")
 
 
 def read_everything(root: Path) -> None:

@@ -9,7 +9,6 @@ open hashes nothing.
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from acumen.convert import convert
 from acumen.errors import CorruptDatasetError, ManifestError
 from acumen.recode import recode
 from acumen.verify import ChunkVerifier, VerifyReport, verify
+from tests.dataset_edits import manifest_of, save_manifest
 
 from .conftest import CODECS, INDEX_FORMATS, STORAGES, fixture_names, load_fixture
 
@@ -50,16 +50,8 @@ def xxh3(path: Path) -> str:
     return f"xxh3_64:{xxhash.xxh3_64(path.read_bytes()).hexdigest()}"
 
 
-def manifest_json(path: Path) -> dict:
-    return json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-
-
-def save_manifest(path: Path, raw: dict) -> None:
-    (path / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
-
-
 def assert_checksums_match_files(path: Path) -> None:
-    chunks = manifest_json(path)["chunks"]
+    chunks = manifest_of(path)["chunks"]
     assert chunks, "a dataset with samples has chunk files"
     on_disk = sorted(p.relative_to(path).as_posix() for p in (path / "chunks").glob("*.chnk"))
     assert sorted(c["file"] for c in chunks) == on_disk
@@ -102,11 +94,11 @@ def samples_in_chunk(path: Path, file: Path) -> list[int]:
 @pytest.mark.parametrize("codec", CODECS)
 def test_manifest_checksums_are_xxh3_of_each_chunk_file(tmp_path, codec, index_format):
     path = write(tmp_path / "ds", codec, index_format)
-    assert len(manifest_json(path)["chunks"]) > 2
+    assert len(manifest_of(path)["chunks"]) > 2
     assert_checksums_match_files(path)
     assert all(
         c["checksum"].startswith("xxh3_64:") and len(c["checksum"]) == len("xxh3_64:") + 16
-        for c in manifest_json(path)["chunks"]
+        for c in manifest_of(path)["chunks"]
     )
 
 
@@ -124,7 +116,7 @@ def test_checksums_survive_a_conversion_merge(tmp_path):
     summary = convert(config)
     out = tmp_path / "out"
     assert summary.samples == 40
-    assert len(manifest_json(out)["chunks"]) > 5
+    assert len(manifest_of(out)["chunks"]) > 5
     assert_checksums_match_files(out)
     report = verify(out, progress=False)
     assert report.ok, report.problems
@@ -146,7 +138,7 @@ def test_verify_good_dataset_is_ok(tmp_path, codec):
     report = verify(path, progress=False)
     assert isinstance(report, VerifyReport)
     assert report.ok and report.problems == []
-    assert report.chunks_checked == len(manifest_json(path)["chunks"])
+    assert report.chunks_checked == len(manifest_of(path)["chunks"])
     if codec == "raw":
         assert report.samples_checked == 0
         assert any("raw samples carry no checksum" in note for note in report.notes)
@@ -161,7 +153,7 @@ def test_verify_without_samples_decodes_nothing(tmp_path):
     report = verify(path, samples=False, progress=False)
     assert report.ok
     assert report.samples_checked == 0
-    assert report.chunks_checked == len(manifest_json(path)["chunks"])
+    assert report.chunks_checked == len(manifest_of(path)["chunks"])
 
 
 def test_verify_accepts_the_manifest_path(tmp_path):
@@ -245,7 +237,7 @@ def test_verify_reports_a_missing_chunk_file(tmp_path):
 
 def test_missing_checksum_is_a_note_not_a_problem(tmp_path):
     path = write(tmp_path / "ds", "zstd")
-    raw = manifest_json(path)
+    raw = manifest_of(path)
     removed = raw["chunks"][1].pop("checksum")
     assert removed
     save_manifest(path, raw)
@@ -258,7 +250,7 @@ def test_missing_checksum_is_a_note_not_a_problem(tmp_path):
 
 def test_missing_checksum_and_damage_the_samples_still_catch_it(tmp_path):
     path = write(tmp_path / "ds", "lz4")
-    raw = manifest_json(path)
+    raw = manifest_of(path)
     bad = damage_sample(path, 0)
     for entry in raw["chunks"]:
         if path / entry["file"] == bad:
@@ -274,7 +266,7 @@ def test_missing_checksum_and_damage_the_samples_still_catch_it(tmp_path):
 )
 def test_malformed_checksum_is_a_manifest_error(tmp_path, checksum):
     path = write(tmp_path / "ds", "raw")
-    raw = manifest_json(path)
+    raw = manifest_of(path)
     raw["chunks"][2]["checksum"] = checksum
     save_manifest(path, raw)
     with pytest.raises(ManifestError, match=r"chunks\[2\]\.checksum") as caught:
@@ -300,7 +292,7 @@ def test_verify_original_dataset(name):
 
 def test_jobs_do_not_change_the_report(tmp_path):
     path = write(tmp_path / "ds", "gzip", n=120)
-    raw = manifest_json(path)
+    raw = manifest_of(path)
     del raw["chunks"][0]["checksum"]
     save_manifest(path, raw)
     for position in (10, 50, 111):
@@ -430,7 +422,7 @@ def test_open_verify_chunk_refuses_damage_in_batches_and_iteration(tmp_path):
 
 def test_open_verify_chunk_hashes_each_chunk_once(tmp_path, monkeypatch):
     path = write(tmp_path / "ds", "zstd")
-    n_chunks = len(manifest_json(path)["chunks"])
+    n_chunks = len(manifest_of(path)["chunks"])
     real = acumen.verify.file_checksum
     calls: list[str] = []
 
