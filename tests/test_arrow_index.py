@@ -18,7 +18,8 @@ import pytest
 
 import acumen
 from acumen.errors import CorruptDatasetError
-from acumen.index_formats.arrow import ArrowIndex, ArrowStringColumn
+from acumen.index_formats.arrow import ArrowIndex
+from acumen.index_formats.arrow_text import ArrowStringColumn
 from acumen.index_formats.parquet import ParquetIndex
 from acumen.index_table import FieldColumns, IndexTable
 from acumen.metadata import ColumnSpec, MetadataTable

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
-from acumen.index_formats.arrow import ArrowStringColumn
+from acumen.index_formats.arrow_text import ArrowStringColumn
 from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
     CHECKSUM_COLUMN,
