@@ -22,11 +22,12 @@ import pandas as pd
 from acumen import plugins
 from acumen.dataset import Dataset
 from acumen.encoding import storage_dtype
+from acumen.index_checks import ChunkFiles
 from acumen.index_frame import table_from_frame
 from acumen.layout import resolve_inside
 from acumen.split import ReadFn
 from acumen.split import split_into_chunks as _split_into_chunks
-from acumen.validation import check_chunk_files, check_raw_sizes
+from acumen.validation import check_chunk_files
 
 ROOT_ATTRIBUTE = "acumen_root"
 
@@ -94,8 +95,8 @@ def read_from_index(
     dtype = storage_dtype(dtype)
     codec = plugins.codec("gzip" if use_gzip else "raw")
     paths = [resolve_inside(root, name, "chunk file") for name in table.chunk_names]
-    check_chunk_files(root, table, paths, None)
-    if codec.is_identity:
-        check_raw_sizes(root / "index.csv", table, dtype)
+    files = ChunkFiles(root / "index.csv", paths, check_chunk_files(root, table, paths, None))
     storage = plugins.storage("mmap" if in_memory else "seek", [str(p) for p in paths])
-    return IndexReader(Dataset(root, table, dtype, codec, storage))
+    dataset = Dataset(root, table, dtype, codec, storage, chunk_files=files)
+    dataset._checks.check_first_block()
+    return IndexReader(dataset)

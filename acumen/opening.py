@@ -25,6 +25,7 @@ from acumen.errors import (
     DatasetNotFoundError,
     IncompleteDatasetError,
 )
+from acumen.index_checks import ChunkFiles
 from acumen.index_table import IndexTable
 from acumen.layout import (
     MANIFEST_FILE,
@@ -35,13 +36,7 @@ from acumen.layout import (
 )
 from acumen.manifest import Manifest, dtype_from_json
 from acumen.plugins import PluginSpec
-from acumen.validation import (
-    check_chunk_files,
-    check_field_sizes,
-    check_manifest_agrees,
-    check_raw_sizes,
-    check_shapes,
-)
+from acumen.validation import check_chunk_files, check_manifest_agrees
 
 DEFAULT_STORAGE = "mmap"
 ORIGINAL_DEFAULT_DTYPE = np.float16
@@ -108,19 +103,18 @@ def open_dataset(
     if manifest is not None:
         check_manifest_agrees(manifest_path, manifest, table)
     chunk_paths = _chunk_paths(root, table.chunk_names)
-    check_chunk_files(root, table, chunk_paths, manifest)
+    file_sizes = check_chunk_files(root, table, chunk_paths, manifest)
     codec_plugin.open_resources(root)
     readers = _field_readers(root, manifest, table) if manifest and manifest.fields else []
-    if readers:
-        if overrides:
-            raise ValueError(f"{root} has fields, each with its own dtype and codec: no overrides")
-        check_field_sizes(index_path, table, readers)
-    elif codec_plugin.is_identity:
-        check_raw_sizes(index_path, table, dtype)
-    else:
-        check_shapes(index_path, table)
+    if readers and overrides:
+        raise ValueError(f"{root} has fields, each with its own dtype and codec: no overrides")
     backend = plugins.storage(storage or DEFAULT_STORAGE, [str(p) for p in chunk_paths])
-    return Dataset(root, table, dtype, codec_plugin, backend, manifest, readers, fields, verify)
+    files = ChunkFiles(index_path, chunk_paths, file_sizes)
+    dataset = Dataset(
+        root, table, dtype, codec_plugin, backend, manifest, readers, fields, verify, files
+    )
+    dataset._checks.check_first_block()
+    return dataset
 
 
 def _chunk_paths(root: Path, names: list[str]) -> list[Path]:

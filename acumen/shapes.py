@@ -261,44 +261,46 @@ class ShapeColumn:
             return self._dims.nbytes + self._offsets.nbytes
         return self._values.nbytes
 
-    def element_counts(self) -> np.ndarray:
-        """Number of elements of every sample, as int64; ``ValueError`` naming the first
-        sample whose count would not fit (a damaged or hostile index)."""
-        self.check_element_counts()
-        return self._element_counts(0, self._n)
-
-    def check_element_counts(self) -> None:
-        """``ValueError`` naming the first sample with more than 2**62 elements; free when the
-        largest dimensions together stay below that (as in any real dataset)."""
-        if self._bound <= _MAX_ELEMENTS:
-            return
+    def counts_of(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(counts, impossible)`` for samples ``start:end``: element counts as int64, and a
+        mask of the samples with a negative dimension or more than 2**62 elements (their
+        count is 0), or None when there is none. Exact: no product wraps around int64."""
+        count = end - start
         if self._fixed is not None:
-            raise ValueError(f"sample 0: shape {self._fixed} has too many elements")
+            total = math.prod(self._fixed)
+            if total > _MAX_ELEMENTS or min(self._fixed, default=0) < 0:
+                return np.zeros(count, np.int64), np.ones(count, dtype=np.bool_)
+            return np.full(count, total, dtype=np.int64), None
+        if self._offsets is None and self._bound <= _MAX_ELEMENTS:
+            return self._element_counts(start, end), None  # bounds known: all possible
         if self._offsets is None:
-            approx = np.full(self._n, float(self._shared()))
-            values = self._values.reshape(self._n, -1)
-            for k in range(values.shape[1]):
-                approx *= values[:, k]
+            values = self._values[start:end].reshape(count, -1)
         else:
-            dims = self._dims.astype(np.float64)
-            approx = np.ones(self._n)
-            lengths = np.diff(self._offsets)
-            if np.any(lengths > 0):
-                approx[lengths > 0] = np.multiply.reduceat(dims, self._offsets[:-1][lengths > 0])
-        too_big = approx > _MAX_ELEMENTS
-        if np.any(too_big):
-            sample = int(np.argmax(too_big))
-            raise ValueError(f"sample {sample}: shape {self[sample]} has too many elements")
-
-    def element_count_parts(self) -> tuple[int, np.ndarray | None]:
-        """``(shared, per_sample)``: sample i has ``shared * per_sample[i]`` elements, or
-        ``shared`` when ``per_sample`` is None. ``per_sample`` may be narrower than int64:
-        multiply in int64 (counts are below 2**62 once :meth:`check_element_counts` passed)."""
-        if self._fixed is not None:
-            return math.prod(self._fixed), None
-        if self._offsets is None and len(self._axes) == 1:
-            return self._shared(), self._values
-        return 1, self._element_counts(0, self._n)
+            values = None
+            offsets = self._offsets[start : end + 1]
+            nonempty = np.diff(offsets) > 0
+        if values is not None:
+            impossible = np.zeros(count, dtype=np.bool_)
+            approx = np.full(count, float(self._shared()))
+            for k in range(values.shape[1]):
+                column = values[:, k]
+                if column.dtype.kind == "i":
+                    impossible |= column < 0
+                approx *= column
+        else:
+            dims = self._dims[offsets[0] : offsets[-1]]
+            starts = (offsets[:-1] - offsets[0])[nonempty]
+            impossible = np.zeros(count, dtype=np.bool_)
+            approx = np.ones(count)
+            if len(starts):
+                impossible[nonempty] = np.minimum.reduceat(dims, starts) < 0
+                approx[nonempty] = np.multiply.reduceat(dims.astype(np.float64), starts)
+        impossible |= approx > _MAX_ELEMENTS
+        if not impossible.any():
+            return self._element_counts(start, end), None
+        counts = self._element_counts(start, end)
+        counts[impossible] = 0
+        return counts, impossible
 
     def _element_counts(self, start: int, end: int) -> np.ndarray:
         count = end - start

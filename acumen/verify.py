@@ -85,6 +85,7 @@ def verify(
         return report
     jobs = jobs or min(4, os.cpu_count() or 1)
     with dataset:
+        report.problems.extend(dataset.check_index())
         expected = _expected_checksums(dataset, report)
         with (
             Progress(

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 import acumen
 from acumen import plugins
 from acumen.errors import CorruptDatasetError
+from acumen.index_checks import ChunkFiles, IndexChecks, PayloadRule, _payload_rows
 from acumen.index_table import IndexTable, narrow_sizes
 from acumen.metadata import MetadataTable
 from acumen.shapes import ShapeColumn, narrow_dtype
-from acumen.validation import _first_past_end, _first_wrong_size
 from tests.conftest import INDEX_FORMATS
 
 SETTINGS = settings(
@@ -62,15 +62,16 @@ def test_every_shape_comes_back(shapes: list[tuple[int, ...]]) -> None:
     assert ShapeColumn.parse_texts(column.to_texts()) == column if shapes else True
     indices = np.arange(len(shapes))[::-1]
     assert [column.take(indices)[i] for i in range(len(shapes))] == shapes[::-1]
-    if len(shapes) and all(np.prod(s, dtype=object) <= 2**62 for s in shapes):
-        expected = [int(np.prod(s, dtype=object)) for s in shapes]
-        assert column.element_counts().tolist() == expected
-        counts_fit = True
-    else:
-        counts_fit = not shapes
-    if shapes and not counts_fit:
-        with pytest.raises(ValueError, match="too many elements"):
-            column.check_element_counts()
+    exact = [int(np.prod(s, dtype=object)) for s in shapes]
+    too_many = [count > 2**62 for count in exact]
+    for start, end in [(0, len(shapes)), (len(shapes) // 2, len(shapes))]:
+        counts, impossible = column.counts_of(start, end)
+        if any(too_many[start:end]):
+            assert impossible.tolist() == too_many[start:end]
+        else:
+            assert impossible is None
+        expected = [0 if big else count for count, big in zip(exact, too_many, strict=True)]
+        assert counts.tolist() == expected[start:end]
 
 
 @SETTINGS
@@ -119,30 +120,70 @@ def test_varying_axes_are_kept_alone_in_the_narrowest_type() -> None:
 
 def test_a_shared_zero_dimension_and_mixed_ndim() -> None:
     column = ShapeColumn.from_tuples([(0, 5), (0, 9)])
-    assert column.element_counts().tolist() == [0, 0]
+    assert column.counts_of(0, 2)[0].tolist() == [0, 0]
     ragged = ShapeColumn.from_tuples([(), (0,), (2, 3)])
     assert [ragged[i] for i in range(3)] == [(), (0,), (2, 3)]
-    assert ragged.element_counts().tolist() == [1, 0, 6]
+    assert ragged.counts_of(0, 3)[0].tolist() == [1, 0, 6]
+    assert ragged.counts_of(1, 3)[0].tolist() == [0, 6]
+
+
+def test_negative_dimensions_from_a_file_are_impossible_shapes() -> None:
+    """Dimensions an index format hands over as they are (ragged lists) are checked by
+    block: a negative one, or a product past 2**62, marks that sample alone."""
+    dims = np.array([[3, 2], [-1, 2], [2**40, 2**40], [5, 2]], dtype=np.int64)
+    ragged = ShapeColumn(4, dims=dims.reshape(-1), offsets=np.arange(0, 9, 2))
+    counts, impossible = ragged.counts_of(0, 4)
+    assert impossible.tolist() == [False, True, True, False]
+    assert counts.tolist() == [6, 0, 0, 10]
+    assert ragged.counts_of(3, 4)[0].tolist() == [10] and ragged.counts_of(3, 4)[1] is None
+
+
+def _wrong_sizes(sizes: np.ndarray, shapes: ShapeColumn, itemsize: int) -> list[int]:
+    wrong = _payload_rows(PayloadRule("", sizes, shapes, itemsize), 0, len(sizes))
+    return [] if wrong is None else np.flatnonzero(wrong).tolist()
 
 
 def test_size_checks_multiply_in_int64() -> None:
-    """uint8 dimensions times an itemsize must not wrap around uint8."""
+    """uint8 dimensions times an itemsize must not wrap around uint8, and elements x
+    itemsize past int64 must not wrap around to a size that matches."""
     column = ShapeColumn.from_tuples([(200, 16), (11, 16)])
     sizes = np.array([200 * 16 * 8, 11 * 16 * 8], dtype=np.int32)
-    assert _first_wrong_size(sizes, column, 8) == -1
+    assert _wrong_sizes(sizes, column, 8) == []
     sizes[1] += 1
-    assert _first_wrong_size(sizes, column, 8) == 1
+    assert _wrong_sizes(sizes, column, 8) == [1]
     huge = ShapeColumn.from_tuples([(2**61, 1), (1, 1)])
-    assert _first_wrong_size(np.array([0, 8]), huge, 8) == 0
+    assert _wrong_sizes(np.array([0, 8]), huge, 8) == [0]
+
+
+def _checks(offsets: list[int], sizes: list[int], file_size: int) -> IndexChecks:
+    n = len(offsets)
+    table = IndexTable(
+        ["chunks/chunk_0.chnk"],
+        np.zeros(n, np.int32),
+        np.array(offsets, dtype=np.int64),
+        np.array(sizes, dtype=np.int32),
+        ShapeColumn(n, fixed=(1,)),
+        MetadataTable.empty(n),
+    )
+    files = ChunkFiles(Path("index.csv"), [Path("chunk_0.chnk")], np.array([file_size]))
+    return IndexChecks(files, table, [], fields=False)
 
 
 def test_ranges_past_int64_are_found() -> None:
     """offset + size beyond 2**63 wraps negative; the check must not be fooled."""
-    file_sizes = np.array([100], dtype=np.int64)
-    offsets = np.array([0, 2**63 - 1], dtype=np.int64)
-    sizes = np.array([100, 10], dtype=np.int32)
-    assert _first_past_end(np.zeros(2, np.int32), offsets, sizes, file_sizes) == 1
-    assert _first_past_end(np.zeros(2, np.int32), np.array([0, 0]), sizes, file_sizes) == -1
+    checks = _checks([0, 2**63 - 1, 0], [100, 10, 100], 100)
+    checks.check(0)
+    checks.check(2)  # the damaged row's neighbours still read
+    with pytest.raises(CorruptDatasetError, match="sample 1 needs bytes 9223372036854775807"):
+        checks.check(1)
+    assert checks.problems() == [
+        "chunk_0.chnk: sample 1 needs bytes 9223372036854775807..9223372036854775817 but the "
+        "file has 100: truncated chunk or wrong index"
+    ]
+    with pytest.raises(CorruptDatasetError, match="sample 1 needs"):
+        checks.check_positions(np.array([0, 2, 1, 0]))
+    checks.check_positions(np.array([2, 0]))
+    assert checks.check_range(0, 1) and not checks.check_range(0, 3)
 
 
 @pytest.mark.parametrize("index_format", INDEX_FORMATS)
