@@ -24,7 +24,7 @@ from acumen.dataset import Dataset
 from acumen.encoding import storage_dtype
 from acumen.index_checks import ChunkFiles
 from acumen.index_frame import table_from_frame
-from acumen.layout import resolve_inside
+from acumen.opening import locate_chunks
 from acumen.split import ReadFn
 from acumen.split import split_into_chunks as _split_into_chunks
 from acumen.validation import check_chunk_files
@@ -94,9 +94,10 @@ def read_from_index(
     table = table_from_frame(index, None, source=f"index of {root}")
     dtype = storage_dtype(dtype)
     codec = plugins.codec("gzip" if use_gzip else "raw")
-    paths = [resolve_inside(root, name, "chunk file") for name in table.chunk_names]
-    files = ChunkFiles(root / "index.csv", paths, check_chunk_files(root, table, paths, None))
-    storage = plugins.storage("mmap" if in_memory else "seek", [str(p) for p in paths])
+    paths, sizes = locate_chunks(root, table.chunk_names)
+    check_chunk_files(root, table, paths, sizes, None)
+    files = ChunkFiles(root / "index.csv", paths, sizes)
+    storage = plugins.storage("mmap" if in_memory else "seek", paths)
     dataset = Dataset(root, table, dtype, codec, storage, chunk_files=files)
     dataset._checks.check_first_block()
     return IndexReader(dataset)

@@ -15,6 +15,7 @@ refused.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +37,13 @@ class ChunkFiles:
     """What the checks compare the index with: its chunk files and their sizes at open."""
 
     index_path: Path  # named in messages about index rows
-    paths: list[Path]
+    paths: list[str]
     sizes: np.ndarray  # int64 bytes, one per chunk file
 
     @classmethod
-    def stat(cls, index_path: Path, paths: list[str] | list[Path]) -> ChunkFiles:
-        paths = [Path(p) for p in paths]
-        sizes = np.array([p.stat().st_size for p in paths], dtype=np.int64)
+    def stat(cls, index_path: Path, paths: list[str]) -> ChunkFiles:
+        paths = [str(p) for p in paths]
+        sizes = np.array([os.stat(p).st_size for p in paths], dtype=np.int64)
         return cls(index_path, paths, sizes)
 
 

@@ -8,6 +8,7 @@ raw, as the original reader).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Sequence
@@ -102,13 +103,13 @@ def open_dataset(
         ) from None
     if manifest is not None:
         check_manifest_agrees(manifest_path, manifest, table)
-    chunk_paths = _chunk_paths(root, table.chunk_names)
-    file_sizes = check_chunk_files(root, table, chunk_paths, manifest)
+    chunk_paths, file_sizes = locate_chunks(root, table.chunk_names)
+    check_chunk_files(root, table, chunk_paths, file_sizes, manifest)
     codec_plugin.open_resources(root)
     readers = _field_readers(root, manifest, table) if manifest and manifest.fields else []
     if readers and overrides:
         raise ValueError(f"{root} has fields, each with its own dtype and codec: no overrides")
-    backend = plugins.storage(storage or DEFAULT_STORAGE, [str(p) for p in chunk_paths])
+    backend = plugins.storage(storage or DEFAULT_STORAGE, chunk_paths)
     files = ChunkFiles(index_path, chunk_paths, file_sizes)
     dataset = Dataset(
         root, table, dtype, codec_plugin, backend, manifest, readers, fields, verify, files
@@ -117,31 +118,43 @@ def open_dataset(
     return dataset
 
 
-def _chunk_paths(root: Path, names: list[str]) -> list[Path]:
-    """``resolve_inside`` for every chunk name, resolving each folder once: a name
-    ``DIR/FILE`` is inside when its folder resolves inside the dataset and FILE is not a
-    link (a link, or any unusual name, gets the full ``resolve_inside``)."""
-    folders: dict[str, Path] = {}
-    paths = []
-    for name in names:
+def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Each chunk name's path inside the dataset (``resolve_inside``), and the file's size
+    (-1 when it is missing), with one ``lstat`` per chunk: a name ``DIR/FILE`` is inside
+    when its folder resolves inside the dataset (resolved once per folder) and FILE is a
+    regular file, not a link. A link, or any unusual name, gets the full ``resolve_inside``.
+    """
+    folders: dict[str, str] = {}
+    paths: list[str] = []
+    sizes = np.full(len(names), -1, dtype=np.int64)
+    for k, name in enumerate(names):
+        path = None
         head, _, tail = name.rpartition("/") if isinstance(name, str) else ("", "", "")
-        if not head or tail in ("", ".", "..") or "\\" in name or ":" in tail:
-            paths.append(resolve_inside(root, name, "chunk file"))
-            continue
-        folder = folders.get(head)
-        if folder is None:
-            try:
-                folder = folders[head] = resolve_inside(root, head, "chunk file folder")
-            except CorruptDatasetError:  # reported as the original check words it
-                paths.append(resolve_inside(root, name, "chunk file"))
-                continue
-        path = folder / tail
-        try:
-            is_link = stat.S_ISLNK(os.lstat(path).st_mode)
-        except OSError:
-            is_link = False  # missing: reported with its samples by check_chunk_files
-        paths.append(resolve_inside(root, name, "chunk file") if is_link else path)
-    return paths
+        if head and tail not in ("", ".", "..") and "\\" not in name and ":" not in tail:
+            folder = folders.get(head)
+            if folder is None:
+                try:
+                    folder = str(resolve_inside(root, head, "chunk file folder"))
+                except CorruptDatasetError:  # reported below as the full check words it
+                    folder = ""
+                folders[head] = folder
+            if folder:
+                candidate = os.path.join(folder, tail)
+                try:
+                    info = os.lstat(candidate)
+                except FileNotFoundError:
+                    path = candidate
+                except OSError:
+                    pass
+                else:
+                    if stat.S_ISREG(info.st_mode):
+                        path, sizes[k] = candidate, info.st_size
+        if path is None:
+            path = str(resolve_inside(root, name, "chunk file"))
+            with contextlib.suppress(FileNotFoundError):
+                sizes[k] = os.stat(path).st_size
+        paths.append(path)
+    return paths, sizes
 
 
 def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[FieldReader]:

@@ -15,30 +15,32 @@ from acumen.manifest import Manifest
 
 
 def check_chunk_files(
-    root: Path, table: IndexTable, paths: list[Path], manifest: Manifest | None
-) -> np.ndarray:
-    """Every chunk file exists and has the manifest's size; returns the file sizes."""
+    root: Path,
+    table: IndexTable,
+    paths: list[str],
+    sizes: np.ndarray,
+    manifest: Manifest | None,
+) -> None:
+    """Every chunk file exists (``sizes`` -1 where missing) and has the manifest's size."""
     declared = {c.file: c.size_bytes for c in manifest.chunks} if manifest else {}
-    file_sizes = np.zeros(len(paths), dtype=np.int64)
-    for chunk_id, (name, path) in enumerate(zip(table.chunk_names, paths, strict=True)):
-        try:
-            file_sizes[chunk_id] = path.stat().st_size
-        except FileNotFoundError:
+    for chunk_id, (name, path, size) in enumerate(
+        zip(table.chunk_names, paths, sizes.tolist(), strict=True)
+    ):
+        if size < 0:
             first = int(np.argmax(table.chunk_ids == chunk_id))
             raise CorruptDatasetError(
                 f"{path}: chunk file is missing (sample {first} and others are in it)"
-            ) from None
+            )
         if manifest is not None:
             if name not in declared:
                 raise CorruptDatasetError(
                     f"{root}: the index names chunk {name!r}, which the manifest does not list"
                 )
-            if declared[name] != file_sizes[chunk_id]:
+            if declared[name] != size:
                 raise CorruptDatasetError(
-                    f"{path}: chunk file is {file_sizes[chunk_id]} bytes, the manifest says "
+                    f"{path}: chunk file is {size} bytes, the manifest says "
                     f"{declared[name]}: it was truncated or overwritten"
                 )
-    return file_sizes
 
 
 def check_manifest_agrees(manifest_path: Path, manifest: Manifest, table: IndexTable) -> None:
