@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 _MAX_ELEMENTS = 2**62  # more elements than any file can hold; keeps int64 sums exact
+MAX_DIMENSION = _MAX_ELEMENTS  # the largest dimension an index may name
 _SHAPE_TEXT = re.compile(r"^\(\s*(?:\d+\s*,\s*)*(?:\d+\s*,?\s*)?\)$")
 _NARROW = (np.uint8, np.uint16, np.int32)  # narrowest first; int64 beyond
 
@@ -150,6 +151,47 @@ class ShapeColumn:
         column._n = len(dims)
         column._set_same_ndim(dims, copy=False, low=low, high=high)
         return column
+
+    @classmethod
+    def from_parts(cls, n: int, template: Sequence[int | None], values: np.ndarray) -> ShapeColumn:
+        """From :meth:`parts`: ``values`` (``(n,)`` for one varying axis, else ``(n, k)``)
+        used in place, as an index file's map hands them over: unchecked, so element counts
+        and signs are checked block by block (:meth:`counts_of`) as samples are read."""
+        axes = tuple(j for j, d in enumerate(template) if d is None)
+        if not axes:
+            return cls(n, fixed=tuple(int(d) for d in template))
+        column = cls(0)
+        column._n = n
+        column._fixed = None
+        column._ndim = len(template)
+        column._axes = axes
+        column._template = tuple(0 if d is None else int(d) for d in template)
+        column._bound = _MAX_ELEMENTS + 1  # unknown
+        if len(axes) == 1:
+            values = values.reshape(n)
+            axis = axes[0]
+            column._prefix, column._suffix = column._template[:axis], column._template[axis + 1 :]
+            column._item = values.item
+        else:
+            values = values.reshape(n, len(axes))
+        column._values = values
+        return column
+
+    def parts(self) -> tuple[list[int | None], np.ndarray | None] | None:
+        """``(template, values)`` for samples of one number of dimensions: the template has
+        None at each varying axis, ``values`` their dimensions per sample (``(n,)`` for one
+        axis, else ``(n, k)``; None when no axis varies). None for ragged shapes."""
+        if self._offsets is not None:
+            return None
+        if self._fixed is not None:
+            return list(self._fixed), None
+        template: list[int | None] = list(self._template)
+        for axis in self._axes:
+            template[axis] = None
+        values = self._values
+        if values.dtype.kind == "i" and len(values) and values.min() >= 0:
+            values = values.astype(narrow_dtype(int(values.max())), copy=False)
+        return template, np.ascontiguousarray(values)
 
     def _set_fixed(self, shape: tuple[int, ...]) -> None:
         self._fixed = shape

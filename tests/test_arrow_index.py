@@ -18,6 +18,7 @@ import pytest
 
 import acumen
 from acumen.errors import CorruptDatasetError
+from acumen.index_checks import ChunkFiles, IndexChecks, payload_rules
 from acumen.index_formats.arrow import ArrowIndex
 from acumen.index_formats.arrow_text import ArrowStringColumn
 from acumen.index_formats.parquet import ParquetIndex
@@ -84,21 +85,31 @@ def test_round_trip_through_a_dataset(tmp_path: Path, kind: str) -> None:
     check_dataset(tmp_path / "ds", arrays)
 
 
-def test_shape_column_types_in_the_file(tmp_path: Path) -> None:
-    expected = {
-        "fixed": pa.list_(pa.int64(), 2),
-        "same ndim": pa.list_(pa.int64(), 2),
-        "ragged": pa.large_list(pa.int64()),
-        "0-d": pa.large_list(pa.int64()),
+def test_shape_layout_in_the_file(tmp_path: Path) -> None:
+    """A template of the shared dimensions in the schema's metadata; per row only the
+    varying axes, in the narrowest type; nothing per row when no axis varies."""
+    expected = {  # (template, column type)
+        "fixed": (b"[4, 3]", None),
+        "same ndim": (b"[null, 3]", pa.uint8()),
+        "ragged": (None, pa.large_list(pa.int64())),
+        "0-d": (b"[]", None),
+        "two axes": (b"[null, 2, null]", pa.list_(pa.uint16(), 2)),
     }
-    for kind, arrays in SHAPES.items():
+    shapes = dict(SHAPES, **{"two axes": [np.zeros((i, 2, 300 + i)) for i in range(4)]})
+    for kind, arrays in shapes.items():
         path = tmp_path / kind.replace(" ", "_")
         write_dataset(path, arrays, with_metadata=False)
         with pa.memory_map(str(path / "index.arrow")) as source:
             reader = ipc.open_file(source)
             assert reader.num_record_batches == 1
             schema = reader.schema
-        assert schema.field("ai:shape").type == expected[kind], kind
+        template, column_type = expected[kind]
+        assert (schema.metadata or {}).get(b"ai:shape") == template, kind
+        if column_type is None:
+            assert "ai:shape" not in schema.names, kind
+        else:
+            assert schema.field("ai:shape").type == column_type, kind
+        check_dataset(path, arrays, with_metadata=False)
         assert schema.field("ai:chunk_name").type == pa.dictionary(pa.int32(), pa.string())
         assert schema.field("ai:offset_bytes").type == pa.int64()
 
@@ -172,11 +183,10 @@ def test_columns_are_views_of_the_mapped_file(tmp_path: Path, kind: str) -> None
         table = ds.table
         columns = [table.chunk_ids, table.offsets, table.sizes, table.metadata.column("label")]
         columns.append(table.metadata.column("score"))
-        if kind != "fixed":
-            offsets, flat = table.shapes.to_ragged()
-            columns.append(flat)
-            if kind == "ragged":
-                columns.append(offsets)
+        if kind == "same ndim":
+            columns.append(table.shapes.parts()[1])  # the varying axis
+        if kind == "ragged":
+            columns += list(table.shapes.to_ragged())
         for column in columns:
             assert not column.flags.owndata and not column.flags.writeable
             assert mapped_file(column) == index_file
@@ -405,15 +415,7 @@ def test_inferred_columns_without_a_manifest(tmp_path: Path) -> None:
 BROKEN = {
     "offsets int32": ("ai:offset_bytes", pa.array([0, 8, 0], pa.int32()), "int64"),
     "sizes with a null": ("ai:size_bytes", pa.array([8, None, 8], pa.int64()), "null"),
-    "negative offset": ("ai:offset_bytes", pa.array([0, -8, 0], pa.int64()), "negative"),
     "chunk names as text": ("ai:chunk_name", pa.array(["a", "a", "b"]), "dictionary"),
-    "chunk id past the names": (
-        "ai:chunk_name",
-        pa.DictionaryArray.from_arrays(
-            pa.array([0, 0, 2], pa.int32()), pa.array(["a", "b"]), safe=False
-        ),
-        "names no chunk",
-    ),
     "shape as text": ("ai:shape", pa.array(["(2,)"] * 3), "list of int64"),
     "shape of int32": ("ai:shape", pa.array([[2]] * 3, pa.list_(pa.int32())), "list of int64"),
     "negative dimension": ("ai:shape", pa.array([[2], [-1], [2]], pa.list_(pa.int64())), "neg"),
@@ -437,6 +439,77 @@ def test_broken_columns_are_corrupt_and_name_the_file(tmp_path: Path, case: str)
     with pytest.raises(CorruptDatasetError, match=message) as error:
         ArrowIndex().read(path, [ColumnSpec("name", "str")])
     assert str(path) in str(error.value)
+
+
+def _write_with_template(
+    path: Path, template: bytes | None, shape: pa.Array | None, **replaced: pa.Array
+) -> None:
+    """An index in the template layout: ``shape`` holds the varying axes (or is absent)."""
+    columns = {**good_columns(), **replaced}
+    del columns["ai:shape"]
+    if shape is not None:
+        columns["ai:shape"] = shape
+    batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+    batch = batch.replace_schema_metadata({b"ai:shape": template} if template else None)
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+
+
+BROKEN_LAYOUT = {
+    "template not JSON": (b"[2,", None, "template"),
+    "template of text": (b'["2"]', None, "template"),
+    "negative template": (b"[-2]", None, "template"),
+    "template too deep": (b"[" + b", ".join([b"1"] * 65) + b"]", None, "template"),
+    "column though no axis varies": (b"[2]", pa.array([2, 2, 2], pa.uint8()), "no axis varies"),
+    "no column for the varying axis": (b"[null]", None, "lacks"),
+    "varying axis of floats": (b"[null]", pa.array([2.0] * 3), "integers"),
+    "varying axis of uint64": (b"[null]", pa.array([2] * 3, pa.uint64()), "integers"),
+    "two axes in one column": (b"[null, null]", pa.array([2] * 3, pa.uint8()), "fixed_size"),
+    "varying axis with a null": (b"[null]", pa.array([2, None, 2], pa.uint8()), "null"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_LAYOUT))
+def test_broken_shape_layouts_are_corrupt(tmp_path: Path, case: str) -> None:
+    template, shape, message = BROKEN_LAYOUT[case]
+    path = tmp_path / "index.arrow"
+    _write_with_template(path, template, shape)
+    with pytest.raises(CorruptDatasetError, match=message) as error:
+        ArrowIndex().read(path, [ColumnSpec("name", "str")])
+    assert str(path) in str(error.value)
+
+
+BROKEN_ROWS = {  # read as they are; the rows are refused when read (acumen.index_checks)
+    "negative offset": ("ai:offset_bytes", pa.array([0, -8, 0], pa.int64()), "negative offset"),
+    "chunk id past the names": (
+        "ai:chunk_name",
+        pa.DictionaryArray.from_arrays(
+            pa.array([0, 5, 0], pa.int32()), pa.array(["a", "b"]), safe=False
+        ),
+        "names no chunk file",
+    ),
+    "negative varying dimension": ("ai:shape", pa.array([2, -1, 2], pa.int32()), "negative"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_ROWS))
+def test_broken_rows_are_found_by_the_row_checks(tmp_path: Path, case: str) -> None:
+    name, array, message = BROKEN_ROWS[case]
+    path = tmp_path / "index.arrow"
+    if name == "ai:shape":
+        _write_with_template(path, b"[null]", array)
+    else:
+        _write_with_template(path, b"[null]", pa.array([2, 2, 2], pa.uint8()), **{name: array})
+    table = ArrowIndex().read(path, [ColumnSpec("name", "str")])
+    files = ChunkFiles(path, ["a", "b"], np.array([100, 100]))
+    rules = payload_rules(table, np.dtype("<f4"), True, [])
+    checks = IndexChecks(files, table, rules, fields=False)
+    problems = checks.problems()
+    assert len(problems) == 1 and "sample 1" in problems[0] and message in problems[0]
+    checks.check(0)
+    checks.check(2)
+    with pytest.raises(CorruptDatasetError, match=message):
+        checks.check(1)
 
 
 def test_missing_reserved_column_and_other_files(tmp_path: Path) -> None:

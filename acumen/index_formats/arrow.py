@@ -1,25 +1,30 @@
 """``arrow``: the index as an uncompressed Arrow IPC file, read memory-mapped in place.
 
-The columns and types are those of ``parquet`` (``ai:chunk_name`` dictionary-encoded,
-``ai:offset_bytes`` / ``ai:size_bytes`` int64, ``ai:shape`` a list of int64 dimensions,
-metadata with native types), written as ONE record batch so that every column is one
-contiguous buffer. Reading maps the file and hands its buffers to numpy as they are:
-chunk ids, offsets, sizes, shape dimensions and int/float metadata are views of the map,
-not copies, so opening does no work per sample beyond a few vectorised checks.
+The columns are those of ``parquet`` (``ai:chunk_name`` dictionary-encoded,
+``ai:offset_bytes`` / ``ai:size_bytes`` int64, metadata with native types), written as ONE
+record batch so that every column is one contiguous buffer. Reading maps the file and hands
+its buffers to numpy as they are: chunk ids, offsets, sizes, shape dimensions and int/float
+metadata are views of the map, not copies, and opening does no work per sample: the rows
+are checked block by block as they are read (:mod:`acumen.index_checks`).
 
 Two column kinds are not used in place: ``bool`` metadata (Arrow packs bits; numpy needs a
 byte per value, so they are unpacked at open, O(n)) and ``str`` metadata, which stays in
 the map as Arrow's offsets + UTF-8 bytes and is decoded one value at a time when a row is
 read (:class:`ArrowStringColumn`).
 
-``ai:shape`` is ``fixed_size_list<int64>[ndim]`` when every sample has the same number of
-dimensions (at least one), and ``large_list<int64>`` otherwise; ``list<int64>`` is read too.
-A multi-field index has ``ai:size_bytes:<field>`` and ``ai:shape:<field>`` columns instead
-of ``ai:shape``, used in place the same way.
+Shapes: when every sample has the same number of dimensions, the schema's metadata holds
+a template under the shape column's name (``{"ai:shape": "[null, 16]"}``), with null at
+each axis that varies; the ``ai:shape`` column then holds only those axes, in the narrowest
+integer type (one axis: a plain integer column; k axes: ``fixed_size_list<int>[k]``), and is
+absent when no axis varies. Otherwise ``ai:shape`` is ``large_list<int64>``. Files without
+a template (acumen before 0.1.0's release) hold every dimension per row and read as before.
+A multi-field index has ``ai:size_bytes:<field>`` and ``ai:shape:<field>`` instead of
+``ai:shape``, laid out the same way.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,7 @@ from acumen.index_table import (
     IndexTable,
 )
 from acumen.metadata import ColumnSpec, MetadataTable
+from acumen.shapes import MAX_DIMENSION as _MAX_DIMENSION
 from acumen.shapes import ShapeColumn
 
 _INT32_MAX = 2**31 - 1
@@ -63,12 +69,22 @@ class ArrowIndex(IndexFormat):
             pa.array(table.offsets, pa.int64()),
             pa.array(table.sizes, pa.int64()),
         ]
+        templates: dict[str, str] = {}
+
+        def add_shapes(name: str, shapes: ShapeColumn) -> None:
+            template, array = _shape_layout(shapes)
+            if template is not None:
+                templates[name] = template
+            if array is not None:
+                names.append(name)
+                arrays.append(array)
+
         if table.shapes is not None:
-            names.append(SHAPE_COLUMN)
-            arrays.append(_shape_array(table.shapes))
+            add_shapes(SHAPE_COLUMN, table.shapes)
         for name, columns in table.fields.items():
-            names += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
-            arrays += [pa.array(columns.sizes, pa.int64()), _shape_array(columns.shapes)]
+            names.append(FIELD_SIZE_PREFIX + name)
+            arrays.append(pa.array(columns.sizes, pa.int64()))
+            add_shapes(FIELD_SHAPE_PREFIX + name, columns.shapes)
         if table.checksums is not None:
             names.append(CHECKSUM_COLUMN)
             arrays.append(pa.array(table.checksums, pa.int64()))
@@ -76,7 +92,7 @@ class ArrowIndex(IndexFormat):
             names.append(spec.name)
             arrays.append(_metadata_array(table.metadata.column(spec.name), spec.type))
         # One record batch: each column is a single contiguous array in the file.
-        batch = pa.RecordBatch.from_arrays(arrays, names=names)
+        batch = pa.RecordBatch.from_arrays(arrays, names=names, metadata=templates or None)
         options = ipc.IpcWriteOptions(compression=None)
         with (
             pa.OSFile(str(path), "wb") as sink,
@@ -88,16 +104,19 @@ class ArrowIndex(IndexFormat):
         source = str(path)
         batch = _map_batch(path)
         present = batch.schema.names
-        field_names = check_reserved_columns(present, source)
+        templates = _shape_templates(batch, source)
+        field_names = check_reserved_columns(
+            present + [name for name in templates if name not in present], source
+        )
         n = batch.num_rows
         chunk_ids, chunk_names = _chunk_column(batch.column(CHUNK_COLUMN), source)
         offsets = _int64_column(batch, OFFSET_COLUMN, source)
         sizes = _int64_column(batch, SIZE_COLUMN, source)
-        shapes = None if field_names else _shape_column(batch, SHAPE_COLUMN, source)
+        shapes = None if field_names else _shapes(batch, SHAPE_COLUMN, templates, source)
         fields = {
             name: FieldColumns(
                 _int64_column(batch, FIELD_SIZE_PREFIX + name, source),
-                _shape_column(batch, FIELD_SHAPE_PREFIX + name, source),
+                _shapes(batch, FIELD_SHAPE_PREFIX + name, templates, source),
             )
             for name in field_names
         }
@@ -130,6 +149,20 @@ def _checksum_column(batch: pa.RecordBatch, source: str) -> np.ndarray | None:
 
 
 # --- writing -----------------------------------------------------------------------------
+
+
+def _shape_layout(shapes: ShapeColumn) -> tuple[str | None, pa.Array | None]:
+    """(template JSON, column) as the module docstring lays them out."""
+    parts = shapes.parts()
+    if parts is None or not len(shapes):
+        return None, _shape_array(shapes)
+    template, values = parts
+    if values is None:
+        return json.dumps(template), None
+    flat = pa.array(values.reshape(-1))
+    if values.ndim == 2:
+        return json.dumps(template), pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+    return json.dumps(template), flat
 
 
 def _shape_array(shapes: ShapeColumn) -> pa.Array:
@@ -216,11 +249,8 @@ def _chunk_column(array: pa.Array, source: str) -> tuple[np.ndarray, list[str]]:
         raise _wrong_type(CHUNK_COLUMN, array, "dictionary<values=string, indices=int32>", source)
     _no_nulls(array, CHUNK_COLUMN, source)
     _no_nulls(array.dictionary, CHUNK_COLUMN, source)
-    ids = array.indices.to_numpy(zero_copy_only=True)
-    names = array.dictionary.to_pylist()
-    if len(ids) and (ids.min() < 0 or ids.max() >= len(names)):
-        raise CorruptDatasetError(f"{source}: column {CHUNK_COLUMN!r} names no chunk in some row")
-    return ids, names
+    # Ids outside the dictionary are found by the block checks, as rows are read.
+    return array.indices.to_numpy(zero_copy_only=True), array.dictionary.to_pylist()
 
 
 def _int64_column(batch: pa.RecordBatch, name: str, source: str) -> np.ndarray:
@@ -228,11 +258,71 @@ def _int64_column(batch: pa.RecordBatch, name: str, source: str) -> np.ndarray:
     if array.type != pa.int64():
         raise _wrong_type(name, array, "int64", source)
     _no_nulls(array, name, source)
+    # Negative values are found by the block checks, as rows are read.
+    return array.to_numpy(zero_copy_only=True)
+
+
+_MAX_NDIM = 64
+_VARYING_TYPES = (
+    pa.uint8(),
+    pa.uint16(),
+    pa.uint32(),
+    pa.int8(),
+    pa.int16(),
+    pa.int32(),
+    pa.int64(),
+)
+
+
+def _shape_templates(batch: pa.RecordBatch, source: str) -> dict[str, list[int | None]]:
+    """The shape templates in the schema's metadata, by shape column name."""
+    found = {}
+    for key, value in (batch.schema.metadata or {}).items():
+        name = key.decode("utf-8", "replace")
+        if not name.startswith(SHAPE_COLUMN):
+            continue
+        try:
+            template = json.loads(value)
+        except ValueError:
+            template = None
+        if not (
+            isinstance(template, list)
+            and len(template) <= _MAX_NDIM
+            and all(d is None or (type(d) is int and 0 <= d <= _MAX_DIMENSION) for d in template)
+        ):
+            raise CorruptDatasetError(f"{source}: the shape template of {name!r} is not valid")
+        found[name] = template
+    return found
+
+
+def _shapes(
+    batch: pa.RecordBatch, name: str, templates: dict[str, list[int | None]], source: str
+) -> ShapeColumn:
+    template = templates.get(name)
+    if template is None:
+        return _shape_column(batch, name, source)  # every dimension per row
+    n = batch.num_rows
+    k = template.count(None)
+    present = name in batch.schema.names
+    if not k:
+        if present:
+            raise CorruptDatasetError(f"{source}: column {name!r} is there, but no axis varies")
+        return ShapeColumn(n, fixed=tuple(template))
+    if not present:
+        raise CorruptDatasetError(f"{source}: index lacks the column(s) [{name!r}]")
+    array = batch.column(name)
+    _no_nulls(array, name, source)
+    if k > 1:
+        kind = array.type
+        if not (pa.types.is_fixed_size_list(kind) and kind.list_size == k):
+            raise _wrong_type(name, array, f"fixed_size_list<int>[{k}]", source)
+        array = array.values.slice(array.offset * k, n * k)
+        _no_nulls(array, name, source)
+    if array.type not in _VARYING_TYPES:
+        raise _wrong_type(name, array, "integers", source)
+    # In place: a view of the map. Signs and element counts are checked by block on read.
     values = array.to_numpy(zero_copy_only=True)
-    if len(values) and values.min() < 0:
-        row = int(np.argmax(values < 0))
-        raise CorruptDatasetError(f"{source}: row {row}: {name} is negative ({values[row]})")
-    return values
+    return ShapeColumn.from_parts(n, template, values.reshape(n, k) if k > 1 else values)
 
 
 def _shape_column(batch: pa.RecordBatch, name: str, source: str) -> ShapeColumn:
