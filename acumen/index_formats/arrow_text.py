@@ -3,7 +3,7 @@ Python string per row held for the whole index."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -11,26 +11,52 @@ import pyarrow as pa
 
 from acumen.errors import CorruptDatasetError
 
+#: A dictionary of at most this many texts is decoded once, when the column is made; a
+#: larger one stays in Arrow form too and each value is decoded when its row is read.
+_DECODED_DICTIONARY = 4096
+
+
+def is_text(kind: pa.DataType) -> bool:
+    """Whether ``kind`` is Arrow text: ``string`` or ``large_string``."""
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
 
 class ArrowStringColumn:
     """A ``str`` metadata column left in Arrow form; values are decoded when asked for.
 
+    The array is ``string`` or ``large_string`` (offsets + UTF-8 bytes), or a dictionary of
+    either (``dictionary<int*, string>``: a code per row and each distinct text once, as the
+    ``parquet`` index writes text with few distinct values); a small dictionary is decoded
+    once, so reading a row is a list lookup.
+
     Offers what :class:`~acumen.metadata.MetadataTable` uses of a numpy object column:
-    ``item(i)``, ``col[indices]``, ``dtype``, ``len`` and iteration; ``numpy.asarray(col)``
-    gives the object array. Pickles as its Arrow array (the bytes, not the map).
+    ``item(i)`` (``0 <= i < len``), ``col[indices]``, ``dtype``, ``len`` and iteration;
+    ``numpy.asarray(col)`` gives the object array. Pickles as its Arrow array (the bytes,
+    not the map).
     """
 
-    __slots__ = ("_array", "_data", "_offset_item", "_source")
+    # ``item`` is a slot holding the decoding function of this column's kind, so that
+    # ``col.item(i)`` costs one call.
+    __slots__ = ("_array", "_codes", "_data", "_dictionary", "_offset_item", "_source", "item")
 
     dtype = np.dtype(object)
 
     def __init__(self, array: pa.Array, source: str = "") -> None:
-        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-            raise TypeError(f"not a string array: {array.type}")
+        self._setup(array, source, None)
+
+    def _setup(self, array: pa.Array, source: str, dictionary: Any) -> None:
         self._array = array
         self._source = source
+        self._codes: np.ndarray | None = None
+        self._dictionary: list[str] | ArrowStringColumn | None = None
+        kind = array.type
+        if pa.types.is_dictionary(kind) and is_text(kind.value_type):
+            self._setup_codes(array, dictionary)
+            return
+        if not is_text(kind):
+            raise TypeError(f"not a string array: {kind}")
         _, offsets_buffer, data_buffer = array.buffers()
-        offset_type = np.int32 if pa.types.is_string(array.type) else np.int64
+        offset_type = np.int32 if pa.types.is_string(kind) else np.int64
         if offsets_buffer is None:  # only an empty array may lack its buffers
             offsets = np.zeros(1, dtype=offset_type)
         else:
@@ -38,8 +64,33 @@ class ArrowStringColumn:
             offsets = offsets[array.offset : array.offset + len(array) + 1]
         self._offset_item = offsets.item
         self._data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+        self.item: Callable[[int], str] = self._text_item
 
-    def item(self, i: int) -> str:
+    def _setup_codes(self, array: pa.DictionaryArray, dictionary: Any) -> None:
+        """A dictionary array: its codes as numpy, checked against the dictionary's size."""
+        if array.null_count:
+            raise CorruptDatasetError(f"{self._source}: a metadata text column holds nulls")
+        codes = array.indices.to_numpy(zero_copy_only=False)
+        size = len(array.dictionary)
+        if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= size):
+            raise CorruptDatasetError(
+                f"{self._source}: a metadata text column has a code outside its dictionary "
+                f"of {size} values"
+            )
+        if dictionary is None:  # else shared with the column this one was taken from
+            dictionary = ArrowStringColumn(array.dictionary, self._source)
+            if size <= _DECODED_DICTIONARY:
+                dictionary = [dictionary.item(k) for k in range(size)]
+        self._codes = codes
+        self._dictionary = dictionary
+        code_item = codes.item
+        if isinstance(dictionary, list):
+            self.item = lambda i: dictionary[code_item(i)]
+        else:
+            decode = dictionary.item
+            self.item = lambda i: decode(code_item(i))
+
+    def _text_item(self, i: int) -> str:
         start, end = self._offset_item(i), self._offset_item(i + 1)
         try:
             return str(self._data[start:end], "utf-8")
@@ -47,6 +98,13 @@ class ArrowStringColumn:
             raise CorruptDatasetError(
                 f"{self._source}: a metadata text value (row {i}) is not UTF-8: {error}"
             ) from None
+
+    def _derived(self, array: pa.Array) -> ArrowStringColumn:
+        """A column of ``array`` (a slice or ``take`` of this one's), sharing its decoded
+        dictionary."""
+        column = ArrowStringColumn.__new__(ArrowStringColumn)
+        column._setup(array, self._source, self._dictionary)
+        return column
 
     def __len__(self) -> int:
         return len(self._array)
@@ -62,7 +120,10 @@ class ArrowStringColumn:
                 raise IndexError(f"index {i} is out of bounds for a column of {n}")
             return self.item(i + n if i < 0 else i)
         if isinstance(key, slice):
-            indices = np.arange(n, dtype=np.int64)[key]
+            start, stop, step = key.indices(n)
+            if step == 1:  # a view of the same buffers
+                return self._derived(self._array.slice(start, max(0, stop - start)))
+            indices = np.arange(start, stop, step, dtype=np.int64)
         else:
             indices = np.asarray(key)
             if indices.dtype == np.bool_:
@@ -75,20 +136,31 @@ class ArrowStringColumn:
             if indices.size and (indices.min() < -n or indices.max() >= n):
                 raise IndexError(f"an index is out of bounds for a column of {n}")
             indices = np.where(indices < 0, indices + n, indices)
-        return ArrowStringColumn(self._array.take(pa.array(indices, pa.int64())), self._source)
+        return self._derived(self._array.take(pa.array(indices, pa.int64())))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        values = self._array.to_numpy(zero_copy_only=False)
+        if self._codes is None:
+            values = self._array.to_numpy(zero_copy_only=False)
+        else:  # each distinct text once, gathered by code
+            words = np.empty(len(self._dictionary), dtype=object)
+            words[:] = (
+                self._dictionary if isinstance(self._dictionary, list) else list(self._dictionary)
+            )
+            values = words[self._codes]
         return values if dtype is None else values.astype(dtype)
 
     def __arrow_array__(self, type: Any = None) -> pa.Array:
         return self._array if type is None else self._array.cast(type)
 
     def tolist(self) -> list[str]:
-        return self._array.to_pylist()
+        if self._codes is None:
+            return self._array.to_pylist()
+        return self.__array__().tolist()
 
     def __reduce__(self) -> tuple:
         return (ArrowStringColumn, (self._array, self._source))
 
     def __repr__(self) -> str:
-        return f"ArrowStringColumn(n={len(self._array)})"
+        if self._codes is None:
+            return f"ArrowStringColumn(n={len(self._array)})"
+        return f"ArrowStringColumn(n={len(self._array)}, {len(self._dictionary)} distinct)"
