@@ -218,8 +218,7 @@ class Dataset:
         if self.field_readers:
             self._array = self._record  # type: ignore[method-assign]
         elif self._direct and (self._decode is None or self._fixed_shape is not None):
-            checked = not any(self._pending)
-            self._array = _direct_reader(self, checked)  # type: ignore[method-assign]
+            self._array = _direct_reader(self, self._checks.clean)  # type: ignore[method-assign]
 
     # --- fields -----------------------------------------------------------------------
     @property

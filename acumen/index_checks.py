@@ -84,6 +84,11 @@ class IndexChecks:
         self.on_clean: Callable[[], None] | None = None
 
     # --- asking -----------------------------------------------------------------------------
+    @property
+    def clean(self) -> bool:
+        """Every block is checked and sound: reads need no test."""
+        return not self._unchecked and not self._damaged
+
     def check(self, i: int) -> None:
         """Raise :class:`CorruptDatasetError` if sample ``i``'s index row is damaged."""
         block = i >> BLOCK_SHIFT
@@ -94,7 +99,7 @@ class IndexChecks:
 
     def check_positions(self, positions: np.ndarray) -> None:
         """:meth:`check` for many samples; the first damaged one in ``positions`` is raised."""
-        if not any(self.pending) or not len(positions):
+        if self.clean or not len(positions):
             return
         blocks = np.unique(positions >> BLOCK_SHIFT).tolist()
         for block in blocks:
