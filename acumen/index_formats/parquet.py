@@ -1,20 +1,25 @@
 """``parquet``: the index as a Parquet table with native column types.
 
-Written for a fast open (docs/format.md §4.2): every column is non-null (no definition
-levels to decode); ``ai:chunk_name`` is dictionary-encoded; ``ai:offset_bytes`` is
-delta-encoded (offsets grow within a chunk); sizes are ``int32`` when they fit; text
-metadata with few distinct values is an Arrow dictionary (a small code per row, each text
-once). Shapes are stored as cheaply as they allow: a shape every sample shares is only in
-the file's key-value metadata (``ai:shape`` is a ``null`` column), samples of one number of
-dimensions store only their varying axes, each as a narrow unsigned integer column of a
-struct (the shared dimensions are in the metadata), and only samples that differ in their
-number of dimensions keep a ``list<int64>`` per row. Files written before (``ai:shape``
-always ``list<int64>``, plain ``string`` text, ``int64`` sizes) read as they are.
+Laid out for a fast open (docs/format.md §4.2). No column holds nulls, and the schema says
+so (no definition levels to decode). ``ai:chunk_name`` is dictionary-encoded,
+``ai:offset_bytes`` is ``int64`` in ``DELTA_BINARY_PACKED`` pages (offsets grow within a
+chunk), ``ai:size_bytes`` is ``int32`` when every size fits, and ``str`` metadata with few
+distinct values is an Arrow dictionary (a small code per row, each text once).
+
+Shapes as the ``arrow`` index lays them out: when every sample has the same number of
+dimensions, the file's key-value metadata holds a template under the shape column's name
+(``ai:shape`` → ``[null, 16]``), with null at each axis that varies; ``ai:shape`` then
+holds only those axes in narrow integer types (one axis: a plain integer column; k axes: a
+struct with one child per axis, named by its number, which Parquet decodes much faster than
+a list), and is absent when no axis varies. Otherwise ``ai:shape`` is ``list<int64>``.
+Files without templates (written before 0.1.0's release: ``list<int64>`` shapes, plain
+``string`` text, ``int64`` sizes) read as before.
 
 Reading keeps the index compact: sizes as int32 when they fit, shapes in the compact form of
 :class:`~acumen.shapes.ShapeColumn`, and ``str`` metadata in Arrow form (codes, or offsets +
 UTF-8 bytes, decoded one value at a time when a row is read), never as one Python string
-per row.
+per row. Offsets, sizes, chunk ids and the varying dimensions are not scanned at open: the
+rows are checked block by block as they are read (:mod:`acumen.index_checks`).
 """
 
 from __future__ import annotations
@@ -43,23 +48,29 @@ from acumen.index_table import (
     SIZE_COLUMN,
     FieldColumns,
     IndexTable,
-    narrow_sizes,
 )
 from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import ShapeColumn, narrow_dtype
+from acumen.shapes import MAX_DIMENSION, ShapeColumn, narrow_dtype
 
 _COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
-#: The file's key-value metadata entry holding the shape templates (JSON).
-SHAPES_KEY = b"acumen:shapes"
 #: Text is dictionary-encoded when its distinct values repeat (at most half as many as
 #: rows) and take at most this many bytes: well within Parquet's dictionary page limit
 #: (1 MiB), beyond which a writer falls back to plain pages that read slowly as a dictionary.
 TEXT_DICTIONARY_BYTES = 512 * 1024
 #: See :func:`_few_distinct_texts`.
 DICTIONARY_TEXT_BYTES_PER_ROW = 0.5
-_INT32_MAX = 2**31 - 1
+_MAX_NDIM = 64
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _INT64_MAX = 2**63 - 1
-_UNSIGNED = ((2**8 - 1, pa.uint8()), (2**16 - 1, pa.uint16()), (2**32 - 1, pa.uint32()))
+_VARYING_TYPES = (
+    pa.uint8(),
+    pa.uint16(),
+    pa.uint32(),
+    pa.int8(),
+    pa.int16(),
+    pa.int32(),
+    pa.int64(),
+)
 _METADATA_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 
 
@@ -85,12 +96,14 @@ class ParquetIndex(IndexFormat):
             OFFSET_COLUMN: pa.array(table.offsets, pa.int64()),
             SIZE_COLUMN: _size_array(table.sizes),
         }
-        templates: dict[str, list[int | None]] = {}
+        templates: dict[bytes, bytes] = {}
 
         def add_shapes(name: str, shapes: ShapeColumn) -> None:
-            columns[name], template = _shape_array(shapes)
+            template, array = _shape_layout(shapes)
             if template is not None:
-                templates[name] = template
+                templates[name.encode()] = json.dumps(template).encode()
+            if array is not None:
+                columns[name] = array
 
         if table.shapes is not None:
             add_shapes(SHAPE_COLUMN, table.shapes)
@@ -102,11 +115,8 @@ class ParquetIndex(IndexFormat):
         for spec in table.metadata.specs:
             columns[spec.name] = _metadata_array(table.metadata, spec)
         schema = pa.schema(
-            [
-                pa.field(name, array.type, nullable=pa.types.is_null(array.type))
-                for name, array in columns.items()
-            ],
-            metadata={SHAPES_KEY: json.dumps(templates).encode()},
+            [pa.field(name, array.type, nullable=False) for name, array in columns.items()],
+            metadata=templates or None,
         )
         pq.write_table(
             pa.Table.from_arrays(list(columns.values()), schema=schema),
@@ -127,59 +137,41 @@ class ParquetIndex(IndexFormat):
         source = str(path)
         try:
             footer = pq.read_metadata(path)
-            schema = footer.schema.to_arrow_schema()
-            names = schema.names
-            if len(set(names)) != len(names):
-                raise CorruptDatasetError(f"{path}: the index names a column twice: {names}")
-            # A null shape column holds nothing (its template is in the metadata): not read.
-            skipped = _null_shape_columns(schema)
-            arrow = pq.read_table(
-                path,
-                columns=[c for c in names if c not in skipped] if skipped else None,
-                read_dictionary=_few_distinct_texts(footer, schema) or None,
-            )
+            texts = _few_distinct_texts(footer, footer.schema.to_arrow_schema())
+            arrow = pq.read_table(path, read_dictionary=texts or None)
         except FileNotFoundError:
             raise CorruptDatasetError(f"{path}: the index file is missing") from None
         except (pa.ArrowException, OSError) as error:
             raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
-        n = arrow.num_rows
-
-        def column(name: str) -> pa.ChunkedArray:
-            return pa.chunked_array([pa.nulls(n)]) if name in skipped else arrow.column(name)
-
-        field_names = check_reserved_columns(names, source)
+        present = arrow.column_names
+        if len(set(present)) != len(present):
+            raise CorruptDatasetError(f"{path}: the index names a column twice: {present}")
+        templates = _shape_templates(arrow.schema.metadata, source)
+        field_names = check_reserved_columns(
+            present + [name for name in templates if name not in present], source
+        )
         try:
-            templates = _templates(arrow.schema.metadata)
             chunk_ids, chunk_names = _chunk_column(arrow.column(CHUNK_COLUMN))
-            offsets = _offsets(arrow.column(OFFSET_COLUMN), OFFSET_COLUMN)
+            offsets = _int64_column(arrow.column(OFFSET_COLUMN), OFFSET_COLUMN)
             sizes = _sizes(arrow.column(SIZE_COLUMN), SIZE_COLUMN)
-            shapes = None
-            if not field_names:
-                shapes = _shapes(column(SHAPE_COLUMN), SHAPE_COLUMN, templates)
+            shapes = None if field_names else _shapes(arrow, SHAPE_COLUMN, templates)
             fields = {
                 name: FieldColumns(
                     _sizes(arrow.column(FIELD_SIZE_PREFIX + name), FIELD_SIZE_PREFIX + name),
-                    _shapes(
-                        column(FIELD_SHAPE_PREFIX + name), FIELD_SHAPE_PREFIX + name, templates
-                    ),
+                    _shapes(arrow, FIELD_SHAPE_PREFIX + name, templates),
                 )
                 for name in field_names
             }
             checksums = None
-            if CHECKSUM_COLUMN in names:
-                checksums = _checksums(arrow.column(CHECKSUM_COLUMN))
-        except (
-            pa.ArrowException,
-            AttributeError,
-            KeyError,
-            TypeError,
-            ValueError,
-            RecursionError,
-        ) as error:
+            if CHECKSUM_COLUMN in present:
+                checksums = _int64_column(arrow.column(CHECKSUM_COLUMN), CHECKSUM_COLUMN)
+        except (pa.ArrowException, AttributeError, TypeError, ValueError) as error:
             raise CorruptDatasetError(f"{path}: malformed index column: {error}") from None
-        present = [c for c in names if not c.startswith(RESERVED_PREFIX)]
         specs = metadata_specs(
-            present, lambda name: _numpy_dtype(arrow.schema.field(name).type), columns, source
+            [c for c in present if not c.startswith(RESERVED_PREFIX)],
+            lambda name: _numpy_dtype(arrow.schema.field(name).type),
+            columns,
+            source,
         )
         metadata = {spec.name: _metadata_column(arrow, spec, source) for spec in specs}
         return IndexTable(
@@ -188,7 +180,7 @@ class ParquetIndex(IndexFormat):
             offsets=offsets,
             sizes=sizes,
             shapes=shapes,
-            metadata=MetadataTable(n, metadata, specs),
+            metadata=MetadataTable(arrow.num_rows, metadata, specs),
             fields=fields,
             checksums=checksums,
         )
@@ -199,8 +191,6 @@ class ParquetIndex(IndexFormat):
 
 def _leaf_paths(field: pa.Field) -> list[str]:
     """The Parquet column paths of an Arrow field (what ``use_dictionary`` names)."""
-    if pa.types.is_null(field.type):
-        return []
     if pa.types.is_struct(field.type):
         return [f"{field.name}.{child.name}" for child in field.type]
     if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
@@ -210,48 +200,35 @@ def _leaf_paths(field: pa.Field) -> list[str]:
 
 def _size_array(sizes: np.ndarray) -> pa.Array:
     """Sizes as int32 when every one fits (read back without a cast), else int64."""
-    if sizes.dtype == np.int32 or (len(sizes) and sizes.min() >= 0 and sizes.max() <= _INT32_MAX):
+    if sizes.dtype == np.int32 or (
+        len(sizes) and sizes.min() >= _INT32_MIN and sizes.max() <= _INT32_MAX
+    ):
         return pa.array(np.asarray(sizes, dtype=np.int32), pa.int32())
     return pa.array(np.asarray(sizes, dtype=np.int64), pa.int64())
 
 
-def _shape_array(shapes: ShapeColumn) -> tuple[pa.Array, list[int | None] | None]:
-    """The ``ai:shape`` column of ``shapes`` and its template (None for ``list<int64>``).
-
-    The template has a dimension for each axis every sample shares and None for each axis
-    that varies; the column is ``null`` (every axis shared), a struct of the varying axes
-    (one child per axis, named by its number, in the narrowest unsigned type that holds it),
-    or a ``list<int64>`` of each sample's dimensions when the numbers of dimensions differ.
-    """
-    n = len(shapes)
-    if shapes.fixed is not None:
-        return pa.nulls(n), [int(d) for d in shapes.fixed]
-    if shapes.ndim is None:
+def _shape_layout(shapes: ShapeColumn) -> tuple[list[int | None] | None, pa.Array | None]:
+    """(template, column) as the module docstring lays them out: the template is None for
+    ``list<int64>`` shapes, the column None when no axis varies."""
+    parts = shapes.parts()
+    if parts is None:  # the number of dimensions varies
         offsets, flat = shapes.to_ragged()
-        lengths = np.diff(offsets)
-        if not (lengths[0] > 0 and np.all(lengths == lengths[0])):
-            flat = pa.array(np.asarray(flat, dtype=np.int64), pa.int64())
-            if offsets[-1] <= _INT32_MAX:
-                return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat), None
-            return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), flat), None
-        dims = np.asarray(flat[offsets[0] : offsets[-1]]).reshape(n, int(lengths[0]))
-    else:
-        dims = shapes.to_dims()
-    template: list[int | None] = []
-    children, child_fields = [], []
-    for axis in range(dims.shape[1]):
-        values = np.ascontiguousarray(dims[:, axis], dtype=np.int64)
-        low, high = int(values.min()), int(values.max())
-        if low == high:
-            template.append(low)
-            continue
-        template.append(None)
-        kind = next((t for limit, t in _UNSIGNED if low >= 0 and high <= limit), pa.int64())
-        children.append(pa.array(values, pa.int64()).cast(kind))
-        child_fields.append(pa.field(str(axis), kind, nullable=False))
-    if not children:
-        return pa.nulls(n), template
-    return pa.StructArray.from_arrays(children, fields=child_fields), template
+        flat = pa.array(np.asarray(flat, dtype=np.int64), pa.int64())
+        if offsets[-1] <= _INT32_MAX:
+            return None, pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat)
+        return None, pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), flat)
+    template, values = parts
+    if values is None:
+        return template, None
+    if values.ndim == 1:
+        return template, pa.array(values)
+    axes = [axis for axis, d in enumerate(template) if d is None]
+    children = [pa.array(np.ascontiguousarray(values[:, k])) for k in range(len(axes))]
+    fields = [
+        pa.field(str(axis), child.type, nullable=False)
+        for axis, child in zip(axes, children, strict=True)
+    ]
+    return template, pa.StructArray.from_arrays(children, fields=fields)
 
 
 def _metadata_array(metadata: MetadataTable, spec: ColumnSpec) -> pa.Array:
@@ -274,15 +251,6 @@ def _metadata_array(metadata: MetadataTable, spec: ColumnSpec) -> pa.Array:
 
 
 # --- reading -----------------------------------------------------------------------------
-
-
-def _null_shape_columns(schema: pa.Schema) -> set[str]:
-    return {
-        field.name
-        for field in schema
-        if pa.types.is_null(field.type)
-        and (field.name == SHAPE_COLUMN or field.name.startswith(FIELD_SHAPE_PREFIX))
-    }
 
 
 def _few_distinct_texts(footer: pq.FileMetaData, schema: pa.Schema) -> list[str]:
@@ -320,26 +288,25 @@ def _few_distinct_texts(footer: pq.FileMetaData, schema: pa.Schema) -> list[str]
     return [name for name, size in sizes.items() if size <= DICTIONARY_TEXT_BYTES_PER_ROW * rows]
 
 
-def _templates(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:
-    """The shape templates of the file's key-value metadata (none in older files)."""
-    if not metadata or SHAPES_KEY not in metadata:
-        return {}
-    templates = json.loads(metadata[SHAPES_KEY])
-    if not isinstance(templates, dict):
-        raise ValueError(f"{SHAPES_KEY.decode()} is not a JSON object")
-    return templates
-
-
-def _template(templates: dict[str, Any], name: str) -> list[int | None]:
-    template = templates.get(name)
-    if not isinstance(template, list) or not all(
-        d is None or (type(d) is int and 0 <= d <= _INT64_MAX) for d in template
-    ):
-        raise ValueError(
-            f"column {name}: {SHAPES_KEY.decode()} gives no shape template for it "
-            f"(a list of dimensions and nulls), but {template!r}"
-        )
-    return template
+def _shape_templates(metadata: dict[bytes, bytes] | None, source: str) -> dict[str, list]:
+    """The shape templates in the file's key-value metadata, by shape column name."""
+    found = {}
+    for key, value in (metadata or {}).items():
+        name = key.decode("utf-8", "replace")
+        if not name.startswith(SHAPE_COLUMN):
+            continue
+        try:
+            template = json.loads(value)
+        except (ValueError, RecursionError):
+            template = None
+        if not (
+            isinstance(template, list)
+            and len(template) <= _MAX_NDIM
+            and all(d is None or (type(d) is int and 0 <= d <= MAX_DIMENSION) for d in template)
+        ):
+            raise CorruptDatasetError(f"{source}: the shape template of {name!r} is not valid")
+        found[name] = template
+    return found
 
 
 def _chunks(column: pa.ChunkedArray) -> pa.Array:
@@ -351,98 +318,80 @@ def _chunks(column: pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks()
 
 
-def _integers(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    """An integer column without nulls as numpy values of its own type, each ≥ 0 and within
-    int64."""
-    if not pa.types.is_integer(column.type) or column.null_count:
-        raise ValueError(f"column {name} must hold integers without nulls, not {column.type}")
-    values = _chunks(column).to_numpy(zero_copy_only=False)
-    if len(values) and values.dtype.kind == "i" and values.min() < 0:
-        row = int(np.argmax(values < 0))
-        raise ValueError(f"row {row}: {name} is negative ({values[row]})")
-    if len(values) and values.dtype == np.uint64 and values.max() > _INT64_MAX:
-        row = int(np.argmax(values > _INT64_MAX))
-        raise ValueError(f"row {row}: {name} is beyond int64 ({values[row]})")
-    return values
-
-
-def _offsets(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    return _integers(column, name).astype(np.int64, copy=False)
-
-
-def _sizes(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    """Sizes as int32 when the file holds them so or they all fit, else int64."""
-    values = _integers(column, name)
-    if values.dtype == np.int32:
-        return values
-    return narrow_sizes(values.astype(np.int64, copy=False))
-
-
-def _checksums(column: pa.ChunkedArray) -> np.ndarray:
+def _int64_column(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    # Negative offsets (and sizes) are found by the block checks, as rows are read.
     if column.type != pa.int64() or column.null_count:
-        raise ValueError(f"column {CHECKSUM_COLUMN} must be int64 without nulls")
+        raise ValueError(f"column {name} must be int64 without nulls, not {column.type}")
     return _chunks(column).to_numpy(zero_copy_only=False)
 
 
-def _shapes(column: pa.ChunkedArray, name: str, templates: dict[str, Any]) -> ShapeColumn:
-    kind, n = column.type, len(column)
-    if pa.types.is_null(kind):  # every sample has the template's shape
-        template = _template(templates, name)
-        if None in template:
-            raise ValueError(f"column {name} is null but its template has a varying axis")
+def _sizes(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """Sizes as int32 when the file holds them so or every one fits, else int64."""
+    if column.type == pa.int32() and not column.null_count:
+        return _chunks(column).to_numpy(zero_copy_only=False)
+    sizes = _int64_column(column, name)
+    if len(sizes) and sizes.min() >= _INT32_MIN and sizes.max() <= _INT32_MAX:
+        return sizes.astype(np.int32)
+    return sizes
+
+
+def _shapes(arrow: pa.Table, name: str, templates: dict[str, list]) -> ShapeColumn:
+    template = templates.get(name)
+    if template is None:
+        return _list_shapes(arrow.column(name), name)  # every dimension per row
+    n = arrow.num_rows
+    k = template.count(None)
+    present = name in arrow.column_names
+    if not k:
+        if present:
+            raise ValueError(f"column {name} is there, but its template {template} has no axis")
         return ShapeColumn(n, fixed=tuple(template))
-    if pa.types.is_struct(kind):
-        return _struct_shapes(column, name, _template(templates, name))
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return _list_shapes(column, name)
-    raise ValueError(f"column {name} is {kind}: not a shape column")
-
-
-def _struct_shapes(column: pa.ChunkedArray, name: str, template: list[int | None]) -> ShapeColumn:
-    """The varying axes of a struct column (one child per ``None`` of the template)."""
-    varying = [axis for axis, d in enumerate(template) if d is None]
-    children = [child.name for child in column.type]
-    if children != [str(axis) for axis in varying]:
-        raise ValueError(
-            f"column {name} holds axes {children}, but its template {template} varies in "
-            f"{[str(axis) for axis in varying]}"
-        )
+    if not present:
+        raise ValueError(f"index lacks the column {name} (its template {template} varies)")
+    column = arrow.column(name)
     if column.null_count:
         raise ValueError(f"column {name} holds nulls")
-    n = len(column)
-    if n == 0:
-        return ShapeColumn(0, fixed=())
-    pieces: list[list[np.ndarray]] = [[] for _ in varying]
-    high = max((d for d in template if d is not None), default=0)
+    if k == 1:
+        _check_varying(column.type, name)
+        values = _chunks(column).to_numpy(zero_copy_only=False)
+    else:
+        values = _struct_axes(column, name, template)
+    # Signs and element counts are checked block by block as samples are read.
+    return ShapeColumn.from_parts(n, template, values)
+
+
+def _check_varying(kind: pa.DataType, name: str) -> None:
+    if kind not in _VARYING_TYPES:
+        raise ValueError(f"column {name} is {kind}, expected integer dimensions")
+
+
+def _struct_axes(column: pa.ChunkedArray, name: str, template: list) -> np.ndarray:
+    """The ``(n, k)`` varying dimensions of a struct column (one child per varying axis)."""
+    axes = [str(axis) for axis, d in enumerate(template) if d is None]
+    kind = column.type
+    if not pa.types.is_struct(kind) or [child.name for child in kind] != axes:
+        raise ValueError(f"column {name} is {kind}, expected a struct of the axes {axes}")
+    for child in kind:
+        _check_varying(child.type, name)
+    dtype = np.result_type(*[child.type.to_pandas_dtype() for child in kind])
+    # Column-major: each axis is filled, and later scanned, as contiguous memory.
+    values = np.empty((len(column), len(axes)), dtype=dtype, order="F")
+    start = 0
     for chunk in column.chunks:
         for k, child in enumerate(chunk.flatten()):
-            if not pa.types.is_integer(child.type) or child.null_count:
-                raise ValueError(f"column {name} axis {varying[k]} is {child.type} with nulls")
-            values = child.to_numpy(zero_copy_only=False)
-            if len(values):
-                if values.dtype.kind == "i" and values.min() < 0:
-                    raise ValueError(f"column {name} holds a negative size")
-                high = max(high, int(values.max()))
-            pieces[k].append(values)
-    if high > _INT64_MAX:
-        raise ValueError(f"column {name} holds a dimension beyond int64 ({high})")
-    # Column-major: each axis is contiguous, so filling it and the constructor's per-axis
-    # minimum and maximum run over contiguous memory.
-    dims = np.empty((n, len(template)), dtype=narrow_dtype(high), order="F")
-    for axis, d in enumerate(template):
-        if d is not None:
-            dims[:, axis] = d
-    for k, axis in enumerate(varying):
-        start = 0
-        for values in pieces[k]:
-            dims[start : start + len(values), axis] = values
-            start += len(values)
-    return ShapeColumn(n, dims=dims)
+            if child.null_count:
+                raise ValueError(f"column {name} holds nulls")
+            values[start : start + len(chunk), k] = child.to_numpy(zero_copy_only=False)
+        start += len(chunk)
+    return values
 
 
 def _list_shapes(column: pa.ChunkedArray, name: str) -> ShapeColumn:
-    """``list<int64>``: each row's dimensions (every file written before the struct form)."""
-    if not pa.types.is_integer(column.type.value_type) or column.null_count:
+    """``list<int64>``: each row's dimensions (ragged, or a file without templates)."""
+    kind = column.type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        raise ValueError(f"column {name} is {kind}, expected a list of dimensions")
+    if not pa.types.is_integer(kind.value_type) or column.null_count:
         raise ValueError(f"column {name} must hold lists of integers without nulls")
     lists = _chunks(column)
     n = len(lists)
@@ -476,6 +425,7 @@ def _list_shapes(column: pa.ChunkedArray, name: str) -> ShapeColumn:
 
 
 def _chunk_column(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    # Ids outside the dictionary are found by the block checks, as rows are read.
     if column.null_count:
         raise ValueError(f"column {CHUNK_COLUMN} holds nulls")
     if pa.types.is_dictionary(column.type):
@@ -485,10 +435,10 @@ def _chunk_column(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     names = combined.dictionary
     if not is_text(names.type) or names.null_count:
         raise ValueError(f"column {CHUNK_COLUMN} is {column.type}: not text")
-    ids = combined.indices.to_numpy(zero_copy_only=False)
-    if len(ids) and (ids.min() < 0 or ids.max() >= len(names)):
-        raise ValueError(f"column {CHUNK_COLUMN} names no chunk in some row")
-    return ids, names.to_pylist()
+    ids = combined.indices
+    if ids.type != pa.int32():
+        ids = ids.cast(pa.int32())  # refuses values beyond int32
+    return ids.to_numpy(zero_copy_only=False), names.to_pylist()
 
 
 def _numpy_dtype(kind: pa.DataType) -> np.dtype:
@@ -504,8 +454,7 @@ def _metadata_column(arrow: pa.Table, spec: ColumnSpec, source: str) -> Any:
     column = arrow.column(spec.name)
     kind = column.type
     if spec.type == "str":
-        value_type = kind.value_type if pa.types.is_dictionary(kind) else kind
-        ok = is_text(value_type)
+        ok = is_text(kind.value_type if pa.types.is_dictionary(kind) else kind)
     else:
         ok = kind == _METADATA_TYPES[spec.type]
     if not ok:
