@@ -57,8 +57,6 @@ _COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 #: rows) and take at most this many bytes: well within Parquet's dictionary page limit
 #: (1 MiB), beyond which a writer falls back to plain pages that read slowly as a dictionary.
 TEXT_DICTIONARY_BYTES = 512 * 1024
-#: See :func:`_few_distinct_texts`.
-DICTIONARY_TEXT_BYTES_PER_ROW = 0.5
 _MAX_NDIM = 64
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _INT64_MAX = 2**63 - 1
@@ -136,14 +134,12 @@ class ParquetIndex(IndexFormat):
     def read(self, path: Path, columns: Sequence[ColumnSpec] | None) -> IndexTable:
         source = str(path)
         try:
-            footer = pq.read_metadata(path)
-            texts = _few_distinct_texts(footer, footer.schema.to_arrow_schema())
-            arrow = pq.read_table(path, read_dictionary=texts or None)
+            arrow = pq.read_table(path)
+            present = arrow.column_names
         except FileNotFoundError:
             raise CorruptDatasetError(f"{path}: the index file is missing") from None
-        except (pa.ArrowException, OSError) as error:
+        except (pa.ArrowException, OSError, ValueError) as error:  # names not UTF-8 too
             raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
-        present = arrow.column_names
         if len(set(present)) != len(present):
             raise CorruptDatasetError(f"{path}: the index names a column twice: {present}")
         templates = _shape_templates(arrow.schema.metadata, source)
@@ -200,9 +196,7 @@ def _leaf_paths(field: pa.Field) -> list[str]:
 
 def _size_array(sizes: np.ndarray) -> pa.Array:
     """Sizes as int32 when every one fits (read back without a cast), else int64."""
-    if sizes.dtype == np.int32 or (
-        len(sizes) and sizes.min() >= _INT32_MIN and sizes.max() <= _INT32_MAX
-    ):
+    if sizes.dtype == np.int32 or not len(sizes) or _int32_range(sizes):
         return pa.array(np.asarray(sizes, dtype=np.int32), pa.int32())
     return pa.array(np.asarray(sizes, dtype=np.int64), pa.int64())
 
@@ -253,41 +247,6 @@ def _metadata_array(metadata: MetadataTable, spec: ColumnSpec) -> pa.Array:
 # --- reading -----------------------------------------------------------------------------
 
 
-def _few_distinct_texts(footer: pq.FileMetaData, schema: pa.Schema) -> list[str]:
-    """Plain text metadata columns to read as Arrow dictionaries: those whose pages are
-    dictionary-encoded in every row group and take at most
-    :data:`DICTIONARY_TEXT_BYTES_PER_ROW` bytes a row before compression, which only a few
-    distinct values (codes of at most 4 bits, or long runs) achieve. Such a column then
-    reads as codes rather than one string per row (files written before text was stored as
-    a dictionary: ``split`` columns and the like; 3 values read 5x faster).
-
-    Only a guess about speed, never about values: both forms read the same texts. Plain
-    pages (a writer's fallback for a large dictionary) take at least 4 bytes a row, so at
-    most 1/8 of the rows can be plain, which the dictionary reader hashes; text with many
-    distinct values (file names) never qualifies and reads as before.
-    """
-    rows = footer.num_rows
-    if not rows or not footer.num_row_groups:
-        return []
-    texts = {
-        field.name
-        for field in schema
-        if is_text(field.type) and not field.name.startswith(RESERVED_PREFIX)
-    }
-    sizes = dict.fromkeys(texts, 0)
-    for group in range(footer.num_row_groups):
-        row_group = footer.row_group(group)
-        for leaf in range(row_group.num_columns):
-            chunk = row_group.column(leaf)
-            name = chunk.path_in_schema
-            if name in sizes:
-                if not chunk.has_dictionary_page:
-                    sizes.pop(name)
-                else:
-                    sizes[name] += chunk.total_uncompressed_size
-    return [name for name, size in sizes.items() if size <= DICTIONARY_TEXT_BYTES_PER_ROW * rows]
-
-
 def _shape_templates(metadata: dict[bytes, bytes] | None, source: str) -> dict[str, list]:
     """The shape templates in the file's key-value metadata, by shape column name."""
     found = {}
@@ -330,9 +289,11 @@ def _sizes(column: pa.ChunkedArray, name: str) -> np.ndarray:
     if column.type == pa.int32() and not column.null_count:
         return _chunks(column).to_numpy(zero_copy_only=False)
     sizes = _int64_column(column, name)
-    if len(sizes) and sizes.min() >= _INT32_MIN and sizes.max() <= _INT32_MAX:
-        return sizes.astype(np.int32)
-    return sizes
+    return sizes.astype(np.int32) if not len(sizes) or _int32_range(sizes) else sizes
+
+
+def _int32_range(values: np.ndarray) -> bool:
+    return bool(values.min() >= _INT32_MIN and values.max() <= _INT32_MAX)
 
 
 def _shapes(arrow: pa.Table, name: str, templates: dict[str, list]) -> ShapeColumn:
