@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from acumen.errors import CorruptDatasetError
 
@@ -72,7 +73,8 @@ class ArrowStringColumn:
             raise CorruptDatasetError(f"{self._source}: a metadata text column holds nulls")
         codes = array.indices.to_numpy(zero_copy_only=False)
         size = len(array.dictionary)
-        if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= size):
+        bounds = pc.min_max(array.indices)  # one pass
+        if len(codes) and (bounds["min"].as_py() < 0 or bounds["max"].as_py() >= size):
             raise CorruptDatasetError(
                 f"{self._source}: a metadata text column has a code outside its dictionary "
                 f"of {size} values"
