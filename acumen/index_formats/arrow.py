@@ -36,6 +36,7 @@ import pyarrow.ipc as ipc
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
 from acumen.index_formats.arrow_text import ArrowStringColumn
+from acumen.index_formats.shape_layout import VARYING_TYPES, shape_templates
 from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
     CHECKSUM_COLUMN,
@@ -50,7 +51,6 @@ from acumen.index_table import (
     IndexTable,
 )
 from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import MAX_DIMENSION as _MAX_DIMENSION
 from acumen.shapes import ShapeColumn
 
 _INT32_MAX = 2**31 - 1
@@ -104,7 +104,7 @@ class ArrowIndex(IndexFormat):
         source = str(path)
         batch = _map_batch(path)
         present = batch.schema.names
-        templates = _shape_templates(batch, source)
+        templates = shape_templates(batch.schema.metadata, source)
         field_names = check_reserved_columns(
             present + [name for name in templates if name not in present], source
         )
@@ -262,39 +262,6 @@ def _int64_column(batch: pa.RecordBatch, name: str, source: str) -> np.ndarray:
     return array.to_numpy(zero_copy_only=True)
 
 
-_MAX_NDIM = 64
-_VARYING_TYPES = (
-    pa.uint8(),
-    pa.uint16(),
-    pa.uint32(),
-    pa.int8(),
-    pa.int16(),
-    pa.int32(),
-    pa.int64(),
-)
-
-
-def _shape_templates(batch: pa.RecordBatch, source: str) -> dict[str, list[int | None]]:
-    """The shape templates in the schema's metadata, by shape column name."""
-    found = {}
-    for key, value in (batch.schema.metadata or {}).items():
-        name = key.decode("utf-8", "replace")
-        if not name.startswith(SHAPE_COLUMN):
-            continue
-        try:
-            template = json.loads(value)
-        except ValueError:
-            template = None
-        if not (
-            isinstance(template, list)
-            and len(template) <= _MAX_NDIM
-            and all(d is None or (type(d) is int and 0 <= d <= _MAX_DIMENSION) for d in template)
-        ):
-            raise CorruptDatasetError(f"{source}: the shape template of {name!r} is not valid")
-        found[name] = template
-    return found
-
-
 def _shapes(
     batch: pa.RecordBatch, name: str, templates: dict[str, list[int | None]], source: str
 ) -> ShapeColumn:
@@ -318,7 +285,7 @@ def _shapes(
             raise _wrong_type(name, array, f"fixed_size_list<int>[{k}]", source)
         array = array.values.slice(array.offset * k, n * k)
         _no_nulls(array, name, source)
-    if array.type not in _VARYING_TYPES:
+    if array.type not in VARYING_TYPES:
         raise _wrong_type(name, array, "integers", source)
     # In place: a view of the map. Signs and element counts are checked by block on read.
     values = array.to_numpy(zero_copy_only=True)

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
 from acumen.index_formats.arrow_text import ArrowStringColumn, is_text
+from acumen.index_formats.shape_layout import VARYING_TYPES, shape_templates
 from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
     CHECKSUM_COLUMN,
@@ -50,7 +51,7 @@ from acumen.index_table import (
     IndexTable,
 )
 from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import MAX_DIMENSION, ShapeColumn, narrow_dtype
+from acumen.shapes import ShapeColumn, narrow_dtype
 
 _COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 #: Text is dictionary-encoded when its distinct values repeat (at most half as many as
@@ -59,18 +60,8 @@ _COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 TEXT_DICTIONARY_BYTES = 512 * 1024
 #: Rows per row group.
 ROW_GROUP_ROWS = 1 << 20
-_MAX_NDIM = 64
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _INT64_MAX = 2**63 - 1
-_VARYING_TYPES = (
-    pa.uint8(),
-    pa.uint16(),
-    pa.uint32(),
-    pa.int8(),
-    pa.int16(),
-    pa.int32(),
-    pa.int64(),
-)
 _METADATA_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 
 
@@ -147,7 +138,7 @@ class ParquetIndex(IndexFormat):
             raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
         if len(set(present)) != len(present):
             raise CorruptDatasetError(f"{path}: the index names a column twice: {present}")
-        templates = _shape_templates(arrow.schema.metadata, source)
+        templates = shape_templates(arrow.schema.metadata, source)
         field_names = check_reserved_columns(
             present + [name for name in templates if name not in present], source
         )
@@ -252,27 +243,6 @@ def _metadata_array(metadata: MetadataTable, spec: ColumnSpec) -> pa.Array:
 # --- reading -----------------------------------------------------------------------------
 
 
-def _shape_templates(metadata: dict[bytes, bytes] | None, source: str) -> dict[str, list]:
-    """The shape templates in the file's key-value metadata, by shape column name."""
-    found = {}
-    for key, value in (metadata or {}).items():
-        name = key.decode("utf-8", "replace")
-        if not name.startswith(SHAPE_COLUMN):
-            continue
-        try:
-            template = json.loads(value)
-        except (ValueError, RecursionError):
-            template = None
-        if not (
-            isinstance(template, list)
-            and len(template) <= _MAX_NDIM
-            and all(d is None or (type(d) is int and 0 <= d <= MAX_DIMENSION) for d in template)
-        ):
-            raise CorruptDatasetError(f"{source}: the shape template of {name!r} is not valid")
-        found[name] = template
-    return found
-
-
 def _chunks(column: pa.ChunkedArray) -> pa.Array:
     """The column as one array (a copy only when it is in several pieces)."""
     if column.num_chunks == 1:
@@ -327,7 +297,7 @@ def _shapes(arrow: pa.Table, name: str, templates: dict[str, list]) -> ShapeColu
 
 
 def _check_varying(kind: pa.DataType, name: str) -> None:
-    if kind not in _VARYING_TYPES:
+    if kind not in VARYING_TYPES:
         raise ValueError(f"column {name} is {kind}, expected integer dimensions")
 
 
