@@ -40,10 +40,13 @@ def size_column(values: object) -> np.ndarray:
 def narrow_sizes(sizes: np.ndarray) -> np.ndarray:
     """Sizes as int32 when every one fits (half the memory), else as they are.
 
-    Sizes are non-negative (index readers check), so the maximum decides. Code adding
-    offsets and sizes or multiplying counts works in int64 whatever this gives.
+    A negative size (a damaged index, refused by the row checks) is kept as it is, never
+    wrapped around. Code adding offsets and sizes or multiplying counts works in int64
+    whatever this gives.
     """
-    if sizes.dtype == np.int64 and (not len(sizes) or sizes.max() <= _INT32_MAX):
+    if sizes.dtype == np.int64 and (
+        not len(sizes) or (sizes.max() <= _INT32_MAX and sizes.min() >= -_INT32_MAX)
+    ):
         return sizes.astype(np.int32)
     return sizes
 
