@@ -36,7 +36,11 @@ import pyarrow.ipc as ipc
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
 from acumen.index_formats.arrow_text import ArrowStringColumn
-from acumen.index_formats.shape_layout import VARYING_TYPES, shape_templates
+from acumen.index_formats.shape_layout import (
+    VARYING_TYPES,
+    fixed_by_template,
+    shape_templates,
+)
 from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
     CHECKSUM_COLUMN,
@@ -270,13 +274,12 @@ def _shapes(
         return _shape_column(batch, name, source)  # every dimension per row
     n = batch.num_rows
     k = template.count(None)
-    present = name in batch.schema.names
-    if not k:
-        if present:
-            raise CorruptDatasetError(f"{source}: column {name!r} is there, but no axis varies")
-        return ShapeColumn(n, fixed=tuple(template))
-    if not present:
-        raise CorruptDatasetError(f"{source}: index lacks the column(s) [{name!r}]")
+    try:
+        fixed = fixed_by_template(name, template, n, name in batch.schema.names)
+    except ValueError as error:
+        raise CorruptDatasetError(f"{source}: {error}") from None
+    if fixed is not None:
+        return fixed
     array = batch.column(name)
     _no_nulls(array, name, source)
     if k > 1:

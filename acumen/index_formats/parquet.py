@@ -36,7 +36,11 @@ import pyarrow.parquet as pq
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
 from acumen.index_formats.arrow_text import ArrowStringColumn, is_text
-from acumen.index_formats.shape_layout import VARYING_TYPES, shape_templates
+from acumen.index_formats.shape_layout import (
+    VARYING_TYPES,
+    fixed_by_template,
+    shape_templates,
+)
 from acumen.index_frame import check_reserved_columns, metadata_specs
 from acumen.index_table import (
     CHECKSUM_COLUMN,
@@ -277,13 +281,9 @@ def _shapes(arrow: pa.Table, name: str, templates: dict[str, list]) -> ShapeColu
         return _list_shapes(arrow.column(name), name)  # every dimension per row
     n = arrow.num_rows
     k = template.count(None)
-    present = name in arrow.column_names
-    if not k:
-        if present:
-            raise ValueError(f"column {name} is there, but its template {template} has no axis")
-        return ShapeColumn(n, fixed=tuple(template))
-    if not present:
-        raise ValueError(f"index lacks the column {name} (its template {template} varies)")
+    fixed = fixed_by_template(name, template, n, name in arrow.column_names)
+    if fixed is not None:
+        return fixed
     column = arrow.column(name)
     if column.null_count:
         raise ValueError(f"column {name} holds nulls")

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from acumen.errors import CorruptDatasetError
 from acumen.index_table import SHAPE_COLUMN
-from acumen.shapes import MAX_DIMENSION
+from acumen.shapes import MAX_DIMENSION, ShapeColumn
 
 MAX_NDIM = 64  # the most dimensions a template may have (numpy's own limit)
 #: Integer types a varying axis may be stored in (uint64 could exceed int64 arithmetic).
@@ -49,3 +49,15 @@ def shape_templates(metadata: dict[bytes, bytes] | None, source: str) -> dict[st
             raise CorruptDatasetError(f"{source}: the shape template of {name!r} is not valid")
         found[name] = template
     return found
+
+
+def fixed_by_template(name: str, template: list, n: int, present: bool) -> ShapeColumn | None:
+    """The shapes when the template has no varying axis (then there must be no column),
+    else None (then the column must be there); ``ValueError`` when they disagree."""
+    if template.count(None) == 0:
+        if present:
+            raise ValueError(f"column {name!r} is there, but no axis varies ({template})")
+        return ShapeColumn(n, fixed=tuple(template))
+    if not present:
+        raise ValueError(f"index lacks the column {name!r} (its template {template} varies)")
+    return None
