@@ -157,24 +157,13 @@ class ShapeColumn:
         """From :meth:`parts`: ``values`` (``(n,)`` for one varying axis, else ``(n, k)``)
         used in place, as an index file's map hands them over: unchecked, so element counts
         and signs are checked block by block (:meth:`counts_of`) as samples are read."""
-        axes = tuple(j for j, d in enumerate(template) if d is None)
+        axes = [j for j, d in enumerate(template) if d is None]
         if not axes:
             return cls(n, fixed=tuple(int(d) for d in template))
         column = cls(0)
         column._n = n
-        column._fixed = None
-        column._ndim = len(template)
-        column._axes = axes
-        column._template = tuple(0 if d is None else int(d) for d in template)
-        column._bound = _MAX_ELEMENTS + 1  # unknown
-        if len(axes) == 1:
-            values = values.reshape(n)
-            axis = axes[0]
-            column._prefix, column._suffix = column._template[:axis], column._template[axis + 1 :]
-            column._item = values.item
-        else:
-            values = values.reshape(n, len(axes))
-        column._values = values
+        shared = tuple(0 if d is None else int(d) for d in template)
+        column._set_varying(shared, axes, values.reshape(n, len(axes)), _MAX_ELEMENTS + 1)
         return column
 
     def parts(self) -> tuple[list[int | None], np.ndarray | None] | None:
@@ -229,15 +218,26 @@ class ShapeColumn:
             else:
                 varying = list(range(ndim))
                 values = dims
+        template = tuple(0 if j in varying else int(low[j]) for j in range(ndim))
+        shared = math.prod(d for j, d in enumerate(template) if j not in varying)
+        bound = shared * math.prod(int(high[j]) for j in varying)
+        self._set_varying(template, varying, values, bound)
+
+    def _set_varying(
+        self, template: tuple[int, ...], axes: list[int], values: np.ndarray, bound: int
+    ) -> None:
+        """The same-ndim form: ``template`` (0 at the varying ``axes``), ``values`` the
+        ``(n, len(axes))`` varying dimensions, ``bound`` at least the largest element count
+        (beyond 2**62 when unknown: counts are then checked exactly)."""
         self._fixed = None
-        self._ndim = ndim
-        self._axes = tuple(varying)
-        self._template = tuple(0 if j in varying else int(low[j]) for j in range(ndim))
-        self._bound = self._shared() * math.prod(int(high[j]) for j in varying)
-        if len(varying) == 1:
-            axis = varying[0]
+        self._ndim = len(template)
+        self._axes = tuple(axes)
+        self._template = template
+        self._bound = bound
+        if len(axes) == 1:
+            axis = axes[0]
             values = values[:, 0]
-            self._prefix, self._suffix = self._template[:axis], self._template[axis + 1 :]
+            self._prefix, self._suffix = template[:axis], template[axis + 1 :]
             self._item = values.item
         self._values = values
 
@@ -315,24 +315,20 @@ class ShapeColumn:
             return np.full(count, total, dtype=np.int64), None
         if self._offsets is None and self._bound <= _MAX_ELEMENTS:
             return self._element_counts(start, end), None  # bounds known: all possible
+        impossible = np.zeros(count, dtype=np.bool_)
         if self._offsets is None:
-            values = self._values[start:end].reshape(count, -1)
-        else:
-            values = None
-            offsets = self._offsets[start : end + 1]
-            nonempty = np.diff(offsets) > 0
-        if values is not None:
-            impossible = np.zeros(count, dtype=np.bool_)
             approx = np.full(count, float(self._shared()))
+            values = self._values[start:end].reshape(count, -1)
             for k in range(values.shape[1]):
                 column = values[:, k]
                 if column.dtype.kind == "i":
                     impossible |= column < 0
                 approx *= column
         else:
+            offsets = self._offsets[start : end + 1]
+            nonempty = np.diff(offsets) > 0
             dims = self._dims[offsets[0] : offsets[-1]]
             starts = (offsets[:-1] - offsets[0])[nonempty]
-            impossible = np.zeros(count, dtype=np.bool_)
             approx = np.ones(count)
             if len(starts):
                 impossible[nonempty] = np.minimum.reduceat(dims, starts) < 0

@@ -29,14 +29,19 @@ import numpy as np
 import acumen
 
 
+def numbered_path(folder: Path, i: int, prefix: str, suffix: str) -> Path:
+    """File ``i`` of a source tree: 100 files per subfolder (made with its first file)."""
+    sub = folder / f"d{i // 100:04d}"
+    if i % 100 == 0:
+        sub.mkdir(parents=True)
+    return sub / f"{prefix}{i:06d}{suffix}"
+
+
 def make_npys(folder: Path, n: int) -> list[Path]:
     rng = np.random.default_rng(0)
     paths = []
     for i in range(n):
-        sub = folder / f"d{i // 100:04d}"
-        if i % 100 == 0:
-            sub.mkdir(parents=True)
-        path = sub / f"f{i:06d}.npy"
+        path = numbered_path(folder, i, "f", ".npy")
         np.save(path, rng.normal(size=(32, 16)).astype(np.float16))
         paths.append(path)
     return paths
@@ -63,13 +68,10 @@ def make_pngs(folder: Path, n: int) -> tuple[list[Path], str]:
     rng = np.random.default_rng(2)
     paths = []
     for i in range(n):
-        sub = folder / f"d{i // 100:04d}"
-        if i % 100 == 0:
-            sub.mkdir(parents=True)
         image = sources[i % len(sources)]
         y = int(rng.integers(0, image.shape[0] - 64))
         x = int(rng.integers(0, image.shape[1] - 64))
-        path = sub / f"i{i:06d}.png"
+        path = numbered_path(folder, i, "i", ".png")
         Image.fromarray(np.ascontiguousarray(image[y : y + 64, x : x + 64, :3])).save(path)
         paths.append(path)
     return paths, origin

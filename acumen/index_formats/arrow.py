@@ -158,8 +158,8 @@ def _checksum_column(batch: pa.RecordBatch, source: str) -> np.ndarray | None:
 def _shape_layout(shapes: ShapeColumn) -> tuple[str | None, pa.Array | None]:
     """(template JSON, column) as the module docstring lays them out."""
     parts = shapes.parts()
-    if parts is None or not len(shapes):
-        return None, _shape_array(shapes)
+    if parts is None:  # the number of dimensions varies
+        return None, _ragged_array(shapes)
     template, values = parts
     if values is None:
         return json.dumps(template), None
@@ -169,16 +169,11 @@ def _shape_layout(shapes: ShapeColumn) -> tuple[str | None, pa.Array | None]:
     return json.dumps(template), flat
 
 
-def _shape_array(shapes: ShapeColumn) -> pa.Array:
+def _ragged_array(shapes: ShapeColumn) -> pa.Array:
     offsets, flat = shapes.to_ragged()
-    flat = np.ascontiguousarray(flat, dtype=np.int64)
-    n = len(shapes)
-    lengths = np.diff(offsets)
-    if n and lengths[0] > 0 and np.all(lengths == lengths[0]):
-        return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.int64()), int(lengths[0]))
-    # Ragged (or 0-d, which a fixed-size list of size 0 cannot safely hold).
     return pa.LargeListArray.from_arrays(
-        pa.array(np.asarray(offsets, dtype=np.int64), pa.int64()), pa.array(flat, pa.int64())
+        pa.array(np.asarray(offsets, dtype=np.int64), pa.int64()),
+        pa.array(np.asarray(flat, dtype=np.int64), pa.int64()),
     )
 
 

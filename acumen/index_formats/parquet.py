@@ -53,6 +53,7 @@ from acumen.index_table import (
     SIZE_COLUMN,
     FieldColumns,
     IndexTable,
+    narrow_sizes,
 )
 from acumen.metadata import ColumnSpec, MetadataTable
 from acumen.shapes import ShapeColumn, narrow_dtype
@@ -64,7 +65,7 @@ _COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 TEXT_DICTIONARY_BYTES = 512 * 1024
 #: Rows per row group.
 ROW_GROUP_ROWS = 1 << 20
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
 _METADATA_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 
@@ -196,9 +197,8 @@ def _leaf_paths(field: pa.Field) -> list[str]:
 
 def _size_array(sizes: np.ndarray) -> pa.Array:
     """Sizes as int32 when every one fits (read back without a cast), else int64."""
-    if sizes.dtype == np.int32 or not len(sizes) or _int32_range(sizes):
-        return pa.array(np.asarray(sizes, dtype=np.int32), pa.int32())
-    return pa.array(np.asarray(sizes, dtype=np.int64), pa.int64())
+    sizes = narrow_sizes(np.asarray(sizes, dtype=np.int64))
+    return pa.array(sizes, pa.from_numpy_dtype(sizes.dtype))
 
 
 def _shape_layout(shapes: ShapeColumn) -> tuple[list[int | None] | None, pa.Array | None]:
@@ -267,12 +267,7 @@ def _sizes(column: pa.ChunkedArray, name: str) -> np.ndarray:
     """Sizes as int32 when the file holds them so or every one fits, else int64."""
     if column.type == pa.int32() and not column.null_count:
         return _chunks(column).to_numpy(zero_copy_only=False)
-    sizes = _int64_column(column, name)
-    return sizes.astype(np.int32) if not len(sizes) or _int32_range(sizes) else sizes
-
-
-def _int32_range(values: np.ndarray) -> bool:
-    return bool(values.min() >= _INT32_MIN and values.max() <= _INT32_MAX)
+    return narrow_sizes(_int64_column(column, name))
 
 
 def _shapes(arrow: pa.Table, name: str, templates: dict[str, list]) -> ShapeColumn:
