@@ -30,9 +30,10 @@ if hasattr(os, "register_at_fork"):
 class Storage(Plugin, ABC):
     """Serves ``read(chunk_id, offset, size)`` over a fixed list of chunk files.
 
-    Handles are opened lazily, one per chunk, on first use; they are dropped in a forked
-    child and never pickled: a storage pickles as its paths plus its configuration, so it
-    crosses into ``DataLoader`` workers under fork, spawn and forkserver alike.
+    Handles are opened lazily, one per chunk, on first use; they are dropped on ``close()``
+    (a later read reopens them) and in a forked child, and never pickled: a storage pickles
+    as its paths plus its configuration, so it crosses into ``DataLoader`` workers under
+    fork, spawn and forkserver alike.
     Subclasses implement :meth:`_open_chunk` and :meth:`read`; a ``zero_copy`` storage also
     :meth:`_chunk_view` (readers then slice :attr:`views`), and one that can read straight
     into memory :meth:`read_into`.
@@ -64,7 +65,13 @@ class Storage(Plugin, ABC):
         """Open one chunk file and return the handle :meth:`read` uses."""
 
     def _close_handle(self, handle: Any) -> None:
-        """Release a handle from :meth:`_open_chunk`."""
+        """Release a handle from :meth:`_open_chunk` that the storage no longer lists.
+
+        It must not invalidate memory or a descriptor still in use: a read in another
+        thread may hold the handle, and a zero-copy array may view its memory. The built-in
+        storages release nothing here; their handles free themselves when the last
+        reference goes (an mmap when its last array does, a descriptor after its last read).
+        """
 
     def _chunk_view(self, handle: Any) -> memoryview | None:
         """The whole chunk as a memoryview (``zero_copy`` storages), for :attr:`views`."""

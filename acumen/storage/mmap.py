@@ -1,4 +1,9 @@
-"""``mmap``: chunk files mapped into memory; a raw sample is a zero-copy read-only view."""
+"""``mmap``: chunk files mapped into memory; a raw sample is a zero-copy read-only view.
+
+A mapping is never unmapped by acumen: closing the dataset drops its references, and the
+memory goes when the last array viewing it does (as numpy's own ``memmap``). An array read
+before ``close()`` stays valid, and a read racing ``close()`` in another thread completes.
+"""
 
 from __future__ import annotations
 
@@ -8,46 +13,37 @@ from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
 from acumen.storage._ranges import past_end
 
+_EMPTY = memoryview(b"")
 
-class _Mapping:
-    __slots__ = ("map", "view")
 
-    def __init__(self, path: str) -> None:
-        with open(path, "rb") as file:
-            size = file.seek(0, 2)
-            # An empty file cannot be mapped; it can only hold empty samples.
-            self.map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        self.view = memoryview(self.map) if self.map is not None else memoryview(b"")
+def _map_file(path: str) -> memoryview:
+    """The whole file as a read-only memoryview whose ``obj`` is the mapping.
 
-    def close(self) -> None:
-        try:
-            self.view.release()
-            if self.map is not None:
-                self.map.close()
-        except BufferError:
-            # Arrays handed to the caller still view the map: it is unmapped when the
-            # last of them is garbage-collected.
-            pass
+    numpy arrays built on a slice of it reference the mapping itself (``array.base``), so
+    they keep it mapped however long they live.
+    """
+    with open(path, "rb") as file:
+        size = file.seek(0, 2)
+        # An empty file cannot be mapped; it can only hold empty samples.
+        if not size:
+            return _EMPTY
+        return memoryview(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 class MmapStorage(Storage):
     name = "mmap"
     zero_copy = True
 
-    def _open_chunk(self, path: str) -> _Mapping:
-        return _Mapping(path)
+    def _open_chunk(self, path: str) -> memoryview:
+        return _map_file(path)
 
-    def _close_handle(self, handle: _Mapping) -> None:
-        handle.close()
-
-    def _chunk_view(self, handle: _Mapping) -> memoryview:
-        return handle.view
+    def _chunk_view(self, handle: memoryview) -> memoryview:
+        return handle
 
     def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
-        mapping = self._handles[chunk_id]
-        if mapping is None:
-            mapping = self.handle(chunk_id)
-        view = mapping.view
+        view = self._handles[chunk_id]
+        if view is None:
+            view = self.handle(chunk_id)
         end = offset + size
         if end > len(view):
             raise past_end(self.paths[chunk_id], offset, size, len(view))

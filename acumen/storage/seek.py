@@ -1,7 +1,8 @@
 """``seek``: positional reads (``os.pread``) on file descriptors kept open.
 
 No open/close per sample and no shared file position, so threads may read at once.
-Suits datasets larger than RAM and filesystems where mmap is slow or unavailable.
+Suits datasets larger than RAM, filesystems where mmap is slow or unavailable, and files
+that may change while they are read (a truncated file is an error here, SIGBUS under mmap).
 """
 
 from __future__ import annotations
@@ -24,14 +25,29 @@ if _preadv is not None:
         _IOV_MAX = 16
 
 
+class _Descriptor(int):
+    """A file descriptor closed when the last reference to it goes, not before.
+
+    A read holds the descriptor in a local variable for the length of its system call, so
+    ``close()`` in another thread cannot close it underneath the read, and its number
+    cannot be reused by another open and read from as if it were this file.
+    """
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        # No contextlib here: __del__ may run while the interpreter shuts down.
+        try:  # noqa: SIM105
+            os.close(self)
+        except OSError:
+            pass
+
+
 class SeekStorage(Storage):
     name = "seek"
 
     def _open_chunk(self, path: str) -> int:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-
-    def _close_handle(self, handle: int) -> None:
-        os.close(handle)
+        return _Descriptor(os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)))
 
     def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
         fd = self._handles[chunk_id]
