@@ -72,35 +72,34 @@ def open_dataset(
     codec = _codec_from_flags(codec, use_gzip)
     overrides = dtype is not None or codec is not None
     manifest_path = root / MANIFEST_FILE
-    if manifest_path.is_file():
-        manifest: Manifest | None = Manifest.load(manifest_path)
-        asked_by = str(root)
-        codec_plugin = plugins.codec(
-            codec or manifest.codec, asked_by=asked_by, install_hint=manifest.install_hint("codec")
-        )
-        index_plugin = plugins.index_format(
-            index_format or manifest.index,
-            asked_by=asked_by,
-            install_hint=manifest.install_hint("index"),
-        )
-        index_path = resolve_inside(root, manifest.index["file"], "index file")
-        columns = manifest.metadata
-        dtype = storage_dtype(dtype) if dtype is not None else manifest.dtype
-    else:
-        manifest = None
-        codec_plugin = plugins.codec(codec or "raw")
-        index_plugin = plugins.index_format(index_format or "csv")
-        index_path = root / index_plugin.filename
-        columns = None
+    while True:
+        if manifest_path.is_file():
+            manifest: Manifest | None = Manifest.load(manifest_path)
+            asked_by = str(root)
+            codec_plugin = plugins.codec(
+                codec or manifest.codec,
+                asked_by=asked_by,
+                install_hint=manifest.install_hint("codec"),
+            )
+            index_plugin = plugins.index_format(
+                index_format or manifest.index,
+                asked_by=asked_by,
+                install_hint=manifest.install_hint("index"),
+            )
+            index_path = resolve_inside(root, manifest.index["file"], "index file")
+            columns = manifest.metadata
+            dtype = storage_dtype(dtype) if dtype is not None else manifest.dtype
+        else:
+            manifest = None
+            codec_plugin = plugins.codec(codec or "raw")
+            index_plugin = plugins.index_format(index_format or "csv")
+            index_path = root / index_plugin.filename
+            columns = None
+        table = _read_index(index_plugin, index_path, columns)
+        if manifest is not None or not _written_meanwhile(root):
+            break
+    if manifest is None:
         dtype = storage_dtype(dtype if dtype is not None else ORIGINAL_DEFAULT_DTYPE)
-    try:
-        table = index_plugin.read(index_path, columns)
-    except AcumenError:
-        raise
-    except Exception as error:  # a parser's own error on a damaged or hostile file
-        raise CorruptDatasetError(
-            f"{index_path}: the index does not parse: {type(error).__name__}: {error}"
-        ) from None
     if manifest is not None:
         check_manifest_agrees(manifest_path, manifest, table)
     chunk_paths, file_sizes = locate_chunks(root, table.chunk_names)
@@ -116,6 +115,27 @@ def open_dataset(
     )
     dataset._checks.check_first_block()
     return dataset
+
+
+def _read_index(index_plugin: Any, index_path: Path, columns: Any) -> IndexTable:
+    try:
+        return index_plugin.read(index_path, columns)
+    except AcumenError:
+        raise
+    except Exception as error:  # a parser's own error on a damaged or hostile file
+        raise CorruptDatasetError(
+            f"{index_path}: the index does not parse: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _written_meanwhile(root: Path) -> bool:
+    """After an index was read as an original dataset's (no manifest): did a writer get
+    there first? Its marker is present from before its index appears until after its
+    manifest does, so a marker now means the index read is a writer's, not an original's
+    (refused); a manifest now means the writer committed meanwhile (True: open it again).
+    """
+    _refuse_if_being_written(root)
+    return (root / MANIFEST_FILE).is_file()
 
 
 def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
@@ -196,6 +216,16 @@ def _dataset_root(path: Path) -> Path:
         raise DatasetNotFoundError(f"{path}: no such dataset (the path does not exist)")
     if not path.is_dir():
         raise DatasetNotFoundError(f"{path}: not a dataset folder")
+    _refuse_if_being_written(path)
+    if not (path / MANIFEST_FILE).is_file() and not (path / ORIGINAL_INDEX_FILE).is_file():
+        raise DatasetNotFoundError(
+            f"{path}: not a dataset: it has neither {MANIFEST_FILE} (acumen) nor "
+            f"{ORIGINAL_INDEX_FILE} (original acumenindexer)"
+        )
+    return path
+
+
+def _refuse_if_being_written(path: Path) -> None:
     marker = path / WRITING_MARKER
     if marker.exists():
         raise IncompleteDatasetError(
@@ -203,12 +233,6 @@ def _dataset_root(path: Path) -> Path:
             "finish "
             f"({WRITING_MARKER} is present, {MANIFEST_FILE} is not final); write it again"
         )
-    if not (path / MANIFEST_FILE).is_file() and not (path / ORIGINAL_INDEX_FILE).is_file():
-        raise DatasetNotFoundError(
-            f"{path}: not a dataset: it has neither {MANIFEST_FILE} (acumen) nor "
-            f"{ORIGINAL_INDEX_FILE} (original acumenindexer)"
-        )
-    return path
 
 
 def _codec_from_flags(codec: PluginSpec | None, use_gzip: bool | None) -> PluginSpec | None:
