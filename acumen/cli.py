@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from acumen.checksums import sealed
 from acumen.errors import AcumenError
 
 
@@ -129,7 +130,7 @@ def _info(path: str) -> None:
     with acumen.open(path) as ds:
         print(repr(ds))
         if ds.manifest is not None:
-            print(json.dumps(ds.manifest.to_json(), indent=1, ensure_ascii=False))
+            print(json.dumps(sealed(ds.manifest.to_json()), indent=1, ensure_ascii=False))
         else:
             print("original acumenindexer dataset (no manifest)")
 

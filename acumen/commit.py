@@ -16,6 +16,7 @@ import numpy as np
 from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.abc.index_format import IndexFormat
+from acumen.checksums import bytes_checksum, file_checksum
 from acumen.index_table import IndexTable
 from acumen.layout import fsync_directory, replace_durably
 from acumen.manifest import ChunkEntry, Manifest
@@ -43,20 +44,32 @@ def build_manifest(
         metadata=table.metadata.specs,
         plugins=_provenances(codec, index_format, fields),
         fields=_field_entries(fields, dtypes, table) if fields is not None else None,
+        files=_resource_checksums([codec, *(spec.codec for spec in fields or [])]),
     )
 
 
 def commit_dataset(
     root: Path, table: IndexTable, index_format: IndexFormat, manifest: Manifest, marker: Path
 ) -> None:
-    """Index (renamed into place), then manifest (atomic), then no more marker."""
+    """Index (renamed into place), then manifest (atomic, with the index's checksum), then
+    no more marker."""
     index_file = index_format.filename
     temporary = root / f".{index_file}.tmp-{os.getpid()}"
     index_format.write(table, temporary)
+    manifest.files[index_file] = file_checksum(temporary)
     replace_durably(temporary, root / index_file)
     manifest.write(root)
     marker.unlink()
     fsync_directory(root)
+
+
+def _resource_checksums(codecs: list[Codec]) -> dict[str, str]:
+    """The checksum of every file the codecs keep in the dataset (trained dictionaries)."""
+    return {
+        relative: bytes_checksum(data)
+        for codec in codecs
+        for relative, data in codec.resources().items()
+    }
 
 
 def _field_entries(fields: list, dtypes: list, table: IndexTable) -> list[dict[str, Any]]:

@@ -180,7 +180,8 @@ class Dataset:
         self._fixed_shape = table.shapes.fixed if table.shapes is not None else None
         self._read_bytes = self.storage.read
         verify = self.verify
-        # verify="sample" checks each record's bytes: reads then cover one record each.
+        # verify="sample" checks each record's bytes against its row's checksum: reads then
+        # cover one record each (see _verified_array).
         self._verify_samples = verify == "sample"
         if verify == "chunk":
             from acumen.verify import ChunkVerifier
@@ -189,7 +190,7 @@ class Dataset:
         elif verify == "sample":
             from acumen.verify import SampleVerifier
 
-            self._read_bytes = SampleVerifier(self)
+            self._check_sample = SampleVerifier(self)
         self._decode = None if self.codec.is_identity else self.codec.decode
         # Index rows are checked block by block on first read (acumen.index_checks).
         hint = "" if self.manifest else _ORIGINAL_DTYPE_HINT
@@ -217,6 +218,8 @@ class Dataset:
         """Pick ``_array``; again once every index block is checked (the checks call it)."""
         if self.field_readers:
             self._array = self._record  # type: ignore[method-assign]
+        elif self._verify_samples:
+            self._array = self._verified_array  # type: ignore[method-assign]
         elif self._direct and (self._decode is None or self._fixed_shape is not None):
             self._array = _direct_reader(self, self._checks.clean)  # type: ignore[method-assign]
 
@@ -255,6 +258,8 @@ class Dataset:
         try:
             if all(wanted) or self._verify_samples:  # one read of the record, then slices
                 record = memoryview(self._read_bytes(chunk, offset, self._size_at[i]))
+                if self._verify_samples:
+                    self._check_sample(i, record)
                 start = 0
                 for reader, want in zip(self.field_readers, wanted, strict=True):
                     end = start + reader.sizes.item(i)
@@ -317,6 +322,24 @@ class Dataset:
             data = self._decode(data, nbytes)
         except CorruptDatasetError as error:
             raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
+        return np.frombuffer(data, self.dtype).reshape(shape)
+
+    def _verified_array(self, i: int) -> np.ndarray:
+        """``_array`` with verify="sample": the payload is checked against row ``i``'s
+        checksum before it is decoded."""
+        if self._pending[i >> BLOCK_SHIFT]:
+            self._checks.check(i)
+        shape = self._fixed_shape if self._fixed_shape is not None else self._shapes[i]
+        try:
+            data = self._read_bytes(self._chunk_at[i], self._offset_at[i], self._size_at[i])
+        except CorruptDatasetError as error:
+            raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
+        self._check_sample(i, data)
+        if self._decode is not None:
+            try:
+                data = self._decode(data, math.prod(shape) * self.dtype.itemsize)
+            except CorruptDatasetError as error:
+                raise CorruptDatasetError(f"{self.root}: sample {i}: {error}") from None
         return np.frombuffer(data, self.dtype).reshape(shape)
 
     def _own_array(self, i: int) -> np.ndarray:

@@ -8,7 +8,6 @@ newer ``format_version`` is refused with a message to upgrade.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from acumen._version import __version__
+from acumen.checksums import CHECKSUM, SEAL_KEY, manifest_seal, sealed
 from acumen.errors import ManifestError
 from acumen.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE, write_atomically
 from acumen.metadata import COLUMN_TYPES, ColumnSpec
 
 FORMAT_NAME = "acumen"
-CHECKSUM = re.compile(r"xxh3_64:[0-9a-f]{16}")  # whole value: fullmatch
 FORMAT_VERSION = 1
 
 
@@ -45,6 +44,9 @@ class Manifest:
     metadata: list[ColumnSpec]
     plugins: dict[str, dict[str, str | None]] = field(default_factory=dict)
     fields: list[dict[str, Any]] | None = None  # multi-field datasets: see acumen.fields
+    #: Checksums of the other files the manifest names (the index, codec resources), by
+    #: their path in the dataset; empty in datasets written before acumen recorded them.
+    files: dict[str, str] = field(default_factory=dict)
     acumen_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -74,10 +76,12 @@ class Manifest:
             "metadata": [spec.to_json() for spec in self.metadata],
             "plugins": self.plugins,
             **({"fields": self.fields} if self.fields is not None else {}),
+            **({"files": dict(self.files)} if self.files else {}),
         }
 
     def write(self, root: Path) -> None:
-        text = json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n"
+        """Write ``manifest.json`` atomically, sealed with its own checksum."""
+        text = json.dumps(sealed(self.to_json()), indent=1, ensure_ascii=False) + "\n"
         write_atomically(root / MANIFEST_FILE, text.encode("utf-8"))
 
     @classmethod
@@ -107,6 +111,7 @@ class Manifest:
             )
         if version < 1:
             raise ManifestError(path, "format_version", f"must be at least 1, got {version}")
+        check.seal(raw)
         n_samples = check.count(raw, "n_samples")
         try:
             dtype = dtype_from_json(raw.get("dtype"))
@@ -153,6 +158,7 @@ class Manifest:
             columns.append(ColumnSpec(name, kind))
         plugins = raw.get("plugins", {})
         fields = check.fields(raw) if "fields" in raw else None
+        files = check.files(raw) if "files" in raw else {}
         return cls(
             n_samples=n_samples,
             dtype=dtype,
@@ -164,6 +170,7 @@ class Manifest:
             metadata=columns,
             plugins=plugins if isinstance(plugins, dict) else {},
             fields=fields,
+            files=files,
             acumen_version=str(raw.get("acumen_version", "unknown")),
             format_version=version,
         )
@@ -223,6 +230,35 @@ class _Checker:
                 self.path, prefix + "checksum", f"must look like 'xxh3_64:<16 hex>', got {value!r}"
             )
         return value
+
+    def seal(self, raw: dict) -> None:
+        """A manifest that carries its checksum must match it (older ones carry none)."""
+        if SEAL_KEY not in raw:
+            return
+        expected = raw[SEAL_KEY]
+        if not (isinstance(expected, str) and CHECKSUM.fullmatch(expected)):
+            raise ManifestError(
+                self.path, SEAL_KEY, f"must look like 'xxh3_64:<16 hex>', got {expected!r}"
+            )
+        actual = manifest_seal(raw)
+        if actual != expected:
+            raise ManifestError(
+                self.path,
+                SEAL_KEY,
+                f"the manifest's content hashes to {actual}, not {expected}: the file was "
+                "damaged or edited after it was written",
+            )
+
+    def files(self, raw: dict) -> dict[str, str]:
+        files = self.get(raw, "files", dict)
+        for name, value in files.items():
+            if not (isinstance(value, str) and CHECKSUM.fullmatch(value)):
+                raise ManifestError(
+                    self.path,
+                    f"files[{name!r}]",
+                    f"must look like 'xxh3_64:<16 hex>', got {value!r}",
+                )
+        return dict(files)
 
     def count(self, obj: dict, key: str, prefix: str = "") -> int:
         value = self.get(obj, key, int, prefix)

@@ -37,7 +37,7 @@ from acumen.layout import (
 )
 from acumen.manifest import Manifest, dtype_from_json
 from acumen.plugins import PluginSpec
-from acumen.validation import check_chunk_files, check_manifest_agrees
+from acumen.validation import check_chunk_files, check_manifest_agrees, check_named_files
 
 DEFAULT_STORAGE = "mmap"
 ORIGINAL_DEFAULT_DTYPE = np.float16
@@ -87,6 +87,10 @@ def open_dataset(
                 install_hint=manifest.install_hint("index"),
             )
             index_path = resolve_inside(root, manifest.index["file"], "index file")
+            # Before a parser reads it: a damaged index is refused by its checksum.
+            check_named_files(
+                root, manifest, [manifest.index["file"]], "index file", verify is not None
+            )
             columns = manifest.metadata
             dtype = storage_dtype(dtype) if dtype is not None else manifest.dtype
         else:
@@ -106,6 +110,9 @@ def open_dataset(
     check_chunk_files(root, table, chunk_paths, file_sizes, manifest)
     codec_plugin.open_resources(root)
     readers = _field_readers(root, manifest, table) if manifest and manifest.fields else []
+    if manifest is not None:
+        resources = [name for name in manifest.files if name != manifest.index["file"]]
+        check_named_files(root, manifest, resources, "codec resource", verify is not None)
     if readers and overrides:
         raise ValueError(f"{root} has fields, each with its own dtype and codec: no overrides")
     backend = plugins.storage(storage or DEFAULT_STORAGE, chunk_paths)

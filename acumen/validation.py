@@ -5,12 +5,16 @@ The index rows are checked block by block when first read (:mod:`acumen.index_ch
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
+from acumen.checksums import file_checksum
 from acumen.errors import CorruptDatasetError
 from acumen.index_table import IndexTable
+from acumen.layout import resolve_inside
 from acumen.manifest import Manifest
 
 
@@ -57,3 +61,36 @@ def check_manifest_agrees(manifest_path: Path, manifest: Manifest, table: IndexT
         raise CorruptDatasetError(
             f"{manifest_path}: shape is {list(manifest.shape)}, but the index holds other shapes"
         )
+
+
+#: Files the manifest names (the index, codec resources) are hashed at every open while
+#: they add up to at most this many bytes (~3 ms at XXH3's speed); larger ones are hashed
+#: by ``acumen verify`` and by ``acumen.open(..., verify=...)``.
+HASH_AT_OPEN_BYTES = 32 << 20
+
+
+def check_named_files(
+    root: Path, manifest: Manifest, names: list[str], what: str, everything: bool
+) -> None:
+    """Each of ``names`` whose checksum the manifest records (the index, a dictionary)
+    matches it: always when they are small, whatever their size when ``everything``."""
+    recorded = [name for name in names if name in manifest.files]
+    paths = {name: resolve_inside(root, name, what) for name in recorded}
+    sizes = {}
+    for name, path in paths.items():
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            raise CorruptDatasetError(f"{path}: {what} is missing") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise CorruptDatasetError(f"{path}: {what} is not a regular file")
+        sizes[name] = info.st_size
+    if not everything and sum(sizes.values()) > HASH_AT_OPEN_BYTES:
+        return
+    for name, path in paths.items():
+        actual = file_checksum(path)
+        if actual != manifest.files[name]:
+            raise CorruptDatasetError(
+                f"{path}: checksum {actual} differs from the manifest's "
+                f"{manifest.files[name]}: the file was damaged or changed after it was written"
+            )

@@ -11,16 +11,17 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xxhash
 
+from acumen.checksums import file_checksum
 from acumen.dataset import Dataset
 from acumen.errors import AcumenError, CorruptDatasetError
 from acumen.opening import open_dataset
 from acumen.progress import Progress
-
-BLOCK = 8 << 20
+from acumen.validation import check_named_files
 
 
 @dataclass
@@ -43,15 +44,6 @@ class VerifyReport:
             f"checked: {verdict}"
         )
         return "\n".join(lines)
-
-
-def file_checksum(path: str | os.PathLike[str]) -> str:
-    """``xxh3_64:<hex>`` of a file, read in blocks."""
-    digest = xxhash.xxh3_64()
-    with open(path, "rb") as file:
-        while block := file.read(BLOCK):
-            digest.update(block)
-    return f"xxh3_64:{digest.hexdigest()}"
 
 
 def check_chunk(dataset: Dataset, chunk_id: int, expected: str | None) -> str | None:
@@ -85,6 +77,7 @@ def verify(
         return report
     jobs = jobs or min(4, os.cpu_count() or 1)
     with dataset:
+        _check_named_files(dataset, report)
         report.problems.extend(dataset.check_index())
         expected = _expected_checksums(dataset, report)
         with (
@@ -118,6 +111,24 @@ def verify(
     return report
 
 
+def _check_named_files(dataset: Dataset, report: VerifyReport) -> None:
+    """The index and codec resources against the manifest's checksums, whatever their size
+    (opening hashes them only while they are small)."""
+    manifest = dataset.manifest
+    if manifest is None:
+        return
+    if manifest.index["file"] not in manifest.files:
+        report.notes.append(
+            f"{dataset.root}: the manifest records no checksum of the index (written before "
+            "acumen recorded them): only its rows were checked"
+        )
+    for name in manifest.files:
+        try:
+            check_named_files(dataset.root, manifest, [name], "file", everything=True)
+        except CorruptDatasetError as error:
+            report.problems.append(str(error))
+
+
 def _check_sample_checksums(dataset: Dataset, report: VerifyReport, progress: bool) -> None:
     """Each sample's payload against the checksum the index keeps for it (``ai:xxh3_64``)."""
     table = dataset.table
@@ -143,10 +154,12 @@ def _check_sample_checksums(dataset: Dataset, report: VerifyReport, progress: bo
 
 
 class SampleVerifier:
-    """A read function that checks every sample's payload against the index's checksum.
+    """Checks sample ``i``'s payload against the checksum in index row ``i``.
 
     Used by ``acumen.open(..., verify="sample")`` on datasets written with
-    ``checksums="sample"``; reads must then cover exactly one record each.
+    ``checksums="sample"``. The checksum is looked up by the sample's position, never by
+    where its bytes are: a damaged row that points at another sample's payload (a valid
+    payload, with a valid checksum of its own) is caught.
     """
 
     def __init__(self, dataset: Dataset) -> None:
@@ -156,19 +169,15 @@ class SampleVerifier:
                 f"{dataset.root} keeps no per-sample checksums (write it with "
                 "checksums='sample'); use verify='chunk'"
             )
-        keys = zip(table.chunk_ids.tolist(), table.offsets.tolist(), strict=True)
-        self.expected = dict(zip(keys, table.checksums.view(np.uint64).tolist(), strict=True))
-        self.read = dataset.storage.read
-        self.paths = dataset.storage.paths
+        self.expected = memoryview(table.checksums.view(np.uint64))
+        self.root = dataset.root
 
-    def __call__(self, chunk_id: int, offset: int, size: int):
-        data = self.read(chunk_id, offset, size)
-        if xxhash.xxh3_64_intdigest(data) != self.expected.get((chunk_id, offset)):
+    def __call__(self, i: int, data: Any) -> None:
+        if xxhash.xxh3_64_intdigest(data) != self.expected[i]:
             raise CorruptDatasetError(
-                f"{self.paths[chunk_id]}: bytes {offset}..{offset + size}: the payload's checksum "
-                "differs from the index's"
+                f"{self.root}: sample {i}: the payload's checksum differs from the index's "
+                "(the payload, or the row that locates it, is damaged)"
             )
-        return data
 
 
 def _expected_checksums(dataset: Dataset, report: VerifyReport) -> dict[int, str | None]:

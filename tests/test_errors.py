@@ -31,7 +31,7 @@ from acumen.errors import (
     PluginNotFoundError,
     SampleError,
 )
-from tests.dataset_edits import edit_index, manifest_of, save_manifest
+from tests.dataset_edits import edit_index, manifest_of, reseal, save_manifest
 
 SHAPE = (4, 3)
 COMPRESSING = ("gzip", "zstd", "lz4")
@@ -295,6 +295,7 @@ def test_manifest_disagreeing_with_the_index(dataset):
     root, _ = dataset
     lines = (root / "index.csv").read_text().splitlines()
     (root / "index.csv").write_text("\n".join(lines[:-1]) + "\n")  # drop the last row
+    reseal(root)  # as a hostile author would: the index's checksum cannot tell
     with pytest.raises(CorruptDatasetError) as caught:
         acumen.open(root)
     assert str(caught.value) == (f"{root / 'manifest.json'}: n_samples is 3, the index has 2 rows")

@@ -13,6 +13,7 @@ import pytest
 import acumen
 from acumen.errors import CorruptDatasetError, ManifestError, SampleError
 from tests.conftest import INDEX_FORMATS, STORAGES
+from tests.dataset_edits import save_manifest
 
 FIELDS = {
     "image": {"dtype": "uint8", "codec": "lz4"},
@@ -261,6 +262,6 @@ def test_manifest_fields_are_validated(tmp_path: Path) -> None:
     for change, key in cases:
         manifest = json.loads(json.dumps(original))
         change(manifest)
-        path.write_text(json.dumps(manifest))
+        save_manifest(tmp_path / "ds", manifest)
         with pytest.raises(ManifestError, match=key.replace("[", "\\[").replace("]", "\\]")):
             acumen.open(tmp_path / "ds")

@@ -27,6 +27,7 @@ from acumen.index_formats.parquet import ParquetIndex
 from acumen.index_table import FieldColumns, IndexTable
 from acumen.metadata import ColumnSpec, MetadataTable
 from acumen.shapes import MAX_DIMENSION, ShapeColumn
+from tests.dataset_edits import reseal
 
 SETTINGS = settings(
     max_examples=40,
@@ -433,6 +434,7 @@ def test_an_old_dataset_opens_and_reads(tmp_path: Path) -> None:
     index = tmp_path / "ds" / "index.parquet"
     with acumen.open(tmp_path / "ds") as ds:
         write_old_layout(ds.table, index)
+    reseal(tmp_path / "ds")
     assert schema_of(index).field("ai:shape").type == pa.list_(pa.int64())
     with acumen.open(tmp_path / "ds") as ds:
         for i, array in enumerate(arrays):

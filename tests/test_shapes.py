@@ -21,6 +21,7 @@ from acumen.index_table import IndexTable, narrow_sizes
 from acumen.metadata import MetadataTable
 from acumen.shapes import ShapeColumn, narrow_dtype
 from tests.conftest import INDEX_FORMATS
+from tests.dataset_edits import reseal
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("ACUMEN_HYPOTHESIS_EXAMPLES", "30")),
@@ -209,5 +210,6 @@ def test_variable_shapes_open_compact_and_checked(tmp_path: Path, index_format: 
     path = root / plugins.index_format(index_format).filename
     plugins.index_format(index_format).write(broken, tmp_path / "new-index")
     os.replace(tmp_path / "new-index", path)  # the old file may still be mapped by ``table``
+    reseal(root)  # a hostile index with valid checksums: the row checks refuse it
     with pytest.raises(CorruptDatasetError, match=r"sample 2 has 4 bytes, but shape \(63, 17"):
         acumen.open(root)

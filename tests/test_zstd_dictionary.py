@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import acumen
+from acumen.checksums import sealed
 from acumen.errors import CorruptDatasetError
 
 DICTIONARY = {"name": "zstd", "configuration": {"dictionary_size": 4096, "train_samples": 200}}
@@ -120,7 +121,7 @@ def test_dictionary_path_may_not_leave_the_dataset(tmp_path: Path) -> None:
     path = tmp_path / "ds" / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["codec"]["configuration"]["dictionary"] = "../elsewhere.dict"
-    path.write_text(json.dumps(manifest))
+    path.write_text(json.dumps(sealed(manifest)))
     with pytest.raises(CorruptDatasetError, match="not a path inside the dataset"):
         acumen.open(tmp_path / "ds")
 

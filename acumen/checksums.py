@@ -1,0 +1,47 @@
+"""Checksums of a dataset's files and of its manifest: XXH3-64, written ``xxh3_64:<hex>``.
+
+Chunk files, the index and every other file the manifest names are hashed whole; the
+manifest seals itself with ``manifest_checksum``, the hash of its own canonical JSON text
+(keys sorted, no spaces, UTF-8) without that key, so damage anywhere in it is found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import xxhash
+
+CHECKSUM = re.compile(r"xxh3_64:[0-9a-f]{16}")  # a whole value: fullmatch
+SEAL_KEY = "manifest_checksum"
+BLOCK = 8 << 20
+
+
+def bytes_checksum(data: Any) -> str:
+    """``xxh3_64:<hex>`` of bytes."""
+    return f"xxh3_64:{xxhash.xxh3_64_hexdigest(data)}"
+
+
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """``xxh3_64:<hex>`` of a file, read in blocks."""
+    digest = xxhash.xxh3_64()
+    with open(path, "rb") as file:
+        while block := file.read(BLOCK):
+            digest.update(block)
+    return f"xxh3_64:{digest.hexdigest()}"
+
+
+def manifest_seal(raw: dict[str, Any]) -> str:
+    """The checksum a manifest's ``manifest_checksum`` must hold: of its canonical JSON text
+    without that key (so it does not depend on indentation or key order)."""
+    unsealed = {key: value for key, value in raw.items() if key != SEAL_KEY}
+    text = json.dumps(unsealed, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return bytes_checksum(text.encode("utf-8"))
+
+
+def sealed(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with its seal last (what a writer, or a test editing a manifest, stores)."""
+    unsealed = {key: value for key, value in raw.items() if key != SEAL_KEY}
+    return {**unsealed, SEAL_KEY: manifest_seal(unsealed)}
