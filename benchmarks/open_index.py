@@ -34,6 +34,7 @@ import pyarrow as pa
 
 import acumen
 from acumen import plugins
+from acumen.checksums import file_checksum
 from acumen.index_table import IndexTable
 from acumen.manifest import ChunkEntry, Manifest
 from acumen.metadata import ColumnSpec, MetadataTable
@@ -89,7 +90,7 @@ def make_dataset(root: Path, table: IndexTable, chunks: list[ChunkEntry], fmt: s
         with open(root / chunk.file, "wb") as file:
             file.truncate(chunk.size_bytes)  # sparse: no payload bytes written
     index_format.write(table, root / index_format.filename)
-    Manifest(
+    Manifest(  # as a writer leaves it: the index's checksum recorded, the manifest sealed
         n_samples=len(table),
         dtype=np.dtype("<f2"),
         shape=table.shapes.fixed,
@@ -98,6 +99,7 @@ def make_dataset(root: Path, table: IndexTable, chunks: list[ChunkEntry], fmt: s
         chunks=chunks,
         chunk_size_bytes=CHUNK_BYTES,
         metadata=table.metadata.specs,
+        files={index_format.filename: file_checksum(root / index_format.filename)},
     ).write(root)
 
 
