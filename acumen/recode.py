@@ -82,23 +82,17 @@ def recode(
     """
     if on_damage not in ON_DAMAGE:
         raise ValueError(f"on_damage must be 'stop' or 'skip', got {on_damage!r}")
-    with _open_checked(source, source_options or {}) as src:
-        check = SourceCheck(src, on_damage, Path(destination))
+    options = source_options or {}
+    with (
+        open_dataset(source, **options) as src,
+        SourceCheck(src, on_damage, Path(destination), options) as check,
+    ):
         manifest = src.manifest
         if index_format is None:
             index_format = manifest.index if manifest else "csv"
         if chunk_size_bytes is None:
             chunk_size_bytes = manifest.chunk_size_bytes if manifest else DEFAULT_CHUNK_SIZE
-        fields = None
-        if src.field_readers:
-            fields = {
-                r.name: {
-                    "type": r.type,
-                    **({"dtype": r.dtype.str} if r.type == "array" else {}),
-                    "codec": codec if codec is not None else r.codec,
-                }
-                for r in src.field_readers
-            }
+        fields = _field_specs(src, codec)
         bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
         try:
             with bar:
@@ -122,19 +116,18 @@ def recode(
     return written
 
 
-def _open_checked(source: str | os.PathLike[str], options: dict[str, Any]) -> Dataset:
-    """The source, opened to check each sample read against its checksum when it has one."""
-    src = open_dataset(source, **options)
-    if "verify" in options or src.table.checksums is None:
-        if src.manifest is None:
-            logger.warning(
-                "%s records no checksums (an original acumenindexer dataset): it is copied as "
-                "it reads, and damage a codec cannot see would be copied too",
-                src.root,
-            )
-        return src
-    src.close()
-    return open_dataset(source, **options, verify="sample")
+def _field_specs(src: Dataset, codec: PluginSpec | None) -> dict[str, Any] | None:
+    """The source's fields for the writer (``codec`` for each, when given)."""
+    if not src.field_readers:
+        return None
+    return {
+        r.name: {
+            "type": r.type,
+            **({"dtype": r.dtype.str} if r.type == "array" else {}),
+            "codec": codec if codec is not None else r.codec,
+        }
+        for r in src.field_readers
+    }
 
 
 def _stopped(error: CorruptDatasetError, destination: str | os.PathLike[str]) -> str:
@@ -152,28 +145,51 @@ def _stopped(error: CorruptDatasetError, destination: str | os.PathLike[str]) ->
 class SourceCheck:
     """The source's positions to copy, each first checked against the source's checksums.
 
-    Runs in the parent, ahead of the workers: each chunk file with a checksum in the
-    manifest is hashed once, when its first sample is due (it is then in the page cache for
-    the workers). A chunk that matches vouches for its samples; in a chunk that does not,
-    samples with checksums of their own are read one by one to find the damaged ones, and
-    without them every sample of the chunk counts as damaged. Samples no chunk checksum
-    covers are checked where they are read (sample checksums, codec frames), and read here
-    first when they are to be skipped rather than stop the recode.
+    Runs in the parent, ahead of the workers (which then read without checks): each chunk
+    file with a checksum in the manifest is hashed once, when its first sample is due (it is
+    then in the page cache for the workers). A chunk that matches vouches for its samples.
+    In a chunk that does not, samples with checksums of their own are read one by one
+    against them to find the damaged ones; without them, every sample of the chunk counts
+    as damaged. Samples no chunk checksum covers are read against their own checksums when
+    they have them; else the workers' reads check what the codec can (its frames), and
+    samples to be skipped rather than stop the recode are read here first.
     """
 
-    def __init__(self, source: Dataset, on_damage: str, destination: Path) -> None:
+    def __init__(
+        self, source: Dataset, on_damage: str, destination: Path, options: dict[str, Any]
+    ) -> None:
         self.source = source
         self.on_damage = on_damage
         self.destination = destination
+        self.options = options
         self.expected = chunk_checksums(source)
         self.chunk_problems: dict[int, str | None] = {}
+        self.sound_chunks: set[int] = set()  # those that match their checksum
         self.skipped: dict[int, str] = {}
+        self._by_sample: Dataset | None = None  # the source opened with verify="sample"
+        if source.table.checksums is None and not any(self.expected):
+            logger.warning(
+                "%s records no checksums%s: it is copied as it reads, so damage its codec "
+                "cannot see would be copied too",
+                source.root,
+                "" if source.manifest else " (an original acumenindexer dataset)",
+            )
+
+    def __enter__(self) -> SourceCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._by_sample is not None:
+            self._by_sample.close()
 
     def positions(self) -> Iterator[int]:
         """Source positions to copy; raises on damage unless it is to be skipped."""
-        chunk_ids = self.source.table.chunk_ids
-        for i in range(len(self.source)):
-            problem = self.problem(i, int(chunk_ids[i]))
+        sound = self.sound_chunks
+        for i, chunk in enumerate(self.source.table.chunk_ids.tolist()):
+            if chunk in sound:
+                yield i
+                continue
+            problem = self.problem(i, chunk)
             if problem is None:
                 yield i
             elif self.on_damage == "stop":
@@ -186,22 +202,31 @@ class SourceCheck:
             self.write_report()
 
     def problem(self, i: int, chunk: int) -> str | None:
+        """What is wrong with sample ``i`` (in chunk file ``chunk``), or None."""
         expected = self.expected[chunk]
+        has_own = self.source.table.checksums is not None
         if expected is not None:
             if chunk not in self.chunk_problems:
                 self.chunk_problems[chunk] = check_chunk(self.source, chunk, expected)
             damaged = self.chunk_problems[chunk]
             if damaged is None:
+                self.sound_chunks.add(chunk)
                 return None
-            if self.source.verify != "sample":
+            if not has_own:
                 return f"{self.source.root}: sample {i}: {damaged}"
-        elif self.on_damage == "stop":
-            return None  # checked as it is read, by whichever process reads it
-        try:
-            self.source.read(i)
-        except CorruptDatasetError as error:
-            return str(error)
+        if has_own:
+            return _read_problem(self.by_sample, i)
+        if self.on_damage == "skip":
+            return _read_problem(self.source, i)
         return None
+
+    @property
+    def by_sample(self) -> Dataset:
+        """The source, opened (once needed) to check each sample against its checksum."""
+        if self._by_sample is None:
+            options = {**self.options, "verify": "sample"}
+            self._by_sample = open_dataset(self.source.root, **options)
+        return self._by_sample
 
     def kept(self) -> list[int]:
         return [i for i in range(len(self.source)) if i not in self.skipped]
@@ -226,6 +251,14 @@ class SourceCheck:
             DamagedSamplesWarning,
             stacklevel=3,
         )
+
+
+def _read_problem(dataset: Dataset, i: int) -> str | None:
+    try:
+        dataset.read(i)
+    except CorruptDatasetError as error:
+        return str(error)
+    return None
 
 
 def verify_copy(

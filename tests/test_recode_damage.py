@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,32 @@ def test_a_source_without_checksums_is_copied_as_read_and_said_so(tmp_path, capl
             source_options={"dtype": "float32"},
         )
     assert "records no checksums" in caplog.text
+
+
+def test_an_original_gzip_source_is_checked_by_its_frames(tmp_path: Path) -> None:
+    """No checksums but the codec's own: a damaged gzip member stops the recode, or is
+    left out (read in the parent first) when damaged samples are to be skipped."""
+    shutil.copytree(FIXTURES / "gzip_f32", tmp_path / "src")
+    options = {"dtype": "float32", "use_gzip": True}
+    with acumen.open(tmp_path / "src", **options) as ds:
+        file = Path(ds.storage.paths[int(ds.table.chunk_ids[5])])
+        offset, size, n = int(ds.table.offsets[5]), int(ds.table.sizes[5]), len(ds)
+    data = bytearray(file.read_bytes())
+    data[offset + size - 6] ^= 0x01  # in the member's CRC-32
+    file.write_bytes(bytes(data))
+    with pytest.raises(CorruptDatasetError, match="sample 5:"):
+        recode(tmp_path / "src", tmp_path / "a", source_options=options, progress=False)
+    assert_nothing_committed(tmp_path / "a")
+    with pytest.warns(DamagedSamplesWarning, match=r"\[5\]"):
+        manifest = recode(
+            tmp_path / "src",
+            tmp_path / "b",
+            n_jobs=2,
+            on_damage="skip",
+            source_options=options,
+            progress=False,
+        )
+    assert manifest.n_samples == n - 1 and verify(tmp_path / "b", progress=False).ok
 
 
 def test_cli_stops_on_damage_and_skips_with_the_flag(tmp_path: Path, capsys) -> None:
