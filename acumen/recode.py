@@ -4,10 +4,11 @@ Streams samples from the source (acumen or original acumenindexer) through the n
 writer, in parallel when asked, then reads every sample of the result back and compares it
 with the source, so a recoded dataset is known to be the same data.
 
-The source is checked against its own checksums as it is read (each chunk file once, each
-sample too when the index keeps sample checksums), so damage is never copied and given
-fresh, valid checksums: the recode stops, or leaves the damaged samples out and lists them.
-A source without checksums (an original acumenindexer dataset) is copied as it reads.
+The source is checked against its own checksums as it is read (each chunk file once; in a
+damaged chunk, each sample against its own checksum when the index keeps one), so damage is
+never copied and given fresh, valid checksums: the recode stops, or leaves the damaged
+samples out and lists them. A source without checksums (an original acumenindexer dataset)
+is copied as it reads: only its codec's frames (gzip's CRC) can show damage.
 """
 
 from __future__ import annotations
