@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from acumen.checksums import sealed
 from acumen.errors import AcumenError
@@ -45,6 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     recode.add_argument("--chunk-size", type=_byte_size, help="e.g. 64MiB (default: source's)")
     recode.add_argument("--jobs", type=int, default=1, help="worker processes (-1: all cores)")
     recode.add_argument("--no-verify", action="store_true", help="skip the read-back check")
+    recode.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="leave samples that fail the source's checksums out of the copy (listed in "
+        "DESTINATION/recode-skipped.json) instead of stopping",
+    )
     recode.add_argument("--dtype", help="dtype of an original acumenindexer source")
     recode.add_argument("--gzip", action="store_true", help="an original source uses gzip")
     args = parser.parse_args(argv)
@@ -90,7 +97,7 @@ def _byte_size(text: str) -> int:
 def _recode(args: argparse.Namespace) -> None:
     from acumen import plugins
     from acumen.opening import open_dataset
-    from acumen.recode import recode
+    from acumen.recode import SKIPPED_REPORT, recode
 
     source_options: dict = {}
     if args.dtype:
@@ -114,6 +121,7 @@ def _recode(args: argparse.Namespace) -> None:
         n_jobs=args.jobs,
         verify=not args.no_verify,
         source_options=source_options,
+        on_damage="skip" if args.skip_damaged else "stop",
     )
     total = sum(c.size_bytes for c in manifest.chunks)
     checked = "verified" if not args.no_verify else "not verified"
@@ -122,6 +130,10 @@ def _recode(args: argparse.Namespace) -> None:
         f"files, {total:,} bytes, codec {manifest.codec['name']}, index "
         f"{manifest.index['name']}; {checked}"
     )
+    report = Path(args.destination) / SKIPPED_REPORT
+    if args.skip_damaged and report.is_file():
+        skipped = len(json.loads(report.read_text(encoding="utf-8"))["skipped"])
+        print(f"{skipped:,} damaged sample(s) left out, listed in {report}")
 
 
 def _info(path: str) -> None:

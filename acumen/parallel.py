@@ -9,8 +9,10 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
+
+from acumen.worker_pool import process_pool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,9 +31,12 @@ def ordered_map(
     initargs: tuple = (),
     batch_size: int = 32,
 ) -> Iterator[R]:
-    """``map(function, items)`` on ``n_jobs`` processes, in order, with bounded memory."""
+    """``map(function, items)`` on ``n_jobs`` processes, in order, with bounded memory.
+
+    The workers end with this process, even when it is killed (:mod:`acumen.worker_pool`).
+    """
     iterator = iter(items)
-    pool = ProcessPoolExecutor(n_jobs, initializer=initializer, initargs=initargs)
+    pool = process_pool(n_jobs, initializer, initargs)
     pending: deque[Future[list[R]]] = deque()
     try:
         while True:

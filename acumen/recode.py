@@ -3,12 +3,22 @@
 Streams samples from the source (acumen or original acumenindexer) through the normal
 writer, in parallel when asked, then reads every sample of the result back and compares it
 with the source, so a recoded dataset is known to be the same data.
+
+The source is checked against its own checksums as it is read (each chunk file once; in a
+damaged chunk, each sample against its own checksum when the index keeps one), so damage is
+never copied and given fresh, valid checksums: the recode stops, or leaves the damaged
+samples out and lists them. A source without checksums (an original acumenindexer dataset)
+is copied as it reads: only its codec's frames (gzip's CRC) can show damage.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +26,24 @@ import numpy as np
 
 from acumen.dataset import Dataset
 from acumen.errors import CorruptDatasetError
+from acumen.layout import write_atomically
 from acumen.manifest import Manifest
 from acumen.opening import open_dataset
 from acumen.plugins import PluginSpec
 from acumen.progress import Progress
 from acumen.split import split_into_chunks
+from acumen.verify import check_chunk, chunk_checksums
 from acumen.writer import DEFAULT_CHUNK_SIZE
+
+logger = logging.getLogger(__name__)
+
+#: The list of source samples a recode left out (``on_damage="skip"``), in the copy's folder.
+SKIPPED_REPORT = "recode-skipped.json"
+ON_DAMAGE = ("stop", "skip")
+
+
+class DamagedSamplesWarning(UserWarning):
+    """A recode left damaged samples of its source out of the copy (``on_damage="skip"``)."""
 
 
 class SampleReader:
@@ -45,60 +67,223 @@ def recode(
     verify: bool = True,
     progress: bool = True,
     source_options: dict[str, Any] | None = None,
+    on_damage: str = "stop",
 ) -> Manifest:
     """Copy ``source`` to a new dataset at ``destination``, changing what is given.
 
     What is not given stays as in the source: codec (each field's own, with its trained
     dictionary), index format, chunk size. ``source_options`` go to :func:`acumen.open`
     (``dtype=``, ``use_gzip=`` for an original dataset).
+
+    The source is checked against its checksums as it is read. Damage raises
+    :class:`CorruptDatasetError` naming the file and sample, and nothing is committed at
+    ``destination``; with ``on_damage="skip"`` damaged samples are left out instead, listed
+    in ``destination/recode-skipped.json`` and in a :class:`DamagedSamplesWarning`. A damaged
+    chunk file whose samples have no checksums of their own is left out whole.
     """
-    with open_dataset(source, **(source_options or {})) as src:
+    if on_damage not in ON_DAMAGE:
+        raise ValueError(f"on_damage must be 'stop' or 'skip', got {on_damage!r}")
+    options = source_options or {}
+    with (
+        open_dataset(source, **options) as src,
+        SourceCheck(src, on_damage, Path(destination), options) as check,
+    ):
         manifest = src.manifest
         if index_format is None:
             index_format = manifest.index if manifest else "csv"
         if chunk_size_bytes is None:
             chunk_size_bytes = manifest.chunk_size_bytes if manifest else DEFAULT_CHUNK_SIZE
-        fields = None
-        if src.field_readers:
-            fields = {
-                r.name: {
-                    "type": r.type,
-                    **({"dtype": r.dtype.str} if r.type == "array" else {}),
-                    "codec": codec if codec is not None else r.codec,
-                }
-                for r in src.field_readers
-            }
+        fields = _field_specs(src, codec)
         bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
-        with bar:
-            written = split_into_chunks(
-                range(len(src)),
-                destination,
-                read_fn=SampleReader(src),
-                chunk_size_bytes=chunk_size_bytes,
-                n_jobs=n_jobs,
-                dtype=src.dtype if fields is None else None,
-                codec=codec if codec is not None else src.codec,
-                index_format=index_format,
-                fields=fields,
-                progress=bar,
-            )
+        try:
+            with bar:
+                written = split_into_chunks(
+                    check.positions(),
+                    destination,
+                    read_fn=SampleReader(src),
+                    chunk_size_bytes=chunk_size_bytes,
+                    n_jobs=n_jobs,
+                    dtype=src.dtype if fields is None else None,
+                    codec=codec if codec is not None else src.codec,
+                    index_format=index_format,
+                    fields=fields,
+                    progress=bar,
+                )
+        except CorruptDatasetError as error:
+            raise CorruptDatasetError(_stopped(error, destination)) from None
+        check.warn()
         if verify:
-            verify_copy(src, destination, progress)
+            verify_copy(src, destination, progress, check.kept())
     return written
 
 
-def verify_copy(source: Dataset, destination: str | os.PathLike[str], progress: bool) -> None:
-    """Every sample and its metadata in ``destination`` equal the source's, bit for bit."""
+def _field_specs(src: Dataset, codec: PluginSpec | None) -> dict[str, Any] | None:
+    """The source's fields for the writer (``codec`` for each, when given)."""
+    if not src.field_readers:
+        return None
+    return {
+        r.name: {
+            "type": r.type,
+            **({"dtype": r.dtype.str} if r.type == "array" else {}),
+            "codec": codec if codec is not None else r.codec,
+        }
+        for r in src.field_readers
+    }
+
+
+def _stopped(error: CorruptDatasetError, destination: str | os.PathLike[str]) -> str:
+    left = (
+        f"{destination} is left incomplete (remove it)"
+        if os.path.lexists(destination)
+        else f"nothing was written at {destination}"
+    )
+    return (
+        f"{error}\nrecode stopped: {left}; to copy the other samples, leave the damaged ones "
+        "out with on_damage='skip' (acumen recode --skip-damaged)"
+    )
+
+
+class SourceCheck:
+    """The source's positions to copy, each first checked against the source's checksums.
+
+    Runs in the parent, ahead of the workers (which then read without checks): each chunk
+    file with a checksum in the manifest is hashed once, when its first sample is due (it is
+    then in the page cache for the workers). A chunk that matches vouches for its samples.
+    In a chunk that does not, samples with checksums of their own are read one by one
+    against them to find the damaged ones; without them, every sample of the chunk counts
+    as damaged. Samples no chunk checksum covers are read against their own checksums when
+    they have them; else the workers' reads check what the codec can (its frames), and
+    samples to be skipped rather than stop the recode are read here first.
+    """
+
+    def __init__(
+        self, source: Dataset, on_damage: str, destination: Path, options: dict[str, Any]
+    ) -> None:
+        self.source = source
+        self.on_damage = on_damage
+        self.destination = destination
+        self.options = options
+        self.expected = chunk_checksums(source)
+        self.chunk_problems: dict[int, str | None] = {}
+        self.sound_chunks: set[int] = set()  # those that match their checksum
+        self.skipped: dict[int, str] = {}
+        self._by_sample: Dataset | None = None  # the source opened with verify="sample"
+        if source.table.checksums is None and not any(self.expected):
+            logger.warning(
+                "%s records no checksums%s: it is copied as it reads, so damage its codec "
+                "cannot see would be copied too",
+                source.root,
+                "" if source.manifest else " (an original acumenindexer dataset)",
+            )
+
+    def __enter__(self) -> SourceCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._by_sample is not None:
+            self._by_sample.close()
+
+    def positions(self) -> Iterator[int]:
+        """Source positions to copy; raises on damage unless it is to be skipped."""
+        sound = self.sound_chunks
+        for i, chunk in enumerate(self.source.table.chunk_ids.tolist()):
+            if chunk in sound:
+                yield i
+                continue
+            problem = self.problem(i, chunk)
+            if problem is None:
+                yield i
+            elif self.on_damage == "stop":
+                raise CorruptDatasetError(problem)
+            else:
+                self.skipped[i] = problem
+        if self.skipped:
+            # Written before the copy commits: a copy with samples left out never exists
+            # without the list of them.
+            self.write_report()
+
+    def problem(self, i: int, chunk: int) -> str | None:
+        """What is wrong with sample ``i`` (in chunk file ``chunk``), or None."""
+        expected = self.expected[chunk]
+        has_own = self.source.table.checksums is not None
+        if expected is not None:
+            if chunk not in self.chunk_problems:
+                self.chunk_problems[chunk] = check_chunk(self.source, chunk, expected)
+            damaged = self.chunk_problems[chunk]
+            if damaged is None:
+                self.sound_chunks.add(chunk)
+                return None
+            if not has_own:
+                return f"{self.source.root}: sample {i}: {damaged}"
+        if has_own:
+            return _read_problem(self.by_sample, i)
+        if self.on_damage == "skip":
+            return _read_problem(self.source, i)
+        return None
+
+    @property
+    def by_sample(self) -> Dataset:
+        """The source, opened (once needed) to check each sample against its checksum."""
+        if self._by_sample is None:
+            options = {**self.options, "verify": "sample"}
+            self._by_sample = open_dataset(self.source.root, **options)
+        return self._by_sample
+
+    def kept(self) -> list[int]:
+        return [i for i in range(len(self.source)) if i not in self.skipped]
+
+    def write_report(self) -> None:
+        report = {
+            "source": str(self.source.root),
+            "samples_copied": len(self.source) - len(self.skipped),
+            "skipped": [{"sample": i, "problem": p} for i, p in self.skipped.items()],
+        }
+        text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+        write_atomically(self.destination / SKIPPED_REPORT, text.encode())
+
+    def warn(self) -> None:
+        if not self.skipped:
+            return
+        listed = list(self.skipped)
+        shown = ", ".join(map(str, listed[:20])) + (", ..." if len(listed) > 20 else "")
+        warnings.warn(
+            f"recode {self.source.root} -> {self.destination}: {len(listed)} damaged "
+            f"sample(s) left out: [{shown}] (listed in {self.destination / SKIPPED_REPORT})",
+            DamagedSamplesWarning,
+            stacklevel=3,
+        )
+
+
+def _read_problem(dataset: Dataset, i: int) -> str | None:
+    try:
+        dataset.read(i)
+    except CorruptDatasetError as error:
+        return str(error)
+    return None
+
+
+def verify_copy(
+    source: Dataset,
+    destination: str | os.PathLike[str],
+    progress: bool,
+    positions: list[int] | None = None,
+) -> None:
+    """Every sample and its metadata in ``destination`` equal the source's, bit for bit.
+
+    ``positions``: the source samples the copy holds, in order (default: all).
+    """
+    if positions is None:
+        positions = list(range(len(source)))
     with (
         open_dataset(destination) as copy,
-        Progress(len(source), f"verify {Path(destination).name}", enabled=progress) as bar,
+        Progress(len(positions), f"verify {Path(destination).name}", enabled=progress) as bar,
     ):
-        if len(copy) != len(source):
+        if len(copy) != len(positions):
             raise CorruptDatasetError(
-                f"{destination}: {len(copy)} samples, the source has {len(source)}"
+                f"{destination}: {len(copy)} samples, the source has {len(positions)} to copy"
             )
-        for i in range(len(source)):
-            (want, want_meta), (got, got_meta) = source[i], copy[i]
+        for i, position in enumerate(positions):
+            (want, want_meta), (got, got_meta) = source[position], copy[i]
             if not _same_sample(want, got):
                 raise CorruptDatasetError(
                     f"{destination}: sample {i} differs from the source after recoding (a lossy "

@@ -17,7 +17,7 @@ import numpy as np
 from acumen import plugins
 from acumen.abc.codec import Buffer
 from acumen.encoding import RecordEncoder
-from acumen.errors import DatasetExistsError, SampleError
+from acumen.errors import CorruptDatasetError, DatasetExistsError, SampleError
 from acumen.manifest import Manifest
 from acumen.parallel import ordered_map
 from acumen.plugins import PluginSpec
@@ -126,6 +126,8 @@ def _read(read_fn: ReadFn | None, item: Any, position: int) -> tuple[Any, Mappin
     try:
         result = read_fn(item) if read_fn is not None else item
         array, metadata = result
+    except CorruptDatasetError:
+        raise  # a damaged source (a dataset being recoded): it names its file and sample
     except Exception as error:
         what = "read_fn raised" if read_fn is not None else "item is not an (array, metadata) pair:"
         raise SampleError(

@@ -203,9 +203,7 @@ class ChunkVerifier:
     """
 
     def __init__(self, dataset: Dataset) -> None:
-        manifest = dataset.manifest
-        by_file = {c.file: c.checksum for c in manifest.chunks} if manifest else {}
-        self.expected = [by_file.get(name) for name in dataset.table.chunk_names]
+        self.expected = chunk_checksums(dataset)
         self.verified = [False] * len(self.expected)
         self.dataset = dataset
         self.read = dataset.storage.read
@@ -217,3 +215,10 @@ class ChunkVerifier:
                 raise CorruptDatasetError(problem)
             self.verified[chunk_id] = True
         return self.read(chunk_id, offset, size)
+
+
+def chunk_checksums(dataset: Dataset) -> list[str | None]:
+    """Each chunk's checksum in the manifest, by chunk id (None: none recorded)."""
+    manifest = dataset.manifest
+    by_file = {c.file: c.checksum for c in manifest.chunks} if manifest else {}
+    return [by_file.get(name) for name in dataset.table.chunk_names]
