@@ -170,13 +170,17 @@ class SampleVerifier:
                 "checksums='sample'); use verify='chunk'"
             )
         self.expected = memoryview(table.checksums.view(np.uint64))
-        self.root = dataset.root
+        self.dataset = dataset
 
     def __call__(self, i: int, data: Any) -> None:
         if xxhash.xxh3_64_intdigest(data) != self.expected[i]:
+            table = self.dataset.table
+            chunk, offset = int(table.chunk_ids[i]), int(table.offsets[i])
             raise CorruptDatasetError(
-                f"{self.root}: sample {i}: the payload's checksum differs from the index's "
-                "(the payload, or the row that locates it, is damaged)"
+                f"{self.dataset.root}: sample {i}: the payload's checksum differs from the "
+                f"index's ({self.dataset.storage.paths[chunk]}, bytes {offset}.."
+                f"{offset + int(table.sizes[i])}: the payload, or the row that locates it, "
+                "is damaged)"
             )
 
 
