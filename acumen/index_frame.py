@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, quote, shorten
 from acumen.index_table import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
@@ -52,7 +52,7 @@ def table_from_frame(
             for name in field_names
         }
     except ValueError as error:
-        raise CorruptDatasetError(f"{source}: {error}") from None
+        raise CorruptDatasetError(f"{source}: {shorten(str(error), 400)}") from None
     codes, chunk_names = pd.factorize(frame[CHUNK_COLUMN].to_numpy(dtype=object))
     if np.any(codes < 0):
         row = int(np.argmax(codes < 0))
@@ -141,5 +141,6 @@ def _metadata_column(series: pd.Series, spec: ColumnSpec, source: str) -> np.nda
         return series.to_numpy(dtype=NUMPY_DTYPES[spec.type])
     except (TypeError, ValueError) as error:
         raise CorruptDatasetError(
-            f"{source}: metadata column {spec.name!r} should hold {spec.type}: {error}"
+            f"{source}: metadata column {quote(spec.name)} should hold {spec.type}: "
+            f"{shorten(str(error))}"
         ) from None

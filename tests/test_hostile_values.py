@@ -17,8 +17,9 @@ import pytest
 import xxhash
 
 import acumen
+import acumen.verify
 from acumen import plugins
-from acumen.errors import CorruptDatasetError
+from acumen.errors import AcumenError, CorruptDatasetError, ManifestError
 from tests.dataset_edits import edit_index, manifest_of, save_manifest
 
 TIB = 1 << 40
@@ -123,3 +124,260 @@ def test_reading_a_sample_whose_index_declares_a_tib(tmp_path, codec, storage):
         peak = peak_while(lambda: dataset[0])
         assert dataset.read(1).tolist() == [1] * 16
     assert peak < 1 << 20
+
+
+# --- item 14: hostile configurations and indexes are acumen's errors ----------------------
+def open_and_read(root: Path) -> None:
+    with acumen.open(root) as dataset:
+        for i in range(len(dataset)):
+            dataset[i]
+
+
+def assert_short(error: BaseException) -> None:
+    """An error message quotes at most a few hundred characters of any value."""
+    assert len(str(error)) < 1000, f"a message of {len(str(error))} characters"
+
+
+BAD_CONFIGURATIONS = {
+    "text": {"level": "x"},
+    "huge": {"level": 2**64},
+    "float": {"level": 1e308},
+    "list": {"level": [3]},
+    "null": {"level": None},
+    "unknown option": {"bogus": 1},
+    "long text": {"level": "9" * 10**6},
+}
+
+
+@pytest.mark.parametrize("codec", ["zstd", "gzip", "lz4"])
+@pytest.mark.parametrize("case", list(BAD_CONFIGURATIONS))
+def test_a_codec_configuration_a_constructor_refuses_is_a_manifest_error(tmp_path, codec, case):
+    root = write(tmp_path / "ds", codec)
+    manifest = manifest_of(root)
+    manifest["codec"]["configuration"] = BAD_CONFIGURATIONS[case]
+    save_manifest(root, manifest)
+    with pytest.raises(ManifestError) as caught:
+        acumen.open(root)
+    assert caught.value.path == str(root / "manifest.json")
+    assert caught.value.key == "codec.configuration"
+    assert f"codec '{codec}' refuses" in str(caught.value)
+    assert_short(caught.value)
+    assert not acumen.verify.verify(root, progress=False).ok
+
+
+@pytest.mark.parametrize("index_format", ["csv", "parquet"])
+def test_an_index_configuration_with_an_unknown_option_is_a_manifest_error(tmp_path, index_format):
+    root = write(tmp_path / "ds", index_format=index_format)
+    manifest = manifest_of(root)
+    manifest["index"]["configuration"] = {"bogus": [1, 2]}
+    save_manifest(root, manifest)
+    with pytest.raises(ManifestError) as caught:
+        acumen.open(root)
+    assert caught.value.key == "index.configuration"
+    assert f"index format '{index_format}' refuses" in str(caught.value)
+
+
+def test_a_field_codec_configuration_is_a_manifest_error_naming_the_field(tmp_path):
+    root = tmp_path / "ds"
+    fields = {"image": {"dtype": "uint8", "codec": "lz4"}, "label": "int64"}
+    with acumen.Writer(root, fields=fields, durable=False) as writer:
+        writer.add({"image": np.zeros((2, 2), np.uint8), "label": np.int64(3)})
+    manifest = manifest_of(root)
+    manifest["fields"][0]["codec"]["configuration"] = {"level": "fast"}
+    save_manifest(root, manifest)
+    with pytest.raises(ManifestError) as caught:
+        acumen.open(root)
+    assert caught.value.key == "fields[0].codec.configuration"
+
+
+def test_an_explicit_codec_override_still_raises_value_error(tmp_path):
+    """Caller's arguments are not the manifest's: a bad one is the caller's ValueError."""
+    root = write(tmp_path / "ds", "zstd")
+    with pytest.raises(ValueError, match="bad configuration") as caught:
+        acumen.open(root, codec={"name": "zstd", "configuration": {"bogus": 1}})
+    assert not isinstance(caught.value, AcumenError)
+
+
+SIXTY_FIVE = "(" + "1, " * 65 + ")"
+
+
+def one_element_samples(root: Path, index_format: str = "csv") -> Path:
+    with acumen.Writer(root, index_format=index_format, durable=False) as writer:
+        for i in range(3):
+            writer.add(np.full((1,), i, np.int32))
+    return root
+
+
+def test_65_dimensions_in_the_manifest_are_a_manifest_error(tmp_path):
+    root = one_element_samples(tmp_path / "ds")
+    manifest = manifest_of(root)
+    manifest["shape"] = [1] * 65
+    save_manifest(root, manifest)
+    with pytest.raises(ManifestError) as caught:
+        acumen.open(root)
+    assert caught.value.key == "shape"
+    assert "at most 64" in str(caught.value)
+
+
+def test_65_dimensions_in_a_csv_index_are_an_error_naming_the_sample(tmp_path):
+    """The sizes agree (65 ones: one int32), only the number of dimensions is wrong."""
+    root = one_element_samples(tmp_path / "ds")
+    manifest = manifest_of(root)
+    manifest["shape"] = None
+    save_manifest(root, manifest)
+    edit_index(root, 0, "ai:shape", SIXTY_FIVE)
+    with pytest.raises(CorruptDatasetError, match=r"sample 0 has shape .*more than 64 dim"):
+        acumen.open(root)
+
+
+def test_65_dimensions_in_one_row_of_a_parquet_index_fail_that_sample_alone(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = one_element_samples(tmp_path / "ds", "parquet")
+    path = root / "index.parquet"
+    table = pq.read_table(path).replace_schema_metadata({})
+    shapes = pa.array([[1] * 65, [1], [1, 1]], pa.list_(pa.int64()))
+    pq.write_table(table.append_column("ai:shape", shapes), path)
+    manifest = manifest_of(root)
+    manifest["shape"] = None
+    save_manifest(root, manifest)
+    with pytest.raises(CorruptDatasetError, match=r"index\.parquet: sample 0 has shape"):
+        acumen.open(root)
+
+
+def test_64_dimensions_still_read(tmp_path):
+    root = tmp_path / "ds"
+    with acumen.Writer(root, durable=False) as writer:
+        writer.add(np.full((1,) * 64, 7, np.int32))
+    with acumen.open(root) as dataset:
+        assert dataset.read(0).shape == (1,) * 64
+
+
+@pytest.mark.parametrize("name", ["chunks/chunk_0\0.chnk", "chunks\0/chunk_0.chnk", "\0"])
+def test_a_nul_byte_in_a_chunk_name_is_refused(tmp_path, name):
+    root = write(tmp_path / "ds")
+    edit_index(root, 0, "ai:chunk_name", name)
+    with pytest.raises(CorruptDatasetError, match=r"\\x00.* is not a file name") as caught:
+        acumen.open(root)
+    assert str(root) in str(caught.value)
+    assert not acumen.verify.verify(root, progress=False).ok
+
+
+@pytest.mark.parametrize("index_format", ["parquet", "arrow"])
+def test_an_empty_chunk_dictionary_is_refused(tmp_path, index_format):
+    """Every row's chunk id points into a dictionary of no chunk names."""
+    import pyarrow as pa
+
+    root = write(tmp_path / "ds", index_format=index_format)
+    path = root / f"index.{index_format}"
+    table = read_arrow_table(path)
+    empty = pa.DictionaryArray.from_arrays(
+        pa.array([0, 0, 0], pa.int32()), pa.array([], pa.string()), safe=False
+    )
+    column = table.schema.get_field_index("ai:chunk_name")
+    write_arrow_table(table.set_column(column, "ai:chunk_name", empty), path)
+    with pytest.raises(CorruptDatasetError, match=f"index.{index_format}: .*sample 0"):
+        acumen.open(root)
+    assert not acumen.verify.verify(root, progress=False).ok
+
+
+def read_arrow_table(path: Path):
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    if path.suffix == ".parquet":
+        return pq.read_table(path)
+    with ipc.open_file(path) as reader:
+        return reader.read_all()
+
+
+def write_arrow_table(table, path: Path) -> None:
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+        return
+    with ipc.new_file(path, table.schema) as writer:
+        writer.write_table(table)
+
+
+def test_a_gzip_sample_declaring_2_to_the_64_bytes_is_an_error_naming_it(tmp_path):
+    """2**44 elements of a 1 MiB dtype: 2**64 bytes, past every C size type."""
+    root = tmp_path / "ds"
+    with acumen.Writer(root, codec="gzip", durable=False) as writer:
+        writer.add(np.zeros(16, np.uint8))
+    manifest = manifest_of(root)
+    manifest.update(dtype="|V1048576", shape=None)
+    save_manifest(root, manifest)
+    edit_index(root, 0, "ai:shape", f"({2**44},)")
+    with acumen.open(root) as dataset, pytest.raises(CorruptDatasetError, match="sample 0"):
+        dataset[0]
+
+
+def test_a_chunk_name_longer_than_any_file_name_is_refused(tmp_path):
+    root = write(tmp_path / "ds")
+    edit_index(root, 0, "ai:chunk_name", "chunks/" + "x" * 5000)
+    with pytest.raises(CorruptDatasetError, match="is not a file name"):
+        acumen.open(root)
+
+
+def test_a_chunk_name_part_longer_than_the_file_system_allows_is_refused(tmp_path):
+    root = write(tmp_path / "ds")
+    edit_index(root, 0, "ai:chunk_name", "chunks/" + "x" * 300)
+    with pytest.raises(CorruptDatasetError) as caught:
+        acumen.open(root)
+    assert_short(caught.value)
+
+
+# --- item 15: messages quote at most a few hundred characters of a hostile value ----------
+HUGE = "x" * 10**7
+
+
+def _set_chunk_name(root: Path) -> None:
+    edit_index(root, 0, "ai:chunk_name", HUGE)
+
+
+def _set_manifest_chunk_file(root: Path) -> None:
+    manifest = manifest_of(root)
+    manifest["chunks"][0]["file"] = HUGE
+    save_manifest(root, manifest)
+
+
+def _set_manifest(**keys: Any):
+    def edit(root: Path) -> None:
+        manifest = manifest_of(root)
+        for key, value in keys.items():
+            manifest[key] = value
+        save_manifest(root, manifest)
+
+    return edit
+
+
+HUGE_VALUES = {
+    "codec name": _set_manifest(codec={"name": HUGE}),
+    "index name": _set_manifest(index={"name": HUGE, "file": "index.csv"}),
+    "index file": _set_manifest(index={"name": "csv", "file": HUGE}),
+    "dtype": _set_manifest(dtype=HUGE),
+    "format": _set_manifest(format=HUGE),
+    "shape": _set_manifest(shape=[HUGE]),
+    "codec configuration": _set_manifest(codec={"name": "raw", "configuration": {HUGE: HUGE}}),
+    "install hint": _set_manifest(
+        codec={"name": "blosc99"}, plugins={"codec": {"distribution": HUGE}}
+    ),
+    "chunk name in the index": _set_chunk_name,
+    "chunk file in the manifest": _set_manifest_chunk_file,
+}
+
+
+@pytest.mark.parametrize("case", list(HUGE_VALUES))
+def test_a_ten_million_character_value_gives_a_short_message(tmp_path, case):
+    root = write(tmp_path / "ds")
+    HUGE_VALUES[case](root)
+    with pytest.raises(AcumenError) as caught:
+        open_and_read(root)
+    assert_short(caught.value)
+    report = acumen.verify.verify(root, progress=False)
+    assert not report.ok
+    assert all(len(problem) < 1000 for problem in report.problems)
