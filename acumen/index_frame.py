@@ -90,7 +90,7 @@ def check_reserved_columns(column_names: Sequence[str], source: str) -> list[str
         required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
     missing = [c for c in required if c not in column_names]
     if missing:
-        raise CorruptDatasetError(f"{source}: index lacks the column(s) {missing}")
+        raise CorruptDatasetError(f"{source}: index lacks the column(s) {quote(missing)}")
     return field_names
 
 
@@ -118,8 +118,8 @@ def metadata_specs(
         return [ColumnSpec(name, column_type_of_dtype(dtype_of(name))) for name in present]
     if present != [spec.name for spec in columns]:
         raise CorruptDatasetError(
-            f"{source}: metadata columns {present} differ from the manifest's "
-            f"{[spec.name for spec in columns]}"
+            f"{source}: metadata columns {quote(present)} differ from the manifest's "
+            f"{quote([spec.name for spec in columns])}"
         )
     return list(columns)
 

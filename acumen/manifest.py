@@ -299,6 +299,8 @@ def dtype_from_json(value: Any) -> np.dtype:
     """The dtype a manifest names; anything else (or a dtype of Python objects) is a
     ``ValueError``, whatever numpy's parser raised."""
     try:
+        if not _printable(value):  # numpy reads "\0" as bool, "\t" as int64: type numbers
+            raise ValueError("a control character where a type code should be")
         if isinstance(value, str):
             dtype = np.dtype(value)
         elif isinstance(value, list):
@@ -312,6 +314,16 @@ def dtype_from_json(value: Any) -> np.dtype:
     if dtype.hasobject or dtype.itemsize == 0:
         raise ValueError(f"{quote(value)} is not a dtype that can be stored as bytes")
     return dtype
+
+
+def _printable(value: Any) -> bool:
+    """No text in a dtype description (its type codes and field names) holds a control
+    character."""
+    if isinstance(value, str):
+        return value.isprintable()
+    if isinstance(value, list):
+        return all(map(_printable, value))
+    return True
 
 
 def _lists(value: Any) -> Any:

@@ -24,6 +24,7 @@ from acumen.errors import (
     CorruptDatasetError,
     DatasetNotFoundError,
     IncompleteDatasetError,
+    quote,
     shorten,
 )
 from acumen.index_checks import ChunkFiles
@@ -176,8 +177,8 @@ def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[Fi
     declared = [entry["name"] for entry in manifest.fields or []]
     if declared != list(table.fields):
         raise CorruptDatasetError(
-            f"{root / MANIFEST_FILE}: fields {declared} differ from the index's "
-            f"{list(table.fields)}"
+            f"{root / MANIFEST_FILE}: fields {quote(declared)} differ from the index's "
+            f"{quote(list(table.fields))}"
         )
     readers = []
     for i, entry in enumerate(manifest.fields or []):

@@ -303,6 +303,19 @@ def write_arrow_table(table, path: Path) -> None:
         writer.write_table(table)
 
 
+@pytest.mark.parametrize("dtype", ["\0", "\t", "\x02", [["a", "\x07"]]])
+def test_a_control_character_dtype_is_refused_not_read_as_a_type_number(tmp_path, dtype):
+    """numpy reads the text "\\0" as bool and "\\t" as int64 (type numbers): a NUL dtype
+    once read a uint8 field as bools, silently."""
+    root = write(tmp_path / "ds")
+    manifest = manifest_of(root)
+    manifest["dtype"] = dtype
+    save_manifest(root, manifest)
+    with pytest.raises(ManifestError) as caught:
+        acumen.open(root)
+    assert caught.value.key == "dtype"
+
+
 def test_a_gzip_sample_declaring_2_to_the_64_bytes_is_an_error_naming_it(tmp_path):
     """2**44 elements of a 1 MiB dtype: 2**64 bytes, past every C size type."""
     root = tmp_path / "ds"
@@ -381,3 +394,119 @@ def test_a_ten_million_character_value_gives_a_short_message(tmp_path, case):
     report = acumen.verify.verify(root, progress=False)
     assert not report.ok
     assert all(len(problem) < 1000 for problem in report.problems)
+
+
+# --- the sweep: every key of a real manifest, every hostile value -------------------------
+HOSTILE = {
+    "null": None,
+    "-1": -1,
+    "2**64": 2**64,
+    "1e308": 1e308,
+    "infinity": float("inf"),
+    "long text": "x" * 10**6,
+    "empty list": [],
+    "empty object": {},
+    "NUL": "\0",
+    "nested lists": [[[[["x"]]]], [[]], [1, [2, [3]]]],
+}
+#: Keys a manifest may hold that the written one lacks: options a plugin does not know.
+EXTRA_KEYS = [
+    ("codec", "configuration", "bogus"),
+    ("codec", "configuration", "dictionary"),
+    ("index", "configuration", "bogus"),
+]
+
+
+def sweep_samples(kind: str) -> tuple[dict, list]:
+    """Writer options and samples: zstd with a csv index and metadata, or two fields (lz4
+    and raw) with a parquet index; chunks of one or two samples."""
+    if kind == "zstd csv":
+        options = {"codec": {"name": "zstd", "configuration": {"level": 3}}}
+        arrays = [np.arange(6, dtype=np.int32).reshape(2, 3) + i for i in range(4)]
+    else:
+        options = {
+            "fields": {"image": {"dtype": "uint8", "codec": "lz4"}, "label": "int64"},
+            "index_format": "parquet",
+        }
+        arrays = [{"image": np.full((2, 2), i, np.uint8), "label": np.int64(i)} for i in range(4)]
+    return options, [(array, {"i": i, "name": f"s{i}"}) for i, array in enumerate(arrays)]
+
+
+@pytest.fixture(scope="module", params=["zstd csv", "fields parquet"])
+def sweep_dataset(request, tmp_path_factory) -> tuple[Path, list]:
+    """A dataset of several chunk files, and what each of its samples holds."""
+    options, samples = sweep_samples(request.param)
+    root = tmp_path_factory.mktemp("sweep") / "ds"
+    with acumen.Writer(root, chunk_size_bytes=40, durable=False, **options) as writer:
+        for array, metadata in samples:
+            writer.add(array, **metadata)
+    assert len(manifest_of(root)["chunks"]) > 1
+    return root, samples
+
+
+def key_paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    """The path of every value in a JSON document (objects and lists, and their items)."""
+    paths = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            paths += key_paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            paths += key_paths(item, (*prefix, index))
+    return paths
+
+
+def replaced(document: Any, path: tuple, value: Any) -> Any:
+    """A copy of ``document`` with the value at ``path`` replaced."""
+    if not path:
+        return value
+    copy = dict(document) if isinstance(document, dict) else list(document)
+    key = path[0]
+    inner = document.get(key, {}) if isinstance(document, dict) else document[key]
+    copy[key] = replaced(inner, path[1:], value)
+    return copy
+
+
+def same(got: Any, expected: Any) -> bool:
+    """Equal arrays, or dicts of equal arrays (a multi-field sample), dtypes included."""
+    if isinstance(expected, dict):
+        return got.keys() == expected.keys() and all(same(got[k], expected[k]) for k in got)
+    got, expected = np.asarray(got), np.asarray(expected)
+    return got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def check_reads_or_refuses(root: Path, samples: list) -> None:
+    """Open, read and verify: only acumen's errors, each short; what reads is right."""
+    try:
+        with acumen.open(root) as dataset:
+            assert len(dataset) == len(samples)
+            for i, (array, metadata) in enumerate(samples):
+                try:
+                    got, got_metadata = dataset[i]
+                except AcumenError as error:
+                    assert_short(error)
+                    continue
+                assert same(got, array)
+                assert got_metadata == metadata
+    except AcumenError as error:
+        assert_short(error)
+    report = acumen.verify.verify(root, progress=False, jobs=1)
+    assert all(len(problem) < 1000 for problem in report.problems), report.problems
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE))
+def test_every_manifest_key_with_a_hostile_value(sweep_dataset, hostile):
+    root, samples = sweep_dataset
+    original = (root / "manifest.json").read_bytes()
+    manifest = manifest_of(root)
+    failures = []
+    try:
+        for path in key_paths(manifest) + EXTRA_KEYS:
+            save_manifest(root, replaced(manifest, path, HOSTILE[hostile]))
+            try:
+                check_reads_or_refuses(root, samples)
+            except Exception as error:
+                failures.append(f"{path}: {type(error).__name__}: {str(error)[:300]}")
+    finally:
+        (root / "manifest.json").write_bytes(original)
+    assert not failures, "\n".join(failures)

@@ -144,7 +144,7 @@ class ParquetIndex(IndexFormat):
                 f"{path}: the index does not parse: {shorten(str(error), 400)}"
             ) from None
         if len(set(present)) != len(present):
-            raise CorruptDatasetError(f"{path}: the index names a column twice: {present}")
+            raise CorruptDatasetError(f"{path}: the index names a column twice: {quote(present)}")
         templates = shape_templates(arrow.schema.metadata, source)
         field_names = check_reserved_columns(
             present + [name for name in templates if name not in present], source
