@@ -7,6 +7,8 @@ exception a caller would naturally catch (``FileNotFoundError``, ``KeyError``,
 
 from __future__ import annotations
 
+import reprlib
+
 
 class AcumenError(Exception):
     """Root of every error acumen raises on purpose."""
@@ -61,3 +63,46 @@ class PluginNotFoundError(AcumenError, KeyError):
 
 class PluginConflictError(AcumenError, ValueError):
     """A name is registered already and the caller did not ask to replace it."""
+
+
+#: How many characters of a value taken from a file an error message quotes.
+QUOTE_LIMIT = 200
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, at most about ``limit`` characters: a value
+    read from a hostile file may be millions of characters long (or deeply nested), and a
+    message that echoes it whole is useless and costly. A cut value ends with ``...`` and
+    says how long it is."""
+    if isinstance(value, (str, bytes, bytearray)):
+        if len(value) <= limit:
+            return repr(value)
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:limit]!r}... ({len(value)} {unit})"
+    if isinstance(value, int) and value.bit_length() > 4 * limit:  # repr would be slow
+        return f"<an integer of {value.bit_length()} bits>"
+    try:
+        text = _SHORT_REPR.repr(value)
+    except Exception:  # a huge int inside a list: repr itself refuses it
+        text = f"<{type(value).__name__}>"
+    return shorten(text, limit)
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """Free text for an error message (another library's error, a path), cut to about
+    ``limit`` characters with ``...`` and the full length."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxlevel = 3
+    short.maxstring = short.maxother = short.maxlong = QUOTE_LIMIT
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = short.maxfrozenset = 8
+    return short
+
+
+_SHORT_REPR = _short_repr()

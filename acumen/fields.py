@@ -18,7 +18,7 @@ import numpy as np
 from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.encoding import storage_dtype
-from acumen.errors import SampleError
+from acumen.errors import SampleError, quote
 
 FIELD_TYPES = ("array", "bytes")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -50,7 +50,7 @@ class FieldSpec:
 def check_field_name(name: object) -> str:
     if not isinstance(name, str) or not _FIELD_NAME.match(name):
         raise ValueError(
-            f"field name {name!r} must be letters, digits, '_', '.' or '-' (not starting "
+            f"field name {quote(name)} must be letters, digits, '_', '.' or '-' (not starting "
             "with '.' or '-')"
         )
     return name

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, quote
 from acumen.index_table import IndexTable
-from acumen.shapes import ShapeColumn
+from acumen.shapes import MAX_NDIM, ShapeColumn
 
 BLOCK_SHIFT = 14
 BLOCK = 1 << BLOCK_SHIFT  # rows per block: a check of a few tens of microseconds
@@ -158,6 +158,8 @@ class IndexChecks:
         offsets = table.offsets[start:end]
         sizes = table.sizes[start:end]
         chunks = len(self.file_sizes)
+        if not chunks:  # an empty list of chunk files (dictionary): no row names one
+            return np.ones(end - start, dtype=np.bool_)
         bad = None
         if ids.min() < 0 or ids.max() >= chunks or offsets.min() < 0 or sizes.min() < 0:
             bad = (ids < 0) | (ids >= chunks) | (offsets < 0) | (sizes < 0)
@@ -230,14 +232,14 @@ def _describe_payload(rule: PayloadRule, i: int, source: Path) -> str | None:
     counts, impossible = rule.shapes.counts_of(i, i + 1)
     if impossible is not None and impossible[0]:
         return (
-            f"{source}: sample {i} {rule.label}has shape {rule.shapes[i]}: a negative "
-            "dimension or too many elements"
+            f"{source}: sample {i} {rule.label}has shape {quote(rule.shapes[i])}: a negative "
+            f"dimension, too many elements or more than {MAX_NDIM} dimensions"
         )
     size = int(rule.sizes[i])
     if rule.itemsize is not None and size != int(counts[0]) * rule.itemsize:
         return (
             f"{source}: sample {i} {rule.label}has {size} bytes, but shape "
-            f"{rule.shapes[i]} of {rule.dtype_name} needs {int(counts[0]) * rule.itemsize}"
+            f"{quote(rule.shapes[i])} of {rule.dtype_name} needs {int(counts[0]) * rule.itemsize}"
             f"{rule.hint}"
         )
     return None
@@ -250,7 +252,7 @@ def payload_rules(
     if readers:
         return [
             PayloadRule(
-                f"field {r.name!r} ",
+                f"field {quote(r.name)} ",
                 r.sizes,
                 r.shapes,
                 r.dtype.itemsize if r.codec.is_identity else None,

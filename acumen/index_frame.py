@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, quote, shorten
 from acumen.index_table import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
@@ -52,7 +52,7 @@ def table_from_frame(
             for name in field_names
         }
     except ValueError as error:
-        raise CorruptDatasetError(f"{source}: {error}") from None
+        raise CorruptDatasetError(f"{source}: {shorten(str(error), 400)}") from None
     codes, chunk_names = pd.factorize(frame[CHUNK_COLUMN].to_numpy(dtype=object))
     if np.any(codes < 0):
         row = int(np.argmax(codes < 0))
@@ -90,7 +90,7 @@ def check_reserved_columns(column_names: Sequence[str], source: str) -> list[str
         required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
     missing = [c for c in required if c not in column_names]
     if missing:
-        raise CorruptDatasetError(f"{source}: index lacks the column(s) {missing}")
+        raise CorruptDatasetError(f"{source}: index lacks the column(s) {quote(missing)}")
     return field_names
 
 
@@ -118,8 +118,8 @@ def metadata_specs(
         return [ColumnSpec(name, column_type_of_dtype(dtype_of(name))) for name in present]
     if present != [spec.name for spec in columns]:
         raise CorruptDatasetError(
-            f"{source}: metadata columns {present} differ from the manifest's "
-            f"{[spec.name for spec in columns]}"
+            f"{source}: metadata columns {quote(present)} differ from the manifest's "
+            f"{quote([spec.name for spec in columns])}"
         )
     return list(columns)
 
@@ -141,5 +141,6 @@ def _metadata_column(series: pd.Series, spec: ColumnSpec, source: str) -> np.nda
         return series.to_numpy(dtype=NUMPY_DTYPES[spec.type])
     except (TypeError, ValueError) as error:
         raise CorruptDatasetError(
-            f"{source}: metadata column {spec.name!r} should hold {spec.type}: {error}"
+            f"{source}: metadata column {quote(spec.name)} should hold {spec.type}: "
+            f"{shorten(str(error))}"
         ) from None

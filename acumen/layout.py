@@ -16,7 +16,7 @@ import socket
 import time
 from pathlib import Path, PurePosixPath
 
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, quote, shorten
 
 MANIFEST_FILE = "manifest.json"
 WRITING_MARKER = ".acumen-writing"
@@ -29,17 +29,31 @@ def chunk_file_name(number: int) -> str:
     return CHUNK_FILE_PATTERN.format(n=number)
 
 
+#: The longest name a file inside a dataset may have (Linux's PATH_MAX; longer names
+#: cannot be opened on any common system).
+MAX_NAME_LENGTH = 4096
+
+
 def resolve_inside(root: Path, relative: str, what: str) -> Path:
-    """``root / relative``, refusing names that would leave the dataset folder."""
-    if not isinstance(relative, str):
-        raise CorruptDatasetError(f"{root}: {what} {relative!r} is not a file name")
+    """``root / relative``, refusing names that would leave the dataset folder, and names
+    no file can have (a NUL byte, longer than :data:`MAX_NAME_LENGTH`)."""
+    if not isinstance(relative, str) or "\0" in relative or len(relative) > MAX_NAME_LENGTH:
+        raise CorruptDatasetError(f"{root}: {what} {quote(relative)} is not a file name")
     pure = PurePosixPath(relative.replace("\\", "/"))
     if not relative or pure.is_absolute() or ".." in pure.parts or ":" in pure.parts[0]:
-        raise CorruptDatasetError(f"{root}: {what} {relative!r} is not a path inside the dataset")
+        raise CorruptDatasetError(
+            f"{root}: {what} {quote(relative)} is not a path inside the dataset"
+        )
     path = root.joinpath(*pure.parts)
     # Any part of the path may be a link (chunks/ itself): where it really leads counts.
-    if not path.resolve().is_relative_to(root.resolve()):
-        raise CorruptDatasetError(f"{root}: {what} {relative!r} links outside the dataset")
+    try:
+        inside = path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError) as error:  # a name too long, a link loop (3.11)
+        raise CorruptDatasetError(
+            f"{root}: {what} {quote(relative)} cannot be resolved: {shorten(str(error))}"
+        ) from None
+    if not inside:
+        raise CorruptDatasetError(f"{root}: {what} {quote(relative)} links outside the dataset")
     return path
 
 

@@ -16,9 +16,10 @@ import numpy as np
 
 from acumen._version import __version__
 from acumen.checksums import CHECKSUM, SEAL_KEY, manifest_seal, sealed
-from acumen.errors import ManifestError
+from acumen.errors import ManifestError, quote, shorten
 from acumen.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE, write_atomically
 from acumen.metadata import COLUMN_TYPES, ColumnSpec
+from acumen.shapes import MAX_NDIM
 
 FORMAT_NAME = "acumen"
 FORMAT_VERSION = 1
@@ -100,7 +101,8 @@ class Manifest:
         if not isinstance(raw, dict):
             raise ManifestError(path, None, f"must be a JSON object, got {type(raw).__name__}")
         if check.get(raw, "format", str) != FORMAT_NAME:
-            raise ManifestError(path, "format", f"must be {FORMAT_NAME!r}, got {raw['format']!r}")
+            got = quote(raw["format"])
+            raise ManifestError(path, "format", f"must be {FORMAT_NAME!r}, got {got}")
         version = check.get(raw, "format_version", int)
         if version > FORMAT_VERSION:
             raise ManifestError(
@@ -118,8 +120,9 @@ class Manifest:
         except (TypeError, ValueError) as error:
             raise ManifestError(path, "dtype", f"is not a dtype: {error}") from None
         shape = raw.get("shape")
-        if shape is not None and not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
-            raise ManifestError(path, "shape", f"must be null or a list of sizes, got {shape!r}")
+        if not _is_shape(shape):
+            problem = f"must be null or a list of sizes, got {quote(shape)} (at most {MAX_NDIM})"
+            raise ManifestError(path, "shape", problem)
         codec = check.plugin_config(raw, "codec")
         index = check.plugin_config(raw, "index")
         check.get(index, "file", str, prefix="index.")
@@ -188,6 +191,13 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _is_shape(value: object) -> bool:
+    """None, or a list of at most MAX_NDIM sizes (numpy's limit on dimensions)."""
+    return value is None or (
+        isinstance(value, list) and len(value) <= MAX_NDIM and all(map(_is_count, value))
+    )
+
+
 def _sound_chunk_entry(entry: object) -> ChunkEntry | None:
     """The entry, if every key is as :class:`_Checker` requires, else None (about 1 µs a
     chunk instead of 5: a ten-million-sample dataset lists a thousand chunk files)."""
@@ -217,7 +227,7 @@ class _Checker:
         value = obj[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ManifestError(
-                self.path, prefix + key, f"must be {_TYPE_NAMES[kind]}, got {value!r}"
+                self.path, prefix + key, f"must be {_TYPE_NAMES[kind]}, got {quote(value)}"
             )
         return value
 
@@ -227,7 +237,9 @@ class _Checker:
             return None
         if not (isinstance(value, str) and CHECKSUM.fullmatch(value)):
             raise ManifestError(
-                self.path, prefix + "checksum", f"must look like 'xxh3_64:<16 hex>', got {value!r}"
+                self.path,
+                prefix + "checksum",
+                f"must look like 'xxh3_64:<16 hex>', got {quote(value)}",
             )
         return value
 
@@ -238,7 +250,7 @@ class _Checker:
         expected = raw[SEAL_KEY]
         if not (isinstance(expected, str) and CHECKSUM.fullmatch(expected)):
             raise ManifestError(
-                self.path, SEAL_KEY, f"must look like 'xxh3_64:<16 hex>', got {expected!r}"
+                self.path, SEAL_KEY, f"must look like 'xxh3_64:<16 hex>', got {quote(expected)}"
             )
         actual = manifest_seal(raw)
         if actual != expected:
@@ -255,8 +267,8 @@ class _Checker:
             if not (isinstance(value, str) and CHECKSUM.fullmatch(value)):
                 raise ManifestError(
                     self.path,
-                    f"files[{name!r}]",
-                    f"must look like 'xxh3_64:<16 hex>', got {value!r}",
+                    f"files[{quote(name)}]",
+                    f"must look like 'xxh3_64:<16 hex>', got {quote(value)}",
                 )
         return dict(files)
 
@@ -291,7 +303,7 @@ class _Checker:
             except ValueError as error:
                 raise ManifestError(self.path, prefix + "name", str(error)) from None
             if name in names:
-                raise ManifestError(self.path, prefix + "name", f"{name!r} appears twice")
+                raise ManifestError(self.path, prefix + "name", f"{quote(name)} appears twice")
             names.add(name)
             kind = self.get(entry, "type", str, prefix=prefix)
             if kind not in FIELD_TYPES:
@@ -303,9 +315,9 @@ class _Checker:
                     self.path, prefix + "dtype", f"is not a dtype: {error}"
                 ) from None
             codec = self.plugin_config(entry, "codec", prefix=prefix)
-            shape = entry.get("shape")
-            if shape is not None and not (isinstance(shape, list) and all(map(_is_count, shape))):
-                raise ManifestError(self.path, prefix + "shape", "must be null or a list of sizes")
+            if not _is_shape(entry.get("shape")):
+                problem = f"must be null or a list of at most {MAX_NDIM} sizes"
+                raise ManifestError(self.path, prefix + "shape", problem)
             checked.append({**entry, "codec": codec})  # kept in JSON form, as written
         return checked
 
@@ -323,17 +335,31 @@ def dtype_from_json(value: Any) -> np.dtype:
     """The dtype a manifest names; anything else (or a dtype of Python objects) is a
     ``ValueError``, whatever numpy's parser raised."""
     try:
+        if not _printable(value):  # numpy reads "\0" as bool, "\t" as int64: type numbers
+            raise ValueError("a control character where a type code should be")
         if isinstance(value, str):
             dtype = np.dtype(value)
         elif isinstance(value, list):
             dtype = np.lib.format.descr_to_dtype(_tuples(value))
         else:
-            raise TypeError(f"expected a dtype string or field list, got {value!r}")
+            raise TypeError(f"expected a dtype string or field list, got {quote(value)}")
     except Exception as error:  # numpy raises TypeError, ValueError, even SyntaxError
-        raise ValueError(f"{value!r} is not a dtype ({type(error).__name__}: {error})") from None
+        raise ValueError(
+            f"{quote(value)} is not a dtype ({type(error).__name__}: {shorten(str(error))})"
+        ) from None
     if dtype.hasobject or dtype.itemsize == 0:
-        raise ValueError(f"{value!r} is not a dtype that can be stored as bytes")
+        raise ValueError(f"{quote(value)} is not a dtype that can be stored as bytes")
     return dtype
+
+
+def _printable(value: Any) -> bool:
+    """No text in a dtype description (its type codes and field names) holds a control
+    character."""
+    if isinstance(value, str):
+        return value.isprintable()
+    if isinstance(value, list):
+        return all(map(_printable, value))
+    return True
 
 
 def _lists(value: Any) -> Any:

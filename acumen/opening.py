@@ -8,7 +8,6 @@ raw, as the original reader).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ from acumen.errors import (
     CorruptDatasetError,
     DatasetNotFoundError,
     IncompleteDatasetError,
+    quote,
+    shorten,
 )
 from acumen.index_checks import ChunkFiles
 from acumen.index_table import IndexTable
@@ -70,22 +71,15 @@ def open_dataset(
         raise ValueError(f"verify must be None, 'chunk' or 'sample', got {verify!r}")
     root = _dataset_root(Path(path))
     codec = _codec_from_flags(codec, use_gzip)
+    codec_override = plugins.codec(codec) if codec is not None else None
+    index_override = plugins.index_format(index_format) if index_format is not None else None
     overrides = dtype is not None or codec is not None
     manifest_path = root / MANIFEST_FILE
     while True:
         if manifest_path.is_file():
             manifest: Manifest | None = Manifest.load(manifest_path)
-            asked_by = str(root)
-            codec_plugin = plugins.codec(
-                codec or manifest.codec,
-                asked_by=asked_by,
-                install_hint=manifest.install_hint("codec"),
-            )
-            index_plugin = plugins.index_format(
-                index_format or manifest.index,
-                asked_by=asked_by,
-                install_hint=manifest.install_hint("index"),
-            )
+            codec_plugin = codec_override or _from_manifest(manifest_path, manifest, "codec")
+            index_plugin = index_override or _from_manifest(manifest_path, manifest, "index")
             index_path = resolve_inside(root, manifest.index["file"], "index file")
             # Before a parser reads it: a damaged index is refused by its checksum.
             check_named_files(
@@ -95,8 +89,8 @@ def open_dataset(
             dtype = storage_dtype(dtype) if dtype is not None else manifest.dtype
         else:
             manifest = None
-            codec_plugin = plugins.codec(codec or "raw")
-            index_plugin = plugins.index_format(index_format or "csv")
+            codec_plugin = codec_override or plugins.codec("raw")
+            index_plugin = index_override or plugins.index_format("csv")
             index_path = root / index_plugin.filename
             columns = None
         table = _read_index(index_plugin, index_path, columns)
@@ -131,7 +125,8 @@ def _read_index(index_plugin: Any, index_path: Path, columns: Any) -> IndexTable
         raise
     except Exception as error:  # a parser's own error on a damaged or hostile file
         raise CorruptDatasetError(
-            f"{index_path}: the index does not parse: {type(error).__name__}: {error}"
+            f"{index_path}: the index does not parse: {type(error).__name__}: "
+            f"{shorten(str(error), 400)}"
         ) from None
 
 
@@ -171,31 +166,53 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
                     info = os.lstat(candidate)
                 except FileNotFoundError:
                     path = candidate
-                except OSError:
+                except (OSError, ValueError):  # ValueError: a NUL byte; worded below
                     pass
                 else:
                     if stat.S_ISREG(info.st_mode):
                         path, sizes[k] = candidate, info.st_size
         if path is None:
             path = str(resolve_inside(root, name, "chunk file"))
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 sizes[k] = os.stat(path).st_size
+            except FileNotFoundError:
+                pass
+            except OSError as error:  # a part of the name too long for the file system...
+                raise CorruptDatasetError(
+                    f"{shorten(path)}: chunk file cannot be looked up: {error.strerror}"
+                ) from None
         paths.append(path)
     return paths, sizes
+
+
+def _from_manifest(manifest_path: Path, manifest: Manifest, key: str) -> Any:
+    """The codec (``key`` "codec") or index format ("index") the manifest names."""
+    kind, config = ("codec", manifest.codec) if key == "codec" else ("index_format", manifest.index)
+    return plugins.from_manifest(
+        kind,
+        config,
+        source=manifest_path,
+        key=key,
+        asked_by=str(manifest_path.parent),
+        install_hint=manifest.install_hint(key),
+    )
 
 
 def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[FieldReader]:
     declared = [entry["name"] for entry in manifest.fields or []]
     if declared != list(table.fields):
         raise CorruptDatasetError(
-            f"{root / MANIFEST_FILE}: fields {declared} differ from the index's "
-            f"{list(table.fields)}"
+            f"{root / MANIFEST_FILE}: fields {quote(declared)} differ from the index's "
+            f"{quote(list(table.fields))}"
         )
     readers = []
-    for entry in manifest.fields or []:
+    for i, entry in enumerate(manifest.fields or []):
         name = entry["name"]
-        codec = plugins.codec(
+        codec = plugins.from_manifest(
+            "codec",
             entry["codec"],
+            source=root / MANIFEST_FILE,
+            key=f"fields[{i}].codec",
             asked_by=str(root),
             install_hint=manifest.install_hint(f"codec:{entry['codec']['name']}"),
         )

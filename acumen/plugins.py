@@ -23,7 +23,7 @@ from acumen.abc.index_format import IndexFormat
 from acumen.abc.plugin import Plugin
 from acumen.abc.reader import Reader
 from acumen.abc.storage import Storage
-from acumen.errors import PluginConflictError
+from acumen.errors import AcumenError, ManifestError, PluginConflictError, quote, shorten
 from acumen.registry import LoadFailure, Registration, Registry
 
 ENTRY_POINT_GROUP = "acumen"
@@ -145,7 +145,7 @@ def _split_spec(spec: PluginSpec) -> tuple[str, dict[str, Any]]:
     if isinstance(spec, Mapping):
         name = spec.get("name")
         if not isinstance(name, str):
-            raise ValueError(f"a plugin config needs a 'name' string: {dict(spec)!r}")
+            raise ValueError(f"a plugin config needs a 'name' string: {quote(dict(spec))}")
         return name, dict(spec.get("configuration") or {})
     raise TypeError(f"expected a plugin name, config dict or instance, got {type(spec).__name__}")
 
@@ -170,6 +170,36 @@ def storage(spec: PluginSpec, paths: Sequence[str], **lookup: str | None) -> Sto
     if isinstance(spec, Storage):
         spec = spec.get_config()
     return _instantiate("storage", spec, (paths,), lookup)  # type: ignore[return-value]
+
+
+def from_manifest(
+    kind: str,
+    config: Mapping[str, Any],
+    *,
+    source: str | os.PathLike[str],
+    key: str,
+    asked_by: str | None = None,
+    install_hint: str | None = None,
+) -> Plugin:
+    """The plugin a dataset's file asks for (``{"name", "configuration"}`` under ``key``).
+
+    The one door for configurations read from a file: whatever a plugin's constructor
+    raises on them (``ValueError`` for a level of ``"x"``, ``TypeError`` for an unknown
+    option, anything else) is a :class:`ManifestError` naming the file and the key.
+    """
+    name, configuration = _split_spec(config)
+    cls = plugin_class(kind, name, asked_by=asked_by, install_hint=install_hint)
+    try:
+        return cls(**configuration)
+    except AcumenError:
+        raise
+    except Exception as error:  # a plugin's constructor, given what a file says
+        raise ManifestError(
+            source,
+            f"{key}.configuration",
+            f"{hookspecs.KINDS[kind][2]} {quote(name)} refuses {quote(configuration)}: "
+            f"{type(error).__name__}: {shorten(str(error))}",
+        ) from None
 
 
 def _instantiate(kind: str, spec: PluginSpec, args: tuple, lookup: dict) -> Plugin:

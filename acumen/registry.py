@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from acumen.errors import PluginConflictError, PluginNotFoundError
+from acumen.errors import PluginConflictError, PluginNotFoundError, quote, shorten
 from acumen.hookspecs import KINDS
 
 
@@ -85,10 +85,10 @@ class Registry:
         if install_hint is not None and self._loaded_from(install_hint):
             install_hint = None  # that distribution is loaded and lacks the name: no use
         asker = f" (the manifest of {asked_by} asks for it)" if asked_by else ""
-        hint = install_hint or f"acumen-{name}"
+        hint = shorten(install_hint or f"acumen-{name}", 100)
         message = (
-            f"{label} '{name}' is not installed{asker}; installed {label}s: {installed}; "
-            f"try `pip install {hint}`"
+            f"{label} {quote(name, 100)} is not installed{asker}; installed {label}s: "
+            f"{installed}; try `pip install {hint}`"
         )
         if not any(self._entries.values()):
             message += (

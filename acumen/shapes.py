@@ -26,6 +26,7 @@ import numpy as np
 
 _MAX_ELEMENTS = 2**62  # more elements than any file can hold; keeps int64 sums exact
 MAX_DIMENSION = _MAX_ELEMENTS  # the largest dimension an index may name
+MAX_NDIM = 64  # numpy's limit on dimensions: a shape with more cannot be an array
 _SHAPE_TEXT = re.compile(r"^\(\s*(?:\d+\s*,\s*)*(?:\d+\s*,?\s*)?\)$")
 _NARROW = (np.uint8, np.uint16, np.int32)  # narrowest first; int64 beyond
 
@@ -305,9 +306,12 @@ class ShapeColumn:
 
     def counts_of(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``(counts, impossible)`` for samples ``start:end``: element counts as int64, and a
-        mask of the samples with a negative dimension or more than 2**62 elements (their
-        count is 0), or None when there is none. Exact: no product wraps around int64."""
+        mask of the samples with a negative dimension, more than 2**62 elements or more than
+        :data:`MAX_NDIM` dimensions (their count is 0), or None when there is none. Exact: no
+        product wraps around int64."""
         count = end - start
+        if self._ndim > MAX_NDIM:  # no array has that many (ragged: checked per row below)
+            return np.zeros(count, np.int64), np.ones(count, dtype=np.bool_)
         if self._fixed is not None:
             total = math.prod(self._fixed)
             if total > _MAX_ELEMENTS or min(self._fixed, default=0) < 0:
@@ -326,13 +330,15 @@ class ShapeColumn:
                 approx *= column
         else:
             offsets = self._offsets[start : end + 1]
-            nonempty = np.diff(offsets) > 0
+            lengths = np.diff(offsets)
+            nonempty = lengths > 0
             dims = self._dims[offsets[0] : offsets[-1]]
             starts = (offsets[:-1] - offsets[0])[nonempty]
             approx = np.ones(count)
             if len(starts):
                 impossible[nonempty] = np.minimum.reduceat(dims, starts) < 0
                 approx[nonempty] = np.multiply.reduceat(dims.astype(np.float64), starts)
+            impossible |= lengths > MAX_NDIM
         impossible |= approx > _MAX_ELEMENTS
         if not impossible.any():
             return self._element_counts(start, end), None

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from acumen.checksums import file_checksum
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, quote
 from acumen.index_table import IndexTable
 from acumen.layout import resolve_inside
 from acumen.manifest import Manifest
@@ -38,7 +38,7 @@ def check_chunk_files(
         if manifest is not None:
             if name not in declared:
                 raise CorruptDatasetError(
-                    f"{root}: the index names chunk {name!r}, which the manifest does not list"
+                    f"{root}: the index names chunk {quote(name)}, which the manifest does not list"
                 )
             if declared[name] != size:
                 raise CorruptDatasetError(

@@ -8,9 +8,11 @@ import zlib
 import numpy as np
 
 from acumen.abc.codec import Buffer, Codec, array_bytes
-from acumen.codecs._checks import size_mismatch, undecodable
+from acumen.codecs._checks import HEADER_CHECK_ABOVE, beyond_ratio, size_mismatch, undecodable
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
+#: Deflate codes at most 258 bytes (one match) in 2 bits: 1032 bytes per payload byte.
+MAX_RATIO = 1032
 
 
 class GzipCodec(Codec):
@@ -30,6 +32,13 @@ class GzipCodec(Codec):
         return gzip.compress(array_bytes(array), compresslevel=self.level, mtime=0)
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
+        if decoded_size > MAX_RATIO * len(payload):
+            raise beyond_ratio(self.name, len(payload), decoded_size, MAX_RATIO)
+        if decoded_size > HEADER_CHECK_ABOVE:
+            # The trailer's ISIZE is the size modulo 2**32: a mismatch is refused uninflated.
+            recorded = int.from_bytes(payload[-4:], "little")
+            if recorded != decoded_size & 0xFFFFFFFF:
+                raise size_mismatch(self.name, f"{recorded} (mod 2**32)", decoded_size)
         inflater = zlib.decompressobj(_GZIP_WBITS)
         try:
             # Bounded: never inflate more than one byte past what the index declares.

@@ -8,7 +8,7 @@ import lz4.frame
 import numpy as np
 
 from acumen.abc.codec import Buffer, Codec, array_bytes
-from acumen.codecs._checks import size_mismatch, undecodable
+from acumen.codecs._checks import HEADER_CHECK_ABOVE, beyond_ratio, size_mismatch, undecodable
 
 _decompress_chunk = lz4.frame.decompress_chunk
 _reset = lz4.frame.reset_decompression_context
@@ -16,6 +16,10 @@ _reset = lz4.frame.reset_decompression_context
 # once a frame is complete (and reset after anything else). Contexts hold no codec state,
 # so codecs still pickle by their configuration; a forked child keeps its thread's context.
 _contexts = threading.local()
+#: An LZ4 sequence of n bytes decodes to fewer than 255 * n bytes (a token, an offset and
+#: match-length bytes of 255 each); literals are 1:1, frame and block headers add bytes.
+MAX_RATIO = 255
+_HAS_CONTENT_SIZE = 0x08  # bit of the frame descriptor's FLG byte
 
 
 class Lz4Codec(Codec):
@@ -38,6 +42,11 @@ class Lz4Codec(Codec):
         )
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
+        # The output buffer is allocated at decoded_size: refuse what the frame cannot hold.
+        if decoded_size > MAX_RATIO * len(payload):
+            raise beyond_ratio(self.name, len(payload), decoded_size, MAX_RATIO)
+        if decoded_size > HEADER_CHECK_ABOVE:
+            _check_content_size(payload, decoded_size)
         try:
             context = _contexts.context
         except AttributeError:
@@ -60,6 +69,15 @@ class Lz4Codec(Codec):
         if used != len(payload):
             raise size_mismatch(self.name, f"{len(data)} (plus trailing bytes)", decoded_size)
         raise size_mismatch(self.name, len(data), decoded_size)
+
+
+def _check_content_size(payload: Buffer, decoded_size: int) -> None:
+    """Refuse a frame whose header records another content size (magic 4 bytes, FLG, BD,
+    then the size as 8 little-endian bytes when FLG says so)."""
+    if len(payload) >= 14 and payload[4] & _HAS_CONTENT_SIZE:
+        declared = int.from_bytes(payload[6:14], "little")
+        if declared != decoded_size:
+            raise size_mismatch(Lz4Codec.name, declared, decoded_size)
 
 
 def _what_it_holds(payload: Buffer, data: bytes, decoded_size: int) -> object:

@@ -15,13 +15,15 @@ import numpy as np
 import zstandard
 
 from acumen.abc.codec import Buffer, Codec, array_bytes
-from acumen.codecs._checks import size_mismatch, undecodable
+from acumen.codecs._checks import beyond_ratio, size_mismatch, undecodable
 from acumen.errors import CorruptDatasetError
 from acumen.layout import resolve_inside
 
 logger = logging.getLogger(__name__)
 
 _frame_content_size = zstandard.frame_content_size
+#: A zstd block decodes to at most 128 KiB and takes at least 4 bytes (an RLE block).
+MAX_RATIO = (128 << 10) // 4
 
 
 class ZstdCodec(Codec):
@@ -123,6 +125,8 @@ class ZstdCodec(Codec):
             # The one-shot decompress allocates what the header declares: check it first.
             declared = _frame_content_size(payload)
             if declared == decoded_size:
+                if decoded_size > MAX_RATIO * len(payload):  # the header may lie: 2**40
+                    raise beyond_ratio(self.name, len(payload), decoded_size, MAX_RATIO)
                 try:
                     decompressor = self._local.decompressor
                 except AttributeError:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from acumen.abc.index_format import IndexFormat
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, shorten
 from acumen.index_formats.csv_text import csv_bytes, line_terminator
 from acumen.index_frame import table_from_frame
 from acumen.index_table import (
@@ -54,7 +54,9 @@ class CsvIndex(IndexFormat):
         except FileNotFoundError:
             raise CorruptDatasetError(f"{path}: the index file is missing") from None
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
+            raise CorruptDatasetError(
+                f"{path}: the index does not parse: {shorten(str(error), 400)}"
+            ) from None
         integer_columns = [OFFSET_COLUMN, SIZE_COLUMN]
         integer_columns += [c for c in frame.columns if str(c).startswith(FIELD_SIZE_PREFIX)]
         for name in integer_columns:

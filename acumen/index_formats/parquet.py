@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from acumen.abc.index_format import IndexFormat
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, quote, shorten
 from acumen.index_formats.arrow_text import ArrowStringColumn, is_text
 from acumen.index_formats.shape_layout import (
     VARYING_TYPES,
@@ -140,9 +140,11 @@ class ParquetIndex(IndexFormat):
         except FileNotFoundError:
             raise CorruptDatasetError(f"{path}: the index file is missing") from None
         except (pa.ArrowException, OSError, ValueError) as error:  # names not UTF-8 too
-            raise CorruptDatasetError(f"{path}: the index does not parse: {error}") from None
+            raise CorruptDatasetError(
+                f"{path}: the index does not parse: {shorten(str(error), 400)}"
+            ) from None
         if len(set(present)) != len(present):
-            raise CorruptDatasetError(f"{path}: the index names a column twice: {present}")
+            raise CorruptDatasetError(f"{path}: the index names a column twice: {quote(present)}")
         templates = shape_templates(arrow.schema.metadata, source)
         field_names = check_reserved_columns(
             present + [name for name in templates if name not in present], source
@@ -163,7 +165,9 @@ class ParquetIndex(IndexFormat):
             if CHECKSUM_COLUMN in present:
                 checksums = _int64_column(arrow.column(CHECKSUM_COLUMN), CHECKSUM_COLUMN)
         except (pa.ArrowException, AttributeError, TypeError, ValueError) as error:
-            raise CorruptDatasetError(f"{path}: malformed index column: {error}") from None
+            raise CorruptDatasetError(
+                f"{path}: malformed index column: {shorten(str(error), 400)}"
+            ) from None
         specs = metadata_specs(
             [c for c in present if not c.startswith(RESERVED_PREFIX)],
             lambda name: _numpy_dtype(arrow.schema.field(name).type),
@@ -390,10 +394,11 @@ def _metadata_column(arrow: pa.Table, spec: ColumnSpec, source: str) -> Any:
         ok = kind == _METADATA_TYPES[spec.type]
     if not ok:
         raise CorruptDatasetError(
-            f"{source}: metadata column {spec.name!r} is {kind}, but it should hold {spec.type}"
+            f"{source}: metadata column {quote(spec.name)} is {kind}, "
+            f"but it should hold {spec.type}"
         )
     if column.null_count:
-        raise CorruptDatasetError(f"{source}: metadata column {spec.name!r} holds nulls")
+        raise CorruptDatasetError(f"{source}: metadata column {quote(spec.name)} holds nulls")
     try:
         if spec.type == "str":
             if pa.types.is_dictionary(kind):
@@ -402,5 +407,5 @@ def _metadata_column(arrow: pa.Table, spec: ColumnSpec, source: str) -> Any:
         return _chunks(column).to_numpy(zero_copy_only=False)
     except (pa.ArrowException, ValueError) as error:
         raise CorruptDatasetError(
-            f"{source}: metadata column {spec.name!r} is malformed: {error}"
+            f"{source}: metadata column {quote(spec.name)} is malformed: {shorten(str(error))}"
         ) from None

@@ -12,11 +12,10 @@ import json
 
 import pyarrow as pa
 
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, quote
 from acumen.index_table import SHAPE_COLUMN
-from acumen.shapes import MAX_DIMENSION, ShapeColumn
+from acumen.shapes import MAX_DIMENSION, MAX_NDIM, ShapeColumn
 
-MAX_NDIM = 64  # the most dimensions a template may have (numpy's own limit)
 #: Integer types a varying axis may be stored in (uint64 could exceed int64 arithmetic).
 VARYING_TYPES = (
     pa.uint8(),
@@ -46,7 +45,7 @@ def shape_templates(metadata: dict[bytes, bytes] | None, source: str) -> dict[st
             and len(template) <= MAX_NDIM
             and all(d is None or (type(d) is int and 0 <= d <= MAX_DIMENSION) for d in template)
         ):
-            raise CorruptDatasetError(f"{source}: the shape template of {name!r} is not valid")
+            raise CorruptDatasetError(f"{source}: the shape template of {quote(name)} is not valid")
         found[name] = template
     return found
 
@@ -56,8 +55,8 @@ def fixed_by_template(name: str, template: list, n: int, present: bool) -> Shape
     else None (then the column must be there); ``ValueError`` when they disagree."""
     if template.count(None) == 0:
         if present:
-            raise ValueError(f"column {name!r} is there, but no axis varies ({template})")
+            raise ValueError(f"column {quote(name)} is there, but no axis varies ({template})")
         return ShapeColumn(n, fixed=tuple(template))
     if not present:
-        raise ValueError(f"index lacks the column {name!r} (its template {template} varies)")
+        raise ValueError(f"index lacks the column {quote(name)} (its template {template} varies)")
     return None

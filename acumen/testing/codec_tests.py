@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import mmap
 import pickle
+import tracemalloc
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -185,6 +186,34 @@ class CodecTests:
             for wrong in (array.nbytes + 1, max(0, array.nbytes - 1)):
                 with pytest.raises(CorruptDatasetError):
                     codec.decode(payload, wrong)
+
+    #: Sizes a small payload is said to decode to (a hostile index).
+    huge_declared_sizes: ClassVar[tuple[int, ...]] = (1 << 30, 1 << 40, 2**63, 2**64, 10**30)
+    #: The most a codec may allocate while refusing such a payload.
+    refusal_memory: ClassVar[int] = 16 << 20
+
+    def test_a_small_payload_declaring_a_huge_size_is_refused(self) -> None:
+        """A hostile index may declare any size: a payload of a few bytes said to hold
+        1 GiB, 2**40 or 2**64 bytes is a CorruptDatasetError, refused before the codec
+        allocates what the index declares (measured with tracemalloc, which sees Python's
+        and numpy's allocators)."""
+        for codec in self.codecs():
+            if codec.is_identity:
+                continue  # identity codecs are checked by the reader when it opens
+            array = next(a for a in self.arrays() if a.nbytes > 0)
+            payload = bytes(array_bytes(codec.encode(array)))
+            for declared in self.huge_declared_sizes:
+                tracemalloc.start()
+                try:
+                    with pytest.raises(CorruptDatasetError):
+                        codec.decode(payload, declared)
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+                assert peak < self.refusal_memory, (
+                    f"{codec}: {peak} bytes allocated to refuse a {len(payload)}-byte payload "
+                    f"said to hold {declared}"
+                )
 
     def test_garbage_and_truncation_are_corrupt(self) -> None:
         for codec in self.codecs():

@@ -31,6 +31,12 @@ UINT8_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 #: Bytes per pixel of the Pillow modes this codec writes (or that Pillow reads them back as).
 MODE_BYTES = {"L": 1, "I;16": 2, "RGB": 3, "RGBA": 4}
 
+#: PNG pixels are deflated, and deflate decodes at most 1032 bytes per byte: a larger
+#: declared size is refused before Pillow allocates the image its header declares. JPEG
+#: and WebP have no such bound (a progressive JPEG codes thousands of empty blocks in a
+#: few bits); Pillow's MAX_IMAGE_PIXELS bounds what they allocate.
+PNG_MAX_RATIO = 1032
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk, with its CRC
 
@@ -200,6 +206,11 @@ class ImageCodec(Codec):
         if data.ndim != 1 or data.format != "B":
             data = data.cast("B")
         self._check_framing(data)
+        if self.format == "png" and decoded_size > PNG_MAX_RATIO * len(data):
+            raise CorruptDatasetError(
+                f"codec 'image': a png payload of {len(data)} bytes cannot hold the "
+                f"{decoded_size} bytes the index says"
+            )
         try:
             with Image.open(io.BytesIO(data), formats=[FORMATS[self.format]]) as image:
                 width, height = image.size  # from the header; nothing decoded yet

@@ -210,6 +210,16 @@ def test_a_lying_header_is_refused_unread(
             ImageCodec().decode(with_png_size(small, width, height), RGB.nbytes)
 
 
+def test_a_png_header_agreeing_with_a_huge_index_is_refused_unread(
+    no_pixel_decoding: None,
+) -> None:
+    """Header and index agree on 5000x5000 RGB (75 MB): Pillow would allocate the image
+    before finding the pixels missing; 3 kB of PNG cannot hold it."""
+    small = png_bytes(Image.fromarray(RGB))
+    with pytest.raises(CorruptDatasetError, match="cannot hold the 75000000 bytes"):
+        ImageCodec().decode(with_png_size(small, 5000, 5000), 5000 * 5000 * 3)
+
+
 def test_the_size_mismatch_names_the_codec_and_both_sizes() -> None:
     payload = ImageCodec().encode(RGB)
     with pytest.raises(
