@@ -20,7 +20,7 @@ import acumen
 import acumen.verify
 from acumen import plugins
 from acumen.errors import AcumenError, CorruptDatasetError, ManifestError
-from tests.dataset_edits import edit_index, manifest_of, save_manifest
+from tests.dataset_edits import edit_index, manifest_of, reseal, save_manifest
 
 TIB = 1 << 40
 
@@ -242,6 +242,7 @@ def test_65_dimensions_in_one_row_of_a_parquet_index_fail_that_sample_alone(tmp_
     manifest = manifest_of(root)
     manifest["shape"] = None
     save_manifest(root, manifest)
+    reseal(root)  # a hostile index with valid checksums: only the row checks can tell
     with pytest.raises(CorruptDatasetError, match=r"index\.parquet: sample 0 has shape"):
         acumen.open(root)
 
@@ -277,6 +278,7 @@ def test_an_empty_chunk_dictionary_is_refused(tmp_path, index_format):
     )
     column = table.schema.get_field_index("ai:chunk_name")
     write_arrow_table(table.set_column(column, "ai:chunk_name", empty), path)
+    reseal(root)
     with pytest.raises(CorruptDatasetError, match=f"index.{index_format}: .*sample 0"):
         acumen.open(root)
     assert not acumen.verify.verify(root, progress=False).ok
