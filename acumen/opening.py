@@ -34,6 +34,7 @@ from acumen.layout import (
     WRITING_MARKER,
     describe_writer,
     resolve_inside,
+    stat_regular,
 )
 from acumen.manifest import Manifest, dtype_from_json
 from acumen.plugins import PluginSpec
@@ -72,7 +73,7 @@ def open_dataset(
     codec = _codec_from_flags(codec, use_gzip)
     overrides = dtype is not None or codec is not None
     manifest_path = root / MANIFEST_FILE
-    if manifest_path.is_file():
+    if manifest_path.exists():  # whatever it is: a manifest that is no file is refused
         manifest: Manifest | None = Manifest.load(manifest_path)
         asked_by = str(root)
         codec_plugin = plugins.codec(
@@ -93,6 +94,8 @@ def open_dataset(
         index_path = root / index_plugin.filename
         columns = None
         dtype = storage_dtype(dtype if dtype is not None else ORIGINAL_DEFAULT_DTYPE)
+    with contextlib.suppress(FileNotFoundError):  # each index format words a missing file
+        stat_regular(index_path, "index file")  # before a plugin opens it (a FIFO would hang)
     try:
         table = index_plugin.read(index_path, columns)
     except AcumenError:
@@ -122,7 +125,8 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
     """Each chunk name's path inside the dataset (``resolve_inside``), and the file's size
     (-1 when it is missing), with one ``lstat`` per chunk: a name ``DIR/FILE`` is inside
     when its folder resolves inside the dataset (resolved once per folder) and FILE is a
-    regular file, not a link. A link, or any unusual name, gets the full ``resolve_inside``.
+    regular file, not a link. A link, or any unusual name, gets the full ``resolve_inside``,
+    and anything that is not a regular file (a FIFO, a device, a directory) is refused.
     """
     folders: dict[str, str] = {}
     paths: list[str] = []
@@ -152,7 +156,7 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
         if path is None:
             path = str(resolve_inside(root, name, "chunk file"))
             with contextlib.suppress(FileNotFoundError):
-                sizes[k] = os.stat(path).st_size
+                sizes[k] = stat_regular(path, "chunk file").st_size
         paths.append(path)
     return paths, sizes
 
@@ -203,7 +207,7 @@ def _dataset_root(path: Path) -> Path:
             "finish "
             f"({WRITING_MARKER} is present, {MANIFEST_FILE} is not final); write it again"
         )
-    if not (path / MANIFEST_FILE).is_file() and not (path / ORIGINAL_INDEX_FILE).is_file():
+    if not (path / MANIFEST_FILE).exists() and not (path / ORIGINAL_INDEX_FILE).exists():
         raise DatasetNotFoundError(
             f"{path}: not a dataset: it has neither {MANIFEST_FILE} (acumen) nor "
             f"{ORIGINAL_INDEX_FILE} (original acumenindexer)"

@@ -6,6 +6,7 @@ import mmap
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
+from acumen.layout import open_for_reading
 from acumen.storage._ranges import past_end
 
 
@@ -13,7 +14,7 @@ class _Mapping:
     __slots__ = ("map", "view")
 
     def __init__(self, path: str) -> None:
-        with open(path, "rb") as file:
+        with open_for_reading(path, "chunk file") as file:
             size = file.seek(0, 2)
             # An empty file cannot be mapped; it can only hold empty samples.
             self.map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else None

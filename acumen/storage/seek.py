@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
+from acumen.layout import open_regular
 from acumen.storage._ranges import past_end
 
 _pread = getattr(os, "pread", None)
@@ -28,7 +29,7 @@ class SeekStorage(Storage):
     name = "seek"
 
     def _open_chunk(self, path: str) -> int:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        return open_regular(path, "chunk file")
 
     def _close_handle(self, handle: int) -> None:
         os.close(handle)
