@@ -34,7 +34,7 @@ import pytest
 
 import acumen
 import acumen.storage.seek
-from acumen import plugins
+from acumen import cli, plugins
 from acumen.errors import CorruptDatasetError
 from acumen.layout import open_regular, read_regular_bytes, stat_regular
 from acumen.manifest import Manifest
@@ -399,7 +399,7 @@ def test_verify_reports_an_unreadable_chunk_and_goes_on(
 
 
 def test_verify_reports_an_io_error_on_the_manifest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     path = write(tmp_path / "ds")
 
@@ -407,6 +407,8 @@ def test_verify_reports_an_io_error_on_the_manifest(
         raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
 
     monkeypatch.setattr(Manifest, "load", staticmethod(failing))
+    assert cli.main(["info", str(path)]) == 1  # an error message, not a traceback
+    assert f"acumen: error: [Errno {errno.EIO}]" in capsys.readouterr().err
     report = verify(path, progress=False)
     assert report.problems == [
         f"{path / 'manifest.json'}: cannot be read: {os.strerror(errno.EIO)}"
