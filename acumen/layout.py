@@ -168,7 +168,7 @@ def create_writing_marker(root: Path) -> Path:
 def describe_writer(marker: Path) -> str:
     """ " (writer pid N on HOST)" from a writing marker, or "" if it cannot be read."""
     try:
-        who = json.loads(marker.read_text(encoding="utf-8"))
+        who = json.loads(read_regular_bytes(marker, "writing marker").decode("utf-8"))
         return f" (writer pid {who.get('pid')} on {who.get('host')})"
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError):  # a special file too (CorruptDatasetError)
         return ""

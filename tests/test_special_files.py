@@ -198,6 +198,16 @@ def test_a_manifest_that_is_no_file_is_not_read_as_an_original_dataset(tmp_path:
         acumen.open(path)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_writing_marker_that_is_no_file_is_not_read(tmp_path: Path, kind: str) -> None:
+    """The marker says which writer left the folder: a FIFO there must not stall the open."""
+    path = write(tmp_path / "ds")
+    KINDS[kind][0](path / ".acumen-writing")
+    outcomes = child_outcomes(path)
+    assert outcomes["seek"][0] == "IncompleteDatasetError", outcomes
+    assert outcomes["verify"] == ["report", [outcomes["seek"][1]]]
+
+
 # --- the check at the open, where no race can slip past it ----------------------------------
 
 
