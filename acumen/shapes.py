@@ -39,8 +39,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
     A hand parser, not a pattern: each character is looked at a bounded number of times,
     so hostile text (a long run of spaces, digits or commas) is refused in linear time.
-    Accepted: what Python reads as a tuple of non-negative ASCII integers, with any
-    whitespace around the tokens and an optional trailing comma (needed for one element).
+    Accepted: non-negative ASCII integers between parentheses, separated by commas, with
+    any whitespace around the tokens and an optional trailing comma (needed for one).
     """
     if not isinstance(text, str):
         raise ValueError(f"not a shape: {text!r}")
