@@ -14,6 +14,8 @@ from typing import Any
 
 import xxhash
 
+from acumen.layout import open_for_reading
+
 CHECKSUM = re.compile(r"xxh3_64:[0-9a-f]{16}")  # a whole value: fullmatch
 SEAL_KEY = "manifest_checksum"
 BLOCK = 8 << 20
@@ -24,10 +26,11 @@ def bytes_checksum(data: Any) -> str:
     return f"xxh3_64:{xxhash.xxh3_64_hexdigest(data)}"
 
 
-def file_checksum(path: str | os.PathLike[str]) -> str:
-    """``xxh3_64:<hex>`` of a file, read in blocks."""
+def file_checksum(path: str | os.PathLike[str], what: str = "chunk file") -> str:
+    """``xxh3_64:<hex>`` of a file, read in blocks; ``what`` names it if it is not a
+    regular file (a FIFO would never end: see :func:`acumen.layout.open_regular`)."""
     digest = xxhash.xxh3_64()
-    with open(path, "rb") as file:
+    with open_for_reading(path, what) as file:
         while block := file.read(BLOCK):
             digest.update(block)
     return f"xxh3_64:{digest.hexdigest()}"

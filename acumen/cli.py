@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from acumen.convert import convert
 
             print(convert(args.config, progress=False if args.no_progress else None))
-    except AcumenError as error:
+    except (AcumenError, OSError) as error:  # OSError: a file the system will not read
         print(f"acumen: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -24,6 +24,7 @@ from acumen.dataset import Dataset
 from acumen.encoding import storage_dtype
 from acumen.index_checks import ChunkFiles
 from acumen.index_frame import table_from_frame
+from acumen.layout import open_for_reading
 from acumen.opening import locate_chunks
 from acumen.split import ReadFn
 from acumen.split import split_into_chunks as _split_into_chunks
@@ -57,7 +58,8 @@ def split_into_chunks(
 
 def load_index(index_path: str | os.PathLike[str]) -> pd.DataFrame:
     """The index as a DataFrame, as the original; it also remembers its folder."""
-    frame = pd.read_csv(index_path)
+    with open_for_reading(index_path, "index file") as file:  # a FIFO would block forever
+        frame = pd.read_csv(file)
     frame.attrs[ROOT_ATTRIBUTE] = str(Path(index_path).parent)
     return frame
 

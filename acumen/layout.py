@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from acumen.errors import CorruptDatasetError, quote, shorten
 
@@ -55,6 +57,67 @@ def resolve_inside(root: Path, relative: str, what: str) -> Path:
     if not inside:
         raise CorruptDatasetError(f"{root}: {what} {quote(relative)} links outside the dataset")
     return path
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+# Opening a FIFO for reading blocks until a writer comes, a tty may become the controlling
+# terminal: O_NONBLOCK and O_NOCTTY make the open itself harmless, the fstat then decides.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def check_regular(path: str | os.PathLike[str], mode: int, what: str) -> None:
+    """Refuse a ``mode`` (from ``stat``) that is not a regular file's: reading a FIFO or a
+    character device hangs or never ends, a directory cannot be read as bytes."""
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        raise CorruptDatasetError(f"{path}: the {what} is {kind}, not a regular file")
+
+
+def stat_regular(path: str | os.PathLike[str], what: str) -> os.stat_result:
+    """``os.stat`` (links followed) of a file acumen will read; raise
+    :class:`CorruptDatasetError` unless it is a regular file (``OSError`` if it cannot be
+    stat-ed at all, ``FileNotFoundError`` when missing). For files a plugin opens itself."""
+    info = os.stat(path)
+    check_regular(path, info.st_mode, what)
+    return info
+
+
+def open_regular(path: str | os.PathLike[str], what: str) -> int:
+    """A read-only descriptor on ``path``, which must be a regular file (see
+    :func:`check_regular`). Opened without blocking and checked with ``fstat`` on the open
+    descriptor, so no FIFO can stall the open and nothing can swap the file in between."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        check_regular(path, os.fstat(fd).st_mode, what)
+        if _OPEN_FLAGS & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_for_reading(path: str | os.PathLike[str], what: str) -> BinaryIO:
+    """:func:`open_regular` as a binary file object (``with open_for_reading(...) as f``)."""
+    return os.fdopen(open_regular(path, what), "rb")
+
+
+def read_regular_bytes(path: str | os.PathLike[str], what: str) -> bytes:
+    """The whole of a regular file (a manifest, a dictionary): see :func:`open_regular`."""
+    with open_for_reading(path, what) as file:
+        return file.read()
 
 
 def fsync_directory(path: Path) -> None:
@@ -119,7 +182,7 @@ def create_writing_marker(root: Path) -> Path:
 def describe_writer(marker: Path) -> str:
     """ " (writer pid N on HOST)" from a writing marker, or "" if it cannot be read."""
     try:
-        who = json.loads(marker.read_text(encoding="utf-8"))
+        who = json.loads(read_regular_bytes(marker, "writing marker").decode("utf-8"))
         return f" (writer pid {who.get('pid')} on {who.get('host')})"
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError):  # a special file too (CorruptDatasetError)
         return ""

@@ -17,7 +17,7 @@ import numpy as np
 from acumen._version import __version__
 from acumen.checksums import CHECKSUM, SEAL_KEY, manifest_seal, sealed
 from acumen.errors import ManifestError, quote, shorten
-from acumen.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE, write_atomically
+from acumen.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE, read_regular_bytes, write_atomically
 from acumen.metadata import COLUMN_TYPES, ColumnSpec
 from acumen.shapes import MAX_NDIM
 
@@ -87,8 +87,9 @@ class Manifest:
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
+        data = read_regular_bytes(path, "manifest")  # a FIFO or a device is refused unread
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            raw = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError as error:
             raise ManifestError(path, None, f"not UTF-8 text: {error}") from None
         except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError

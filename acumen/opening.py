@@ -8,6 +8,7 @@ raw, as the original reader).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from acumen.layout import (
     WRITING_MARKER,
     describe_writer,
     resolve_inside,
+    stat_regular,
 )
 from acumen.manifest import Manifest, dtype_from_json
 from acumen.plugins import PluginSpec
@@ -76,7 +78,7 @@ def open_dataset(
     overrides = dtype is not None or codec is not None
     manifest_path = root / MANIFEST_FILE
     while True:
-        if manifest_path.is_file():
+        if manifest_path.exists():  # whatever it is: a manifest that is no file is refused
             manifest: Manifest | None = Manifest.load(manifest_path)
             codec_plugin = codec_override or _from_manifest(manifest_path, manifest, "codec")
             index_plugin = index_override or _from_manifest(manifest_path, manifest, "index")
@@ -119,6 +121,8 @@ def open_dataset(
 
 
 def _read_index(index_plugin: Any, index_path: Path, columns: Any) -> IndexTable:
+    with contextlib.suppress(FileNotFoundError):  # each index format words a missing file
+        stat_regular(index_path, "index file")  # before a plugin opens it (a FIFO would hang)
     try:
         return index_plugin.read(index_path, columns)
     except AcumenError:
@@ -137,14 +141,15 @@ def _written_meanwhile(root: Path) -> bool:
     (refused); a manifest now means the writer committed meanwhile (True: open it again).
     """
     _refuse_if_being_written(root)
-    return (root / MANIFEST_FILE).is_file()
+    return (root / MANIFEST_FILE).exists()
 
 
 def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
     """Each chunk name's path inside the dataset (``resolve_inside``), and the file's size
     (-1 when it is missing), with one ``lstat`` per chunk: a name ``DIR/FILE`` is inside
     when its folder resolves inside the dataset (resolved once per folder) and FILE is a
-    regular file, not a link. A link, or any unusual name, gets the full ``resolve_inside``.
+    regular file, not a link. A link, or any unusual name, gets the full ``resolve_inside``,
+    and anything that is not a regular file (a FIFO, a device, a directory) is refused.
     """
     folders: dict[str, str] = {}
     paths: list[str] = []
@@ -174,9 +179,11 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
         if path is None:
             path = str(resolve_inside(root, name, "chunk file"))
             try:
-                sizes[k] = os.stat(path).st_size
+                sizes[k] = stat_regular(path, "chunk file").st_size
             except FileNotFoundError:
                 pass
+            except CorruptDatasetError:
+                raise
             except OSError as error:  # a part of the name too long for the file system...
                 raise CorruptDatasetError(
                     f"{shorten(path)}: chunk file cannot be looked up: {error.strerror}"
@@ -241,7 +248,7 @@ def _dataset_root(path: Path) -> Path:
     if not path.is_dir():
         raise DatasetNotFoundError(f"{path}: not a dataset folder")
     _refuse_if_being_written(path)
-    if not (path / MANIFEST_FILE).is_file() and not (path / ORIGINAL_INDEX_FILE).is_file():
+    if not (path / MANIFEST_FILE).exists() and not (path / ORIGINAL_INDEX_FILE).exists():
         raise DatasetNotFoundError(
             f"{path}: not a dataset: it has neither {MANIFEST_FILE} (acumen) nor "
             f"{ORIGINAL_INDEX_FILE} (original acumenindexer)"

@@ -5,8 +5,6 @@ The index rows are checked block by block when first read (:mod:`acumen.index_ch
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import numpy as np
 from acumen.checksums import file_checksum
 from acumen.errors import CorruptDatasetError, quote
 from acumen.index_table import IndexTable
-from acumen.layout import resolve_inside
+from acumen.layout import resolve_inside, stat_regular
 from acumen.manifest import Manifest
 
 
@@ -79,16 +77,13 @@ def check_named_files(
     sizes = {}
     for name, path in paths.items():
         try:
-            info = os.stat(path)
+            sizes[name] = stat_regular(path, what).st_size
         except FileNotFoundError:
             raise CorruptDatasetError(f"{path}: {what} is missing") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise CorruptDatasetError(f"{path}: {what} is not a regular file")
-        sizes[name] = info.st_size
     if not everything and sum(sizes.values()) > HASH_AT_OPEN_BYTES:
         return
     for name, path in paths.items():
-        actual = file_checksum(path)
+        actual = file_checksum(path, what)
         if actual != manifest.files[name]:
             raise CorruptDatasetError(
                 f"{path}: checksum {actual} differs from the manifest's "

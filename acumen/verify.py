@@ -8,6 +8,7 @@ damage inside a payload is found too. Every problem is reported by file and samp
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,11 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from acumen.abc.codec import Buffer
 from acumen.checksums import file_checksum
 from acumen.dataset import Dataset
 from acumen.errors import AcumenError, CorruptDatasetError
+from acumen.layout import open_regular
 from acumen.opening import open_dataset
 from acumen.progress import Progress
 from acumen.validation import check_named_files
@@ -46,18 +49,38 @@ class VerifyReport:
         return "\n".join(lines)
 
 
+def unreadable(path: str | os.PathLike[str], error: OSError) -> str:
+    """A report line for a file the system would not read (permissions, an I/O error)."""
+    return f"{error.filename or path}: cannot be read: {error.strerror or error}"
+
+
 def check_chunk(dataset: Dataset, chunk_id: int, expected: str | None) -> str | None:
-    """The problem with one chunk file, or None."""
+    """The problem with one chunk file, or None (always None without a checksum)."""
+    return None if expected is None else _chunk_problem(dataset, chunk_id, expected)[0]
+
+
+def _chunk_problem(
+    dataset: Dataset, chunk_id: int, expected: str | None
+) -> tuple[str | None, bool]:
+    """(the problem with one chunk file or None, whether it could not be read at all).
+    Without a checksum to compare with, the file is only opened: one that cannot be read
+    is still reported."""
     path = dataset.storage.paths[chunk_id]
-    if expected is None:
-        return None
     try:
+        if expected is None:
+            os.close(open_regular(path, "chunk file"))
+            return None, False
         actual = file_checksum(path)
+    except CorruptDatasetError as error:  # no longer a regular file
+        return str(error), True
     except OSError as error:
-        return f"{path}: cannot be read: {error}"
+        return unreadable(path, error), True
     if actual != expected:
-        return f"{path}: checksum {actual} differs from the manifest's {expected}: the file changed"
-    return None
+        problem = (
+            f"{path}: checksum {actual} differs from the manifest's {expected}: the file changed"
+        )
+        return problem, False
+    return None, False
 
 
 def verify(
@@ -75,31 +98,43 @@ def verify(
     except AcumenError as error:
         report.problems.append(str(error))
         return report
+    except OSError as error:  # a manifest, index or chunk folder the system will not read
+        report.problems.append(unreadable(path, error))
+        return report
     jobs = jobs or min(4, os.cpu_count() or 1)
     with dataset:
         _check_named_files(dataset, report)
         report.problems.extend(dataset.check_index())
         expected = _expected_checksums(dataset, report)
+        failed: set[int] = set()  # chunk files reported already: their samples are skipped
         with (
             Progress(
                 len(expected), f"verify {report.path.name}", enabled=progress, unit="chunk files"
             ) as bar,
             ThreadPoolExecutor(jobs) as pool,
         ):
-            checks = pool.map(lambda item: check_chunk(dataset, *item), expected.items())
-            for problem in checks:
+            checks = pool.map(lambda item: _chunk_problem(dataset, *item), expected.items())
+            for chunk_id, (problem, unread) in zip(expected, checks, strict=True):
                 report.chunks_checked += 1
                 if problem:
                     report.problems.append(problem)
+                if unread:
+                    failed.add(chunk_id)
                 bar.update(1)
+        for chunk_id in range(len(dataset.storage.paths)):
+            if chunk_id not in expected:  # no checksum (an original dataset): opened only
+                problem, _ = _chunk_problem(dataset, chunk_id, None)
+                if problem:
+                    report.problems.append(problem)
+                    failed.add(chunk_id)
         if samples and dataset.table.checksums is not None:
-            _check_sample_checksums(dataset, report, progress)
+            _check_sample_checksums(dataset, report, progress, failed)
         decodes = bool(dataset.field_readers) or not dataset.codec.is_identity
         if samples and decodes:
             with Progress(len(dataset), "verify samples", enabled=progress) as bar:
                 for i in range(len(dataset)):
                     try:
-                        dataset.read(i)
+                        _sample_read(dataset, report, failed, i, dataset.read)
                     except CorruptDatasetError as error:
                         report.problems.append(str(error))
                     report.samples_checked += 1
@@ -127,30 +162,53 @@ def _check_named_files(dataset: Dataset, report: VerifyReport) -> None:
             check_named_files(dataset.root, manifest, [name], "file", everything=True)
         except CorruptDatasetError as error:
             report.problems.append(str(error))
+        except OSError as error:
+            report.problems.append(unreadable(dataset.root / name, error))
 
 
-def _check_sample_checksums(dataset: Dataset, report: VerifyReport, progress: bool) -> None:
+def _sample_read(
+    dataset: Dataset, report: VerifyReport, failed: set[int], i: int, read: Callable[[int], Any]
+) -> Any:
+    """``read(i)``, or None when sample ``i``'s chunk file cannot be read: reported once per
+    file (``failed`` holds the files reported already), its other samples are skipped."""
+    chunk = int(dataset.table.chunk_ids[i])
+    if chunk in failed:
+        return None
+    try:
+        return read(i)
+    except OSError as error:
+        failed.add(chunk)
+        path = dataset.storage.paths[chunk]
+        report.problems.append(f"{unreadable(path, error)} (its samples from {i} on: unchecked)")
+        return None
+
+
+def _check_sample_checksums(
+    dataset: Dataset, report: VerifyReport, progress: bool, failed: set[int]
+) -> None:
     """Each sample's payload against the checksum the index keeps for it (``ai:xxh3_64``)."""
     table = dataset.table
     expected = table.checksums.view(np.uint64)
+
+    def payload(i: int) -> Buffer:
+        chunk, offset, size = int(table.chunk_ids[i]), int(table.offsets[i]), int(table.sizes[i])
+        return dataset.storage.read(chunk, offset, size)
+
     with Progress(len(table), "verify sample checksums", enabled=progress) as bar:
         for i in range(len(table)):
-            chunk, offset, size = (
-                int(table.chunk_ids[i]),
-                int(table.offsets[i]),
-                int(table.sizes[i]),
-            )
+            bar.update(1)
             try:
-                data = dataset.storage.read(chunk, offset, size)
+                data = _sample_read(dataset, report, failed, i, payload)
             except CorruptDatasetError as error:
                 report.problems.append(f"{dataset.root}: sample {i}: {error}")
                 continue
-            if xxhash.xxh3_64_intdigest(data) != int(expected[i]):
+            if data is not None and xxhash.xxh3_64_intdigest(data) != int(expected[i]):
+                offset, size = int(table.offsets[i]), int(table.sizes[i])
                 report.problems.append(
                     f"{dataset.root}: sample {i}: payload checksum differs from the index's "
-                    f"({dataset.storage.paths[chunk]}, bytes {offset}..{offset + size})"
+                    f"({dataset.storage.paths[int(table.chunk_ids[i])]}, "
+                    f"bytes {offset}..{offset + size})"
                 )
-            bar.update(1)
 
 
 class SampleVerifier:

@@ -17,7 +17,7 @@ import zstandard
 from acumen.abc.codec import Buffer, Codec, array_bytes
 from acumen.codecs._checks import beyond_ratio, size_mismatch, undecodable
 from acumen.errors import CorruptDatasetError
-from acumen.layout import resolve_inside
+from acumen.layout import read_regular_bytes, resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class ZstdCodec(Codec):
             return
         path = resolve_inside(root, self.dictionary, "zstd dictionary")
         try:
-            self._use_dictionary(path.read_bytes())
+            self._use_dictionary(read_regular_bytes(path, "zstd dictionary"))
         except FileNotFoundError:
             raise CorruptDatasetError(f"{path}: the zstd dictionary is missing") from None
 

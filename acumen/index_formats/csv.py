@@ -25,6 +25,7 @@ from acumen.index_table import (
     SIZE_COLUMN,
     IndexTable,
 )
+from acumen.layout import open_for_reading
 from acumen.metadata import ColumnSpec
 
 _READ_TYPES = {"int": np.int64, "float": np.float64, "bool": bool, "str": object}
@@ -50,7 +51,8 @@ class CsvIndex(IndexFormat):
                 "na_values": {c.name: [""] for c in columns if c.type == "float"},
             }
         try:
-            frame = pd.read_csv(path, dtype=dtypes, encoding="utf-8", **options)
+            with open_for_reading(path, "index file") as file:
+                frame = pd.read_csv(file, dtype=dtypes, encoding="utf-8", **options)
         except FileNotFoundError:
             raise CorruptDatasetError(f"{path}: the index file is missing") from None
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:

@@ -8,6 +8,7 @@ from os import PathLike
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
+from acumen.layout import open_for_reading
 from acumen.storage._ranges import past_end
 
 
@@ -29,7 +30,7 @@ class MemoryStorage(Storage):
         return {"preload": self.preload}
 
     def _open_chunk(self, path: str) -> memoryview:
-        with open(path, "rb") as file:
+        with open_for_reading(path, "chunk file") as file:
             return memoryview(file.read())
 
     def _chunk_view(self, handle: memoryview) -> memoryview:

@@ -11,6 +11,7 @@ import mmap
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
+from acumen.layout import open_for_reading
 from acumen.storage._ranges import past_end
 
 _EMPTY = memoryview(b"")
@@ -22,7 +23,7 @@ def _map_file(path: str) -> memoryview:
     numpy arrays built on a slice of it reference the mapping itself (``array.base``), so
     they keep it mapped however long they live.
     """
-    with open(path, "rb") as file:
+    with open_for_reading(path, "chunk file") as file:
         size = file.seek(0, 2)
         # An empty file cannot be mapped; it can only hold empty samples.
         if not size:

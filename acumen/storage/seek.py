@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
+from acumen.layout import open_regular
 from acumen.storage._ranges import past_end
 
 _pread = getattr(os, "pread", None)
@@ -47,7 +48,7 @@ class SeekStorage(Storage):
     name = "seek"
 
     def _open_chunk(self, path: str) -> int:
-        return _Descriptor(os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)))
+        return _Descriptor(open_regular(path, "chunk file"))
 
     def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
         fd = self._handles[chunk_id]
