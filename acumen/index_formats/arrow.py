@@ -208,8 +208,11 @@ def _map_batch(path: Path) -> pa.RecordBatch:
             reader = ipc.open_file(mapped)
             if reader.num_record_batches == 1:
                 batch = reader.get_batch(0)
-            else:  # not written by acumen: gather the batches (a copy)
-                table = reader.read_all().unify_dictionaries()
+            else:  # not written by acumen: gather the batches (a copy, O(n) anyway)
+                table = reader.read_all()
+                for part in table.to_batches():  # pyarrow's gathering trusts what it reads
+                    part.validate(full=True)
+                table = table.unify_dictionaries()
                 batch = pa.RecordBatch.from_arrays(
                     [column.combine_chunks() for column in table.columns],
                     schema=table.schema,
@@ -247,9 +250,16 @@ def _chunk_column(array: pa.Array, source: str) -> tuple[np.ndarray, list[str]]:
     ):
         raise _wrong_type(CHUNK_COLUMN, array, "dictionary<values=string, indices=int32>", source)
     _no_nulls(array, CHUNK_COLUMN, source)
-    _no_nulls(array.dictionary, CHUNK_COLUMN, source)
+    names = array.dictionary
+    _no_nulls(names, CHUNK_COLUMN, source)
+    try:  # one text per chunk file: its offsets and UTF-8 checked before pyarrow reads them
+        names.validate(full=True)
+    except pa.ArrowInvalid as error:
+        raise CorruptDatasetError(f"{source}: column {CHUNK_COLUMN!r}: {error}") from None
+    if len(array) and not len(names):
+        raise CorruptDatasetError(f"{source}: column {CHUNK_COLUMN!r} names no chunk file")
     # Ids outside the dictionary are found by the block checks, as rows are read.
-    return array.indices.to_numpy(zero_copy_only=True), array.dictionary.to_pylist()
+    return array.indices.to_numpy(zero_copy_only=True), names.to_pylist()
 
 
 def _int64_column(batch: pa.RecordBatch, name: str, source: str) -> np.ndarray:
