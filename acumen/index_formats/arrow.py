@@ -7,6 +7,13 @@ its buffers to numpy as they are: chunk ids, offsets, sizes, shape dimensions an
 metadata are views of the map, not copies, and opening does no work per sample: the rows
 are checked block by block as they are read (:mod:`acumen.index_checks`).
 
+Nothing read in place is trusted. pyarrow's reader checks each buffer's extent against the
+file and ``validate()`` each buffer's size against the rows (O(columns)); what that leaves
+unchecked is checked before a value is read through it: the chunk names (one text per chunk
+file) whole at open, the chunk ids against the names and the text offsets of ``str``
+metadata row by row with the other row checks; pyarrow's kernels, which trust offsets and
+crash on damaged ones, get a text column only once it is validated whole.
+
 Two column kinds are not used in place: ``bool`` metadata (Arrow packs bits; numpy needs a
 byte per value, so they are unpacked at open, O(n)) and ``str`` metadata, which stays in
 the map as Arrow's offsets + UTF-8 bytes and is decoded one value at a time when a row is
