@@ -241,8 +241,9 @@ def test_damaged_text_offsets_fail_their_rows_only(tmp_path: Path, case: str) ->
                 with pytest.raises(CorruptDatasetError) as caught:
                     read(i)
                 assert str(caught.value).startswith(expected)
-        with pytest.raises(CorruptDatasetError, match=f"sample {damaged[0]}: metadata column"):
-            _ = ds.index
+        for use in (lambda: ds.index, lambda: list(ds), lambda: ds.read_batch([0, BAD])):
+            with pytest.raises(CorruptDatasetError, match=f"sample {damaged[0]}: metadata column"):
+                use()
         with pytest.raises(CorruptDatasetError, match=re.escape(str(index))):
             ds.select([0, damaged[0]])
         with pytest.raises(CorruptDatasetError, match=re.escape(str(index))):
