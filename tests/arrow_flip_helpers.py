@@ -2,8 +2,8 @@
 flip at a time and use the dataset in every way that reads its index, in a process of its
 own so that a crash inside pyarrow is seen by the parent as a signal, not felt by pytest.
 
-``python -m tests.arrow_flip_helpers SPEC`` where SPEC is JSON: ``{"clean": DIR, "work": DIR,
-"flips": [[position, mask], ...]}``; ``work`` starts as a copy of ``clean``. For each flip it
+``python -m tests.arrow_flip_helpers < SPEC`` where SPEC is JSON: ``{"work": DIR, "flips":
+[[position, mask], ...]}``; ``work`` is a copy of a sound dataset. For each flip it
 xors the byte, exercises the dataset, restores the byte, and prints one line,
 ``FLIP position mask outcome detail``, flushed at once (so the parent knows which flip a crash
 came from). Outcomes: ``same`` (every answer is the clean one), ``error`` (some use raised an
@@ -112,4 +112,4 @@ def main(spec: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))
+    main(json.loads(sys.stdin.read()))

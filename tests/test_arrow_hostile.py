@@ -120,7 +120,8 @@ def _sweep(clean: Path, work: Path, flips: list[tuple[int, int]]) -> list[Result
         spec = json.dumps({"work": str(work), "flips": todo})
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "tests.arrow_flip_helpers", spec],
+                [sys.executable, "-m", "tests.arrow_flip_helpers"],
+                input=spec,
                 cwd=REPO,
                 env=ENV,
                 capture_output=True,
