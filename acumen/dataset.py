@@ -292,7 +292,11 @@ class Dataset:
 
     @property
     def index(self) -> pd.DataFrame:
-        """The index as the original's DataFrame (built on demand; not used for reading)."""
+        """The index as the original's DataFrame (built on demand; not used for reading).
+        Every row is checked first, as reads check theirs: a damaged one is raised."""
+        problems = self._checks.problems()
+        if problems:
+            raise CorruptDatasetError(problems[0])
         return self.table.to_frame()
 
     # --- reading ----------------------------------------------------------------------
@@ -641,7 +645,10 @@ class Dataset:
 
     def metadata(self, i: int) -> dict[str, Any]:
         """Sample ``i``'s metadata, with the types it was written with."""
-        return self._row(self._position(i))
+        i = self._position(i)
+        if self._pending[i >> BLOCK_SHIFT]:
+            self._checks.check_metadata(i)
+        return self._row(i)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
         if type(i) is not int or not 0 <= i < self._n:

@@ -2,7 +2,8 @@
 
 Opening a dataset checks what costs O(chunk files): the manifest, the chunk files and their
 sizes. The checks of every index row (a chunk that exists, a byte range inside its file,
-a shape whose element count fits, a raw size of exactly shape x itemsize) run over the first
+a shape whose element count fits, a raw size of exactly shape x itemsize, metadata text
+read in place lying inside its column's bytes) run over the first
 block of :data:`BLOCK` rows at open, and over each other block the first time any of its
 samples is read: a ten-million-sample index opens without a pass over its columns, and
 damage is still reported before any bytes of it are returned. Past the first block, a
@@ -19,6 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,10 +78,12 @@ class IndexChecks:
         self.file_sizes = files.sizes
         self.rules = rules
         self.fields = fields  # record sizes are the sums of the rules' field sizes
+        self.in_place = _in_place_columns(table)
         self.n = len(table)
         self.pending = bytearray(b"\x01") * (-(-self.n // BLOCK))
         self._unchecked = len(self.pending)
         self._damaged: dict[int, str] = {}  # row -> message, in damaged blocks only
+        self._bad_text: dict[int, str] = {}  # row -> message, rows of damaged metadata
         #: Called once every block is checked and sound (readers then drop the block test).
         self.on_clean: Callable[[], None] | None = None
 
@@ -96,6 +100,15 @@ class IndexChecks:
             self._check_block(block)
         if self.pending[block] == _DAMAGED and i in self._damaged:
             raise CorruptDatasetError(self._damaged[i])
+
+    def check_metadata(self, i: int) -> None:
+        """Raise :class:`CorruptDatasetError` if sample ``i``'s metadata cannot be read (its
+        text in the index file is damaged); a damaged payload range does not stop it."""
+        block = i >> BLOCK_SHIFT
+        if self.pending[block] == _UNCHECKED:
+            self._check_block(block)
+        if self.pending[block] == _DAMAGED and i in self._bad_text:
+            raise CorruptDatasetError(self._bad_text[i])
 
     def check_positions(self, positions: np.ndarray) -> None:
         """:meth:`check` for many samples; the first damaged one in ``positions`` is raised."""
@@ -149,6 +162,9 @@ class IndexChecks:
             return
         for row in (np.flatnonzero(damaged) + start).tolist():
             self._damaged[row] = self._describe(row)
+            text = self._describe_text(row)
+            if text is not None:
+                self._bad_text[row] = text
         self.pending[block] = _DAMAGED
 
     def _damaged_rows(self, start: int, end: int) -> np.ndarray | None:
@@ -170,6 +186,10 @@ class IndexChecks:
             bad = past if bad is None else bad | past
         for rule in self.rules:
             wrong = _payload_rows(rule, start, end)
+            if wrong is not None:
+                bad = wrong if bad is None else bad | wrong
+        for _, column in self.in_place:
+            wrong = column.damaged_rows(start, end)
             if wrong is not None:
                 bad = wrong if bad is None else bad | wrong
         if self.fields:  # their sizes add up to the record's
@@ -204,8 +224,26 @@ class IndexChecks:
             message = _describe_payload(rule, i, source)
             if message:
                 return message
+        text = self._describe_text(i)
+        if text is not None:
+            return text
         total = sum(int(rule.sizes[i]) for rule in self.rules)
         return f"{source}: sample {i}: field sizes add up to {total} bytes, the record has {size}"
+
+    def _describe_text(self, i: int) -> str | None:
+        for name, column in self.in_place:
+            if column.damaged_rows(i, i + 1) is not None:
+                where = f"{self.index_path}: sample {i}: metadata column {name!r}"
+                return f"{where} {column.describe(i)}"
+        return None
+
+
+def _in_place_columns(table: IndexTable) -> list[tuple[str, Any]]:
+    """The metadata columns an index format left in its file to be decoded by row (arrow's
+    text): they check their own rows with ``damaged_rows(start, end)`` (a mask or None)
+    and ``describe(i)``, and the checks of each block run them."""
+    columns = [(name, table.metadata.raw_column(name)) for name in table.metadata.names]
+    return [(name, column) for name, column in columns if hasattr(column, "damaged_rows")]
 
 
 def _payload_rows(rule: PayloadRule, start: int, end: int) -> np.ndarray | None:

@@ -7,6 +7,13 @@ its buffers to numpy as they are: chunk ids, offsets, sizes, shape dimensions an
 metadata are views of the map, not copies, and opening does no work per sample: the rows
 are checked block by block as they are read (:mod:`acumen.index_checks`).
 
+Nothing read in place is trusted. pyarrow's reader checks each buffer's extent against the
+file and ``validate()`` each buffer's size against the rows (O(columns)); what that leaves
+unchecked is checked before a value is read through it: the chunk names (one text per chunk
+file) whole at open, the chunk ids against the names and the text offsets of ``str``
+metadata row by row with the other row checks; pyarrow's kernels, which trust offsets and
+crash on damaged ones, get a text column only once it is validated whole.
+
 Two column kinds are not used in place: ``bool`` metadata (Arrow packs bits; numpy needs a
 byte per value, so they are unpacked at open, O(n)) and ``str`` metadata, which stays in
 the map as Arrow's offsets + UTF-8 bytes and is decoded one value at a time when a row is
@@ -208,8 +215,11 @@ def _map_batch(path: Path) -> pa.RecordBatch:
             reader = ipc.open_file(mapped)
             if reader.num_record_batches == 1:
                 batch = reader.get_batch(0)
-            else:  # not written by acumen: gather the batches (a copy)
-                table = reader.read_all().unify_dictionaries()
+            else:  # not written by acumen: gather the batches (a copy, O(n) anyway)
+                table = reader.read_all()
+                for part in table.to_batches():  # pyarrow's gathering trusts what it reads
+                    part.validate(full=True)
+                table = table.unify_dictionaries()
                 batch = pa.RecordBatch.from_arrays(
                     [column.combine_chunks() for column in table.columns],
                     schema=table.schema,
@@ -247,9 +257,16 @@ def _chunk_column(array: pa.Array, source: str) -> tuple[np.ndarray, list[str]]:
     ):
         raise _wrong_type(CHUNK_COLUMN, array, "dictionary<values=string, indices=int32>", source)
     _no_nulls(array, CHUNK_COLUMN, source)
-    _no_nulls(array.dictionary, CHUNK_COLUMN, source)
+    names = array.dictionary
+    _no_nulls(names, CHUNK_COLUMN, source)
+    try:  # one text per chunk file: its offsets and UTF-8 checked before pyarrow reads them
+        names.validate(full=True)
+    except pa.ArrowInvalid as error:
+        raise CorruptDatasetError(f"{source}: column {CHUNK_COLUMN!r}: {error}") from None
+    if len(array) and not len(names):
+        raise CorruptDatasetError(f"{source}: column {CHUNK_COLUMN!r} names no chunk file")
     # Ids outside the dictionary are found by the block checks, as rows are read.
-    return array.indices.to_numpy(zero_copy_only=True), array.dictionary.to_pylist()
+    return array.indices.to_numpy(zero_copy_only=True), names.to_pylist()
 
 
 def _int64_column(batch: pa.RecordBatch, name: str, source: str) -> np.ndarray:
