@@ -233,7 +233,7 @@ class IndexChecks:
     def _describe_text(self, i: int) -> str | None:
         for name, column in self.in_place:
             if column.damaged_rows(i, i + 1) is not None:
-                where = f"{self.index_path}: sample {i}: metadata column {name!r}"
+                where = f"{self.index_path}: sample {i}: metadata column {quote(name)}"
                 return f"{where} {column.describe(i)}"
         return None
 

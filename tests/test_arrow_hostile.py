@@ -44,6 +44,7 @@ from acumen.index_checks import BLOCK
 from acumen.index_formats.arrow_text import ArrowStringColumn
 from acumen.index_table import CHUNK_COLUMN
 from acumen.verify import verify
+from tests.dataset_edits import reseal
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "ACUMEN_PLUGINS": "builtin"}
@@ -199,6 +200,7 @@ def _replace(root: Path, name: str, array: pa.Array) -> None:
         ipc.new_file(sink, batch.schema) as writer,
     ):
         writer.write_batch(batch)
+    reseal(root)  # valid checksums, as a hostile author writes them: the row checks must tell
 
 
 def _text_with_offsets(column: pa.Array, edit: dict[int, int]) -> pa.Array:
@@ -385,6 +387,7 @@ def test_damaged_file_structure_is_refused_at_open(tmp_path: Path) -> None:
         root = tmp_path / case.replace(" ", "_")
         shutil.copytree(clean, root)
         (root / "index.arrow").write_bytes(data)
+        reseal(root)
         with pytest.raises(CorruptDatasetError) as caught:
             acumen.open(root)
         assert str(caught.value).startswith(f"{root / 'index.arrow'}: "), case
@@ -400,5 +403,6 @@ def test_a_truncated_index_is_refused_at_open(tmp_path: Path) -> None:
     data = (root / "index.arrow").read_bytes()
     for length in sorted({*range(0, len(data), 5), *range(len(data) - 64, len(data))}):
         (root / "index.arrow").write_bytes(data[:length])
+        reseal(root)
         with pytest.raises(CorruptDatasetError, match=r"index[.]arrow: "):
             acumen.open(root)

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from acumen.abc.index_format import IndexFormat
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, quote
 from acumen.index_formats.arrow_text import ArrowStringColumn
 from acumen.index_formats.shape_layout import (
     VARYING_TYPES,
@@ -241,11 +241,11 @@ def _numpy_dtype(kind: pa.DataType) -> np.dtype:
 
 def _no_nulls(array: pa.Array, name: str, source: str) -> None:
     if array.null_count:
-        raise CorruptDatasetError(f"{source}: column {name!r} holds nulls")
+        raise CorruptDatasetError(f"{source}: column {quote(name)} holds nulls")
 
 
 def _wrong_type(name: str, array: pa.Array, expected: str, source: str) -> CorruptDatasetError:
-    return CorruptDatasetError(f"{source}: column {name!r} is {array.type}, expected {expected}")
+    return CorruptDatasetError(f"{source}: column {quote(name)} is {array.type}, expected {expected}")
 
 
 def _chunk_column(array: pa.Array, source: str) -> tuple[np.ndarray, list[str]]:
@@ -328,7 +328,7 @@ def _shape_column(batch: pa.RecordBatch, name: str, source: str) -> ShapeColumn:
             return ShapeColumn(n, fixed=tuple(int(d) for d in first))
         low, high = _axis_bounds(flat, ndim)
         if low.min() < 0:
-            raise CorruptDatasetError(f"{source}: column {name!r} holds a negative size")
+            raise CorruptDatasetError(f"{source}: column {quote(name)} holds a negative size")
         # In place: the varying axis is a view of the map, not a copy.
         return ShapeColumn.from_dims(flat.reshape(n, ndim), low, high)
     _no_nulls(array.values, name, source)
@@ -336,10 +336,10 @@ def _shape_column(batch: pa.RecordBatch, name: str, source: str) -> ShapeColumn:
     flat = array.values.to_numpy(zero_copy_only=True)
     lengths = np.diff(offsets)
     if offsets[0] < 0 or offsets[-1] > len(flat) or lengths.min() < 0:
-        raise CorruptDatasetError(f"{source}: column {name!r} has broken list offsets")
+        raise CorruptDatasetError(f"{source}: column {quote(name)} has broken list offsets")
     flat = flat[offsets[0] : offsets[-1]]
     if len(flat) and flat.min() < 0:
-        raise CorruptDatasetError(f"{source}: column {name!r} holds a negative size")
+        raise CorruptDatasetError(f"{source}: column {quote(name)} holds a negative size")
     if offsets[0]:
         offsets = offsets - offsets[0]
     if np.all(lengths == lengths[0]):
@@ -381,11 +381,11 @@ def _metadata_column(batch: pa.RecordBatch, spec: ColumnSpec, source: str) -> An
     array = batch.column(spec.name)
     if array.type not in _METADATA_TYPES[spec.type]:
         raise CorruptDatasetError(
-            f"{source}: metadata column {spec.name!r} is {array.type}, "
+            f"{source}: metadata column {quote(spec.name)} is {array.type}, "
             f"but it should hold {spec.type} ({_METADATA_TYPES[spec.type][0]})"
         )
     if array.null_count:
-        raise CorruptDatasetError(f"{source}: metadata column {spec.name!r} holds nulls")
+        raise CorruptDatasetError(f"{source}: metadata column {quote(spec.name)} holds nulls")
     if spec.type == "str":
         return ArrowStringColumn(array, source)
     if spec.type == "bool":
