@@ -245,7 +245,9 @@ def _no_nulls(array: pa.Array, name: str, source: str) -> None:
 
 
 def _wrong_type(name: str, array: pa.Array, expected: str, source: str) -> CorruptDatasetError:
-    return CorruptDatasetError(f"{source}: column {quote(name)} is {array.type}, expected {expected}")
+    return CorruptDatasetError(
+        f"{source}: column {quote(name)} is {array.type}, expected {expected}"
+    )
 
 
 def _chunk_column(array: pa.Array, source: str) -> tuple[np.ndarray, list[str]]:
