@@ -16,6 +16,7 @@ import numpy as np
 from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.abc.index_format import IndexFormat
+from acumen.claim import Claim
 from acumen.index_table import IndexTable
 from acumen.layout import fsync_directory, replace_durably
 from acumen.manifest import ChunkEntry, Manifest
@@ -47,15 +48,15 @@ def build_manifest(
 
 
 def commit_dataset(
-    root: Path, table: IndexTable, index_format: IndexFormat, manifest: Manifest, marker: Path
+    root: Path, table: IndexTable, index_format: IndexFormat, manifest: Manifest, claim: Claim
 ) -> None:
-    """Index (renamed into place), then manifest (atomic), then no more marker."""
+    """Index (renamed into place), then manifest (atomic), then the claim's marker goes."""
     index_file = index_format.filename
     temporary = root / f".{index_file}.tmp-{os.getpid()}"
     index_format.write(table, temporary)
     replace_durably(temporary, root / index_file)
     manifest.write(root)
-    marker.unlink()
+    claim.release()
     fsync_directory(root)
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import time
 from pathlib import Path, PurePosixPath
 
 from acumen.errors import CorruptDatasetError
@@ -91,15 +89,6 @@ def replace_durably(temporary: Path, final: Path) -> None:
     with open(temporary, "rb+") as file:
         os.fsync(file.fileno())
     os.replace(temporary, final)
-
-
-def create_writing_marker(root: Path) -> Path:
-    """Claim ``root`` for one writer; the marker says who, in case it never finishes."""
-    marker = root / WRITING_MARKER
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-    with open(marker, "x", encoding="utf-8") as file:
-        json.dump(info, file)
-    return marker
 
 
 def describe_writer(marker: Path) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from acumen.claim import acting_as
 from acumen.dataset import Dataset
 from acumen.errors import CorruptDatasetError
 from acumen.manifest import Manifest
@@ -69,7 +70,7 @@ def recode(
                 for r in src.field_readers
             }
         bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
-        with bar:
+        with bar, acting_as("recode"):
             written = split_into_chunks(
                 range(len(src)),
                 destination,

@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from acumen import plugins
 from acumen.abc.codec import Buffer
+from acumen.claim import acting_as, refusal
 from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError, SampleError
+from acumen.layout import WRITING_MARKER
 from acumen.manifest import Manifest
 from acumen.parallel import ordered_map
 from acumen.plugins import PluginSpec
@@ -56,6 +59,8 @@ def split_into_chunks(
     the spawn start method (a module-level function, not a lambda).
     """
     if os.path.exists(output_path):
+        if os.path.exists(os.path.join(output_path, WRITING_MARKER)):
+            raise refusal(Path(output_path))  # whose claim, and whether it is alive
         raise DatasetExistsError(f"{output_path} already exists; acumen never writes over data")
     if codec is None:
         codec = "gzip" if use_gzip else "raw"
@@ -65,14 +70,17 @@ def split_into_chunks(
     codec_plugin = plugins.codec(codec)
     level = logging.INFO if verbose else logging.DEBUG
     logger.log(level, "writing %s with %d job(s), codec %s", output_path, n_jobs, codec_plugin)
-    with Writer(
-        output_path,
-        codec=codec_plugin,
-        index_format=index_format,
-        chunk_size_bytes=chunk_size_bytes,
-        dtype=dtype if fields is None else None,
-        fields=fields,
-    ) as writer:
+    with (
+        acting_as("split_into_chunks"),
+        Writer(
+            output_path,
+            codec=codec_plugin,
+            index_format=index_format,
+            chunk_size_bytes=chunk_size_bytes,
+            dtype=dtype if fields is None else None,
+            fields=fields,
+        ) as writer,
+    ):
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,
         # dtypes) and its codecs trained; workers then get copies of it.
