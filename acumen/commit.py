@@ -7,6 +7,7 @@ point), then the writing marker is removed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from acumen.abc.codec import Codec
 from acumen.abc.index_format import IndexFormat
 from acumen.claim import Claim
 from acumen.index_table import IndexTable
-from acumen.layout import fsync_directory, replace_durably
+from acumen.layout import fsync_directory, replace_durably, write_failed
 from acumen.manifest import ChunkEntry, Manifest
 
 
@@ -53,8 +54,13 @@ def commit_dataset(
     """Index (renamed into place), then manifest (atomic), then the claim's marker goes."""
     index_file = index_format.filename
     temporary = root / f".{index_file}.tmp-{os.getpid()}"
-    index_format.write(table, temporary)
-    replace_durably(temporary, root / index_file)
+    try:
+        index_format.write(table, temporary)
+        replace_durably(temporary, root / index_file)
+    except OSError as error:  # a full disk: no partial index left behind
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise write_failed(root, temporary, error) from error
     manifest.write(root)
     claim.release()
     fsync_directory(root)

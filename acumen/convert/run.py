@@ -36,7 +36,7 @@ from acumen.convert.parts import (
 )
 from acumen.convert.sources import describe, first_item, iter_items
 from acumen.encoding import RecordEncoder
-from acumen.errors import DatasetExistsError
+from acumen.errors import DatasetExistsError, DatasetWriteError
 from acumen.fields import field_specs
 from acumen.layout import MANIFEST_FILE, WRITING_MARKER, store_resources, write_atomically
 from acumen.manifest import Manifest, dtype_to_json
@@ -109,6 +109,16 @@ def convert(
     claim = _claim(cfg, output, state)
     try:
         results, skipped, manifest = _run(cfg, output, state, claim, progress)
+    except DatasetWriteError as error:  # a full disk: the conversion resumes once fixed
+        claim.abandon()
+        raise DatasetWriteError(
+            error.errno,
+            f"{output}: the conversion stopped: cannot write {error.filename}: "
+            f"{os.strerror(error.errno) if error.errno else error}; the output is left "
+            "incomplete: free space (or fix the cause), then run the same conversion again "
+            "to resume it",
+            error.filename,
+        ) from error
     except BaseException:
         claim.abandon()  # the marker stays: running the same config again resumes
         raise
