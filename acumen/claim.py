@@ -18,9 +18,11 @@ naming it and the owner.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
+import stat
 import sys
 import time
 import weakref
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from acumen.errors import DatasetExistsError
-from acumen.layout import WRITING_MARKER, fsync_directory
+from acumen.layout import WRITING_MARKER, fsync_directory, write_failed, writing
 
 try:
     import fcntl
@@ -181,20 +183,28 @@ def _state(root: Path, owner: Owner, locked: bool | None) -> ClaimState:
 
 def inspect(root: Path) -> ClaimState | None:
     """The claim on ``root`` and whether its writer lives; None when there is no marker."""
-    marker = root / WRITING_MARKER
     try:
-        fd = os.open(marker, os.O_RDONLY)
+        fd = _open_marker(root / WRITING_MARKER)
     except FileNotFoundError:
         return None
     try:
         locked = _try_lock(fd)
-        return _state(root, Owner.parse(_read(fd)), locked)
+        return _state(root, _owner_in(fd), locked)
     finally:
         os.close(fd)  # releases the lock if this look took it
 
 
-def _read(fd: int) -> str:
-    return os.pread(fd, 65536, 0).decode("utf-8", errors="replace")
+def _open_marker(marker: Path) -> int:
+    # O_NONBLOCK: a FIFO put where the marker should be must not hang whoever looks at it.
+    return os.open(marker, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+
+
+def _owner_in(fd: int) -> Owner:
+    """What the marker open as ``fd`` says; nothing if it is not a regular file."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return Owner()
+    os.lseek(fd, 0, os.SEEK_SET)
+    return Owner.parse(os.read(fd, 65536).decode("utf-8", errors="replace"))
 
 
 # --- holding a claim -----------------------------------------------------------------------
@@ -269,9 +279,11 @@ def _create(path: Path, root: Path, kind: str) -> Claim:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 info["lock"] = "flock"
         data = json.dumps(info).encode("utf-8")
-        os.write(fd, data)
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     except BaseException:
         os.close(fd)
+        os.unlink(path)  # ours, and naming no one: never leave it (a full disk)
         raise
     return Claim(root, fd, Owner.parse(data.decode("utf-8")))
 
@@ -282,6 +294,8 @@ def claim_folder(root: Path, kind: str) -> Claim:
         return _create(root / WRITING_MARKER, root, kind)
     except FileExistsError:
         raise refusal(root, "it claimed this folder first") from None
+    except OSError as error:
+        raise write_failed(root, root / WRITING_MARKER, error) from error
 
 
 def claim_new_folder(root: Path, kind: str) -> Claim:
@@ -293,7 +307,8 @@ def claim_new_folder(root: Path, kind: str) -> Claim:
             f"{root} already exists and is not an empty folder; acumen never writes over "
             "data: choose a new path or remove it"
         )
-    root.mkdir(parents=True, exist_ok=True)
+    with writing(root, root):
+        root.mkdir(parents=True, exist_ok=True)
     return claim_folder(root, kind)
 
 
@@ -323,14 +338,14 @@ def take_over(root: Path, kind: str, may_resume: Callable[[Owner], bool]) -> Cla
     marker = root / WRITING_MARKER
     for _ in range(10):  # the marker changed between opening and locking it: look again
         try:
-            fd = os.open(marker, os.O_RDONLY)
+            fd = _open_marker(marker)
         except FileNotFoundError:
             return claim_folder(root, kind)
         try:
             locked = _try_lock(fd)
             if os.fstat(fd).st_ino != _inode(marker):
                 continue
-            state = _state(root, Owner.parse(_read(fd)), locked)
+            state = _state(root, _owner_in(fd), locked)
             if state.alive:
                 raise refusal(root, state=state)
             if not may_resume(state.owner):

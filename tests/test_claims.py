@@ -335,3 +335,14 @@ def test_a_failed_conversion_is_resumed_in_the_same_process(tmp_path):
     summary = convert(config)
     assert summary.samples == 6 and summary.resumed_parts == 1
     assert not list((tmp_path / "out").glob(".acumen-writing*"))
+
+
+def test_a_marker_that_is_not_a_file_is_refused_without_hanging(tmp_path):
+    """A FIFO where the marker should be: looking at it must not block on its open."""
+    path = tmp_path / "ds"
+    path.mkdir()
+    os.mkfifo(path / ".acumen-writing")
+    with pytest.raises(DatasetExistsError, match="did not record who it is"):
+        acumen.Writer(path)
+    with pytest.raises(DatasetExistsError, match="did not record who it is"):
+        convert(conversion(npy_source(tmp_path / "npys"), path))

@@ -200,3 +200,18 @@ def test_a_conversion_out_of_space_storing_its_dictionary_resumes_identically(
     compressed with that smaller dictionary: other bytes than an uninterrupted run."""
     codec = {"name": "zstd", "configuration": {"dictionary_size": 4 * PAGE, "train_samples": 40}}
     run_out_of_space_then_resume(disk, tmp_path, codec, leave, "codecs/data.zstd.dict")
+
+
+def test_a_full_disk_while_claiming_the_folder(disk):
+    """No room even for the marker: an error naming it, and no marker naming no one left
+    behind (it would refuse the folder for ever); the same path writes once there is room."""
+    path = disk.root / "ds"
+    path.mkdir()
+    disk.fill(0)
+    with pytest.raises(DatasetWriteError, match=f"cannot write {path}/.acumen-writing: No space"):
+        write_with_writer(path, 3, 3 * PAGE)
+    assert list(path.iterdir()) == []
+    disk.empty()
+    write_with_writer(path, 3, 3 * PAGE)
+    with acumen.open(path) as ds:
+        assert len(ds) == 3
