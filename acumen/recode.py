@@ -35,6 +35,7 @@ class SampleReader:
         return self.dataset[position]
 
 
+@acting_as("recode")  # what its claim on the destination says is writing it
 def recode(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
@@ -70,7 +71,7 @@ def recode(
                 for r in src.field_readers
             }
         bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
-        with bar, acting_as("recode"):
+        with bar:
             written = split_into_chunks(
                 range(len(src)),
                 destination,

@@ -33,6 +33,7 @@ ReadFn = Callable[[Any], tuple[Any, Mapping[str, Any]]]
 Encoded = tuple[list[Buffer], list[tuple[int, ...]], Mapping[str, Any]]
 
 
+@acting_as("split_into_chunks")  # what its claim on the folder says is writing it
 def split_into_chunks(
     data_list: Iterable[Any],
     output_path: str | os.PathLike[str],
@@ -70,17 +71,14 @@ def split_into_chunks(
     codec_plugin = plugins.codec(codec)
     level = logging.INFO if verbose else logging.DEBUG
     logger.log(level, "writing %s with %d job(s), codec %s", output_path, n_jobs, codec_plugin)
-    with (
-        acting_as("split_into_chunks"),
-        Writer(
-            output_path,
-            codec=codec_plugin,
-            index_format=index_format,
-            chunk_size_bytes=chunk_size_bytes,
-            dtype=dtype if fields is None else None,
-            fields=fields,
-        ) as writer,
-    ):
+    with Writer(
+        output_path,
+        codec=codec_plugin,
+        index_format=index_format,
+        chunk_size_bytes=chunk_size_bytes,
+        dtype=dtype if fields is None else None,
+        fields=fields,
+    ) as writer:
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,
         # dtypes) and its codecs trained; workers then get copies of it.
