@@ -296,13 +296,7 @@ def test_without_a_lock_a_reused_pid_is_not_the_owner(tmp_path):
     write_marker(tmp_path / "b", process="another boot/12345")
     assert not inspect(tmp_path / "b").alive
     assert "another process now" in inspect(tmp_path / "b").why
-    finished = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    write_marker(tmp_path / "c", pid=int(finished.stdout))
+    write_marker(tmp_path / "c", pid=finished_pid())
     assert not inspect(tmp_path / "c").alive
     write_marker(tmp_path / "d", host="elsewhere.example", pid=1)
     assert inspect(tmp_path / "d").alive  # another host: never proven dead
@@ -346,3 +340,48 @@ def test_a_marker_that_is_not_a_file_is_refused_without_hanging(tmp_path):
         acumen.Writer(path)
     with pytest.raises(DatasetExistsError, match="did not record who it is"):
         convert(conversion(npy_source(tmp_path / "npys"), path))
+
+
+def finished_pid() -> int:
+    """The pid of a process that has ended (not reused this instant)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)
+
+
+def test_a_conversion_left_by_an_older_acumen_resumes(tmp_path):
+    """Its marker names no kind and holds no lock: the pid (gone) and the saved config of a
+    conversion say whose it is; a live pid is still refused."""
+    source = npy_source(tmp_path / "npys")
+    (source / "s003.npy").write_bytes(b"not an npy file")
+    out = tmp_path / "out"
+    config = conversion(source, out)
+    with pytest.raises(acumen.AcumenError):
+        convert(config)
+    older = {"pid": os.getpid(), "host": HOST, "started": time.time()}
+    (out / ".acumen-writing").write_text(json.dumps(older), encoding="utf-8")
+    np.save(source / "s003.npy", sample(3))
+    with pytest.raises(DatasetExistsError, match=f"a writer, pid {os.getpid()} on {HOST}"):
+        convert(config)  # this process is alive: it might be that writer
+    (out / ".acumen-writing").write_text(json.dumps({**older, "pid": finished_pid()}))
+    assert convert(config).samples == 6
+
+
+def test_a_resumed_conversion_removes_dead_attempts_only(tmp_path):
+    """What a killed or failed run's part attempts wrote is removed before the parts are
+    written again; an attempt whose writer lives (a task still running) is left alone."""
+    from acumen.convert.parts import remove_dead_attempts
+
+    parts = tmp_path / "parts"
+    dead = acumen.Writer(parts / "part-000001.attempt-aaaa")
+    dead.add(sample(1))
+    dead.abort()
+    with acumen.Writer(parts / "part-000002.attempt-bbbb") as live:
+        live.add(sample(2))
+        remove_dead_attempts(parts)
+        assert sorted(p.name for p in parts.iterdir()) == ["part-000002.attempt-bbbb"]
+    assert inspect(parts / "part-000002.attempt-bbbb") is None  # committed

@@ -206,9 +206,10 @@ def _claim(cfg: ConvertConfig, output: Path, state: Path) -> Claim:
 
 def _resumable(cfg: ConvertConfig, owner: Owner, output: Path, state: Path) -> bool:
     """Whether this conversion may take over the dead claim of ``owner`` on ``output``."""
-    if owner.kind != "convert":
-        return False
     saved = state / "config.json"
+    # (a marker that names no kind is an older acumen's: its saved config says whose it is)
+    if owner.kind != "convert" and not (owner.kind is None and saved.is_file()):
+        return False
     if not saved.is_file():
         # Killed while claiming the folder, before its config was saved: nothing written.
         names = {p.name for p in output.iterdir() if not is_stray(p.name)}
