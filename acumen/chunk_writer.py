@@ -23,7 +23,7 @@ from typing import BinaryIO
 import xxhash
 
 from acumen.abc.codec import Buffer
-from acumen.layout import chunk_file_name
+from acumen.layout import chunk_file_name, write_failed, writing
 from acumen.manifest import ChunkEntry
 
 _WRITE_BUFFER = 1 << 20
@@ -61,7 +61,10 @@ class ChunkWriter:
             self._number += 1
         if self._file is None:
             self._open_chunk()
-        self._write(payload)
+        try:
+            self._write(payload)
+        except OSError as error:  # a full disk: say which dataset and file
+            raise write_failed(self.root, self._path, error) from error
         self._update(payload)
         offset = self._size
         self._size = offset + size
@@ -74,7 +77,10 @@ class ChunkWriter:
         size = sum(memoryview(p).nbytes for p in payloads)
         offset = self.append(payloads[0], size)  # rolls over for the whole record
         for payload in payloads[1:]:
-            self._write(payload)
+            try:
+                self._write(payload)
+            except OSError as error:
+                raise write_failed(self.root, self._path, error) from error
             self._update(payload)
         return self.position, offset, size
 
@@ -82,20 +88,22 @@ class ChunkWriter:
         hasher = xxhash.xxh3_64()
         self._hash = hasher
         self._update = hasher.update
-        (self.root / "chunks").mkdir(exist_ok=True)
         final = self.root / chunk_file_name(self._number)
-        if final.exists():
-            raise FileExistsError(f"{final} exists already: another writer?")
         # Written under a temporary name, renamed when complete: a chunk file under its
         # real name is always whole.
         self._path = final.with_name(f".{final.name}.tmp")
-        self._file = open(self._path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        with writing(self.root, self._path):
+            (self.root / "chunks").mkdir(exist_ok=True)
+            if final.exists():
+                raise FileExistsError(f"{final} exists already: another writer?")
+            self._file = open(self._path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
         self._write = self._file.write
 
     def _finish_chunk(self) -> None:
         if self._file is None:
             return
-        self._file.flush()
+        with writing(self.root, self._path):
+            self._file.flush()
         if self._sealer is not None:
             # At most one chunk sealing at a time; its error surfaces here (this chunk
             # stays open, for abandon() to keep).
@@ -103,7 +111,7 @@ class ChunkWriter:
             self._sealer = None
         file, self._file = self._file, None
         final = self.root / chunk_file_name(self._number)
-        self._sealer = _Sealer(file, self._path, final, self.durable)
+        self._sealer = _Sealer(self.root, file, self._path, final, self.durable)
         checksum = f"xxh3_64:{self._hash.hexdigest()}"
         self.chunks.append(
             ChunkEntry(chunk_file_name(self._number), self._size, self._count, checksum)
@@ -122,24 +130,31 @@ class ChunkWriter:
         return self.chunks
 
     def abandon(self) -> None:
-        """Stop after a failure: the samples written so far are whole, so the open chunk is
-        kept under its name (the dataset stays marked incomplete; nothing is deleted)."""
+        """Stop after a failure: the open chunk is kept under its name (the dataset stays
+        marked incomplete; nothing is deleted). After a full disk its last payload may be
+        cut short: the folder never opens as a dataset, so that is never read."""
         if self._sealer is not None:
             # A chunk whose seal failed stays under its temporary name; the marker stays too.
             with contextlib.suppress(OSError):
                 self._sealer.wait()
             self._sealer = None
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # what the disk could not take is lost
+                self._file.close()
             self._file = None
-            os.replace(self._path, self.root / chunk_file_name(self._number))
+            with contextlib.suppress(OSError):  # then it stays under its temporary name
+                os.replace(self._path, self.root / chunk_file_name(self._number))
 
 
 class _Sealer:
     """fsync (when durable), close and rename one finished chunk file on its own thread
     (fsync releases the GIL); :meth:`wait` re-raises what went wrong there."""
 
-    def __init__(self, file: BinaryIO, temporary: Path, final: Path, durable: bool) -> None:
+    def __init__(
+        self, root: Path, file: BinaryIO, temporary: Path, final: Path, durable: bool
+    ) -> None:
+        self._root = root
+        self._temporary = temporary
         self._error: BaseException | None = None
         args = (file, temporary, final, durable)
         if not durable:  # nothing slow to overlap: seal right here
@@ -161,5 +176,7 @@ class _Sealer:
     def wait(self) -> None:
         if self._thread is not None:
             self._thread.join()
+        if isinstance(self._error, OSError):
+            raise write_failed(self._root, self._temporary, self._error) from self._error
         if self._error is not None:
             raise self._error

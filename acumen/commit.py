@@ -7,6 +7,7 @@ point), then the writing marker is removed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.abc.index_format import IndexFormat
 from acumen.checksums import bytes_checksum, file_checksum
+from acumen.claim import Claim
 from acumen.index_table import IndexTable
-from acumen.layout import fsync_directory, replace_durably
+from acumen.layout import fsync_directory, replace_durably, write_failed
 from acumen.manifest import ChunkEntry, Manifest
 
 
@@ -49,17 +51,22 @@ def build_manifest(
 
 
 def commit_dataset(
-    root: Path, table: IndexTable, index_format: IndexFormat, manifest: Manifest, marker: Path
+    root: Path, table: IndexTable, index_format: IndexFormat, manifest: Manifest, claim: Claim
 ) -> None:
     """Index (renamed into place), then manifest (atomic, with the index's checksum), then
-    no more marker."""
+    the claim's marker goes."""
     index_file = index_format.filename
     temporary = root / f".{index_file}.tmp-{os.getpid()}"
-    index_format.write(table, temporary)
-    manifest.files[index_file] = file_checksum(temporary)
-    replace_durably(temporary, root / index_file)
+    try:
+        index_format.write(table, temporary)
+        manifest.files[index_file] = file_checksum(temporary, "index file")
+        replace_durably(temporary, root / index_file)
+    except OSError as error:  # a full disk: no partial index left behind
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise write_failed(root, temporary, error) from error
     manifest.write(root)
-    marker.unlink()
+    claim.release()
     fsync_directory(root)
 
 

@@ -106,3 +106,18 @@ def _short_repr() -> reprlib.Repr:
 
 
 _SHORT_REPR = _short_repr()
+
+
+class DatasetWriteError(AcumenError, OSError):
+    """Writing a dataset's file failed (disk full, quota, I/O error): names the dataset and
+    the file; ``errno`` is the system's (``errno.ENOSPC`` for a full disk)."""
+
+    def __init__(self, errno: int | None, message: str, filename: str | None = None) -> None:
+        super().__init__(errno, message)
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self) -> tuple:  # crosses from worker processes intact
+        return (type(self), (self.errno, self.strerror, self.filename))

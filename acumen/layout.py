@@ -10,15 +10,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-import socket
 import stat
-import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from acumen.errors import CorruptDatasetError, quote, shorten
+from acumen.errors import CorruptDatasetError, DatasetWriteError, quote, shorten
 
 MANIFEST_FILE = "manifest.json"
 WRITING_MARKER = ".acumen-writing"
@@ -134,33 +135,64 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name, fsync, rename into place: readers see all or nothing."""
+def write_failed(dataset: Path, path: Path, error: OSError) -> DatasetWriteError:
+    """The acumen error for ``error`` (a full disk...) met writing ``path`` of ``dataset``."""
+    if isinstance(error, DatasetWriteError):
+        return error
+    reason = error.strerror or str(error)
+    code = f" [{errno.errorcode.get(error.errno, error.errno)}]" if error.errno else ""
+    return DatasetWriteError(
+        error.errno,
+        f"{dataset}: cannot write {path}: {reason}{code}; the folder is left incomplete (it "
+        "never opens as a dataset): free space (or fix the cause), then remove it and write "
+        "again",
+        str(path),
+    )
+
+
+@contextlib.contextmanager
+def writing(dataset: Path, path: Path) -> Iterator[None]:
+    """Turn an OSError met while writing ``path`` into one that names it and the dataset."""
+    try:
+        yield
+    except OSError as error:
+        raise write_failed(dataset, path, error) from error
+
+
+def write_atomically(path: Path, data: bytes, dataset: Path | None = None) -> None:
+    """Write to a temporary name, fsync, rename into place: readers see all or nothing.
+    A failed write (a full disk) leaves no temporary file behind."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise write_failed(dataset or path.parent, path, error) from error
     fsync_directory(path.parent)
 
 
-def write_resource(path: Path, data: bytes) -> None:
-    """A file a plugin keeps in the dataset (a codec's dictionary), written durably."""
+def write_resource(path: Path, data: bytes, dataset: Path) -> None:
+    """A file a plugin keeps in the dataset (a codec's dictionary), written durably and
+    atomically: a write cut short (a full disk) never leaves a shorter file under its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "xb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
+    write_atomically(path, data, dataset)
 
 
 def store_resources(root: Path, codecs: list) -> None:
-    """Write the files the codecs keep (trained dictionaries) into ``root``, once each."""
+    """Write the files the codecs keep (trained dictionaries) into ``root``, once each; a
+    file there with other bytes (an earlier run's) is replaced: the codecs' are the ones
+    their frames need."""
     for codec in codecs:
         for relative, data in codec.resources().items():
             path = resolve_inside(root, relative, "codec resource")
-            if not path.exists():
-                write_resource(path, data)
+            if not path.is_file() or path.read_bytes() != data:
+                with writing(root, path):
+                    write_resource(path, data, root)
 
 
 def replace_durably(temporary: Path, final: Path) -> None:
@@ -168,15 +200,6 @@ def replace_durably(temporary: Path, final: Path) -> None:
     with open(temporary, "rb+") as file:
         os.fsync(file.fileno())
     os.replace(temporary, final)
-
-
-def create_writing_marker(root: Path) -> Path:
-    """Claim ``root`` for one writer; the marker says who, in case it never finishes."""
-    marker = root / WRITING_MARKER
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-    with open(marker, "x", encoding="utf-8") as file:
-        json.dump(info, file)
-    return marker
 
 
 def describe_writer(marker: Path) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from acumen.claim import acting_as
 from acumen.dataset import Dataset
 from acumen.errors import CorruptDatasetError
 from acumen.layout import write_atomically
@@ -56,6 +57,7 @@ class SampleReader:
         return self.dataset[position]
 
 
+@acting_as("recode")  # what its claim on the destination says is writing it
 def recode(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],

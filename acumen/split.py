@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from acumen import plugins
 from acumen.abc.codec import Buffer
+from acumen.claim import acting_as, refusal
 from acumen.encoding import RecordEncoder
 from acumen.errors import CorruptDatasetError, DatasetExistsError, SampleError
+from acumen.layout import WRITING_MARKER
 from acumen.manifest import Manifest
 from acumen.parallel import ordered_map
 from acumen.plugins import PluginSpec
@@ -30,6 +33,7 @@ ReadFn = Callable[[Any], tuple[Any, Mapping[str, Any]]]
 Encoded = tuple[list[Buffer], list[tuple[int, ...]], Mapping[str, Any]]
 
 
+@acting_as("split_into_chunks")  # what its claim on the folder says is writing it
 def split_into_chunks(
     data_list: Iterable[Any],
     output_path: str | os.PathLike[str],
@@ -56,6 +60,8 @@ def split_into_chunks(
     the spawn start method (a module-level function, not a lambda).
     """
     if os.path.exists(output_path):
+        if os.path.exists(os.path.join(output_path, WRITING_MARKER)):
+            raise refusal(Path(output_path))  # whose claim, and whether it is alive
         raise DatasetExistsError(f"{output_path} already exists; acumen never writes over data")
     if codec is None:
         codec = "gzip" if use_gzip else "raw"

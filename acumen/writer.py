@@ -20,17 +20,12 @@ import xxhash
 from acumen import plugins
 from acumen.abc.codec import Buffer
 from acumen.chunk_writer import ChunkWriter
+from acumen.claim import claim_new_folder, current_kind
 from acumen.commit import build_manifest, commit_dataset
 from acumen.encoding import RecordEncoder
-from acumen.errors import DatasetExistsError
 from acumen.fields import field_specs
 from acumen.index_builder import IndexBuilder
-from acumen.layout import (
-    WRITING_MARKER,
-    create_writing_marker,
-    describe_writer,
-    store_resources,
-)
+from acumen.layout import store_resources
 from acumen.manifest import Manifest
 from acumen.plugins import PluginSpec
 
@@ -79,26 +74,7 @@ class Writer:
         # parts), so later samples must cast safely, as if it had been fixed here.
         self._encoder = RecordEncoder(self.codec, dtype, specs, safe_cast=safe_cast)
         self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
-        marker = self.root / WRITING_MARKER
-        if marker.exists():
-            raise DatasetExistsError(
-                f"{self.root} is an incomplete dataset: a write started{describe_writer(marker)} "
-                "and did not finish (or is still going); nothing was deleted: remove the folder "
-                "or choose a new path"
-            )
-        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
-            raise DatasetExistsError(
-                f"{self.root} already exists and is not an empty folder; acumen never writes "
-                "over data: choose a new path or remove it"
-            )
-        self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            self._marker = create_writing_marker(self.root)
-        except FileExistsError:
-            raise DatasetExistsError(
-                f"{self.root}: another writer claimed this folder first"
-                f"{describe_writer(marker)}; choose a new path"
-            ) from None
+        self._claim = claim_new_folder(self.root, current_kind("Writer"))
         self._index = IndexBuilder()
         # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).
         self._sample_checksums = checksums == "sample"
@@ -246,18 +222,23 @@ class Writer:
         return len(self._index) - 1
 
     def close(self) -> Manifest:
-        """Finish the dataset: index, then manifest, then drop the marker."""
+        """Finish the dataset: index, then manifest, then drop the marker. If that fails,
+        the folder stays incomplete (as :meth:`abort` leaves it)."""
         self._check_open()
+        try:
+            return self._finish()
+        except BaseException:
+            self._closed = False
+            self.abort()
+            raise
+
+    def _finish(self) -> Manifest:
         if self._pending:
             self._train_and_flush()  # fewer samples than the codec asked for
         self._store_resources()  # those of codecs that came trained (a recoded dataset's)
         self._closed = True
         self._plain_dtype = None
-        try:
-            chunks = self._chunks.close()
-        except BaseException:
-            self._chunks.abandon()  # the files stay; the marker says incomplete
-            raise
+        chunks = self._chunks.close()
         fields = self._encoder.fields
         table = self._index.finish(
             [c.file for c in chunks], [f.name for f in fields] if fields is not None else None
@@ -271,7 +252,7 @@ class Writer:
             fields,
             self._encoder.field_dtypes(),
         )
-        commit_dataset(self.root, table, self.index_format, self.manifest, self._marker)
+        commit_dataset(self.root, table, self.index_format, self.manifest, self._claim)
         logger.info("wrote %d samples in %d chunks to %s", len(table), len(chunks), self.root)
         return self.manifest
 
@@ -280,7 +261,10 @@ class Writer:
         if not self._closed:
             self._closed = True
             self._plain_dtype = None
-            self._chunks.abandon()
+            try:
+                self._chunks.abandon()
+            finally:
+                self._claim.abandon()  # the marker stays: the folder is incomplete
 
     def _check_open(self) -> None:
         if self._closed:

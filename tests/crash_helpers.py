@@ -40,7 +40,7 @@ PROBES = (
     "pathlib.Path.unlink",
     "os.replace",
     "os.fsync",
-    "acumen.layout.create_writing_marker",
+    "acumen.claim.claim_folder",
     "acumen.writer.Writer.add",
     "acumen.chunk_writer.ChunkWriter._finish_chunk",
     "acumen.layout.replace_durably",

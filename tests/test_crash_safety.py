@@ -200,7 +200,7 @@ def test_sigkill_at_every_step_of_a_write(server, tmp_path, codec, index_format)
 MARKER_UNLINK = ("pathlib.Path.unlink", "enter", 1)
 NAMED_POINTS = {
     "before the folder exists": (("pathlib.Path.mkdir", "enter", 1), "absent"),
-    "before the marker": (("acumen.layout.create_writing_marker", "enter", 1), "empty"),
+    "before the marker": (("acumen.claim.claim_folder", "enter", 1), "empty"),
     "during a chunk (samples buffered)": (("acumen.writer.Writer.add", "enter", 2), "incomplete"),
     "during a chunk (mid-file)": (("acumen.writer.Writer.add", "enter", 5), "incomplete"),
     "chunk fsynced, not renamed": (("os.replace", "enter", 1), "incomplete"),

@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
+from acumen.claim import Claim
 from acumen.commit import build_manifest, commit_dataset
 from acumen.convert.parts import WriterSettings
 from acumen.errors import CorruptDatasetError
 from acumen.fields import FieldSpec
 from acumen.index_table import FieldColumns, IndexTable
-from acumen.layout import MANIFEST_FILE, WRITING_MARKER, chunk_file_name, write_atomically
+from acumen.layout import MANIFEST_FILE, chunk_file_name, write_atomically
 from acumen.manifest import ChunkEntry, Manifest, dtype_from_json
 from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable
 from acumen.shapes import ShapeColumn
@@ -30,8 +31,9 @@ PLAN_FILE = "merge-plan.json"
 
 
 def merge_parts(
-    output: Path, part_dirs: list[Path], settings: WriterSettings, state_dir: Path
+    output: Path, part_dirs: list[Path], settings: WriterSettings, state_dir: Path, claim: Claim
 ) -> Manifest:
+    """Move the parts' chunk files into ``output`` and commit it (``claim`` is released)."""
     plan_path = state_dir / PLAN_FILE
     if plan_path.is_file():
         plan = json.loads(plan_path.read_text(encoding="utf-8"))
@@ -65,7 +67,7 @@ def merge_parts(
     manifest = build_manifest(
         table, codec, index_format, chunks, settings.chunk_size_bytes, fields, dtypes
     )
-    commit_dataset(output, table, index_format, manifest, output / WRITING_MARKER)
+    commit_dataset(output, table, index_format, manifest, claim)
     return manifest
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
+from acumen.claim import acting_as, inspect
 from acumen.convert.sources import describe
 from acumen.errors import AcumenError
 from acumen.layout import MANIFEST_FILE, WRITING_MARKER, write_atomically
@@ -124,29 +125,16 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
     # attempt still running elsewhere (a Dask task of an interrupted run) cannot mix in.
     directory = final.with_name(f"{final.name}.attempt-{uuid.uuid4().hex[:12]}")
     reader = plugins.reader(task.reader)
-    skipped: list[dict[str, Any]] = []
-    source_bytes = 0
-    with task.settings.writer(directory) as writer:
-        for position, item, source_metadata in task.items:
-            written = writer.bytes_written
-            try:
-                sample, metadata = reader.read(item)
-                if not isinstance(metadata, Mapping):
-                    raise TypeError(f"the reader returned {type(metadata).__name__} as metadata")
-                writer.add(sample, **{**source_metadata, **metadata})
-            except Exception as error:
-                reason = f"{type(error).__name__}: {error}"
-                if task.on_error == "raise":
-                    raise ConversionError(
-                        f"item {position} ({describe(item)}): {reason}"
-                    ) from error
-                skipped.append({"position": position, "item": describe(item), "error": reason})
-                continue
-            source_bytes += sample_nbytes(sample)
-            if progress is not None:
-                progress(1, writer.bytes_written - written)
-        summary = {"skipped": skipped, "source_bytes": source_bytes}
-        write_atomically(directory / SUMMARY_FILE, json.dumps(summary).encode("utf-8"))
+    try:
+        with acting_as("convert part"), task.settings.writer(directory) as writer:
+            source_bytes, skipped = _write_items(task, reader, writer, progress)
+            summary = {"skipped": skipped, "source_bytes": source_bytes}
+            write_atomically(directory / SUMMARY_FILE, json.dumps(summary).encode("utf-8"))
+    except BaseException:
+        # The part is written again from its first item: what this attempt wrote is of no
+        # use, and kept it would fill the disk that made it fail (disk full) once per try.
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     # The part's manifest is its commit point (written by the writer as it closed); the
     # rename publishes the finished part.
     manifest = writer.manifest
@@ -164,6 +152,41 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
         source_bytes,
         skipped,
     )
+
+
+def _write_items(
+    task: PartTask, reader: Any, writer: Writer, progress: ProgressCallback | None
+) -> tuple[int, list[dict[str, Any]]]:
+    """Read and add every item of the part; (source bytes, skipped items)."""
+    skipped: list[dict[str, Any]] = []
+    source_bytes = 0
+    for position, item, source_metadata in task.items:
+        written = writer.bytes_written
+        try:
+            sample, metadata = reader.read(item)
+            if not isinstance(metadata, Mapping):
+                raise TypeError(f"the reader returned {type(metadata).__name__} as metadata")
+            writer.add(sample, **{**source_metadata, **metadata})
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            if task.on_error == "raise":
+                raise ConversionError(f"item {position} ({describe(item)}): {reason}") from error
+            skipped.append({"position": position, "item": describe(item), "error": reason})
+            continue
+        source_bytes += sample_nbytes(sample)
+        if progress is not None:
+            progress(1, writer.bytes_written - written)
+    return source_bytes, skipped
+
+
+def remove_dead_attempts(parts: Path) -> None:
+    """Remove the attempt folders of parts whose writer is gone (killed, or failed)."""
+    if not parts.is_dir():
+        return
+    for attempt in parts.glob("part-*.attempt-*"):
+        state = inspect(attempt)
+        if state is not None and not state.alive:
+            shutil.rmtree(attempt, ignore_errors=True)
 
 
 def sample_nbytes(sample: Any) -> int:

@@ -24,20 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from acumen import plugins
+from acumen.claim import Claim, Owner, claim_folder, is_stray, take_over
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.merge import merge_parts
-from acumen.convert.parts import ConversionError, PartTask, WriterSettings
+from acumen.convert.parts import (
+    ConversionError,
+    PartResult,
+    PartTask,
+    WriterSettings,
+    remove_dead_attempts,
+)
 from acumen.convert.sources import describe, first_item, iter_items
 from acumen.encoding import RecordEncoder
-from acumen.errors import DatasetExistsError
+from acumen.errors import DatasetExistsError, DatasetWriteError
 from acumen.fields import field_specs
-from acumen.layout import (
-    MANIFEST_FILE,
-    WRITING_MARKER,
-    create_writing_marker,
-    store_resources,
-    write_atomically,
-)
+from acumen.layout import MANIFEST_FILE, WRITING_MARKER, store_resources, write_atomically
 from acumen.manifest import Manifest, dtype_to_json
 from acumen.progress import Progress
 
@@ -105,22 +106,22 @@ def convert(
             time.monotonic() - start,
             0,
         )
-    _claim(cfg, output, state)
-    settings = _settings(cfg, output, state)
-    show = cfg.run.progress if progress is None else progress
-    bar = Progress(None, f"convert {output.name}", enabled=show)
-    with bar:
-        tasks = _tasks(cfg, settings, state)
-        if cfg.run.engine == "dask":
-            from acumen.convert.engine_dask import run_parts
-        else:
-            from acumen.convert.engine_local import run_parts
-        results = run_parts(tasks, cfg, bar)
-    skipped = [entry for result in results for entry in result.skipped]
-    report = {"skipped": skipped, "config": cfg.origin}
-    write_atomically(output / REPORT_FILE, json.dumps(report, indent=1).encode("utf-8"))
-    part_dirs = [Path(_part_directory(state, r.number)) for r in results]
-    manifest = merge_parts(output, part_dirs, settings, state)
+    claim = _claim(cfg, output, state)
+    try:
+        results, skipped, manifest = _run(cfg, output, state, claim, progress)
+    except DatasetWriteError as error:  # a full disk: the conversion resumes once fixed
+        claim.abandon()
+        raise DatasetWriteError(
+            error.errno,
+            f"{output}: the conversion stopped: cannot write {error.filename}: "
+            f"{os.strerror(error.errno) if error.errno else error}; the output is left "
+            "incomplete: free space (or fix the cause), then run the same conversion again "
+            "to resume it",
+            error.filename,
+        ) from error
+    except BaseException:
+        claim.abandon()  # the marker stays: running the same config again resumes
+        raise
     shutil.rmtree(state)
     summary = ConversionSummary(
         output,
@@ -136,6 +137,28 @@ def convert(
     return summary
 
 
+def _run(
+    cfg: ConvertConfig, output: Path, state: Path, claim: Claim, progress: bool | None
+) -> tuple[list[PartResult], list[dict[str, Any]], Manifest]:
+    """Settle, write the parts, merge them and commit (the claim's marker goes last)."""
+    settings = _settings(cfg, output, state)
+    show = cfg.run.progress if progress is None else progress
+    bar = Progress(None, f"convert {output.name}", enabled=show)
+    with bar:
+        tasks = _tasks(cfg, settings, state)
+        if cfg.run.engine == "dask":
+            from acumen.convert.engine_dask import run_parts
+        else:
+            from acumen.convert.engine_local import run_parts
+        results = run_parts(tasks, cfg, bar)
+    skipped = [entry for result in results for entry in result.skipped]
+    report = {"skipped": skipped, "config": cfg.origin}
+    write_atomically(output / REPORT_FILE, json.dumps(report, indent=1).encode("utf-8"))
+    part_dirs = [Path(_part_directory(state, r.number)) for r in results]
+    manifest = merge_parts(output, part_dirs, settings, state, claim)
+    return results, skipped, manifest
+
+
 def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:
     """A conversion with this config committed its dataset but did not remove its state."""
     saved = state / "config.json"
@@ -147,47 +170,71 @@ def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:
     )
 
 
-def _claim(cfg: ConvertConfig, output: Path, state: Path) -> None:
+def _claim(cfg: ConvertConfig, output: Path, state: Path) -> Claim:
+    """Claim ``output`` for this conversion: a new folder, or one a conversion with the same
+    config left (killed, or failed: its claim is dead); a live claim is never taken over."""
     fingerprint = cfg.fingerprint()
     saved = state / "config.json"
-    if (
-        output.is_dir()
-        and not saved.is_file()
-        and {p.name for p in output.iterdir()}
-        <= {
-            STATE_DIR,
-            WRITING_MARKER,
-        }
-    ):
-        # Killed while claiming the folder, before its config was saved: nothing was
-        # written yet, so start again from scratch.
-        shutil.rmtree(state, ignore_errors=True)
-        (output / WRITING_MARKER).unlink(missing_ok=True)
+    if (output / WRITING_MARKER).exists():
+        claim = take_over(output, "convert", lambda owner: _resumable(cfg, owner, output, state))
+        try:
+            _start_or_resume(claim, fingerprint, state)
+        except BaseException:
+            claim.abandon()
+            raise
+        return claim
     if output.exists():
-        if (output / MANIFEST_FILE).is_file() and not (output / WRITING_MARKER).exists():
+        if (output / MANIFEST_FILE).is_file():
             raise DatasetExistsError(
                 f"{output} is a complete dataset already; choose another output.path or remove it"
             )
-        if saved.is_file():
-            previous = json.loads(saved.read_text(encoding="utf-8"))
-            if previous != fingerprint:
-                changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
-                raise ConfigError(
-                    f"{cfg.origin}: {output} was started with another config (differs in "
-                    f"{', '.join(changed)}); run it with the same config to finish it, or "
-                    "remove the folder to start over"
-                )
-            logger.info("resuming the conversion into %s", output)
-            return
         if output.is_file() or any(output.iterdir()):
             raise DatasetExistsError(
                 f"{output} already exists and is not a conversion to resume; choose another "
                 "output.path or remove it"
             )
     output.mkdir(parents=True, exist_ok=True)
-    create_writing_marker(output)
-    state.mkdir()
-    write_atomically(saved, json.dumps(fingerprint, sort_keys=True).encode("utf-8"))
+    claim = claim_folder(output, "convert")
+    try:
+        state.mkdir()
+        write_atomically(saved, json.dumps(fingerprint, sort_keys=True).encode("utf-8"))
+    except BaseException:
+        claim.abandon()
+        raise
+    return claim
+
+
+def _resumable(cfg: ConvertConfig, owner: Owner, output: Path, state: Path) -> bool:
+    """Whether this conversion may take over the dead claim of ``owner`` on ``output``."""
+    saved = state / "config.json"
+    # (a marker that names no kind is an older acumen's: its saved config says whose it is)
+    if owner.kind != "convert" and not (owner.kind is None and saved.is_file()):
+        return False
+    if not saved.is_file():
+        # Killed while claiming the folder, before its config was saved: nothing written.
+        names = {p.name for p in output.iterdir() if not is_stray(p.name)}
+        return names <= {STATE_DIR, WRITING_MARKER}
+    previous = json.loads(saved.read_text(encoding="utf-8"))
+    fingerprint = cfg.fingerprint()
+    if previous != fingerprint:
+        changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+        raise ConfigError(
+            f"{cfg.origin}: {output} was started with another config (differs in "
+            f"{', '.join(changed)}); run it with the same config to finish it, or "
+            "remove the folder to start over"
+        )
+    return True
+
+
+def _start_or_resume(claim: Claim, fingerprint: dict[str, Any], state: Path) -> None:
+    saved = state / "config.json"
+    if not saved.is_file():
+        shutil.rmtree(state, ignore_errors=True)
+        state.mkdir()
+        write_atomically(saved, json.dumps(fingerprint, sort_keys=True).encode("utf-8"))
+        return
+    logger.info("resuming the conversion into %s", claim.root)
+    remove_dead_attempts(state / "parts")
 
 
 def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
