@@ -7,7 +7,6 @@ Every hostile file is made here, from a small dataset written by the test.
 from __future__ import annotations
 
 import struct
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import acumen
 import acumen.verify
 from acumen import plugins
 from acumen.errors import AcumenError, CorruptDatasetError, ManifestError
+from acumen.testing.codec_tests import peak_while_refusing
 from tests.dataset_edits import edit_index, manifest_of, reseal, save_manifest
 
 TIB = 1 << 40
@@ -30,17 +30,6 @@ def write(root: Path, codec: Any = "raw", index_format: str = "csv", n: int = 3)
         for i in range(n):
             writer.add(np.full((2, 3), i, np.int32), i=i, name=f"s{i}")
     return root
-
-
-def peak_while(call) -> int:
-    """Bytes allocated at the peak while ``call`` runs (it must raise CorruptDatasetError)."""
-    tracemalloc.start()
-    try:
-        with pytest.raises(CorruptDatasetError):
-            call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 # --- item 13: a payload declaring more than it can hold is refused unallocated ------------
@@ -58,7 +47,7 @@ def test_lz4_frame_of_16_bytes_said_to_hold_a_tib_is_refused_unallocated():
     assert len(frame) == 16
     assert lz4.frame.decompress(frame) == b"\0"
     codec = plugins.codec("lz4")
-    assert peak_while(lambda: codec.decode(frame, TIB)) < 1 << 20
+    assert peak_while_refusing(lambda: codec.decode(frame, TIB)) < 1 << 20
 
 
 @pytest.mark.parametrize("codec", ["lz4", "zstd", "gzip"])
@@ -67,7 +56,7 @@ def test_every_codec_refuses_a_small_payload_said_to_hold_more(codec, declared):
     """The same input for each codec: the same error (zstd and gzip already refused it;
     gzip with 2**63 or more escaped as OverflowError)."""
     payload = bytes(plugins.codec(codec).encode(np.zeros(16, np.uint8)))
-    assert peak_while(lambda: plugins.codec(codec).decode(payload, declared)) < 1 << 20
+    assert peak_while_refusing(lambda: plugins.codec(codec).decode(payload, declared)) < 1 << 20
 
 
 def zstd_frame_declaring(declared: int) -> bytes:
@@ -81,7 +70,7 @@ def test_zstd_frame_whose_header_agrees_with_a_huge_index_is_refused_unallocated
     allocate them; 18 bytes of zstd cannot hold that much."""
     frame = zstd_frame_declaring(TIB)
     codec = plugins.codec("zstd")
-    assert peak_while(lambda: codec.decode(frame, TIB)) < 1 << 20
+    assert peak_while_refusing(lambda: codec.decode(frame, TIB)) < 1 << 20
 
 
 def test_lz4_frame_whose_header_disagrees_is_refused_before_decoding():
@@ -90,13 +79,13 @@ def test_lz4_frame_whose_header_disagrees_is_refused_before_decoding():
     payload = bytes(plugins.codec("lz4").encode(np.zeros(8 << 20, np.uint8)))
     declared = 200 * len(payload)  # within 255 per byte, not what the header says
     codec = plugins.codec("lz4")
-    assert peak_while(lambda: codec.decode(payload, declared)) < 1 << 20
+    assert peak_while_refusing(lambda: codec.decode(payload, declared)) < 1 << 20
 
 
 def test_gzip_trailer_that_disagrees_is_refused_uninflated():
     payload = bytes(plugins.codec("gzip").encode(np.zeros(8 << 20, np.uint8)))
     codec = plugins.codec("gzip")
-    assert peak_while(lambda: codec.decode(payload, (8 << 20) + 4096)) < 1 << 20
+    assert peak_while_refusing(lambda: codec.decode(payload, (8 << 20) + 4096)) < 1 << 20
 
 
 @pytest.mark.parametrize("codec", ["lz4", "zstd", "gzip"])
@@ -121,7 +110,7 @@ def test_reading_a_sample_whose_index_declares_a_tib(tmp_path, codec, storage):
     manifest["shape"] = None
     save_manifest(root, manifest)
     with acumen.open(root, storage) as dataset:
-        peak = peak_while(lambda: dataset[0])
+        peak = peak_while_refusing(lambda: dataset[0])
         assert dataset.read(1).tolist() == [1] * 16
     assert peak < 1 << 20
 

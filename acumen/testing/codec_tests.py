@@ -35,6 +35,18 @@ DTYPES = (
 SHAPES = ((), (0,), (1,), (7,), (3, 5), (2, 3, 4), (4, 0, 2), (2, 2, 2, 3))
 
 
+def peak_while_refusing(call: Any) -> int:
+    """Bytes allocated at the peak while ``call()`` runs; it must raise
+    :class:`CorruptDatasetError` (tracemalloc sees Python's and numpy's allocations)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptDatasetError):
+            call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 class CodecTests:
     """Subclass as ``class TestMyCodec(CodecTests)`` and set :attr:`codec_class`.
 
@@ -203,13 +215,7 @@ class CodecTests:
             array = next(a for a in self.arrays() if a.nbytes > 0)
             payload = bytes(array_bytes(codec.encode(array)))
             for declared in self.huge_declared_sizes:
-                tracemalloc.start()
-                try:
-                    with pytest.raises(CorruptDatasetError):
-                        codec.decode(payload, declared)
-                    peak = tracemalloc.get_traced_memory()[1]
-                finally:
-                    tracemalloc.stop()
+                peak = peak_while_refusing(lambda: codec.decode(payload, declared))  # noqa: B023
                 assert peak < self.refusal_memory, (
                     f"{codec}: {peak} bytes allocated to refuse a {len(payload)}-byte payload "
                     f"said to hold {declared}"
