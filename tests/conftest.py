@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 os.environ["ACUMEN_PLUGINS"] = "builtin"
@@ -28,6 +29,22 @@ def _builtin_plugins_only(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ACUMEN_PLUGINS", "builtin")
     plugins.reload()
     yield
+    plugins.reload()
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh site directory on ``sys.path`` for throwaway plugin distributions
+    (``tests.test_plugins.make_distribution``); their modules are forgotten afterwards."""
+    directory = tmp_path / "site"
+    directory.mkdir()
+    monkeypatch.syspath_prepend(str(directory))
+    yield directory
+    for name in [m for m in sys.modules if m.startswith("acumen_test")]:
+        del sys.modules[name]
+    # Back to acumen's own plugins before the shared fixture reloads them, so a broken
+    # test plugin cannot warn during teardown.
+    monkeypatch.setenv("ACUMEN_PLUGINS", "builtin")
     plugins.reload()
 
 

@@ -91,6 +91,7 @@ def acumen_codecs():
 """
 
 
+# The ``site`` fixture (a fresh site directory on ``sys.path``) is in conftest.py.
 def make_distribution(
     site: Path, package: str, distribution: str, entry_point: str, files: dict[str, str]
 ) -> None:
@@ -107,21 +108,6 @@ def make_distribution(
     (info / "entry_points.txt").write_text(
         f"[acumen]\n{entry_point} = {package}\n", encoding="utf-8"
     )
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A fresh site directory on ``sys.path``; its modules are forgotten afterwards."""
-    directory = tmp_path / "site"
-    directory.mkdir()
-    monkeypatch.syspath_prepend(str(directory))
-    yield directory
-    for name in [m for m in sys.modules if m.startswith("acumen_test")]:
-        del sys.modules[name]
-    # Back to acumen's own plugins before the shared fixture reloads them, so a broken
-    # test plugin cannot warn during teardown.
-    monkeypatch.setenv("ACUMEN_PLUGINS", "builtin")
-    plugins.reload()
 
 
 def install_xor(site: Path) -> None:
