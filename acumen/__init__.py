@@ -19,6 +19,7 @@ from acumen.errors import (
     IncompleteDatasetError,
     ManifestError,
     PluginConflictError,
+    PluginLoadError,
     PluginNotFoundError,
     SampleError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "IncompleteDatasetError",
     "ManifestError",
     "PluginConflictError",
+    "PluginLoadError",
     "PluginNotFoundError",
     "SampleError",
     "Writer",

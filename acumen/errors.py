@@ -7,7 +7,9 @@ exception a caller would naturally catch (``FileNotFoundError``, ``KeyError``,
 
 from __future__ import annotations
 
+import difflib
 import reprlib
+from collections.abc import Iterable
 
 
 class AcumenError(Exception):
@@ -65,6 +67,11 @@ class PluginConflictError(AcumenError, ValueError):
     """A name is registered already and the caller did not ask to replace it."""
 
 
+class PluginLoadError(AcumenError, ImportError):
+    """A plugin is installed but failed to import: the message carries the import error,
+    so that a broken install (a missing native library) is not mistaken for a missing one."""
+
+
 #: How many characters of a value taken from a file an error message quotes.
 QUOTE_LIMIT = 200
 
@@ -95,6 +102,17 @@ def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """``"did you mean 'lz4'?"`` when ``word`` is close to one of ``choices`` (a misspelt
+    name or option), else ``""``."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=3)
+    if not close:
+        return ""
+    return f"did you mean {' or '.join(map(quote, close))}?"
 
 
 def _short_repr() -> reprlib.Repr:

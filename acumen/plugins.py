@@ -189,6 +189,10 @@ def from_manifest(
     """
     name, configuration = _split_spec(config)
     cls = plugin_class(kind, name, asked_by=asked_by, install_hint=install_hint)
+    refuses = f"{hookspecs.KINDS[kind][2]} {quote(name)} refuses {quote(configuration)}"
+    problem = cls.configuration_problem(configuration)
+    if problem is not None:
+        raise ManifestError(source, f"{key}.configuration", f"{refuses}: {problem}")
     try:
         return cls(**configuration)
     except AcumenError:
@@ -197,8 +201,7 @@ def from_manifest(
         raise ManifestError(
             source,
             f"{key}.configuration",
-            f"{hookspecs.KINDS[kind][2]} {quote(name)} refuses {quote(configuration)}: "
-            f"{type(error).__name__}: {shorten(str(error))}",
+            f"{refuses}: {type(error).__name__}: {shorten(str(error))}",
         ) from None
 
 
@@ -207,9 +210,11 @@ def _instantiate(kind: str, spec: PluginSpec, args: tuple, lookup: dict) -> Plug
         return spec
     name, configuration = _split_spec(spec)
     cls = plugin_class(kind, name, **lookup)
+    bad = f"{hookspecs.KINDS[kind][2]} '{name}': bad configuration"
+    problem = cls.configuration_problem(configuration, skip=len(args))
+    if problem is not None:
+        raise ValueError(f"{bad}: {problem}")
     try:
         return cls(*args, **configuration)
     except TypeError as error:
-        raise ValueError(
-            f"{hookspecs.KINDS[kind][2]} '{name}': bad configuration: {error}"
-        ) from None
+        raise ValueError(f"{bad}: {error}") from None

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from acumen.errors import PluginConflictError, PluginNotFoundError, quote, shorten
+from acumen.errors import (
+    PluginConflictError,
+    PluginLoadError,
+    PluginNotFoundError,
+    did_you_mean,
+    quote,
+    shorten,
+)
 from acumen.hookspecs import KINDS
 
 
@@ -26,7 +33,13 @@ class Registration:
     def load(self) -> type:
         """Import the class (once) and check it fulfils its kind's contract."""
         if not self._loaded:
-            cls = _import(self.target)
+            try:
+                cls = _import(self.target)
+            except Exception as error:  # whatever the plugin's module raises on import
+                raise PluginLoadError(
+                    f"{KINDS[self.kind][2]} '{self.name}' from {_provider(self)} is installed "
+                    f"but failed to load: {self.target}: {_reason(error)}"
+                ) from error
             contract = _import(KINDS[self.kind][1])
             if not (isinstance(cls, type) and issubclass(cls, contract)):
                 raise TypeError(f"{self.target} is not a subclass of {contract.__name__}")
@@ -75,27 +88,60 @@ class Registry:
     def get(
         self, kind: str, name: str, *, asked_by: str | None = None, install_hint: str | None = None
     ) -> Registration:
-        """The registration, or an error naming the kind, what is installed, and who asked."""
+        """The registration, or an error naming the kind, what is installed, and who asked:
+        a close installed name for a misspelt one, and the import error of an installed
+        plugin that failed to load rather than "not installed"."""
         try:
             return self._entries[_check_kind(kind)][name]
         except KeyError:
             pass
         label = KINDS[kind][2]
-        installed = ", ".join(self.names(kind)) or "none"
-        if install_hint is not None and self._loaded_from(install_hint):
-            install_hint = None  # that distribution is loaded and lacks the name: no use
         asker = f" (the manifest of {asked_by} asks for it)" if asked_by else ""
-        hint = shorten(install_hint or f"acumen-{name}", 100)
-        message = (
-            f"{label} {quote(name, 100)} is not installed{asker}; installed {label}s: "
-            f"{installed}; try `pip install {hint}`"
+        broken = self._failures_for(name, install_hint)
+        if broken:
+            raise PluginLoadError(
+                f"{label} {quote(name, 100)} cannot be used{asker}: "
+                + "; ".join(
+                    f"its plugin {_failed(failure)} is installed but failed to load: "
+                    f"{failure.reason}"
+                    for failure in broken
+                )
+            )
+        guess = did_you_mean(name, self.names(kind))
+        installed = ", ".join(self.names(kind)) or "none"
+        message = f"{label} {quote(name, 100)} is not installed{asker}; "
+        message += (
+            f"{guess} installed {label}s: {installed}"
+            if guess
+            else (f"installed {label}s: {installed}")
         )
+        hint = self._install_hint(name, install_hint, guessed=bool(guess))
+        if hint:
+            message += f"; try `pip install {shorten(hint, 100)}`"
+        if self.failures:
+            message += "; a plugin that failed to load may provide it: " + "; ".join(
+                f"{_failed(failure)}: {failure.reason}" for failure in self.failures
+            )
         if not any(self._entries.values()):
             message += (
                 "; no acumen plugins were found at all: is acumen itself installed "
                 "(`pip install acumen-indexer`)?"
             )
         raise PluginNotFoundError(message)
+
+    def _install_hint(self, name: str, recorded: str | None, guessed: bool) -> str | None:
+        """The distribution a manifest records (unless it is loaded: it lacks the name), or
+        the conventional ``acumen-NAME`` when no installed name is close to ``name``."""
+        if recorded is not None and not self._loaded_from(recorded):
+            return recorded
+        return None if guessed else f"acumen-{name}"
+
+    def _failures_for(self, name: str, distribution: str | None) -> list[LoadFailure]:
+        """Load failures of the plugin that provides ``name``, as far as can be told: the
+        entry point named like it, its conventional distribution, or the one a manifest
+        records."""
+        wanted = {f"acumen-{name}", distribution} - {None}
+        return [f for f in self.failures if f.plugin == name or f.distribution in wanted]
 
     def _loaded_from(self, distribution: str) -> bool:
         return any(
@@ -115,6 +161,15 @@ def _provider(registration: Registration) -> str:
     if registration.distribution:
         return f"{registration.distribution} {registration.version or ''}".strip()
     return registration.plugin
+
+
+def _failed(failure: LoadFailure) -> str:
+    source = f" from {failure.distribution}" if failure.distribution else ""
+    return f"'{failure.plugin}'{source}"
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {shorten(str(error))}"
 
 
 def _import(target: str) -> object:
