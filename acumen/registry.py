@@ -95,31 +95,27 @@ class Registry:
             return self._entries[_check_kind(kind)][name]
         except KeyError:
             pass
-        label = KINDS[kind][2]
         asker = f" (the manifest of {asked_by} asks for it)" if asked_by else ""
         broken = self._failures_for(name, install_hint)
         if broken:
-            raise PluginLoadError(
-                f"{label} {quote(name, 100)} cannot be used{asker}: "
-                + "; ".join(
-                    f"its plugin {_failed(failure)} is installed but failed to load: "
-                    f"{failure.reason}"
-                    for failure in broken
-                )
-            )
+            raise PluginLoadError(_failed_to_load(kind, name, asker, broken))
+        raise PluginNotFoundError(self._not_installed(kind, name, asker, install_hint))
+
+    def _not_installed(self, kind: str, name: str, asker: str, install_hint: str | None) -> str:
+        """What is installed instead, the close names, where to get it, and what failed."""
+        label = KINDS[kind][2]
         guess = did_you_mean(name, self.names(kind))
         installed = ", ".join(self.names(kind)) or "none"
-        message = f"{label} {quote(name, 100)} is not installed{asker}; "
-        message += (
-            f"{guess} installed {label}s: {installed}"
-            if guess
-            else (f"installed {label}s: {installed}")
+        message = (
+            f"{label} {quote(name, 100)} is not installed{asker}; "
+            f"{guess + ' ' if guess else ''}installed {label}s: {installed}"
         )
         hint = self._install_hint(name, install_hint, guessed=bool(guess))
         if hint:
             message += f"; try `pip install {shorten(hint, 100)}`"
         if self.failures:
-            message += "; a plugin that failed to load may provide it: " + "; ".join(
+            which = "a plugin" if len(self.failures) == 1 else "plugins"
+            message += f"; {which} that failed to load may provide it: " + "; ".join(
                 f"{_failed(failure)}: {failure.reason}" for failure in self.failures
             )
         if not any(self._entries.values()):
@@ -127,7 +123,7 @@ class Registry:
                 "; no acumen plugins were found at all: is acumen itself installed "
                 "(`pip install acumen-indexer`)?"
             )
-        raise PluginNotFoundError(message)
+        return message
 
     def _install_hint(self, name: str, recorded: str | None, guessed: bool) -> str | None:
         """The distribution a manifest records (unless it is loaded: it lacks the name), or
@@ -161,6 +157,14 @@ def _provider(registration: Registration) -> str:
     if registration.distribution:
         return f"{registration.distribution} {registration.version or ''}".strip()
     return registration.plugin
+
+
+def _failed_to_load(kind: str, name: str, asker: str, failures: list[LoadFailure]) -> str:
+    causes = "; ".join(
+        f"its plugin {_failed(failure)} is installed but failed to load: {failure.reason}"
+        for failure in failures
+    )
+    return f"{KINDS[kind][2]} {quote(name, 100)} cannot be used{asker}: {causes}"
 
 
 def _failed(failure: LoadFailure) -> str:
