@@ -110,7 +110,8 @@ class Manifest:
                 path,
                 "format_version",
                 f"is {version}, but this acumen ({__version__}) reads up to {FORMAT_VERSION}; "
-                "upgrade acumen (`pip install -U acumen-indexer`)",
+                "upgrade acumen (reinstall it from its repository, or `git pull` in an "
+                "editable clone)",
             )
         if version < 1:
             raise ManifestError(path, "format_version", f"must be at least 1, got {version}")

@@ -121,7 +121,7 @@ class Registry:
         if not any(self._entries.values()):
             message += (
                 "; no acumen plugins were found at all: is acumen itself installed "
-                "(`pip install acumen-indexer`)?"
+                "(`pip install -e .` in a clone of its repository)?"
             )
         return message
 

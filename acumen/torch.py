@@ -1,6 +1,6 @@
 """PyTorch integration: a map-style ``Dataset`` and a locality-aware ``ChunkShuffleSampler``.
 
-Needs torch (``pip install 'acumen-indexer[torch]'``)::
+Needs torch (``pip install torch``, or acumen's ``torch`` extra)::
 
     from torch.utils.data import DataLoader
     from acumen.torch import ChunkShuffleSampler, TorchDataset
@@ -31,7 +31,9 @@ try:
     from torch.utils.data import Dataset as _TorchDataset
     from torch.utils.data import Sampler
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError("acumen.torch needs PyTorch: pip install 'acumen-indexer[torch]'") from error
+    raise ImportError(
+        "acumen.torch needs PyTorch: pip install torch (acumen's 'torch' extra)"
+    ) from error
 
 from acumen.dataset import Dataset
 from acumen.opening import open_dataset

@@ -187,5 +187,6 @@ def test_resume_after_a_failure_reuses_finished_parts(tmp_path, cluster):
 def test_without_dask_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # "import distributed" fails
     source = make_source(tmp_path / "source")
-    with pytest.raises(ConfigError, match=r"pip install 'acumen-indexer\[dask\]'"):
+    extra = r"pip install 'dask\[distributed\]' \(acumen's 'dask' extra\)"
+    with pytest.raises(ConfigError, match=extra):
         convert(config(source, tmp_path / "dask"))

@@ -174,7 +174,7 @@ def test_acumen_plugins_restricts_what_loads(monkeypatch):
     assert str(caught.value) == (
         "codec 'raw' is not installed; installed codecs: none; try `pip install acumen-raw`; "
         "no acumen plugins were found at all: is acumen itself installed "
-        "(`pip install acumen-indexer`)?"
+        "(`pip install -e .` in a clone of its repository)?"
     )
 
 

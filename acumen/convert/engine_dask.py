@@ -106,7 +106,7 @@ def _import_distributed() -> Any:
     except ImportError as error:
         raise ConfigError(
             "run.engine = 'dask' needs dask.distributed, which is not installed: "
-            "pip install 'acumen-indexer[dask]'"
+            "pip install 'dask[distributed]' (acumen's 'dask' extra)"
         ) from error
     return distributed
 

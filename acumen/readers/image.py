@@ -30,7 +30,7 @@ class ImageReader(Reader):
             from PIL import Image
         except ImportError:
             raise ImportError(
-                "the image reader needs Pillow: pip install 'acumen-indexer[image]'"
+                "the image reader needs Pillow: pip install Pillow (acumen's 'image' extra)"
             ) from None
         with Image.open(item) as image:
             if self.mode is not None and image.mode != self.mode:
