@@ -12,6 +12,7 @@ from acumen.convert import ConfigError, ConversionError, convert
 from acumen.dataset import Dataset
 from acumen.errors import (
     AcumenError,
+    ArgumentConflictError,
     CorruptDatasetError,
     DatasetExistsError,
     DatasetNotFoundError,
@@ -29,6 +30,7 @@ from acumen.writer import Writer
 
 __all__ = [
     "AcumenError",
+    "ArgumentConflictError",
     "ConfigError",
     "ConversionError",
     "CorruptDatasetError",

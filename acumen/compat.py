@@ -26,7 +26,7 @@ from acumen.index_checks import ChunkFiles
 from acumen.index_frame import table_from_frame
 from acumen.layout import open_for_reading
 from acumen.opening import locate_chunks
-from acumen.split import ReadFn
+from acumen.split import ORIGINAL_DTYPE, ReadFn
 from acumen.split import split_into_chunks as _split_into_chunks
 from acumen.validation import check_chunk_files
 
@@ -40,10 +40,14 @@ def split_into_chunks(
     chunk_size_bytes: int = 1024 * 1024 * 10,
     verbose: bool = False,
     n_jobs: int = 15,
-    dtype: Any = np.float16,
+    dtype: Any = ORIGINAL_DTYPE,
     use_gzip: bool = False,
 ) -> None:
-    """The original's signature and defaults; writes the original layout (plus a manifest)."""
+    """The original's signature and defaults; writes the original layout (plus a manifest).
+
+    A cast to the default float16 that loses a value is refused (see
+    :func:`acumen.split_into_chunks`); ``dtype=np.float16`` given explicitly casts as told.
+    """
     _split_into_chunks(
         data_list,
         output_path,

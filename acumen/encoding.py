@@ -28,16 +28,30 @@ def storage_dtype(dtype: Any) -> np.dtype:
     return dtype
 
 
+def check_safe_cast(safe_cast: bool | str) -> None:
+    """The Writer's ``safe_cast``: how an array of another dtype is cast to a given one."""
+    if safe_cast is not True and safe_cast is not False and safe_cast != "values":
+        raise ValueError(f"safe_cast must be False, True or 'values', got {safe_cast!r}")
+
+
 class SampleEncoder:
     """Checks, casts and encodes arrays; the first array fixes the dtype unless one is given.
 
-    With an explicit ``dtype`` every array is cast to it (``astype``, as the original did).
-    Without one, later arrays must cast safely to the first array's dtype.
+    With an explicit ``dtype`` every array is cast to it: with ``safe_cast=False`` as told
+    (``astype``, as the original did); with ``"values"`` only when every value survives
+    (see :func:`lost_values`); with ``True`` only when numpy calls the cast safe, as
+    without a ``dtype``, where later arrays must cast safely to the first array's dtype.
     """
 
-    def __init__(self, codec: Codec, dtype: Any = None, safe_cast: bool = False) -> None:
+    def __init__(self, codec: Codec, dtype: Any = None, safe_cast: bool | str = False) -> None:
+        check_safe_cast(safe_cast)
         self.codec = codec
-        self.explicit = dtype is not None and not safe_cast
+        # "unsafe": astype as told; "values": refuse lost values; "safe": numpy's rule.
+        self.casting = "safe"
+        if dtype is not None and safe_cast == "values":
+            self.casting = "values"
+        elif dtype is not None and safe_cast is False:
+            self.casting = "unsafe"
         self.dtype: np.dtype | None = storage_dtype(dtype) if dtype is not None else None
 
     def encode(self, array: Any, sample: int | str) -> tuple[Buffer, tuple[int, ...]]:
@@ -60,15 +74,37 @@ class SampleEncoder:
             except SampleError as error:
                 raise SampleError(f"sample {sample}: {error}") from None
         if array.dtype != self.dtype:
-            if not self.explicit and not np.can_cast(array.dtype, self.dtype, "safe"):
+            if self.casting == "values":
+                array = self._cast_values(array, sample)
+            elif self.casting == "safe" and not np.can_cast(array.dtype, self.dtype, "safe"):
                 raise SampleError(
                     f"sample {sample}: dtype {array.dtype} does not cast safely to the dataset's "
                     f"dtype {self.dtype} (set by the first sample); pass dtype= to cast"
                 )
-            array = array.astype(self.dtype)
+            else:
+                array = array.astype(self.dtype)
         if not array.flags.c_contiguous:
             array = array.copy(order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
         return array
+
+    def _cast_values(self, array: np.ndarray, sample: int | str) -> np.ndarray:
+        """``array`` cast to the dataset's dtype, refused when a value does not survive."""
+        assert self.dtype is not None
+        source = array.dtype
+        problem = dropped_imaginary(array, self.dtype)
+        if problem is None:
+            if array.dtype.kind == "c" and self.dtype.kind != "c":
+                array = array.real  # no imaginary part: cast without numpy's warning
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below, by value
+                cast = array.astype(self.dtype)
+            problem = lost_values(array, cast)
+        if problem is None:
+            return cast
+        raise SampleError(
+            f"sample {sample}: casting {source} to the dataset's dtype {self.dtype} loses "
+            f"values: {problem}; keep them with a wider dtype= (None keeps each sample's own), "
+            f"or cast anyway with safe_cast=False or an explicit dtype=np.{self.dtype.name}"
+        )
 
     def encode_prepared(self, array: np.ndarray, sample: int | str) -> Buffer:
         """The codec's payload for a prepared array."""
@@ -81,6 +117,54 @@ class SampleEncoder:
             ) from None
 
 
+def dropped_imaginary(array: np.ndarray, target: np.dtype) -> str | None:
+    """What a cast of complex values to a real ``target`` would drop, or None."""
+    if array.dtype.kind != "c" or target.kind == "c":
+        return None
+    flat = np.flatnonzero(array.imag)
+    if not len(flat):
+        return None
+    return f"{_value_at(array, flat[0])} has an imaginary part, which {target} cannot hold"
+
+
+def lost_values(array: np.ndarray, cast: np.ndarray) -> str | None:
+    """The first value of ``array`` that ``cast`` (the same values, another dtype) does not
+    hold, described; None when all are held.
+
+    Rounding a float to a coarser float is what the narrower dtype means and passes (a tiny
+    value may round to 0); a float out of the target's range (it becomes inf) is lost, and
+    from any other dtype (integers, or floats cast to integers) every value must come back
+    exactly. NaN and inf stay themselves between floats; from floats to integers they are
+    lost.
+    """
+    if array.dtype.kind in "fc" and cast.dtype.kind in "fc":
+        if not np.isinf(cast).any():  # the common case: one pass over the cast
+            return None
+        lost = np.isinf(cast) & np.isfinite(array)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            lost = cast.astype(array.dtype) != array
+    flat = np.flatnonzero(lost)
+    if not len(flat):
+        return None
+    k = flat[0]
+    became = cast.reshape(-1)[k].item()
+    problem = f"{_value_at(array, k)} becomes {became!r}"
+    if cast.dtype.kind == "f" and np.isinf(became):
+        problem += f" ({cast.dtype} holds at most ±{float(np.finfo(cast.dtype).max):g})"
+    return problem
+
+
+def _value_at(array: np.ndarray, k: int) -> str:
+    """``array``'s value at flat position ``k`` and where it is, for a message."""
+    value = array.reshape(-1)[k].item()
+    if array.ndim == 0:
+        return repr(value)
+    where = np.unravel_index(k, array.shape)
+    index = int(where[0]) if array.ndim == 1 else tuple(int(i) for i in where)
+    return f"{value!r} (at index {index})"
+
+
 class RecordEncoder:
     """Encodes a whole sample: one array, or a dict of fields (see :mod:`acumen.fields`).
 
@@ -91,8 +175,13 @@ class RecordEncoder:
     """
 
     def __init__(
-        self, codec: Codec, dtype: Any = None, fields: list | None = None, safe_cast: bool = False
+        self,
+        codec: Codec,
+        dtype: Any = None,
+        fields: list | None = None,
+        safe_cast: bool | str = False,
     ) -> None:
+        check_safe_cast(safe_cast)
         self.codec = codec
         self.safe_cast = safe_cast
         self.dtype = storage_dtype(dtype) if dtype is not None else None  # refused early

@@ -56,6 +56,11 @@ class SampleError(AcumenError, ValueError):
     """A sample handed to a writer cannot be stored (bad metadata, object dtype...)."""
 
 
+class ArgumentConflictError(AcumenError, ValueError):
+    """An argument contradicts what the dataset records (``acumen.open(path, dtype=...)``
+    on a dataset whose manifest holds another dtype): the caller's mistake, not damage."""
+
+
 class PluginNotFoundError(AcumenError, KeyError):
     """No installed plugin of that kind has that name."""
 

@@ -1,9 +1,9 @@
 """``acumen.open``: the one door from a path to a :class:`Dataset`.
 
-Precedence, stated once: explicit arguments, then the manifest, then defaults. A folder
-with ``manifest.json`` is an acumen dataset; one with only ``index.csv`` is an original
-acumenindexer dataset, whose dtype and gzip flag the caller supplies (defaults: float16,
-raw, as the original reader).
+Precedence, stated once: the manifest, which explicit arguments may only agree with, then
+explicit arguments, then defaults. A folder with ``manifest.json`` is an acumen dataset; one
+with only ``index.csv`` is an original acumenindexer dataset, whose dtype and gzip flag the
+caller supplies (defaults: float16, raw, as the original reader).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from acumen.layout import (
     stat_regular,
 )
 from acumen.manifest import Manifest, dtype_from_json
+from acumen.overrides import OpenOverrides
 from acumen.plugins import PluginSpec
 from acumen.validation import check_chunk_files, check_manifest_agrees, check_named_files
 
@@ -61,8 +62,10 @@ def open_dataset(
 
     ``storage`` picks how chunk bytes are read: ``"mmap"`` (default, zero-copy),
     ``"seek"`` (positional reads) or ``"memory"`` (chunks held in RAM). ``dtype``,
-    ``codec`` / ``use_gzip`` and ``index_format`` override the manifest; for an original
-    dataset, which has no manifest, they say what the original reader would be told.
+    ``codec`` / ``use_gzip`` and ``index_format`` are for an original dataset, which records
+    none of them (what the original reader would be told); on a dataset with a manifest a
+    value that disagrees with it is an :class:`ArgumentConflictError` (see
+    :mod:`acumen.overrides`): convert with ``read(i).astype`` or ``acumen recode``.
     ``fields`` picks which fields of a multi-field dataset are read (only their bytes are).
     ``verify="chunk"`` checks each chunk file's checksum the first time it is read from;
     ``verify="sample"`` checks every sample read against its checksum in the index (datasets
@@ -72,27 +75,27 @@ def open_dataset(
     if verify not in (None, "chunk", "sample"):
         raise ValueError(f"verify must be None, 'chunk' or 'sample', got {verify!r}")
     root = _dataset_root(Path(path))
-    codec = _codec_from_flags(codec, use_gzip)
-    codec_override = plugins.codec(codec) if codec is not None else None
-    index_override = plugins.index_format(index_format) if index_format is not None else None
-    overrides = dtype is not None or codec is not None
+    asked = OpenOverrides.given(dtype, codec, use_gzip, index_format)
     manifest_path = root / MANIFEST_FILE
     while True:
         if manifest_path.exists():  # whatever it is: a manifest that is no file is refused
             manifest: Manifest | None = Manifest.load(manifest_path)
-            codec_plugin = codec_override or _from_manifest(manifest_path, manifest, "codec")
-            index_plugin = index_override or _from_manifest(manifest_path, manifest, "index")
+            codec_plugin = _from_manifest(manifest_path, manifest, "codec")
+            index_plugin = _from_manifest(manifest_path, manifest, "index")
+            asked.check_index_format(root, index_plugin, manifest.index["file"])
+            if not manifest.fields:
+                asked.check_array(root, manifest.dtype, codec_plugin)
             index_path = resolve_inside(root, manifest.index["file"], "index file")
             # Before a parser reads it: a damaged index is refused by its checksum.
             check_named_files(
                 root, manifest, [manifest.index["file"]], "index file", verify is not None
             )
             columns = manifest.metadata
-            dtype = storage_dtype(dtype) if dtype is not None else manifest.dtype
+            dtype = manifest.dtype
         else:
             manifest = None
-            codec_plugin = codec_override or plugins.codec("raw")
-            index_plugin = index_override or plugins.index_format("csv")
+            codec_plugin = asked.original_codec()
+            index_plugin = asked.original_index_format()
             index_path = root / index_plugin.filename
             columns = None
         table = _read_index(index_plugin, index_path, columns)
@@ -106,11 +109,11 @@ def open_dataset(
     check_chunk_files(root, table, chunk_paths, file_sizes, manifest)
     codec_plugin.open_resources(root)
     readers = _field_readers(root, manifest, table) if manifest and manifest.fields else []
+    if readers:
+        asked.check_fields(root, readers)
     if manifest is not None:
         resources = [name for name in manifest.files if name != manifest.index["file"]]
         check_named_files(root, manifest, resources, "codec resource", verify is not None)
-    if readers and overrides:
-        raise ValueError(f"{root} has fields, each with its own dtype and codec: no overrides")
     backend = plugins.storage(storage or DEFAULT_STORAGE, chunk_paths)
     files = ChunkFiles(index_path, chunk_paths, file_sizes)
     dataset = Dataset(
@@ -264,16 +267,3 @@ def _refuse_if_being_written(path: Path) -> None:
             "finish "
             f"({WRITING_MARKER} is present, {MANIFEST_FILE} is not final); write it again"
         )
-
-
-def _codec_from_flags(codec: PluginSpec | None, use_gzip: bool | None) -> PluginSpec | None:
-    if use_gzip is None:
-        return codec
-    implied = "gzip" if use_gzip else "raw"
-    if codec is not None:
-        name = (
-            codec if isinstance(codec, str) else getattr(codec, "name", None) or codec.get("name")
-        )
-        if name != implied:
-            raise ValueError(f"use_gzip={use_gzip} contradicts codec={name!r}; give one of them")
-    return codec or implied

@@ -33,6 +33,23 @@ ReadFn = Callable[[Any], tuple[Any, Mapping[str, Any]]]
 Encoded = tuple[list[Buffer], list[tuple[int, ...]], Mapping[str, Any]]
 
 
+class OriginalDtype:
+    """The default ``dtype`` of ``split_into_chunks``: float16, as the original's. Casting
+    to it is checked (``safe_cast="values"``): a value it would lose is an error, not inf;
+    ``dtype=np.float16`` given explicitly casts as told."""
+
+    dtype = np.dtype(np.float16)
+
+    def __repr__(self) -> str:
+        return "float16 (the original's default; lossy casts refused)"
+
+    def __reduce__(self) -> str:
+        return "ORIGINAL_DTYPE"  # one instance, also after pickling
+
+
+ORIGINAL_DTYPE = OriginalDtype()
+
+
 @acting_as("split_into_chunks")  # what its claim on the folder says is writing it
 def split_into_chunks(
     data_list: Iterable[Any],
@@ -40,19 +57,25 @@ def split_into_chunks(
     read_fn: ReadFn | None = None,
     chunk_size_bytes: int = DEFAULT_CHUNK_SIZE,
     n_jobs: int = 1,
-    dtype: Any = np.float16,
+    dtype: Any = ORIGINAL_DTYPE,
     use_gzip: bool = False,
     codec: PluginSpec | None = None,
     index_format: PluginSpec = "csv",
     verbose: bool = False,
     fields: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    safe_cast: bool | str | None = None,
 ) -> Manifest:
     """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
 
     ``read_fn(item)`` returns ``(array, metadata dict)``; without it each item is such a
     pair. Arrays are cast to ``dtype`` (float16 by default, as the original; ``None`` keeps
-    the first sample's dtype). ``use_gzip`` is the original's flag for ``codec="gzip"``.
+    the first sample's dtype). A cast to the default that loses a value (out of float16's
+    range, an integer that does not come back) is a :class:`SampleError` naming the sample;
+    an explicit ``dtype=np.float16`` or ``safe_cast=False`` casts as told (the original
+    gave inf). ``safe_cast`` is the :class:`acumen.Writer`'s option (default: ``"values"``
+    for the default dtype, ``False`` for one given).
+    ``use_gzip`` is the original's flag for ``codec="gzip"``.
     ``n_jobs=-1`` uses every core. ``read_fn`` may return a dict of arrays (or bytes) for
     samples with several fields; ``fields`` then sets each one's dtype and codec (see
     :class:`acumen.Writer`). ``progress`` is updated once per sample written.
@@ -67,6 +90,10 @@ def split_into_chunks(
         codec = "gzip" if use_gzip else "raw"
     elif use_gzip and plugins.codec(codec).name != "gzip":
         raise ValueError(f"use_gzip=True contradicts codec={codec!r}; give one of them")
+    if safe_cast is None:
+        safe_cast = "values" if dtype is ORIGINAL_DTYPE and fields is None else False
+    if dtype is ORIGINAL_DTYPE:
+        dtype = ORIGINAL_DTYPE.dtype
     n_jobs = _job_count(n_jobs)
     codec_plugin = plugins.codec(codec)
     level = logging.INFO if verbose else logging.DEBUG
@@ -78,6 +105,7 @@ def split_into_chunks(
         chunk_size_bytes=chunk_size_bytes,
         dtype=dtype if fields is None else None,
         fields=fields,
+        safe_cast=safe_cast,
     ) as writer:
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,

@@ -20,7 +20,7 @@ import xxhash
 from acumen.abc.codec import Buffer
 from acumen.checksums import file_checksum
 from acumen.dataset import Dataset
-from acumen.errors import AcumenError, CorruptDatasetError
+from acumen.errors import AcumenError, ArgumentConflictError, CorruptDatasetError
 from acumen.layout import open_regular
 from acumen.opening import open_dataset
 from acumen.progress import Progress
@@ -95,6 +95,8 @@ def verify(
     report = VerifyReport(Path(path))
     try:
         dataset = open_dataset(path, **open_options)
+    except ArgumentConflictError:
+        raise  # the caller's argument, not a problem of the dataset
     except AcumenError as error:
         report.problems.append(str(error))
         return report

@@ -47,6 +47,12 @@ class Writer:
     Every chunk file's checksum goes in the manifest; ``checksums="sample"`` also keeps each
     sample's payload checksum in the index (``ai:xxh3_64``), for ``acumen verify`` and
     ``acumen.open(..., verify="sample")``.
+
+    A sample of another dtype than ``dtype`` is cast to it as told (``astype``); with
+    ``safe_cast="values"`` only when every value survives (float rounding aside: no value
+    out of range, no integer that does not come back), otherwise a :class:`SampleError`
+    names the sample and the value; ``safe_cast=True`` allows only the casts numpy calls
+    safe, as when the first sample fixed the dtype.
     """
 
     def __init__(
@@ -59,7 +65,7 @@ class Writer:
         dtype: Any = None,
         fields: Mapping[str, Any] | None = None,
         durable: bool = True,
-        safe_cast: bool = False,
+        safe_cast: bool | str = False,
         checksums: str = "chunk",
     ) -> None:
         if checksums not in ("chunk", "sample"):

@@ -244,7 +244,7 @@ def test_field_errors(tmp_path: Path) -> None:
     write(tmp_path / "e", make_samples(2), fields=FIELDS)
     with pytest.raises(ValueError, match="no field\\(s\\) \\['nope'\\]; its fields: "):
         acumen.open(tmp_path / "e", fields=["nope"])
-    with pytest.raises(ValueError, match="own dtype and codec: no overrides"):
+    with pytest.raises(ValueError, match="each field has its own dtype and codec"):
         acumen.open(tmp_path / "e", dtype="float32")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import acumen
+from acumen.errors import ArgumentConflictError
 from tests.conftest import CODECS, INDEX_FORMATS, STORAGES
 
 codecs = pytest.mark.parametrize("codec", CODECS)
@@ -324,11 +325,13 @@ def test_open_overrides(tmp_path, index_format):
     for where in (path, path / "manifest.json", path / index_file, str(path)):
         with acumen.open(where, index_format=index_format) as ds:
             assert_same_array(ds.read(2), arrays[2])
-    # An explicit dtype wins over the manifest: the same bytes, read as another type.
-    with acumen.open(path, dtype="<f4") as ds:
-        assert ds.dtype == np.dtype("<f4")
-        for i, array in enumerate(arrays):
-            assert_same_array(ds.read(i), array.view("<f4"))
+    # The manifest says how to read its dataset: a dtype that agrees changes nothing, one
+    # that disagrees is refused (tests/test_open_overrides.py), never bytes read as another.
+    with acumen.open(path, dtype="<i4") as ds:
+        assert ds.dtype == np.dtype("<i4")
+        assert_same_array(ds.read(1), arrays[1])
+    with pytest.raises(ArgumentConflictError, match="holds dtype int32"):
+        acumen.open(path, dtype="<f4")
 
 
 # --- chunk rollover -------------------------------------------------------------------------

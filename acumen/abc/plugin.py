@@ -30,6 +30,16 @@ class Plugin:
         """The keyword arguments that rebuild this instance; JSON-able."""
         return {}
 
+    @property
+    def reading_configuration(self) -> dict[str, Any]:
+        """The part of :attr:`configuration` that changes how stored data is read back.
+
+        ``acumen.open(path, codec=...)`` accepts a plugin that agrees with the manifest's on
+        this: a compression level only matters to writing, a dictionary matters to reading.
+        Default: all of the configuration (the safe answer for a plugin that says nothing).
+        """
+        return self.configuration
+
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "configuration": dict(self.configuration)}
 

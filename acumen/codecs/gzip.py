@@ -27,6 +27,10 @@ class GzipCodec(Codec):
     def configuration(self) -> dict:
         return {"level": self.level}
 
+    @property
+    def reading_configuration(self) -> dict:
+        return {}  # the level only matters to writing
+
     def encode(self, array: np.ndarray) -> Buffer:
         # mtime=0 keeps output deterministic: the same samples give the same bytes.
         return gzip.compress(array_bytes(array), compresslevel=self.level, mtime=0)

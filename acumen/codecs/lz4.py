@@ -35,6 +35,10 @@ class Lz4Codec(Codec):
     def configuration(self) -> dict:
         return {"level": self.level}
 
+    @property
+    def reading_configuration(self) -> dict:
+        return {}  # the level only matters to writing
+
     def encode(self, array: np.ndarray) -> Buffer:
         # The content checksum makes a damaged payload an error, not wrong data.
         return lz4.frame.compress(

@@ -61,6 +61,12 @@ class ZstdCodec(Codec):
             "dictionary": self.dictionary,
         }
 
+    @property
+    def reading_configuration(self) -> dict:
+        # Frames compressed with a dictionary decode only with it; the level, the size
+        # and the samples it was trained on only matter to writing.
+        return {"dictionary": self.dictionary} if self.dictionary is not None else {}
+
     # --- dictionary -------------------------------------------------------------------
     def training_samples(self) -> int:
         return self.train_samples if self.dictionary_size and not self._trained else 0

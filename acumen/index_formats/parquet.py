@@ -83,6 +83,10 @@ class ParquetIndex(IndexFormat):
     def configuration(self) -> dict:
         return {"compression": self.compression}
 
+    @property
+    def reading_configuration(self) -> dict:
+        return {}  # a parquet file records its own compression
+
     # --- writing -------------------------------------------------------------------------
     def write(self, table: IndexTable, path: Path) -> None:
         columns: dict[str, pa.Array] = {
