@@ -15,7 +15,12 @@ import pytest
 
 from acumen import cli
 from acumen.convert import ConfigError, ConversionError, check, convert
-from acumen.convert.parts import MAX_AUTO_PART_SIZE, MIN_AUTO_PART_SIZE, automatic_part_size
+from acumen.convert.parts import (
+    MAX_AUTO_PART_SIZE,
+    MIN_AUTO_PART_SIZE,
+    automatic_part_size,
+    items_worth_counting,
+)
 from tests.test_convert import all_files, base_config, read_all, save_npys, spoil, write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,14 +37,19 @@ def dataset_files(root: Path) -> dict[str, bytes]:
 
 # --- item 5: the part size follows the input, so n_jobs has parts to share -------------------
 def test_automatic_part_size_rule() -> None:
-    """Enough parts for many workers to get several each, none tiny, none above the cap;
-    from the item count alone (so n_jobs never changes the parts, nor the bytes written)."""
-    assert automatic_part_size(1) == MIN_AUTO_PART_SIZE
-    assert automatic_part_size(1_000) == MIN_AUTO_PART_SIZE
-    assert automatic_part_size(10**9) == MAX_AUTO_PART_SIZE
-    sizes = [automatic_part_size(n) for n in range(1, 2_000_000, 9_973)]
+    """Several parts per worker, none tiny (a part has a cost of its own), none above the
+    cap; one worker gets the largest parts (more parts would only cost)."""
+    assert automatic_part_size(1_000, 2) == 125  # 8 parts: 4 for each worker
+    assert automatic_part_size(1_000, 16) == MIN_AUTO_PART_SIZE
+    assert automatic_part_size(10**9, 2) == MAX_AUTO_PART_SIZE
+    assert automatic_part_size(1_000, 1) == MAX_AUTO_PART_SIZE
+    assert automatic_part_size(6_400, None) == MIN_AUTO_PART_SIZE  # a Dask cluster: 64 parts
+    sizes = [automatic_part_size(n, 4) for n in range(1, 2_000_000, 9_973)]
     assert sizes == sorted(sizes)  # more items never give smaller parts
-    assert -(-1_000 // automatic_part_size(1_000)) >= 4  # 1,000 items: several parts
+    for workers in (2, 3, 8, None):
+        past = items_worth_counting(workers)
+        assert automatic_part_size(past, workers) == MAX_AUTO_PART_SIZE  # counting stops there
+        assert automatic_part_size(past - MAX_AUTO_PART_SIZE, workers) < MAX_AUTO_PART_SIZE
 
 
 def test_n_jobs_2_runs_parts_of_1000_items_on_two_workers(tmp_path: Path) -> None:
@@ -55,7 +65,7 @@ def test_n_jobs_2_runs_parts_of_1000_items_on_two_workers(tmp_path: Path) -> Non
     )
     summary = convert(write_json(tmp_path / "c.json", config))
     assert summary.samples == 1_000
-    assert summary.part_size == automatic_part_size(1_000)
+    assert summary.part_size == automatic_part_size(1_000, 2)
     assert summary.parts == -(-1_000 // summary.part_size) and summary.parts >= 2
     assert summary.workers == 2
     assert f"{summary.parts} parts of up to {summary.part_size:,} items" in str(summary)
@@ -65,28 +75,25 @@ def test_n_jobs_2_runs_parts_of_1000_items_on_two_workers(tmp_path: Path) -> Non
     assert os.getpid() not in {m["pid"] for m in metadata}
 
 
-def test_automatic_parts_do_not_depend_on_n_jobs(tmp_path: Path) -> None:
-    """The automatic part size comes from the item count only: one and three workers write
-    identical files, and a run stopped with one worker resumes with three identically."""
+def test_resume_with_another_n_jobs_makes_the_same_parts(tmp_path: Path) -> None:
+    """The automatic part size is saved with the conversion: a run stopped with three
+    workers and resumed with one writes what an uninterrupted run with three writes."""
     paths = save_npys(tmp_path / "data", 400, shape=(3,), seed=3)
-    outputs = {}
-    for n_jobs in (1, 3):
-        config = base_config(tmp_path / f"out{n_jobs}", run={"n_jobs": n_jobs})
-        summary = convert(write_json(tmp_path / f"c{n_jobs}.json", config))
-        assert summary.parts > 1
-        outputs[n_jobs] = dataset_files(tmp_path / f"out{n_jobs}")
-    assert outputs[1] == outputs[3]
+    three = base_config(tmp_path / "three", run={"n_jobs": 3})
+    summary = convert(write_json(tmp_path / "three.json", three))
+    assert summary.part_size == automatic_part_size(400, 3) and summary.parts > 3
+    one = convert(write_json(tmp_path / "one.json", base_config(tmp_path / "one")))
+    assert one.parts == 1  # one worker: parts would only cost
 
     good = paths[350].read_bytes()
     spoil(paths[350])
-    stopped = write_json(tmp_path / "stopped.json", base_config(tmp_path / "resumed"))
+    stopped = base_config(tmp_path / "resumed", run={"n_jobs": 3})
     with pytest.raises(ConversionError, match=r"item 350 \("):
-        convert(stopped)
+        convert(write_json(tmp_path / "stopped.json", stopped))
     paths[350].write_bytes(good)
-    more_jobs = base_config(tmp_path / "resumed", run={"n_jobs": 3})
-    summary = convert(write_json(tmp_path / "more.json", more_jobs))
-    assert summary.resumed_parts >= 1
-    assert dataset_files(tmp_path / "resumed") == outputs[1]
+    summary = convert(write_json(tmp_path / "again.json", base_config(tmp_path / "resumed")))
+    assert summary.resumed_parts >= 1 and summary.part_size == automatic_part_size(400, 3)
+    assert dataset_files(tmp_path / "resumed") == dataset_files(tmp_path / "three")
 
 
 def test_resume_keeps_the_part_size_it_started_with(tmp_path: Path) -> None:
@@ -94,12 +101,12 @@ def test_resume_keeps_the_part_size_it_started_with(tmp_path: Path) -> None:
     if the rule (or the count) would now give another."""
     paths = save_npys(tmp_path / "data", 300, shape=(2,), seed=4)
     spoil(paths[290])
-    path = write_json(tmp_path / "c.json", base_config())
+    path = write_json(tmp_path / "c.json", base_config(run={"n_jobs": 2}))
     with pytest.raises(ConversionError):
         convert(path)
     plan = tmp_path / "out" / ".acumen-convert" / "plan.json"
     saved = json.loads(plan.read_text())
-    assert saved["part_size"] == automatic_part_size(300)
+    assert saved["part_size"] == automatic_part_size(300, 2)
     plan.write_text(json.dumps({**saved, "part_size": 7}))  # as if another rule chose 7
     np.save(paths[290], np.zeros(2, np.float32))
     summary = convert(path)
@@ -253,3 +260,23 @@ def test_missing_callable_module_names_the_folders_searched(tmp_path: Path) -> N
     message = str(raised.value)
     assert "No module named 'nomod'" in message
     assert f"the config's folder {tmp_path}" in message and "sys.path" in message
+
+
+def test_callable_reader_beside_the_config_on_dask_workers(tmp_path: Path) -> None:
+    """Dask workers (spawned processes that never saw the driver's imports) find the reader
+    module beside the config: each task carries the config's folder."""
+    pytest.importorskip("distributed")
+    import dask
+
+    (tmp_path / "mydaskreader.py").write_text(MODULE, encoding="utf-8")
+    config = {
+        "source": {"callable": "mydaskreader:items", "arguments": {"count": 6}},
+        "reader": {"name": "callable", "configuration": {"function": "mydaskreader:read"}},
+        "output": {"path": "out"},
+        "run": {"engine": "dask", "n_jobs": 2, "part_size": 2, "progress": False},
+    }
+    with dask.config.set({"scheduler-address": None}):
+        summary = convert(write_json(tmp_path / "c.json", config))
+    assert summary.samples == 6 and summary.parts == 3
+    _, metadata = read_all(tmp_path / "out")
+    assert [m["number"] for m in metadata] == list(range(6))

@@ -20,8 +20,8 @@ from typing import Any
 
 from acumen import plugins
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
-from acumen.convert.parts import AUTO_PARTS, MAX_AUTO_PART_SIZE, automatic_part_size
-from acumen.convert.sources import count_items, describe, first_item, iter_items
+from acumen.convert.run import choose_part_size
+from acumen.convert.sources import describe, first_item, iter_items
 from acumen.progress import Progress
 from acumen.readers.callable import config_folder_on_path
 
@@ -70,9 +70,7 @@ def check(
 
 
 def _batches(cfg: ConvertConfig) -> Iterator[Batch]:
-    size = cfg.run.part_size or automatic_part_size(
-        count_items(cfg.source, AUTO_PARTS * MAX_AUTO_PART_SIZE + 1)
-    )
+    size = cfg.run.part_size or choose_part_size(cfg)[0]
     numbered = enumerate(item for item, _ in iter_items(cfg.source))
     while batch := list(itertools.islice(numbered, size)):
         yield batch

@@ -68,7 +68,7 @@ class RunConfig:
     n_jobs: int = 1
     engine: str = "local"
     on_error: str = "raise"
-    part_size: int | None = None  # None: chosen from the item count (parts.automatic_part_size)
+    part_size: int | None = None  # None: chosen by parts.automatic_part_size, then saved
     scheduler: str | None = None
     progress: bool = True
 
@@ -92,12 +92,13 @@ class ConvertConfig:
 
         Left out, so that a resume may change them: ``n_jobs``, ``engine``, ``scheduler`` and
         ``progress`` (who writes a part does not change its bytes; the automatic part size
-        depends on the item count only), and ``on_error``. A part is written whole or not
-        at all, and ``on_error`` only decides what happens to an item that fails: a part
-        finished under "raise" had no failing item, so it is exactly what "skip" writes; a
-        part finished under "skip" that left items out is written again by a resume under
-        "raise" (:func:`acumen.convert.parts.part_reusable`), so every part of the result
-        obeys the setting the conversion finished with. The report lists what was skipped.
+        is saved in the conversion's state and reused), and ``on_error``. A part is written
+        whole or not at all, and ``on_error`` only decides what happens to an item that
+        fails: a part finished under "raise" had no failing item, so it is exactly what
+        "skip" writes; a part finished under "skip" that left items out is written again by
+        a resume under "raise" (:func:`acumen.convert.parts.part_reusable`), so every part
+        of the result obeys the setting the conversion finished with. The report lists what
+        was skipped.
         """
         return {
             "source": {

@@ -29,13 +29,12 @@ from acumen.claim import Claim, Owner, claim_folder, is_stray, take_over
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.merge import merge_parts
 from acumen.convert.parts import (
-    AUTO_PARTS,
-    MAX_AUTO_PART_SIZE,
     ConversionError,
     PartResult,
     PartTask,
     WriterSettings,
     automatic_part_size,
+    items_worth_counting,
     part_reusable,
     remove_dead_attempts,
 )
@@ -181,18 +180,26 @@ def _run(
 
 def _part_size(cfg: ConvertConfig, state: Path) -> int:
     """``run.part_size``, else the size this conversion started with, else one chosen from
-    the item count and saved: a resume must make the same parts even if the rule changes."""
+    the item count and ``n_jobs`` and saved: a resume makes the same parts (so the same
+    bytes) whatever its own ``n_jobs``, which the fingerprint leaves free."""
     if cfg.run.part_size is not None:
         return cfg.run.part_size
     saved = state / PLAN_FILE
     if saved.is_file():
         return int(json.loads(saved.read_text(encoding="utf-8"))["part_size"])
-    # Beyond this many items the largest part size applies: no need to count further.
-    counted = count_items(cfg.source, AUTO_PARTS * MAX_AUTO_PART_SIZE + 1)
-    part_size = automatic_part_size(counted)
-    plan = {"part_size": part_size, "items_counted": counted}
+    part_size, counted = choose_part_size(cfg)
+    plan = {"part_size": part_size, "items_counted": counted, "n_jobs": cfg.run.n_jobs}
     write_atomically(saved, json.dumps(plan).encode("utf-8"))
     return part_size
+
+
+def choose_part_size(cfg: ConvertConfig) -> tuple[int, int]:
+    """The automatic part size for ``cfg``, and the items counted to choose it (counting
+    stops where more items would not change it)."""
+    workers = None if cfg.run.engine == "dask" else cfg.run.n_jobs
+    limit = items_worth_counting(workers)
+    counted = count_items(cfg.source, limit + 1) if limit else 0
+    return automatic_part_size(counted, workers), counted
 
 
 def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:
