@@ -210,9 +210,19 @@ def read(item):
 """
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
+SPAWNED_CLI = (
+    "import multiprocessing, sys; multiprocessing.set_start_method('spawn'); "
+    "from acumen.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "command"),
+    [(1, ["-m", "acumen.cli"]), (2, ["-m", "acumen.cli"]), (2, ["-c", SPAWNED_CLI])],
+    ids=["one-process", "two-workers", "two-spawned-workers"],
+)
 def test_callable_modules_beside_the_config_from_another_folder(
-    tmp_path: Path, n_jobs: int
+    tmp_path: Path, n_jobs: int, command: list[str]
 ) -> None:
     """Bug: a reader or source module next to the config could not be imported unless the
     current folder happened to be the config's. Now the config's folder is on the import
@@ -238,7 +248,7 @@ def test_callable_modules_beside_the_config_from_another_folder(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "acumen.cli", "convert", str(project / "c.toml")],
+        [sys.executable, *command, "convert", str(project / "c.toml")],
         capture_output=True,
         text=True,
         timeout=120,
