@@ -290,3 +290,20 @@ def test_callable_reader_beside_the_config_on_dask_workers(tmp_path: Path) -> No
     assert summary.samples == 6 and summary.parts == 3
     _, metadata = read_all(tmp_path / "out")
     assert [m["number"] for m in metadata] == list(range(6))
+
+
+def test_resume_without_part_size_continues_with_the_one_it_started_with(
+    tmp_path: Path,
+) -> None:
+    """A conversion started with run.part_size set (or by an older acumen, which saved its
+    default of 10,000 as if set) may be resumed by a config that leaves it out."""
+    paths = save_npys(tmp_path / "data", 12, seed=12)
+    good = paths[8].read_bytes()
+    spoil(paths[8])
+    with pytest.raises(ConversionError):
+        convert(write_json(tmp_path / "set.json", base_config(run={"part_size": 5})))
+    paths[8].write_bytes(good)
+    summary = convert(write_json(tmp_path / "auto.json", base_config(run={"n_jobs": 2})))
+    assert (summary.part_size, summary.parts, summary.resumed_parts) == (5, 3, 1)
+    convert(write_json(tmp_path / "clean.json", base_config("clean", run={"part_size": 5})))
+    assert dataset_files(tmp_path / "out") == dataset_files(tmp_path / "clean")

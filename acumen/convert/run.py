@@ -187,6 +187,9 @@ def _part_size(cfg: ConvertConfig, state: Path) -> int:
     saved = state / PLAN_FILE
     if saved.is_file():
         return int(json.loads(saved.read_text(encoding="utf-8"))["part_size"])
+    started = json.loads((state / "config.json").read_text(encoding="utf-8")).get("part_size")
+    if isinstance(started, int):  # started with run.part_size set (or by an older acumen,
+        return started  # whose default of 10,000 was saved as if set)
     part_size, counted = choose_part_size(cfg)
     plan = {"part_size": part_size, "items_counted": counted, "n_jobs": cfg.run.n_jobs}
     write_atomically(saved, json.dumps(plan).encode("utf-8"))
@@ -216,8 +219,13 @@ def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:
 def _differences(previous: dict[str, Any], fingerprint: dict[str, Any]) -> list[str]:
     """The keys of ``fingerprint`` that ``previous`` (a saved one) has otherwise. Keys only
     the saved one has are settings that no longer decide the bytes (an older acumen kept
-    ``on_error`` there)."""
-    return sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+    ``on_error`` there). A config without ``run.part_size`` continues with the part size
+    the conversion started with (:func:`_part_size`), whichever chose it."""
+    return sorted(
+        k
+        for k in fingerprint
+        if previous.get(k) != fingerprint[k] and not (k == "part_size" and fingerprint[k] is None)
+    )
 
 
 def _claim(cfg: ConvertConfig, output: Path, state: Path) -> Claim:
