@@ -1,6 +1,6 @@
 """Config-driven conversion of many small files into one dataset (``acumen convert``)."""
 
-from acumen.convert.check import CheckReport, check
+from acumen.convert.checking import CheckReport, check
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.parts import ConversionError
 from acumen.convert.run import ConversionSummary, convert
