@@ -34,6 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     convert.add_argument("config")
     convert.add_argument("--no-progress", action="store_true", help="no progress display")
+    convert.add_argument(
+        "--check",
+        action="store_true",
+        help="read every item, write nothing, list the unreadable ones (exit 1 if any)",
+    )
     recode = commands.add_parser(
         "recode",
         help="re-write a dataset with another codec, index format or chunk size, and verify it",
@@ -76,9 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(report)
             return 0 if report.ok else 1
         elif args.command == "convert":
-            from acumen.convert import convert
+            from acumen.convert import check, convert
 
-            print(convert(args.config, progress=False if args.no_progress else None))
+            progress = False if args.no_progress else None
+            if args.check:
+                checked = check(args.config, progress=progress)
+                print(checked)
+                return 0 if checked.ok else 1
+            print(convert(args.config, progress=progress))
     except (AcumenError, OSError) as error:  # OSError: a file the system will not read
         print(f"acumen: error: {error}", file=sys.stderr)
         return 1

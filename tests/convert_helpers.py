@@ -65,3 +65,23 @@ def read_npy_unless_marked(path: str) -> tuple[_np.ndarray, dict[str, _Any]]:
     if _Path(path + ".fail").exists():
         raise OSError(f"marked as failing: {_Path(path).name}")
     return _np.load(path, allow_pickle=False), {}
+
+
+# --- helpers for tests/test_convert_settings.py --------------------------------------------
+
+
+def read_npy_slowly_with_pid(path: str) -> tuple[_np.ndarray, dict[str, _Any]]:
+    """A slow callable reader (2 ms an item) that records which process read the item."""
+    import os
+    import time
+
+    time.sleep(0.002)
+    return _np.load(path, allow_pickle=False), {"pid": os.getpid()}
+
+
+def read_npy_or_stop(path: str) -> tuple[_np.ndarray, dict[str, _Any]]:
+    """A callable reader that fails for ``X.npy`` while ``X.npy.fail`` exists, and
+    interrupts the conversion (as Ctrl-C would) while ``X.npy.stop`` exists."""
+    if _Path(path + ".stop").exists():
+        raise KeyboardInterrupt(f"stopped at {_Path(path).name}")
+    return read_npy_unless_marked(path)

@@ -50,6 +50,7 @@ class SourceConfig:
     path_column: str = "path"
     path_metadata: str | None = "path"  # metadata key that records each item's path
     arguments: tuple[tuple[str, Any], ...] = ()  # keyword arguments for a callable source
+    import_path: str | None = None  # the config's folder, searched for a callable source
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class RunConfig:
     n_jobs: int = 1
     engine: str = "local"
     on_error: str = "raise"
-    part_size: int = 10_000
+    part_size: int | None = None  # None: chosen by parts.automatic_part_size, then saved
     scheduler: str | None = None
     progress: bool = True
 
@@ -79,9 +80,26 @@ class ConvertConfig:
     output: OutputConfig
     run: RunConfig
     origin: str = "<config>"
+    folder: Path | None = None  # the config file's folder (None: a dict), for its callables
+
+    @property
+    def import_path(self) -> str | None:
+        """Where ``callable`` readers and sources are looked for before ``sys.path``."""
+        return str(self.folder) if self.folder is not None else None
 
     def fingerprint(self) -> dict[str, Any]:
-        """What decides the output bytes: a resumed run must have the same."""
+        """What decides the output bytes: a resumed run must have the same.
+
+        Left out, so that a resume may change them: ``n_jobs``, ``engine``, ``scheduler`` and
+        ``progress`` (who writes a part does not change its bytes; the automatic part size
+        is saved in the conversion's state and reused), and ``on_error``. A part is written
+        whole or not at all, and ``on_error`` only decides what happens to an item that
+        fails: a part finished under "raise" had no failing item, so it is exactly what
+        "skip" writes; a part finished under "skip" that left items out is written again by
+        a resume under "raise" (:func:`acumen.convert.parts.part_reusable`), so every part
+        of the result obeys the setting the conversion finished with. The report lists what
+        was skipped.
+        """
         return {
             "source": {
                 "kind": self.source.kind,
@@ -99,21 +117,21 @@ class ConvertConfig:
                 "dtype": self.output.dtype,
                 "fields": self.output.fields,
             },
-            "part_size": self.run.part_size,
-            "on_error": self.run.on_error,
+            "part_size": self.run.part_size,  # None: automatic, saved in the state's plan
         }
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> ConvertConfig:
     """A checked config from a file (``.toml``, ``.yaml``/``.yml``, ``.json``) or a dict."""
     if isinstance(source, Mapping):
-        return _check(dict(source), "<config>", Path.cwd())
+        return _check(dict(source), "<config>", Path.cwd(), None)
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    return _check(_parse(path, text), str(path), path.resolve().parent)
+    folder = path.resolve().parent
+    return _check(_parse(path, text), str(path), folder, folder)
 
 
 def _parse(path: Path, text: str) -> Any:
@@ -186,7 +204,9 @@ class _Checker:
         return instance.get_config() if not isinstance(spec, str) else spec
 
 
-def _check(raw: Any, origin: str, base: Path) -> ConvertConfig:
+def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertConfig:
+    from acumen.readers.callable import config_folder_on_path
+
     check = _Checker(origin)
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: must hold the tables source, reader, output and run")
@@ -217,7 +237,8 @@ def _check(raw: Any, origin: str, base: Path) -> ConvertConfig:
         from acumen.readers.callable import load_callable
 
         try:
-            load_callable(value, "source.callable")
+            with config_folder_on_path(str(folder) if folder is not None else None):
+                load_callable(value, "source.callable")
         except ValueError as error:
             raise check.fail("source.callable", str(error)) from None
     elif kind == "table":
@@ -234,6 +255,7 @@ def _check(raw: Any, origin: str, base: Path) -> ConvertConfig:
         check.typed(source, "source", "path_column", str, "path"),
         path_metadata,
         tuple(sorted(arguments.items())),
+        str(folder) if folder is not None else None,
     )
 
     reader_raw = check.section(raw, "reader", required=True)
@@ -241,7 +263,8 @@ def _check(raw: Any, origin: str, base: Path) -> ConvertConfig:
     if name is None:
         raise check.fail("reader.name", "is missing (npy, image, bytes, callable, or a plugin's)")
     configuration = check.typed(reader_raw, "reader", "configuration", dict, {})
-    check.plugin("reader", {"name": name, "configuration": configuration}, "reader")
+    with config_folder_on_path(str(folder) if folder is not None else None):
+        check.plugin("reader", {"name": name, "configuration": configuration}, "reader")
     reader = {"name": name, "configuration": configuration}
 
     output_raw = check.section(raw, "output", required=True)
@@ -285,8 +308,8 @@ def _check(raw: Any, origin: str, base: Path) -> ConvertConfig:
         n_jobs = os.cpu_count() or 1
     if n_jobs < 1:
         raise check.fail("run.n_jobs", f"must be a positive number of workers or -1, got {n_jobs}")
-    part_size = check.typed(run_raw, "run", "part_size", int, 10_000)
-    if part_size < 1:
+    part_size = check.typed(run_raw, "run", "part_size", int, None)
+    if part_size is not None and part_size < 1:
         raise check.fail("run.part_size", f"must be positive, got {part_size}")
     run = RunConfig(
         n_jobs=n_jobs,
@@ -296,7 +319,7 @@ def _check(raw: Any, origin: str, base: Path) -> ConvertConfig:
         scheduler=check.typed(run_raw, "run", "scheduler", str, None),
         progress=check.typed(run_raw, "run", "progress", bool, True),
     )
-    return ConvertConfig(source_config, reader, output, run, origin)
+    return ConvertConfig(source_config, reader, output, run, origin, folder)
 
 
 def parse_byte_size(value: Any) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,10 +25,43 @@ from acumen.convert.sources import describe
 from acumen.errors import AcumenError
 from acumen.layout import MANIFEST_FILE, WRITING_MARKER, write_atomically
 from acumen.manifest import Manifest, dtype_from_json
+from acumen.readers.callable import config_folder_on_path
 from acumen.writer import Writer
 
 SUMMARY_FILE = "part-summary.json"
 ProgressCallback = Callable[[int, int], None]  # (samples, payload bytes)
+
+#: The automatic part size (``run.part_size`` not set) aims at this many parts per worker
+#: process: several, so that a slow part does not leave the other workers idle at the end.
+PARTS_PER_WORKER = 4
+#: ...or at this many parts for a Dask cluster, whose size is not known before it runs
+#: (and may change while it does): four parts each for 16 workers, one each for 64.
+PARTS_FOR_A_CLUSTER = 64
+#: ...but never smaller parts than this: a part costs about 15 ms of its own (its folder,
+#: writer, index, manifest, their fsyncs, the rename and the merge; measured on 2,000
+#: small .npy files: one part 0.19 s, 20 parts 0.64 s, 100 parts 1.6 s) and ends with a
+#: chunk file of its own.
+MIN_AUTO_PART_SIZE = 100
+#: ...nor larger than this (the old default): a lost part costs little to write again. One
+#: worker gets parts of this size: more parts would only add their cost.
+MAX_AUTO_PART_SIZE = 10_000
+
+
+def automatic_part_size(items: int, workers: int | None) -> int:
+    """The part size for ``items`` items written by ``workers`` processes (None: a Dask
+    cluster) when the config sets none. The conversion saves it: a resume makes the same
+    parts whatever its own ``n_jobs``."""
+    if workers == 1:
+        return MAX_AUTO_PART_SIZE
+    parts = PARTS_PER_WORKER * workers if workers else PARTS_FOR_A_CLUSTER
+    return min(MAX_AUTO_PART_SIZE, max(MIN_AUTO_PART_SIZE, -(-items // parts)))
+
+
+def items_worth_counting(workers: int | None) -> int:
+    """Past this many items, :func:`automatic_part_size` gives its largest size anyway."""
+    if workers == 1:
+        return 0
+    return (PARTS_PER_WORKER * workers if workers else PARTS_FOR_A_CLUSTER) * MAX_AUTO_PART_SIZE
 
 
 class ConversionError(AcumenError, RuntimeError):
@@ -87,6 +121,7 @@ class PartTask:
     reader: dict[str, Any]
     settings: WriterSettings
     on_error: str
+    import_path: str | None = None  # the config's folder: where its callables may live
 
 
 @dataclass
@@ -97,10 +132,23 @@ class PartResult:
     source_bytes: int
     skipped: list[dict[str, Any]] = field(default_factory=list)
     resumed: bool = False
+    worker: str | None = None  # "host:pid" of the process that wrote it (None: resumed)
 
 
 def part_done(directory: Path) -> bool:
     return (directory / MANIFEST_FILE).is_file() and not (directory / WRITING_MARKER).exists()
+
+
+def part_reusable(directory: Path, on_error: str) -> bool:
+    """Whether a part written earlier serves this run: done, and, under ``on_error="raise"``,
+    with no item skipped (it was written under "skip": "raise" promises every item is in,
+    so the part is written again, and an item still bad then stops the run)."""
+    if not part_done(directory):
+        return False
+    if on_error == "skip":
+        return True
+    summary = json.loads((directory / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return not summary["skipped"]
 
 
 def read_part_result(number: int, directory: Path) -> PartResult:
@@ -119,12 +167,13 @@ def read_part_result(number: int, directory: Path) -> PartResult:
 def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> PartResult:
     """Write one part (or find it written already). Runs in a worker process or Dask task."""
     final = Path(task.directory)
-    if part_done(final):
+    if part_reusable(final, task.on_error):
         return read_part_result(task.number, final)
     # Each attempt writes a folder of its own and renames it into place when done, so an
     # attempt still running elsewhere (a Dask task of an interrupted run) cannot mix in.
     directory = final.with_name(f"{final.name}.attempt-{uuid.uuid4().hex[:12]}")
-    reader = plugins.reader(task.reader)
+    with config_folder_on_path(task.import_path):
+        reader = plugins.reader(task.reader)
     try:
         with acting_as("convert part"), task.settings.writer(directory) as writer:
             source_bytes, skipped = _write_items(task, reader, writer, progress)
@@ -140,7 +189,7 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
     manifest = writer.manifest
     assert manifest is not None
     if final.exists():
-        if part_done(final):  # another attempt finished first: keep that one
+        if part_reusable(final, task.on_error):  # another attempt finished first: keep it
             shutil.rmtree(directory, ignore_errors=True)
             return read_part_result(task.number, final)
         shutil.rmtree(final)
@@ -151,6 +200,7 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
         sum(c.size_bytes for c in manifest.chunks),
         source_bytes,
         skipped,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
     )
 
 

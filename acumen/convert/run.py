@@ -4,8 +4,9 @@
    on a folder with a fingerprint resumes it, and refuses if the config changed.
 2. The driver settles what every part must agree on: dtypes and fields from the first
    sample, and trained codec resources (zstd dictionaries) from the first samples; saved.
-3. Items stream into parts of ``run.part_size``; the engine writes the parts that are not
-   done yet (a worker per part), with progress.
+3. Items stream into parts of ``run.part_size`` (when the config sets none: chosen from the
+   item count, and saved so that a resume makes the same parts); the engine writes the
+   parts that are not done yet (a worker per part), with progress.
 4. Parts merge into the dataset without copying chunk bytes; the report of skipped items is
    written; the manifest commits; the conversion state is removed.
 """
@@ -32,20 +33,25 @@ from acumen.convert.parts import (
     PartResult,
     PartTask,
     WriterSettings,
+    automatic_part_size,
+    items_worth_counting,
+    part_reusable,
     remove_dead_attempts,
 )
-from acumen.convert.sources import describe, first_item, iter_items
+from acumen.convert.sources import count_items, describe, first_item, iter_items
 from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError, DatasetWriteError
 from acumen.fields import field_specs
 from acumen.layout import MANIFEST_FILE, WRITING_MARKER, store_resources, write_atomically
 from acumen.manifest import Manifest, dtype_to_json
 from acumen.progress import Progress
+from acumen.readers.callable import config_folder_on_path
 
 logger = logging.getLogger(__name__)
 
 STATE_DIR = ".acumen-convert"
 REPORT_FILE = "convert-report.json"
+PLAN_FILE = "plan.json"  # in the state: the part size the conversion started with
 
 
 @dataclass
@@ -58,6 +64,9 @@ class ConversionSummary:
     source_bytes: int
     seconds: float
     resumed_parts: int
+    parts: int = 0  # parts in the dataset (0: finished by an earlier run, not counted)
+    part_size: int = 0  # items per part (the last part may have fewer)
+    workers: int = 0  # processes that wrote parts in this run (0: all were done already)
 
     @property
     def ratio(self) -> float:
@@ -69,6 +78,12 @@ class ConversionSummary:
             f"{len(self.manifest.chunks)} chunk files (arrays {self.source_bytes:,} bytes, "
             f"ratio {self.ratio:.2f}) in {self.seconds:.1f} s"
         )
+        if self.parts:
+            text += f"; {self.parts} part{'s' if self.parts != 1 else ''} of up to "
+            text += f"{self.part_size:,} items"
+            if self.workers:
+                plural = "es" if self.workers != 1 else ""
+                text += f", written by {self.workers} worker process{plural}"
         if self.resumed_parts:
             text += f"; {self.resumed_parts} part(s) were done already"
         if self.skipped:
@@ -108,7 +123,7 @@ def convert(
         )
     claim = _claim(cfg, output, state)
     try:
-        results, skipped, manifest = _run(cfg, output, state, claim, progress)
+        results, skipped, manifest, part_size = _run(cfg, output, state, claim, progress)
     except DatasetWriteError as error:  # a full disk: the conversion resumes once fixed
         claim.abandon()
         raise DatasetWriteError(
@@ -132,6 +147,9 @@ def convert(
         sum(r.source_bytes for r in results),
         time.monotonic() - start,
         sum(r.resumed for r in results),
+        len(results),
+        part_size,
+        len({r.worker for r in results if r.worker is not None}),
     )
     logger.info("%s", summary)
     return summary
@@ -139,13 +157,14 @@ def convert(
 
 def _run(
     cfg: ConvertConfig, output: Path, state: Path, claim: Claim, progress: bool | None
-) -> tuple[list[PartResult], list[dict[str, Any]], Manifest]:
+) -> tuple[list[PartResult], list[dict[str, Any]], Manifest, int]:
     """Settle, write the parts, merge them and commit (the claim's marker goes last)."""
+    part_size = _part_size(cfg, state)
     settings = _settings(cfg, output, state)
     show = cfg.run.progress if progress is None else progress
     bar = Progress(None, f"convert {output.name}", enabled=show)
     with bar:
-        tasks = _tasks(cfg, settings, state)
+        tasks = _tasks(cfg, settings, state, part_size)
         if cfg.run.engine == "dask":
             from acumen.convert.engine_dask import run_parts
         else:
@@ -156,7 +175,34 @@ def _run(
     write_atomically(output / REPORT_FILE, json.dumps(report, indent=1).encode("utf-8"))
     part_dirs = [Path(_part_directory(state, r.number)) for r in results]
     manifest = merge_parts(output, part_dirs, settings, state, claim)
-    return results, skipped, manifest
+    return results, skipped, manifest, part_size
+
+
+def _part_size(cfg: ConvertConfig, state: Path) -> int:
+    """``run.part_size``, else the size this conversion started with, else one chosen from
+    the item count and ``n_jobs`` and saved: a resume makes the same parts (so the same
+    bytes) whatever its own ``n_jobs``, which the fingerprint leaves free."""
+    if cfg.run.part_size is not None:
+        return cfg.run.part_size
+    saved = state / PLAN_FILE
+    if saved.is_file():
+        return int(json.loads(saved.read_text(encoding="utf-8"))["part_size"])
+    started = json.loads((state / "config.json").read_text(encoding="utf-8")).get("part_size")
+    if isinstance(started, int):  # started with run.part_size set (or by an older acumen,
+        return started  # whose default of 10,000 was saved as if set)
+    part_size, counted = choose_part_size(cfg)
+    plan = {"part_size": part_size, "items_counted": counted, "n_jobs": cfg.run.n_jobs}
+    write_atomically(saved, json.dumps(plan).encode("utf-8"))
+    return part_size
+
+
+def choose_part_size(cfg: ConvertConfig) -> tuple[int, int]:
+    """The automatic part size for ``cfg``, and the items counted to choose it (counting
+    stops where more items would not change it)."""
+    workers = None if cfg.run.engine == "dask" else cfg.run.n_jobs
+    limit = items_worth_counting(workers)
+    counted = count_items(cfg.source, limit + 1) if limit else 0
+    return automatic_part_size(counted, workers), counted
 
 
 def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:
@@ -166,7 +212,19 @@ def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:
         (output / MANIFEST_FILE).is_file()
         and not (output / WRITING_MARKER).exists()
         and saved.is_file()
-        and json.loads(saved.read_text(encoding="utf-8")) == cfg.fingerprint()
+        and not _differences(json.loads(saved.read_text(encoding="utf-8")), cfg.fingerprint())
+    )
+
+
+def _differences(previous: dict[str, Any], fingerprint: dict[str, Any]) -> list[str]:
+    """The keys of ``fingerprint`` that ``previous`` (a saved one) has otherwise. Keys only
+    the saved one has are settings that no longer decide the bytes (an older acumen kept
+    ``on_error`` there). A config without ``run.part_size`` continues with the part size
+    the conversion started with (:func:`_part_size`), whichever chose it."""
+    return sorted(
+        k
+        for k in fingerprint
+        if previous.get(k) != fingerprint[k] and not (k == "part_size" and fingerprint[k] is None)
     )
 
 
@@ -216,8 +274,8 @@ def _resumable(cfg: ConvertConfig, owner: Owner, output: Path, state: Path) -> b
         return names <= {STATE_DIR, WRITING_MARKER}
     previous = json.loads(saved.read_text(encoding="utf-8"))
     fingerprint = cfg.fingerprint()
-    if previous != fingerprint:
-        changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+    changed = _differences(previous, fingerprint)
+    if changed:
         raise ConfigError(
             f"{cfg.origin}: {output} was started with another config (differs in "
             f"{', '.join(changed)}); run it with the same config to finish it, or "
@@ -245,7 +303,8 @@ def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
     codec = plugins.codec(cfg.output.codec)
     specs = field_specs(cfg.output.fields, codec) if cfg.output.fields is not None else None
     encoder = RecordEncoder(codec, cfg.output.dtype, specs)
-    reader = plugins.reader(cfg.reader)
+    with config_folder_on_path(cfg.import_path):
+        reader = plugins.reader(cfg.reader)
     collected: list[list] = []
     wanted = 1
     items = iter_items(cfg.source)
@@ -302,15 +361,19 @@ def _part_directory(state: Path, number: int) -> str:
     return str(state / "parts" / f"part-{number:06d}")
 
 
-def _tasks(cfg: ConvertConfig, settings: WriterSettings, state: Path) -> Iterator[PartTask]:
+def _tasks(
+    cfg: ConvertConfig, settings: WriterSettings, state: Path, part_size: int
+) -> Iterator[PartTask]:
     """Parts of ``part_size`` consecutive items, made as the source streams."""
-    from acumen.convert.parts import part_done
-
     numbered = enumerate(iter_items(cfg.source))
+    on_error = cfg.run.on_error
     for number in itertools.count():
-        batch = list(itertools.islice(numbered, cfg.run.part_size))
+        batch = list(itertools.islice(numbered, part_size))
         if not batch:
             return
         directory = _part_directory(state, number)
-        items = [] if part_done(Path(directory)) else [(p, i, m) for p, (i, m) in batch]
-        yield PartTask(number, directory, items, dict(cfg.reader), settings, cfg.run.on_error)
+        done = part_reusable(Path(directory), on_error)
+        items = [] if done else [(p, i, m) for p, (i, m) in batch]
+        yield PartTask(
+            number, directory, items, dict(cfg.reader), settings, on_error, cfg.import_path
+        )

@@ -8,6 +8,7 @@ makes a resumed conversion identical to an uninterrupted one).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -36,6 +37,23 @@ def first_item(source: SourceConfig) -> SourceItem | None:
     items = iter_items(source)
     try:
         return next(items, None)
+    finally:
+        items.close()
+
+
+def count_items(source: SourceConfig, limit: int) -> int:
+    """How many items the source gives, counting no further than ``limit``.
+
+    A parquet table's row count is in its footer; a glob is listed (no file is opened), a
+    CSV table read in batches and a callable's generator run, up to ``limit`` items.
+    """
+    if source.kind == "table" and Path(source.value).suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return min(limit, pq.ParquetFile(source.value).metadata.num_rows)
+    items = iter_items(source)
+    try:
+        return sum(1 for _ in itertools.islice(items, limit))
     finally:
         items.close()
 
@@ -160,9 +178,10 @@ def _plain(value: Any) -> Any:
 
 # --- callable ---------------------------------------------------------------------------
 def _callable_items(source: SourceConfig) -> Iterator[SourceItem]:
-    from acumen.readers.callable import load_callable
+    from acumen.readers.callable import config_folder_on_path, load_callable
 
-    function = load_callable(source.value, "source.callable")
+    with config_folder_on_path(source.import_path):
+        function = load_callable(source.value, "source.callable")
     for item in function(**dict(source.arguments)):
         metadata = {}
         if source.path_metadata and isinstance(item, (str, os.PathLike)):
