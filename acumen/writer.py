@@ -83,12 +83,12 @@ class Writer:
         # safe_cast: the given dtypes were fixed by a first sample elsewhere (a conversion's
         # parts), so later samples must cast safely, as if it had been fixed here.
         self._encoder = RecordEncoder(self.codec, dtype, specs, safe_cast=safe_cast)
-        self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
-        self._claim = claim_new_folder(self.root, current_kind("Writer"))
-        self._index = IndexBuilder(
+        self._index = IndexBuilder(  # checks the declared metadata columns
             _column_specs(metadata_types),
             metadata_types_from or "metadata_types (the Writer's argument)",
         )
+        self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
+        self._claim = claim_new_folder(self.root, current_kind("Writer"))
         # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).
         self._sample_checksums = checksums == "sample"
         if self._sample_checksums:
