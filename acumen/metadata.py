@@ -146,7 +146,8 @@ class MetadataCollector:
         self._appenders: dict[str, Any] = {}
         self._plain: dict[str, type] = {}
         self._kinds: dict[str, str] = {}
-        self._fixed_by = "the first sample"  # where the columns' names and types came from
+        self._first: int | str = 0  # the first sample's label (it fixed the columns)
+        self._origin: str | None = None  # what declared the columns, if not the first sample
         self._exotic: set[str] = set()  # columns given values not of their plain type
         self._n = 0
         self._declared = declared is not None
@@ -160,7 +161,7 @@ class MetadataCollector:
                         f"type is one of {', '.join(COLUMN_TYPES)}"
                     )
             self._columns(declared)
-            self._fixed_by = origin
+            self._origin = origin
 
     def add(self, metadata: Mapping[str, object], sample: int | str) -> None:
         if self._names is None:
@@ -168,8 +169,9 @@ class MetadataCollector:
         elif metadata.keys() != self._keyset:
             missing = sorted(self._keyset - metadata.keys())
             extra = sorted(set(metadata.keys()) - self._keyset)
+            theirs = "the first sample's" if self._origin is None else f"those of {self._origin}"
             raise SampleError(
-                f"sample {sample}: metadata keys differ from those of {self._fixed_by} "
+                f"sample {sample}: metadata keys differ from {theirs} "
                 f"(missing {missing}, unexpected {extra}); every sample needs the same keys"
             )
         plain = self._plain
@@ -213,7 +215,7 @@ class MetadataCollector:
                 raise _int64_overflow(name, value, sample)
             kinds[name] = kind
         self._columns([ColumnSpec(name, kind) for name, kind in kinds.items()])
-        self._fixed_by = f"sample {sample}, the first"
+        self._first = sample
 
     def _columns(self, specs: Sequence[ColumnSpec]) -> None:
         self._names = [spec.name for spec in specs]
@@ -245,17 +247,26 @@ class MetadataCollector:
 
     def _wrong_type(self, name: str, value: object, kind: str, sample: int | str) -> SampleError:
         column = self._kinds[name]
+        if self._origin is None:
+            fixed = f"earlier samples gave {column} (first at sample {self._first})"
+        else:
+            fixed = f"{self._origin} made it {column}"
         message = (
-            f"sample {sample}: metadata {name!r} = {quote(value)} is {kind}, but the column is "
-            f"{column} (fixed by {self._fixed_by}); a column keeps one type, so that every "
-            "sample reads back as it was written"
+            f"sample {sample}: metadata {name!r} is {kind} ({quote(value)}) but {fixed}; "
+            "a column holds one type"
         )
         if column == "int" and kind == "float":
             message += (
-                f". If {name!r} holds floats (or NaN for missing values), make it a float "
-                "column: give floats from the first sample on (1.0, not 1), or declare it "
-                f"before (Writer's metadata_types={{{name!r}: 'float'}})"
+                " (metadata reads back with the types it was written with: an int column "
+                f"does not turn float). If {name!r} holds floats (or NaN for missing values), "
             )
+            if self._origin is None:
+                message += (
+                    "give floats from the first sample on (1.0, not 1), or declare the column "
+                    f"first (Writer's metadata_types={{{name!r}: 'float'}})"
+                )
+            else:
+                message += f"make it float from the start: {self._origin} must give float"
         return SampleError(message)
 
     def finish(self) -> MetadataTable:
@@ -324,10 +335,9 @@ def _check_name(name: object, where: str) -> None:
 def _unstorable(name: str, value: object, sample: int | str, column: str | None) -> SampleError:
     hint = ""
     if value is None:
-        hint = " (use float('nan') for a missing number"
+        hint = " (use float('nan') for a missing number)"
         if column not in (None, "float"):
-            hint += f", in a float column: this one is {column}"
-        hint += ")"
+            hint += f"; NaN goes in a float column, and this one is {column}"
     return SampleError(
         f"sample {sample}: metadata {name!r} = {value!r} ({type(value).__name__}) cannot be "
         f"stored in an index; allowed: int, float, bool, str{hint}"

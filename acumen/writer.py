@@ -85,7 +85,7 @@ class Writer:
         self._encoder = RecordEncoder(self.codec, dtype, specs, safe_cast=safe_cast)
         self._index = IndexBuilder(  # checks the declared metadata columns
             _column_specs(metadata_types),
-            metadata_types_from or "metadata_types (the Writer's argument)",
+            metadata_types_from or "the Writer's metadata_types",
         )
         self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
         self._claim = claim_new_folder(self.root, current_kind("Writer"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,15 @@ def read_back(path: Path) -> tuple[str, list[Any]]:
     return spec["type"], values
 
 
+def fixed_as(kind: str) -> str:
+    """What a refusal says fixed the column's type: the first sample, or (a conversion) its
+    first item, for every part."""
+    return (
+        rf"(earlier samples gave {kind} \(first at sample 0\)|"
+        rf"the conversion's first item, item 0 \(\[0, .*\]\) made it {kind}); "
+    )
+
+
 def refusal(write: Callable, path: Path, values: list[Any]) -> str:
     """The message of the refusal, the SampleError's own (a conversion wraps it, naming the
     item); no dataset is left committed."""
@@ -106,14 +116,21 @@ def refusal(write: Callable, path: Path, values: list[Any]) -> str:
 @every_path
 def test_a_float_after_ints_is_refused_not_promoted(tmp_path: Path, write: Callable) -> None:
     message = refusal(write, tmp_path / "ds", [1, 2.5, 3])
-    assert "metadata 'x' = 2.5 is float, but the column is int" in message
-    assert "(1.0, not 1)" in message  # how to fix it: floats from the first sample on
+    assert re.search(r"metadata 'x' is float \(2\.5\) but " + fixed_as("int"), message)
+    assert "an int column does not turn float" in message
+    how = (  # what to do: a float column from the start
+        "give floats from the first sample on (1.0, not 1), or declare the column first "
+        "(Writer's metadata_types={'x': 'float'})",
+        "make it float from the start: the conversion's first item, item 0 ([0, 1]) must "
+        "give float",
+    )
+    assert how[0] in message if write in (with_writer, with_split) else how[1] in message
 
 
 @every_path
 def test_nan_after_ints_is_refused(tmp_path: Path, write: Callable) -> None:
     message = refusal(write, tmp_path / "ds", [1, float("nan")])
-    assert "metadata 'x' = nan is float, but the column is int" in message
+    assert re.search(r"metadata 'x' is float \(nan\) but " + fixed_as("int"), message)
     assert "NaN for missing values" in message
 
 
@@ -121,7 +138,10 @@ def test_nan_after_ints_is_refused(tmp_path: Path, write: Callable) -> None:
 def test_none_after_ints_says_nan_needs_a_float_column(tmp_path: Path, write: Callable) -> None:
     message = refusal(write, tmp_path / "ds", [1, None])
     assert "metadata 'x' = None (NoneType) cannot be stored" in message
-    assert "use float('nan') for a missing number, in a float column: this one is int" in message
+    hint = (
+        "(use float('nan') for a missing number); NaN goes in a float column, and this one is int"
+    )
+    assert hint in message
 
 
 @every_path
@@ -134,7 +154,9 @@ def test_other_kinds_are_refused(
     tmp_path: Path, write: Callable, values: list[Any], kinds: tuple[str, str]
 ) -> None:
     message = refusal(write, tmp_path / "ds", values)
-    assert f"is {kinds[0]}, but the column is {kinds[1]}" in message
+    assert re.search(
+        re.escape(f"metadata 'x' is {kinds[0]} ({values[1]!r}) but ") + fixed_as(kinds[1]), message
+    )
 
 
 @every_path
@@ -171,7 +193,9 @@ def test_declared_float_column_takes_ints_from_the_first_sample(tmp_path: Path) 
 
 def test_declared_columns_hold_for_the_first_sample_too(tmp_path: Path) -> None:
     with acumen.Writer(tmp_path / "ds", metadata_types={"x": "int"}) as writer:
-        with pytest.raises(SampleError, match=r"is float, but the column is int \(fixed by "):
+        with pytest.raises(
+            SampleError, match=r"is float \(0.5\) but the Writer's metadata_types made it int"
+        ):
             writer.add(np.zeros(1), x=0.5)
         with pytest.raises(SampleError, match=r"missing \['x'\], unexpected \['y'\]"):
             writer.add(np.zeros(1), y=1)
@@ -202,8 +226,10 @@ def test_a_skipped_item_is_reported_and_the_rest_keep_their_type(tmp_path: Path)
     summary = convert(conversion(tmp_path / "ds", [1, 2.5, 3, 4], part_size=2, on_error="skip"))
     assert [entry["position"] for entry in summary.skipped] == [1]
     assert "SampleError" in summary.skipped[0]["error"]
-    assert "is float, but the column is int" in summary.skipped[0]["error"]
-    assert "the conversion's first item, item 0" in summary.skipped[0]["error"]
+    assert (
+        "is float (2.5) but the conversion's first item, item 0 ([0, 1]) made it int"
+        in summary.skipped[0]["error"]
+    )
     assert read_back(tmp_path / "ds") == ("int", [1, 3, 4])
 
 
