@@ -4,6 +4,11 @@ A column has one of four types, recorded in the manifest so every index format (
 included) gives values back with the type they were written with:
 
 ``int`` (int64), ``float`` (float64; NaN allowed), ``bool``, ``str``.
+
+The first sample fixes each column's type (or the writer is told it up front); a later value
+of another type is refused, never absorbed by changing the column, which would change what
+the earlier samples read back (``1`` as ``1.0``). An int in a float column is taken: it reads
+back as that number in the column's type (``2.0``), if float64 holds it exactly.
 """
 
 from __future__ import annotations
