@@ -155,7 +155,6 @@ class MetadataCollector:
         self._origin: str | None = None  # what declared the columns, if not the first sample
         self._exotic: set[str] = set()  # columns given values not of their plain type
         self._n = 0
-        self._declared = declared is not None
         if declared is not None:
             origin = origin or "the declared metadata types"
             for spec in declared:
@@ -200,7 +199,7 @@ class MetadataCollector:
             for values in self._values.values():
                 if len(values) > self._n:
                     values.pop()
-            if self._n == 0 and not self._declared:
+            if self._n == 0 and self._origin is None:
                 self._names = None  # nor do its keys become the columns
             raise
         if exotic:
