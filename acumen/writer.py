@@ -45,10 +45,11 @@ class Writer:
     ``fields={"image": {"dtype": "uint8", "codec": "lz4"}, "mask": "uint8", "jpeg": "bytes"}``
     (or leave ``fields`` out and the first dict sample decides, with ``codec`` for all).
 
-    The first sample's metadata fixes the columns and their types (an int column stays int:
-    a later 2.5 is refused, not turned into a float column); ``metadata_types`` fixes them
-    before it: ``{"label": "int", "score": "float"}`` (types ``int``, ``float``, ``bool``,
-    ``str``), every sample then needs exactly these keys.
+    The first sample's metadata fixes the columns and their types, so metadata reads back
+    as written: an int column stays int (a later 2.5 is refused, not made a float column);
+    an int in a float column reads back as a float (2 as 2.0). ``metadata_types`` fixes
+    them before the first sample: ``{"label": "int", "score": "float"}`` (types ``int``,
+    ``float``, ``bool``, ``str``); every sample then needs exactly these keys.
 
     Every chunk file's checksum goes in the manifest; ``checksums="sample"`` also keeps each
     sample's payload checksum in the index (``ai:xxh3_64``), for ``acumen verify`` and
