@@ -8,17 +8,21 @@ gigabytes of bookkeeping.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from acumen.index_table import FieldColumns, IndexTable
-from acumen.metadata import MetadataCollector
+from acumen.metadata import ColumnSpec, MetadataCollector
 from acumen.shapes import ShapeColumn
 
 
 class IndexBuilder:
-    def __init__(self) -> None:
+    def __init__(
+        self, metadata_columns: Sequence[ColumnSpec] | None = None, metadata_from: str = ""
+    ) -> None:
+        """``metadata_columns`` fixes the metadata columns before the first sample (else the
+        first sample does); ``metadata_from`` says where they came from, for errors."""
         self._chunk_ids = array("i")
         self._offsets = array("q")
         self._sizes = array("q")
@@ -28,7 +32,7 @@ class IndexBuilder:
         self._shapes: list[tuple[int, ...]] | None = None
         self._field_sizes: list[array] = []  # multi-field datasets: one array per field
         self._field_shapes: list[list[tuple[int, ...]]] = []
-        self._metadata = MetadataCollector()
+        self._metadata = MetadataCollector(metadata_columns, metadata_from)
         self.checksums: list[int] | None = None  # per-record xxh3-64, when the writer keeps them
         #: Validate and keep a sample's metadata, before its bytes are written:
         #: ``check_metadata(metadata, sample)`` (the collector's own method: no extra call).

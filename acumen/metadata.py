@@ -4,6 +4,11 @@ A column has one of four types, recorded in the manifest so every index format (
 included) gives values back with the type they were written with:
 
 ``int`` (int64), ``float`` (float64; NaN allowed), ``bool``, ``str``.
+
+The first sample fixes each column's type (or the writer is told it up front); a later value
+of another type is refused, never absorbed by changing the column, which would change what
+the earlier samples read back (``1`` as ``1.0``). An int in a float column is taken: it reads
+back as that number in the column's type (``2.0``), if float64 holds it exactly.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from acumen.errors import SampleError
+from acumen.errors import SampleError, quote
 
 COLUMN_TYPES = ("int", "float", "bool", "str")
 RESERVED_PREFIX = "ai:"
@@ -45,12 +50,14 @@ def _kind_of(value: object) -> str | None:
     return None
 
 
-def _merge_kinds(a: str, b: str) -> str | None:
-    if a == b:
-        return a
-    if {a, b} == {"int", "float"}:
-        return "float"
-    return None
+def accepts(column: str, value: str) -> bool:
+    """Whether a column of type ``column`` takes a value of type ``value``.
+
+    Only its own type, and an int in a float column (it reads back as ``2.0``: the number
+    written, in the column's type). A float is refused in an int column: making the column
+    float would change what every earlier sample reads back (``1`` as ``1.0``).
+    """
+    return column == value or (column == "float" and value == "int")
 
 
 def column_type_of_dtype(dtype: np.dtype) -> str:
@@ -130,21 +137,35 @@ class MetadataTable:
 class MetadataCollector:
     """Gathers metadata sample by sample for a writer, checking each value as it comes.
 
-    The first sample fixes the column names; every later sample must have the same keys.
-    Values must be int, float, bool or str (numpy scalars of those kinds too); a column
-    may mix int and float (it becomes float) but nothing else.
+    The first sample fixes the column names and types (or ``declared`` does, before any
+    sample: a conversion's parts get the types its first item gave); every later sample
+    must have the same keys, and values of the column's type. Values must be int, float,
+    bool or str (numpy scalars of those kinds too); an int goes into a float column, but a
+    column never changes type: metadata comes back with the types it was written with.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, declared: Sequence[ColumnSpec] | None = None, origin: str = "") -> None:
         self._names: list[str] | None = None
         self._keyset: frozenset[str] = frozenset()
         self._values: dict[str, list] = {}
         self._appenders: dict[str, Any] = {}
         self._plain: dict[str, type] = {}
         self._kinds: dict[str, str] = {}
-        self._first_of_kind: dict[str, int] = {}
+        self._first: int | str = 0  # the first sample's label (it fixed the columns)
+        self._origin: str | None = None  # what declared the columns, if not the first sample
         self._exotic: set[str] = set()  # columns given values not of their plain type
         self._n = 0
+        if declared is not None:
+            origin = origin or "the declared metadata types"
+            for spec in declared:
+                _check_name(spec.name, origin)
+                if spec.type not in COLUMN_TYPES:
+                    raise SampleError(
+                        f"{origin}: metadata {spec.name!r} has type {spec.type!r}; a column's "
+                        f"type is one of {', '.join(COLUMN_TYPES)}"
+                    )
+            self._columns(declared)
+            self._origin = origin
 
     def add(self, metadata: Mapping[str, object], sample: int | str) -> None:
         if self._names is None:
@@ -152,19 +173,21 @@ class MetadataCollector:
         elif metadata.keys() != self._keyset:
             missing = sorted(self._keyset - metadata.keys())
             extra = sorted(set(metadata.keys()) - self._keyset)
+            theirs = "the first sample's" if self._origin is None else f"those of {self._origin}"
             raise SampleError(
-                f"sample {sample}: metadata keys differ from the first sample's "
+                f"sample {sample}: metadata keys differ from {theirs} "
                 f"(missing {missing}, unexpected {extra}); every sample needs the same keys"
             )
         plain = self._plain
         appenders = self._appenders
-        merged: dict[str, str] | None = None
+        exotic: list[str] | None = None  # columns given a value not of their plain type
         try:
             for name, value in metadata.items():
                 kind = type(value)
                 if kind is not plain[name]:
-                    merged = merged or {}
-                    merged[name] = self._check_value(name, value, sample)
+                    self._check_value(name, value, sample)
+                    exotic = exotic or []
+                    exotic.append(name)
                 elif kind is str:
                     if not value.isascii():
                         _check_text(name, value, sample)
@@ -176,60 +199,79 @@ class MetadataCollector:
             for values in self._values.values():
                 if len(values) > self._n:
                     values.pop()
-            if self._n == 0:
+            if self._n == 0 and self._origin is None:
                 self._names = None  # nor do its keys become the columns
             raise
-        if merged:
-            self._exotic.update(merged)
-            self._kinds.update(merged)
-            self._plain.update({name: _PLAIN[kind] for name, kind in merged.items()})
+        if exotic:
+            self._exotic.update(exotic)
         self._n += 1
 
     def _start(self, metadata: Mapping[str, object], sample: int | str) -> None:
+        """The first sample: its keys and its values' types become the columns."""
         for name in metadata:
-            if not isinstance(name, str):
-                raise SampleError(f"sample {sample}: metadata key {name!r} is not a string")
-            _check_text("key", name, sample)
-            if name.startswith(RESERVED_PREFIX):
-                raise SampleError(
-                    f"sample {sample}: metadata key {name!r} uses the reserved prefix "
-                    f"'{RESERVED_PREFIX}' (acumen's own index columns); rename it"
-                )
-            if not name:
-                raise SampleError(f"sample {sample}: a metadata key is the empty string")
+            _check_name(name, f"sample {sample}")
         kinds = {}
         for name, value in metadata.items():
             kind = _kind_of(value)
             if kind is None:
-                raise _unstorable(name, value, sample)
+                raise _unstorable(name, value, sample, None)
             if kind == "int" and not _INT64_MIN <= int(value) <= _INT64_MAX:  # type: ignore[call-overload]
                 raise _int64_overflow(name, value, sample)
             kinds[name] = kind
-        self._names = list(metadata)
-        self._keyset = frozenset(metadata)
-        self._kinds = kinds
-        self._first_of_kind = {name: self._n for name in metadata}
-        self._values = {name: [] for name in metadata}
-        self._appenders = {name: values.append for name, values in self._values.items()}
-        self._plain = {name: _PLAIN[kind] for name, kind in kinds.items()}
+        self._columns([ColumnSpec(name, kind) for name, kind in kinds.items()])
+        self._first = sample
 
-    def _check_value(self, name: str, value: object, sample: int | str) -> str:
-        """Check a value that is not of its column's plain type; return the column's type."""
+    def _columns(self, specs: Sequence[ColumnSpec]) -> None:
+        self._names = [spec.name for spec in specs]
+        self._keyset = frozenset(self._names)
+        self._kinds = {spec.name: spec.type for spec in specs}
+        self._values = {name: [] for name in self._names}
+        self._appenders = {name: values.append for name, values in self._values.items()}
+        self._plain = {spec.name: _PLAIN[spec.type] for spec in specs}
+
+    def _check_value(self, name: str, value: object, sample: int | str) -> None:
+        """Check a value that is not of its column's plain type (a numpy scalar, an int in
+        a float column, or a value the column refuses)."""
         kind = _kind_of(value)
+        column = self._kinds[name]
         if kind is None:
-            raise _unstorable(name, value, sample)
+            raise _unstorable(name, value, sample, column)
         if kind == "str":
             _check_text(name, value, sample)
         if kind == "int" and not _INT64_MIN <= int(value) <= _INT64_MAX:  # type: ignore[call-overload]
             raise _int64_overflow(name, value, sample)
-        merged = _merge_kinds(self._kinds[name], kind)
-        if merged is None:
+        if not accepts(column, kind):
+            raise self._wrong_type(name, value, kind, sample)
+        if kind == "int" and int(float(value)) != int(value):  # type: ignore[call-overload]
             raise SampleError(
-                f"sample {sample}: metadata {name!r} is {kind} ({value!r}) but earlier samples "
-                f"gave {self._kinds[name]} (first at sample {self._first_of_kind[name]}); "
-                "a column holds one type"
+                f"sample {sample}: metadata {name!r} = {value} is an int too large for the "
+                f"float column it is in (float64 would store {float(value)!r}); give it as "  # type: ignore[arg-type]
+                "a float if that is what you mean"
             )
-        return merged
+
+    def _wrong_type(self, name: str, value: object, kind: str, sample: int | str) -> SampleError:
+        column = self._kinds[name]
+        if self._origin is None:
+            fixed = f"earlier samples gave {column} (first at sample {self._first})"
+        else:
+            fixed = f"{self._origin} made it {column}"
+        message = (
+            f"sample {sample}: metadata {name!r} is {kind} ({quote(value)}) but {fixed}; "
+            "a column holds one type"
+        )
+        if column == "int" and kind == "float":
+            message += (
+                " (metadata reads back with the types it was written with: an int column "
+                f"does not turn float). If {name!r} holds floats (or NaN for missing values), "
+            )
+            if self._origin is None:
+                message += (
+                    "give floats from the first sample on (1.0, not 1), or declare the column "
+                    f"first (Writer's metadata_types={{{name!r}: 'float'}})"
+                )
+            else:
+                message += f"make it float from the start: {self._origin} must give float"
+        return SampleError(message)
 
     def finish(self) -> MetadataTable:
         specs = [ColumnSpec(name, self._kinds[name]) for name in self._names or []]
@@ -269,19 +311,37 @@ def _widen_floats(values: list) -> list:
     return [float(str(v)) if type(v) in narrow else v for v in values]
 
 
-def _check_text(name: str, value: object, sample: int | str) -> None:
+def _check_text(name: str, value: object, sample: int | str, where: str = "") -> None:
     """Index files are UTF-8: refuse text that cannot be encoded (lone surrogates)."""
     try:
         str(value).encode("utf-8")
     except UnicodeEncodeError as error:
         raise SampleError(
-            f"sample {sample}: metadata {name!r} = {value!r} is not valid Unicode text "
-            f"({error.reason} at position {error.start}) and cannot be written to an index"
+            f"{where or f'sample {sample}'}: metadata {name!r} = {value!r} is not valid "
+            f"Unicode text ({error.reason} at position {error.start}) and cannot be written "
+            "to an index"
         ) from None
 
 
-def _unstorable(name: str, value: object, sample: int | str) -> SampleError:
-    hint = " (use float('nan') for a missing number)" if value is None else ""
+def _check_name(name: object, where: str) -> None:
+    if not isinstance(name, str):
+        raise SampleError(f"{where}: metadata key {name!r} is not a string")
+    _check_text("key", name, 0, where)
+    if name.startswith(RESERVED_PREFIX):
+        raise SampleError(
+            f"{where}: metadata key {name!r} uses the reserved prefix "
+            f"'{RESERVED_PREFIX}' (acumen's own index columns); rename it"
+        )
+    if not name:
+        raise SampleError(f"{where}: a metadata key is the empty string")
+
+
+def _unstorable(name: str, value: object, sample: int | str, column: str | None) -> SampleError:
+    hint = ""
+    if value is None:
+        hint = " (use float('nan') for a missing number)"
+        if column not in (None, "float"):
+            hint += f"; NaN goes in a float column, and this one is {column}"
     return SampleError(
         f"sample {sample}: metadata {name!r} = {value!r} ({type(value).__name__}) cannot be "
         f"stored in an index; allowed: int, float, bool, str{hint}"

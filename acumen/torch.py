@@ -110,6 +110,28 @@ def _as_tensor(sample: Any) -> Any:
     return torch.from_numpy(array)
 
 
+def _table_of(data: object) -> Any:
+    """The index of what a sampler was given; a clear TypeError for anything else (the
+    sampler needs each sample's chunk, which only an acumen dataset knows)."""
+    if isinstance(data, TorchDataset):
+        return data.dataset.table
+    if isinstance(data, Dataset):
+        return data.table
+    kind = type(data).__name__
+    hint = ""
+    if isinstance(data, torch.utils.data.ConcatDataset):
+        hint = (
+            "; a ConcatDataset of acumen datasets is not supported yet: use one sampler per "
+            "dataset (or write the samples into one dataset)"
+        )
+    elif isinstance(data, (str, os.PathLike)):
+        hint = f"; open the path first: ChunkShuffleSampler(TorchDataset({str(data)!r}))"
+    raise TypeError(
+        f"ChunkShuffleSampler takes an acumen.torch.TorchDataset or an acumen.Dataset (it "
+        f"needs the chunk of each sample), got {kind}{hint}"
+    )
+
+
 class ChunkShuffleSampler(Sampler[int]):
     """Shuffles chunk order, then samples within a window of ``window`` chunks at a time.
 
@@ -141,8 +163,7 @@ class ChunkShuffleSampler(Sampler[int]):
             rank = dist.get_rank() if in_ddp else 0
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
-        table = data.dataset.table if isinstance(data, TorchDataset) else data.table
-        self.chunk_ids = np.asarray(table.chunk_ids)
+        self.chunk_ids = np.asarray(_table_of(data).chunk_ids)
         self.window = window
         self.seed = seed
         self.shuffle = shuffle

@@ -27,6 +27,7 @@ from acumen.fields import field_specs
 from acumen.index_builder import IndexBuilder
 from acumen.layout import store_resources
 from acumen.manifest import Manifest
+from acumen.metadata import ColumnSpec
 from acumen.plugins import PluginSpec
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ class Writer:
     A sample may also be a dict of named fields, each with its own dtype and codec:
     ``fields={"image": {"dtype": "uint8", "codec": "lz4"}, "mask": "uint8", "jpeg": "bytes"}``
     (or leave ``fields`` out and the first dict sample decides, with ``codec`` for all).
+
+    The first sample's metadata fixes the columns and their types, so metadata reads back
+    as written: an int column stays int (a later 2.5 is refused, not made a float column);
+    an int in a float column reads back as a float (2 as 2.0). ``metadata_types`` fixes
+    them before the first sample: ``{"label": "int", "score": "float"}`` (types ``int``,
+    ``float``, ``bool``, ``str``); every sample then needs exactly these keys.
 
     Every chunk file's checksum goes in the manifest; ``checksums="sample"`` also keeps each
     sample's payload checksum in the index (``ai:xxh3_64``), for ``acumen verify`` and
@@ -67,7 +74,11 @@ class Writer:
         durable: bool = True,
         safe_cast: bool | str = False,
         checksums: str = "chunk",
+        metadata_types: Mapping[str, str] | None = None,
+        metadata_types_from: str = "",
     ) -> None:
+        """``metadata_types_from`` says where ``metadata_types`` came from, for errors (a
+        conversion's part: the conversion's first item)."""
         if checksums not in ("chunk", "sample"):
             raise ValueError(f"checksums must be 'chunk' or 'sample', got {checksums!r}")
         self.root = Path(output_path)
@@ -79,9 +90,12 @@ class Writer:
         # safe_cast: the given dtypes were fixed by a first sample elsewhere (a conversion's
         # parts), so later samples must cast safely, as if it had been fixed here.
         self._encoder = RecordEncoder(self.codec, dtype, specs, safe_cast=safe_cast)
+        self._index = IndexBuilder(  # checks the declared metadata columns
+            _column_specs(metadata_types),
+            metadata_types_from or "the Writer's metadata_types",
+        )
         self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
         self._claim = claim_new_folder(self.root, current_kind("Writer"))
-        self._index = IndexBuilder()
         # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).
         self._sample_checksums = checksums == "sample"
         if self._sample_checksums:
@@ -284,3 +298,13 @@ class Writer:
             self.close()
         else:
             self.abort()
+
+
+def _column_specs(types: Mapping[str, str] | None) -> list[ColumnSpec] | None:
+    if types is None:
+        return None
+    if not isinstance(types, Mapping):
+        raise TypeError(
+            f"metadata_types must be a dict of column name -> type, got {type(types).__name__}"
+        )
+    return [ColumnSpec(name, kind) for name, kind in types.items()]

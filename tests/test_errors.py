@@ -824,12 +824,12 @@ def test_writer_refuses_an_unsafe_cast_without_dtype(tmp_path):
 
 
 def test_refused_sample_does_not_change_column_types(tmp_path):
-    """Sample 1 is refused for 'b'; its 'a' (a float in an int column) must not stick."""
+    """Sample 1 is refused for 'b'; its 'a' (accepted, checked first) must not stick."""
     root = tmp_path / "ds"
     with acumen.Writer(root) as writer:
         writer.add(np.zeros(2, np.float32), a=1, b="x")
         with pytest.raises(SampleError, match="sample 1: metadata 'b' is int"):
-            writer.add(np.zeros(2, np.float32), a=1.5, b=3)
+            writer.add(np.zeros(2, np.float32), a=np.int32(7), b=3)
         writer.add(np.zeros(2, np.float32), a=2, b="y")
     with acumen.open(root) as ds:
         assert [(c.name, c.type) for c in ds.manifest.metadata] == [("a", "int"), ("b", "str")]

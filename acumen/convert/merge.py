@@ -18,13 +18,13 @@ import numpy as np
 from acumen import plugins
 from acumen.claim import Claim
 from acumen.commit import build_manifest, commit_dataset
-from acumen.convert.parts import WriterSettings
+from acumen.convert.parts import ConversionError, WriterSettings
 from acumen.errors import CorruptDatasetError
 from acumen.fields import FieldSpec
 from acumen.index_table import FieldColumns, IndexTable
 from acumen.layout import MANIFEST_FILE, chunk_file_name, write_atomically
 from acumen.manifest import ChunkEntry, Manifest, dtype_from_json
-from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable
+from acumen.metadata import NUMPY_DTYPES, MetadataTable
 from acumen.shapes import ShapeColumn
 
 PLAN_FILE = "merge-plan.json"
@@ -47,7 +47,7 @@ def merge_parts(
         elif not (output / target).exists():
             raise CorruptDatasetError(f"{output / source}: a part's chunk file is missing")
     index_format = plugins.index_format(settings.index_format)
-    tables, chunks = [], []
+    tables, chunks, names = [], [], []
     for part in plan["parts"]:
         directory = output / part["directory"]
         manifest = Manifest.load(directory / MANIFEST_FILE)
@@ -57,11 +57,12 @@ def merge_parts(
         renamed = part["chunks"]
         table.chunk_names = [renamed[name] for name in table.chunk_names]
         tables.append(table)
+        names.append(part["directory"])
         chunks += [
             ChunkEntry(renamed[c.file], c.size_bytes, c.n_samples, c.checksum)
             for c in manifest.chunks
         ]
-    table = concat_tables(tables, settings)
+    table = concat_tables(tables, settings, names)
     codec = plugins.codec(settings.codec)
     fields, dtypes = _field_specs(settings)
     manifest = build_manifest(
@@ -97,7 +98,9 @@ def _field_specs(settings: WriterSettings) -> tuple[list[FieldSpec] | None, list
     return specs, dtypes
 
 
-def concat_tables(tables: list[IndexTable], settings: WriterSettings) -> IndexTable:
+def concat_tables(
+    tables: list[IndexTable], settings: WriterSettings, part_names: list[str] | None = None
+) -> IndexTable:
     """One index from the parts' indexes (their chunk names already global)."""
     names: list[str] = []
     chunk_ids = []
@@ -111,7 +114,9 @@ def concat_tables(tables: list[IndexTable], settings: WriterSettings) -> IndexTa
         offsets=_concat([t.offsets for t in tables], np.int64),
         sizes=_concat([t.sizes for t in tables], np.int64),
         shapes=_concat_shapes([t.shapes for t in tables]) if field_names is None else None,
-        metadata=_concat_metadata([t.metadata for t in tables]),
+        metadata=_concat_metadata(
+            [t.metadata for t in tables], part_names or [f"part {n}" for n in range(len(tables))]
+        ),
         fields={
             name: FieldColumns(
                 _concat([t.fields[name].sizes for t in tables], np.int64),
@@ -142,28 +147,33 @@ def _concat_shapes(columns: list[ShapeColumn]) -> ShapeColumn:
     )
 
 
-def _concat_metadata(tables: list[MetadataTable]) -> MetadataTable:
-    filled = [t for t in tables if len(t)]  # a part whose items were all skipped has no columns
+def _concat_metadata(tables: list[MetadataTable], part_names: list[str]) -> MetadataTable:
+    """The parts' metadata, one after the other. The parts share the columns the conversion's
+    first item fixed, so they agree; parts written by an acumen that did not fix them may
+    not, and then no column is converted to agree: an int column made float would read
+    ``1`` back as ``1.0`` for every sample of the int parts."""
+    filled = [  # a part whose items were all skipped has no rows
+        (table, name) for table, name in zip(tables, part_names, strict=True) if len(table)
+    ]
     if not filled:
         return MetadataTable.empty(0)
-    names = filled[0].names
-    specs = []
-    for name in names:
-        kinds = set()
-        for table in filled:
-            if table.names != names:
-                raise CorruptDatasetError(
-                    f"metadata columns differ between parts: {names} and {table.names}"
-                )
-            kinds.add(next(s.type for s in table.specs if s.name == name))
-        if kinds == {"int", "float"}:
-            kinds = {"float"}
-        if len(kinds) != 1:
-            raise CorruptDatasetError(f"metadata {name!r} holds {sorted(kinds)} in different parts")
-        specs.append(ColumnSpec(name, kinds.pop()))
-    columns = {}
-    for spec in specs:
-        parts = [np.asarray(t.column(spec.name)) for t in filled]
-        kind = NUMPY_DTYPES[spec.type]
-        columns[spec.name] = np.concatenate([p.astype(kind) for p in parts])
-    return MetadataTable(sum(len(t) for t in filled), columns, specs)
+    first, first_name = filled[0]
+    for table, name in filled[1:]:
+        if table.specs != first.specs:
+            raise ConversionError(
+                f"the parts' metadata columns differ: {first_name} has {_describe(first)}, "
+                f"{name} has {_describe(table)}; the reader (or source) gave other keys or "
+                "types for some items. Make every item's metadata have the same keys and types "
+                "(floats as 1.0, not 1), remove the output folder and run the conversion again"
+            )
+    columns = {
+        spec.name: np.concatenate(
+            [np.asarray(t.column(spec.name)).astype(NUMPY_DTYPES[spec.type]) for t, _ in filled]
+        )
+        for spec in first.specs
+    }
+    return MetadataTable(sum(len(t) for t, _ in filled), columns, first.specs)
+
+
+def _describe(table: MetadataTable) -> str:
+    return ", ".join(f"{spec.name!r} ({spec.type})" for spec in table.specs) or "no columns"

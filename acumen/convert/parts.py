@@ -25,6 +25,7 @@ from acumen.convert.sources import describe
 from acumen.errors import AcumenError
 from acumen.layout import MANIFEST_FILE, WRITING_MARKER, write_atomically
 from acumen.manifest import Manifest, dtype_from_json
+from acumen.metadata import MetadataCollector
 from acumen.readers.callable import config_folder_on_path
 from acumen.writer import Writer
 
@@ -79,6 +80,10 @@ class WriterSettings:
     fields: dict[str, dict[str, Any]] | None  # name -> {"type", "dtype" (JSON), "codec" config}
     resources_root: str  # the folder holding trained resources (the output)
     safe_cast: bool  # dtypes came from the first sample, not from the config
+    # The metadata columns ({"name", "type"} each) the first item gave, fixed for every part
+    # so that all agree (None: settled by an older acumen; each part's first item fixes them).
+    metadata: list[dict[str, str]] | None = None
+    metadata_from: str = ""  # which item fixed them, for errors
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +115,33 @@ class WriterSettings:
             dtype=dtype,
             fields=fields,
             safe_cast=self.safe_cast,
+            metadata_types=(
+                {c["name"]: c["type"] for c in self.metadata} if self.metadata is not None else None
+            ),
+            metadata_types_from=self.metadata_from,
         )
+
+
+@dataclass(frozen=True)
+class MetadataColumns:
+    """The metadata columns a conversion's first item gives, and which item that was."""
+
+    specs: list[dict[str, str]]
+    origin: str
+
+
+def metadata_columns(
+    source_metadata: Mapping[str, Any], metadata: Any, position: int, item: Any
+) -> MetadataColumns:
+    """The columns of an item's metadata (the source's, then the reader's), checked as a
+    writer checks its first sample: every part then takes exactly these columns and types."""
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"the reader returned {type(metadata).__name__} as metadata")
+    collector = MetadataCollector()
+    collector.add({**source_metadata, **metadata}, position)
+    table = collector.finish()
+    origin = f"the conversion's first item, item {position} ({describe(item)})"
+    return MetadataColumns([spec.to_json() for spec in table.specs], origin)
 
 
 @dataclass(frozen=True)

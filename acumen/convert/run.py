@@ -2,8 +2,9 @@
 
 1. The output folder is claimed (writing marker) and the config's fingerprint saved; a run
    on a folder with a fingerprint resumes it, and refuses if the config changed.
-2. The driver settles what every part must agree on: dtypes and fields from the first
-   sample, and trained codec resources (zstd dictionaries) from the first samples; saved.
+2. The driver settles what every part must agree on: dtypes, fields and metadata column
+   types from the first sample, and trained codec resources (zstd dictionaries) from the
+   first samples; saved.
 3. Items stream into parts of ``run.part_size`` (when the config sets none: chosen from the
    item count, and saved so that a resume makes the same parts); the engine writes the
    parts that are not done yet (a worker per part), with progress.
@@ -30,11 +31,13 @@ from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.merge import merge_parts
 from acumen.convert.parts import (
     ConversionError,
+    MetadataColumns,
     PartResult,
     PartTask,
     WriterSettings,
     automatic_part_size,
     items_worth_counting,
+    metadata_columns,
     part_reusable,
     remove_dead_attempts,
 )
@@ -307,12 +310,16 @@ def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
         reader = plugins.reader(cfg.reader)
     collected: list[list] = []
     wanted = 1
+    columns: MetadataColumns | None = None
     items = iter_items(cfg.source)
     try:
-        for position, (item, _) in enumerate(items):
+        for position, (item, source_metadata) in enumerate(items):
             try:
-                sample, _metadata = reader.read(item)
+                sample, metadata = reader.read(item)
+                # (checked before the array fixes dtypes: a refused item fixes nothing)
+                found = columns or metadata_columns(source_metadata, metadata, position, item)
                 arrays = encoder.prepare(sample, position)
+                columns = found
             except Exception as error:
                 if cfg.run.on_error == "raise":
                     raise ConversionError(
@@ -352,6 +359,8 @@ def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
         fields=fields,
         resources_root=str(output),
         safe_cast=not explicit,
+        metadata=columns.specs if columns is not None else None,
+        metadata_from=columns.origin if columns is not None else "",
     )
     write_atomically(saved, json.dumps(settings.to_json()).encode("utf-8"))
     return settings

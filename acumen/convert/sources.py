@@ -147,12 +147,38 @@ def _table_batches(path: Path) -> Iterator[list[dict[str, Any]]]:
         return
     import pandas as pd
 
-    with pd.read_csv(path, chunksize=_TABLE_BATCH) as frames:
+    dtypes = _csv_column_types(path)
+    with pd.read_csv(path, chunksize=_TABLE_BATCH, dtype=dtypes) as frames:
         for frame in frames:
             for name in frame.columns:
                 if frame[name].dtype.kind not in "biuf":  # text: empty fields are "", not NaN
                     frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
             yield frame.to_dict("records")
+
+
+def _csv_column_types(path: Path) -> dict[str, Any]:
+    """The whole file's type of each column whose type pandas infers differently from batch
+    to batch (it infers per batch). A conversion's first item fixes the metadata types, so a
+    column of ints in the first batch and of 2.5 (or an empty cell) in a later one must be
+    float from the first row: a column of ints and floats is float, one of other mixed kinds
+    is text (as pandas reads a whole file). Mixed ints and unsigned ints past int64 stay as
+    inferred: the writer refuses what does not fit, rather than round it through a float."""
+    import pandas as pd
+
+    kinds: dict[str, set[str]] = {}
+    with pd.read_csv(path, chunksize=_TABLE_BATCH) as frames:
+        for frame in frames:
+            for name in frame.columns:
+                kinds.setdefault(name, set()).add(frame[name].dtype.kind)
+    types: dict[str, Any] = {}
+    for name, seen in kinds.items():
+        if len(seen) == 1:
+            continue
+        if seen <= {"i", "f"}:
+            types[name] = "float64"
+        elif not seen <= {"i", "u", "f"}:  # (numbers past int64: as inferred)
+            types[name] = str
+    return types
 
 
 def _table_items(source: SourceConfig) -> Iterator[SourceItem]:
