@@ -47,6 +47,7 @@ def split_into_chunks(
     verbose: bool = False,
     fields: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    read_back: Callable[[Path], None] | None = None,
 ) -> Manifest:
     """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
 
@@ -78,6 +79,7 @@ def split_into_chunks(
         chunk_size_bytes=chunk_size_bytes,
         dtype=dtype if fields is None else None,
         fields=fields,
+        read_back=read_back,
     ) as writer:
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,10 @@ class Writer:
     Every chunk file's checksum goes in the manifest; ``checksums="sample"`` also keeps each
     sample's payload checksum in the index (``ai:xxh3_64``), for ``acumen verify`` and
     ``acumen.open(..., verify="sample")``.
+
+    ``read_back(path)`` checks the finished dataset before it is marked complete: it runs
+    after the manifest is written, may open the dataset, and if it raises the folder stays
+    incomplete (``acumen recode`` compares the copy with its source this way).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class Writer:
         durable: bool = True,
         safe_cast: bool = False,
         checksums: str = "chunk",
+        read_back: Callable[[Path], None] | None = None,
     ) -> None:
         if checksums not in ("chunk", "sample"):
             raise ValueError(f"checksums must be 'chunk' or 'sample', got {checksums!r}")
@@ -78,6 +83,7 @@ class Writer:
         self._index = IndexBuilder()
         # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).
         self._sample_checksums = checksums == "sample"
+        self._read_back = read_back
         if self._sample_checksums:
             self._index.checksums = []
         self._pending: list[list[np.ndarray]] = []  # samples held back for codec training
@@ -252,7 +258,9 @@ class Writer:
             fields,
             self._encoder.field_dtypes(),
         )
-        commit_dataset(self.root, table, self.index_format, self.manifest, self._claim)
+        commit_dataset(
+            self.root, table, self.index_format, self.manifest, self._claim, self._read_back
+        )
         logger.info("wrote %d samples in %d chunks to %s", len(table), len(chunks), self.root)
         return self.manifest
 
