@@ -104,6 +104,7 @@ def recode(
         bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
 
         def read_back(copy: Path) -> None:  # before the copy is marked complete
+            bar.close()  # the writing is done: its line comes before the check's
             verify_copy(src, copy, progress, check.kept())
 
         try:
