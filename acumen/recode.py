@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from acumen import plugins
 from acumen.claim import acting_as
 from acumen.dataset import Dataset
 from acumen.errors import CorruptDatasetError, RecodeMismatchError, quote
@@ -101,6 +102,8 @@ def recode(
         if chunk_size_bytes is None:
             chunk_size_bytes = manifest.chunk_size_bytes if manifest else DEFAULT_CHUNK_SIZE
         fields = _field_specs(src, codec)
+        if verify and fields is None:
+            _check_round_trip(src, codec, destination)
         bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
 
         def read_back(copy: Path) -> None:  # before the copy is marked complete
@@ -142,6 +145,28 @@ def _field_specs(src: Dataset, codec: PluginSpec | None) -> dict[str, Any] | Non
         }
         for r in src.field_readers
     }
+
+
+def _check_round_trip(
+    src: Dataset, codec: PluginSpec | None, destination: str | os.PathLike[str]
+) -> None:
+    """Fail fast on a lossy codec: the first sample, encoded and decoded by the copy's codec,
+    must be itself (else only the finished copy, read back, would show it)."""
+    target = plugins.codec(codec) if codec is not None else src.codec
+    if not len(src) or target.is_identity or target.training_samples():
+        return
+    try:
+        array = np.ascontiguousarray(src.read(0))
+        same = bytes(target.decode(target.encode(array), array.nbytes)) == array.tobytes()
+    except (CorruptDatasetError, ValueError, TypeError):
+        return  # a damaged source, or a sample the codec refuses: the copy names the sample
+    if not same:
+        raise RecodeMismatchError(
+            f"{destination}: nothing was written: source sample 0 differs from itself once "
+            f"encoded and decoded by codec {target.get_config()} (a lossy codec); to copy "
+            "with it anyway, without the check: recode(..., verify=False), or acumen recode "
+            "--no-verify"
+        )
 
 
 def _not_committed(error: RecodeMismatchError, destination: str | os.PathLike[str]) -> str:

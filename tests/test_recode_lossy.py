@@ -42,17 +42,20 @@ class DropLowBit(Codec):
 
 
 class DiesWhenRead(Codec):
-    """Lossless, but the process dies (SIGKILL) the first time a payload is decoded: a
-    recode killed while it reads its copy back."""
+    """Lossless, but the process dies (SIGKILL) at its second decode: the first is recode's
+    check of sample 0 before any work, the second reads the finished copy back."""
 
     name = "dieswhenread"
+    decoded = 0  # in this process
 
     def encode(self, array: np.ndarray) -> Buffer:
         return bytes(array_bytes(array))
 
     def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
-        os.kill(os.getpid(), signal.SIGKILL)
-        raise AssertionError("unreachable")
+        DiesWhenRead.decoded += 1
+        if DiesWhenRead.decoded == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return payload
 
 
 def register_test_codecs() -> None:
@@ -66,7 +69,8 @@ def _test_codecs() -> None:
 
 
 def make(path: Path) -> list[np.ndarray]:
-    """Samples 0..2 have even bytes only (the lossy codec keeps them), sample 3 does not."""
+    """Samples 0..2 have even bytes only (the lossy codec keeps them, so the check of the
+    first sample before any work passes), sample 3 does not: only the read-back sees it."""
     samples = [np.full((4, 4), 2 * i, dtype=np.uint8) for i in range(3)]
     samples += [np.arange(16, dtype=np.uint8).reshape(4, 4) + i for i in range(3)]
     with acumen.Writer(path, durable=False) as writer:
@@ -108,6 +112,24 @@ def test_a_lossy_copy_is_not_committed(tmp_path: Path, n_jobs: int) -> None:
         assert [ds.read(i).tobytes() for i in range(len(ds))] == [
             (s & 0xFE).tobytes() for s in samples
         ]
+
+
+def test_a_lossy_first_sample_stops_the_recode_before_any_work(tmp_path: Path) -> None:
+    samples = make(tmp_path / "src")
+    with acumen.Writer(tmp_path / "odd", durable=False) as writer:  # sample 0 is lossy
+        for array in samples[3:]:
+            writer.add(array)
+    with pytest.raises(RecodeMismatchError) as caught:
+        recode(tmp_path / "odd", tmp_path / "dst", codec="droplowbit", progress=False)
+    assert str(caught.value) == (
+        f"{tmp_path / 'dst'}: nothing was written: source sample 0 differs from itself once "
+        "encoded and decoded by codec {'name': 'droplowbit', 'configuration': {}} (a lossy "
+        "codec); to copy with it anyway, without the check: recode(..., verify=False), or "
+        "acumen recode --no-verify"
+    )
+    assert not (tmp_path / "dst").exists()
+    recode(tmp_path / "odd", tmp_path / "dst", codec="droplowbit", verify=False, progress=False)
+    assert verify(tmp_path / "dst").ok
 
 
 def test_the_command_says_how_to_accept_a_lossy_copy(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -177,11 +199,13 @@ def test_jpeg_through_the_image_plugin(tmp_path: Path) -> None:
 
     failed = run()
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
-    last = failed.stderr.splitlines()[-1]
-    assert last.startswith("acumen: error: dst: sample 0 differs from source sample 0")
-    assert "dst is left incomplete (remove it)" in last and "--no-verify" in last
-    assert_incomplete(tmp_path / "dst")
-    shutil.rmtree(tmp_path / "dst")
+    assert failed.stderr == (
+        "acumen: error: dst: nothing was written: source sample 0 differs from itself once "
+        "encoded and decoded by codec {'name': 'image', 'configuration': {'format': 'jpeg', "
+        "'quality': 80}} (a lossy codec); to copy with it anyway, without the check: "
+        "recode(..., verify=False), or acumen recode --no-verify\n"
+    )
+    assert not (tmp_path / "dst").exists()  # found before any work
     accepted = run("--no-verify")
     assert accepted.returncode == 0, accepted.stderr
     assert "codec image" in accepted.stdout and "not verified" in accepted.stdout
