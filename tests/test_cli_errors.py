@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 import acumen
-from acumen import cli
+from acumen import cli, plugins
+from acumen.abc.codec import Buffer, Codec, array_bytes
+from acumen.errors import IncompleteDatasetError
+from acumen.registry import Registration
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = "tests.test_cli_errors"
@@ -36,6 +39,33 @@ def read_slowly(item: int) -> tuple[np.ndarray, dict[str, Any]]:
     if not Path("fast").exists():
         time.sleep(0.2)
     return np.full(4, item, dtype=np.int32), {"n": item}
+
+
+class SlowDecode(Codec):
+    """Stores bytes as they are, and takes 50 ms to read each back: a recode of a dataset
+    written with it is long enough to interrupt."""
+
+    name = "slowdecode"
+
+    def encode(self, array: np.ndarray) -> Buffer:
+        return bytes(array_bytes(array))
+
+    def decode(self, payload: Buffer, decoded_size: int) -> Buffer:
+        time.sleep(0.05)
+        return payload
+
+
+def register_slow_decode() -> None:
+    plugins.registry().register(Registration("codec", "slowdecode", f"{HERE}:SlowDecode"))
+
+
+RECODE_SLOWLY = f"""
+import sys
+from {HERE} import register_slow_decode
+from acumen import cli
+register_slow_decode()
+sys.exit(cli.main(["recode", "src", "dst", "--jobs", "2", "--codec", "raw"]))
+"""
 
 
 # --- running the command ------------------------------------------------------------------
@@ -185,6 +215,71 @@ def test_ctrl_c_during_a_conversion_says_how_to_resume(tmp_path: Path, jobs: int
     with acumen.open(tmp_path / "out") as ds:
         assert len(ds) == 40
         assert [int(ds.read(i)[0]) for i in range(40)] == list(range(40))
+
+
+def test_ctrl_c_during_a_parallel_recode_is_one_line(tmp_path: Path) -> None:
+    register_slow_decode()
+    with acumen.Writer(tmp_path / "src", codec="slowdecode", durable=False) as writer:
+        for i in range(400):
+            writer.add(np.full(8, i, dtype=np.float32))
+    process = subprocess.Popen(
+        [sys.executable, "-c", RECODE_SLOWLY],
+        cwd=tmp_path,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "dst" / "chunks").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the recode did not start"
+            time.sleep(0.01)
+        time.sleep(0.5)  # the workers are busy, or waiting for work
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, err
+    # Nothing from the workers: no traceback of a task or of an idle wait.
+    assert [line for line in err.splitlines() if not _is_progress(line)] == [
+        "acumen: interrupted; dst is left incomplete: remove it before recoding again"
+    ]
+    with pytest.raises(IncompleteDatasetError):
+        acumen.open(tmp_path / "dst")
+
+
+IDLE_POOL_INTERRUPTED = """
+import os, signal, time
+from acumen.worker_pool import process_pool
+pool = process_pool(2)
+assert pool.submit(abs, -1).result() == 1  # the workers started, and now wait for work
+try:
+    os.killpg(0, signal.SIGINT)  # Ctrl-C, to every process of the job
+    time.sleep(30)
+except KeyboardInterrupt:
+    pool.shutdown(wait=True)
+    print("interrupted")
+"""
+
+
+def test_ctrl_c_ends_idle_workers_quietly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", IDLE_POOL_INTERRUPTED],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "interrupted\n", "")
 
 
 # --- item 8: bad arguments of each subcommand ----------------------------------------------
