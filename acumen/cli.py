@@ -173,6 +173,10 @@ def _dtype(text: str) -> str:
 
 def _plugin_spec(text: str) -> str | dict[str, Any]:
     """A plugin as a config names it: a name, or JSON ``{"name", "configuration"}``."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            'empty: give a name, or {"name": "...", "configuration": {...}}'
+        )
     if not text.lstrip().startswith("{"):
         return text
     try:
@@ -215,7 +219,13 @@ def _recode(args: argparse.Namespace) -> None:
     if args.level is not None:
         if codec is None:
             with open_dataset(args.source, **source_options) as src:
-                codec = src.codec.name
+                names = sorted({r.codec.name for r in src.field_readers} or {src.codec.name})
+            if len(names) > 1:
+                raise UsageError(
+                    f"--level: the fields of {args.source} use codecs {', '.join(names)}: "
+                    "say which with --codec"
+                )
+            codec = names[0]
         codec = _with_level(codec, args.level)
     # A bad name or setting is reported before any work.
     if codec is not None:

@@ -318,6 +318,11 @@ USAGE_MISTAKES = {
         'argument --codec: expected a name or {"name": "...", "configuration": {...}}, got '
         "{'config': {}, 'name': 'zstd'} (see `acumen recode --help`)",
     ),
+    "recode empty codec": (
+        ["recode", "src", "dst", "--codec", " "],
+        'argument --codec: empty: give a name, or {"name": "...", "configuration": {...}} '
+        "(see `acumen recode --help`)",
+    ),
     "recode chunk size": (
         ["recode", "src", "dst", "--chunk-size", "lots"],
         "argument --chunk-size: not a size: 'lots' (e.g. 10485760, 64MiB, 10MB) "
@@ -416,3 +421,17 @@ def test_recode_codec_as_json_and_level(tmp_path: Path, monkeypatch) -> None:
         assert cli.main(["recode", "src", name, *args]) == 0
         manifest = json.loads((tmp_path / name / "manifest.json").read_text())
         assert manifest["codec"] == {"name": "lz4", "configuration": {"level": 3}}
+
+
+def test_level_for_fields_with_several_codecs_asks_which(tmp_path: Path, monkeypatch, capsys):
+    fields = {"a": {"dtype": "uint8", "codec": "zstd"}, "b": {"dtype": "uint8", "codec": "lz4"}}
+    with acumen.Writer(tmp_path / "src", fields=fields, durable=False) as writer:
+        writer.add({"a": np.zeros(3, np.uint8), "b": np.ones(2, np.uint8)})
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["recode", "src", "dst", "--level", "3"]) == 1
+    assert capsys.readouterr().err == (
+        "acumen: error: --level: the fields of src use codecs lz4, zstd: say which with --codec\n"
+    )
+    assert cli.main(["recode", "src", "dst", "--level", "3", "--codec", "zstd"]) == 0
+    with acumen.open(tmp_path / "dst") as ds:
+        assert {r.codec.get_config()["configuration"]["level"] for r in ds.field_readers} == {3}
