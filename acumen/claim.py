@@ -43,6 +43,7 @@ except ImportError:  # Windows: the pid check alone
 _TEMPORARY = f"{WRITING_MARKER}.new-"  # a taker's marker before it replaces the dead one
 _kind: ContextVar[str | None] = ContextVar("acumen_claim_kind", default=None)
 _held: weakref.WeakSet[Claim] = weakref.WeakSet()  # claims of this process (fork hook)
+_reading_back: ContextVar[str | None] = ContextVar("acumen_claim_read_back", default=None)
 
 
 @contextlib.contextmanager
@@ -219,6 +220,18 @@ class Claim:
         self._finalizer = weakref.finalize(self, _close, fd)
         _held.add(self)
 
+    @contextlib.contextmanager
+    def reading_back(self) -> Iterator[None]:
+        """Inside, this thread may open the claimed folder although its marker is present:
+        the writer reads back what it wrote (its manifest is in place) before it releases
+        the claim, so a check that fails, or a kill during it, leaves the folder incomplete.
+        """
+        token = _reading_back.set(os.path.abspath(self.root))
+        try:
+            yield
+        finally:
+            _reading_back.reset(token)
+
     def release(self) -> None:
         """The write is committed: remove the marker, then let the lock go."""
         self.path.unlink()
@@ -241,6 +254,12 @@ class Claim:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd = None
+
+
+def read_back_allowed(root: Path) -> bool:
+    """Whether this thread is inside :meth:`Claim.reading_back` of ``root``'s claim."""
+    held = _reading_back.get()
+    return held is not None and held == os.path.abspath(root)
 
 
 def _close(fd: int) -> None:

@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from acumen.checksums import sealed
-from acumen.errors import AcumenError
+from acumen.errors import AcumenError, quote
+from acumen.layout import WRITING_MARKER
+
+#: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
+class UsageError(AcumenError, ValueError):
+    """A command's arguments cannot work together (a level for a codec that has none)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"acumen: error: {message} (see `{self.prog} --help`)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="acumen", description=__doc__)
+    """Run one command; every error a user can cause is one line on stderr and exit 1
+    (2 for a usage mistake, 130 for Ctrl-C), never a traceback."""
+    parser = _Parser(prog="acumen", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="convert a generated dataset and read it back")
-    demo.add_argument("--samples", type=int, default=20_000)
+    demo.add_argument("--samples", type=_count, default=20_000)
     demo.add_argument("--output", help="keep the datasets in this folder")
     info = commands.add_parser("info", help="describe a dataset")
     info.add_argument("path")
@@ -25,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify", help="check every chunk against its checksum and every sample decodes"
     )
     verify.add_argument("path")
-    verify.add_argument("--jobs", type=int, help="files checked at once (default: up to 4)")
+    verify.add_argument("--jobs", type=_count, help="files checked at once (default: up to 4)")
     verify.add_argument("--chunks-only", action="store_true", help="do not decode samples")
-    verify.add_argument("--dtype", help="dtype of an original acumenindexer dataset")
+    verify.add_argument("--dtype", type=_dtype, help="dtype of an original acumenindexer dataset")
     verify.add_argument("--gzip", action="store_true", help="an original dataset uses gzip")
     convert = commands.add_parser(
         "convert", help="convert files into a dataset as a config (TOML, YAML, JSON) describes"
@@ -45,11 +64,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     recode.add_argument("source")
     recode.add_argument("destination")
-    recode.add_argument("--codec", help="codec name (default: the source's)")
-    recode.add_argument("--level", type=int, help="the codec's compression level")
-    recode.add_argument("--index", help="index format: csv, parquet, arrow...")
+    recode.add_argument(
+        "--codec",
+        type=_plugin_spec,
+        help='codec name, or JSON {"name": ..., "configuration": {...}} as in a config '
+        "(default: the source's)",
+    )
+    recode.add_argument(
+        "--level", type=int, help="the codec's compression level (codecs that have one)"
+    )
+    recode.add_argument(
+        "--index", type=_plugin_spec, help="index format: csv, parquet, arrow... (or JSON)"
+    )
     recode.add_argument("--chunk-size", type=_byte_size, help="e.g. 64MiB (default: source's)")
-    recode.add_argument("--jobs", type=int, default=1, help="worker processes (-1: all cores)")
+    recode.add_argument("--jobs", type=_jobs, default=1, help="worker processes (-1: all cores)")
     recode.add_argument("--no-verify", action="store_true", help="skip the read-back check")
     recode.add_argument(
         "--skip-damaged",
@@ -57,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="leave samples that fail the source's checksums out of the copy (listed in "
         "DESTINATION/recode-skipped.json) instead of stopping",
     )
-    recode.add_argument("--dtype", help="dtype of an original acumenindexer source")
+    recode.add_argument("--dtype", type=_dtype, help="dtype of an original acumenindexer source")
     recode.add_argument("--gzip", action="store_true", help="an original source uses gzip")
     args = parser.parse_args(argv)
     try:
@@ -89,10 +117,93 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(checked)
                 return 0 if checked.ok else 1
             print(convert(args.config, progress=progress))
-    except (AcumenError, OSError) as error:  # OSError: a file the system will not read
-        print(f"acumen: error: {error}", file=sys.stderr)
+    except (AcumenError, OSError, ValueError) as error:
+        # OSError: a file the system will not read; ValueError: a value the user gave (a
+        # setting a plugin's constructor refuses, a value in a config).
+        print(f"acumen: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"acumen: interrupted{_after_interrupt(args)}", file=sys.stderr)
+        return INTERRUPTED
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (a message with several keeps them, joined)."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    """What Ctrl-C left, and what to do about it."""
+    if args.command == "convert":
+        return (
+            "; the conversion can be resumed: run the same command again "
+            f"(acumen convert {args.config}) and it goes on from where it stopped"
+        )
+    if args.command == "recode" and (Path(args.destination) / WRITING_MARKER).exists():
+        return f"; {args.destination} is left incomplete: remove it before recoding again"
+    return ""
+
+
+def _count(text: str) -> int:
+    """A positive whole number (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    """A number of worker processes, or -1 for every core (an argparse type)."""
+    if text.strip() == "-1":
+        return -1
+    try:
+        return _count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"not a number of processes: {text!r} (a positive whole number, or -1 for all cores)"
+        ) from None
+
+
+def _dtype(text: str) -> str:
+    """A numpy dtype name (an argparse type)."""
+    import numpy as np
+
+    try:
+        np.dtype(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"not a dtype: {text!r} (e.g. float32, uint8, <f2)"
+        ) from None
+    return text
+
+
+def _plugin_spec(text: str) -> str | dict[str, Any]:
+    """A plugin as a config names it: a name, or JSON ``{"name", "configuration"}``."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            'empty: give a name, or {"name": "...", "configuration": {...}}'
+        )
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        spec = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {error}: {quote(text)}") from None
+    configuration = spec.get("configuration", {}) if isinstance(spec, dict) else None
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("name"), str)
+        or set(spec) - {"name", "configuration"}
+        or not isinstance(configuration, dict)
+    ):
+        raise argparse.ArgumentTypeError(
+            f'expected a name or {{"name": "...", "configuration": {{...}}}}, got {quote(spec)}'
+        )
+    return {"name": spec["name"], "configuration": configuration}
 
 
 def _byte_size(text: str) -> int:
@@ -118,10 +229,19 @@ def _recode(args: argparse.Namespace) -> None:
     if args.level is not None:
         if codec is None:
             with open_dataset(args.source, **source_options) as src:
-                codec = src.codec.name
-        codec = {"name": codec, "configuration": {"level": args.level}}
+                names = sorted({r.codec.name for r in src.field_readers} or {src.codec.name})
+            if len(names) > 1:
+                raise UsageError(
+                    f"--level: the fields of {args.source} use codecs {', '.join(names)}: "
+                    "say which with --codec"
+                )
+            codec = names[0]
+        codec = _with_level(codec, args.level)
+    # A bad name or setting is reported before any work.
     if codec is not None:
-        plugins.codec(codec)  # a bad name or level is reported before any work
+        _checked("--codec", plugins.codec, codec)
+    if args.index is not None:
+        _checked("--index", plugins.index_format, args.index)
     manifest = recode(
         args.source,
         args.destination,
@@ -144,6 +264,50 @@ def _recode(args: argparse.Namespace) -> None:
     if args.skip_damaged and report.is_file():
         skipped = len(json.loads(report.read_text(encoding="utf-8"))["skipped"])
         print(f"{skipped:,} damaged sample(s) left out, listed in {report}")
+
+
+def _with_level(codec: str | dict[str, Any], level: int) -> dict[str, Any]:
+    """``codec`` (a name or config) with ``level`` added, if the codec has a level."""
+    from acumen import plugins
+
+    spec = {"name": codec, "configuration": {}} if isinstance(codec, str) else codec
+    name, configuration = spec["name"], dict(spec["configuration"])
+    options = _options(plugins.plugin_class("codec", name))
+    if options is not None and "level" not in options:
+        if not options:
+            raise UsageError(f"--level: codec {name!r} has no level (it has no settings)")
+        raise UsageError(
+            f"--level: codec {name!r} has no level; its settings: {', '.join(options)}; give "
+            f'them as --codec \'{{"name": "{name}", "configuration": {{...}}}}\''
+        )
+    if configuration.get("level", level) != level:
+        raise UsageError(
+            f"--level {level} contradicts the level {configuration['level']!r} in --codec; "
+            "give it once"
+        )
+    return {"name": name, "configuration": {**configuration, "level": level}}
+
+
+def _options(cls: type) -> list[str] | None:
+    """The keyword options a plugin class takes; None when it takes any (``**kwargs``)."""
+    try:
+        parameters = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: let the plugin decide
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _checked(option: str, make: Any, spec: str | dict[str, Any]) -> None:
+    """Build the plugin ``spec`` names; what its constructor refuses names the option."""
+    try:
+        make(spec)
+    except AcumenError:
+        raise  # not installed: the message lists what is
+    except (TypeError, ValueError) as error:
+        shown = spec if isinstance(spec, str) else json.dumps(spec)
+        raise UsageError(f"{option} {shown}: {error}") from None
 
 
 def _info(path: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,19 @@ def build_manifest(
 
 
 def commit_dataset(
-    root: Path, table: IndexTable, index_format: IndexFormat, manifest: Manifest, claim: Claim
+    root: Path,
+    table: IndexTable,
+    index_format: IndexFormat,
+    manifest: Manifest,
+    claim: Claim,
+    read_back: Callable[[Path], None] | None = None,
 ) -> None:
     """Index (renamed into place), then manifest (atomic, with the index's checksum), then
-    the claim's marker goes."""
+    the claim's marker goes.
+
+    ``read_back(root)`` runs between the manifest and the marker's removal, allowed to
+    open the dataset: if it raises (or the process dies), the folder stays incomplete.
+    """
     index_file = index_format.filename
     temporary = root / f".{index_file}.tmp-{os.getpid()}"
     try:
@@ -66,6 +76,9 @@ def commit_dataset(
             os.unlink(temporary)
         raise write_failed(root, temporary, error) from error
     manifest.write(root)
+    if read_back is not None:
+        with claim.reading_back():
+            read_back(root)
     claim.release()
     fsync_directory(root)
 

@@ -52,6 +52,11 @@ class CorruptDatasetError(AcumenError, ValueError):
     """A chunk or index file is truncated, damaged, or disagrees with the manifest."""
 
 
+class RecodeMismatchError(AcumenError, ValueError):
+    """A recoded copy reads back different from its source (a lossy codec): nothing is
+    damaged, the copy is only not the same data, so it is not committed."""
+
+
 class SampleError(AcumenError, ValueError):
     """A sample handed to a writer cannot be stored (bad metadata, object dtype...)."""
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
+from acumen.claim import read_back_allowed
 from acumen.dataset import Dataset, FieldReader
 from acumen.encoding import storage_dtype
 from acumen.errors import (
@@ -261,7 +262,7 @@ def _dataset_root(path: Path) -> Path:
 
 def _refuse_if_being_written(path: Path) -> None:
     marker = path / WRITING_MARKER
-    if marker.exists():
+    if marker.exists() and not read_back_allowed(path):
         raise IncompleteDatasetError(
             f"{path}: incomplete dataset: a write started{describe_writer(marker)} and did not "
             "finish "

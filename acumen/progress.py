@@ -85,9 +85,11 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        """Print the final line (a terminal's bar is left complete)."""
+        """Print the final line (a terminal's bar is left complete); once: a bar closed
+        early (recode's, before its copy is read back) stays quiet after."""
         if not self.enabled:
             return
+        self.enabled = False
         elapsed = time.monotonic() - self.start
         text = f"{self.line()} in {_duration(elapsed)}"
         self.stream.write(("\r" + text + "\x1b[K\n") if self.tty else text + "\n")

@@ -2,7 +2,8 @@
 
 Streams samples from the source (acumen or original acumenindexer) through the normal
 writer, in parallel when asked, then reads every sample of the result back and compares it
-with the source, so a recoded dataset is known to be the same data.
+with the source before the result is marked complete, so a recoded dataset is known to be
+the same data (a copy that differs is never committed).
 
 The source is checked against its own checksums as it is read (each chunk file once; in a
 damaged chunk, each sample against its own checksum when the index keeps one), so damage is
@@ -24,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from acumen import plugins
 from acumen.claim import acting_as
 from acumen.dataset import Dataset
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, RecodeMismatchError, quote
 from acumen.layout import write_atomically
 from acumen.manifest import Manifest
 from acumen.opening import open_dataset
@@ -73,6 +75,10 @@ def recode(
 ) -> Manifest:
     """Copy ``source`` to a new dataset at ``destination``, changing what is given.
 
+    With ``verify`` (the default) every sample of the copy is read back and compared with
+    the source before the copy is marked complete: a copy that differs (a lossy codec)
+    raises :class:`RecodeMismatchError` and is left incomplete, never committed.
+
     What is not given stays as in the source: codec (each field's own, with its trained
     dictionary), index format, chunk size. ``source_options`` go to :func:`acumen.open`
     (``dtype=``, ``use_gzip=`` for an original dataset).
@@ -96,7 +102,14 @@ def recode(
         if chunk_size_bytes is None:
             chunk_size_bytes = manifest.chunk_size_bytes if manifest else DEFAULT_CHUNK_SIZE
         fields = _field_specs(src, codec)
+        if verify and fields is None:
+            _check_round_trip(src, codec, destination)
         bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
+
+        def read_back(copy: Path) -> None:  # before the copy is marked complete
+            bar.close()  # the writing is done: its line comes before the check's
+            verify_copy(src, copy, progress, check.kept())
+
         try:
             with bar:
                 written = split_into_chunks(
@@ -110,12 +123,13 @@ def recode(
                     index_format=index_format,
                     fields=fields,
                     progress=bar,
+                    read_back=read_back if verify else None,
                 )
         except CorruptDatasetError as error:
             raise CorruptDatasetError(_stopped(error, destination)) from None
+        except RecodeMismatchError as error:
+            raise RecodeMismatchError(_not_committed(error, destination)) from None
         check.warn()
-        if verify:
-            verify_copy(src, destination, progress, check.kept())
     return written
 
 
@@ -131,6 +145,36 @@ def _field_specs(src: Dataset, codec: PluginSpec | None) -> dict[str, Any] | Non
         }
         for r in src.field_readers
     }
+
+
+def _check_round_trip(
+    src: Dataset, codec: PluginSpec | None, destination: str | os.PathLike[str]
+) -> None:
+    """Fail fast on a lossy codec: the first sample, encoded and decoded by the copy's codec,
+    must be itself (else only the finished copy, read back, would show it)."""
+    target = plugins.codec(codec) if codec is not None else src.codec
+    if not len(src) or target.is_identity or target.training_samples():
+        return
+    try:
+        array = np.ascontiguousarray(src.read(0))
+        same = bytes(target.decode(target.encode(array), array.nbytes)) == array.tobytes()
+    except (CorruptDatasetError, ValueError, TypeError):
+        return  # a damaged source, or a sample the codec refuses: the copy names the sample
+    if not same:
+        raise RecodeMismatchError(
+            f"{destination}: nothing was written: source sample 0 differs from itself once "
+            f"encoded and decoded by codec {target.get_config()} (a lossy codec); to copy "
+            "with it anyway, without the check: recode(..., verify=False), or acumen recode "
+            "--no-verify"
+        )
+
+
+def _not_committed(error: RecodeMismatchError, destination: str | os.PathLike[str]) -> str:
+    return (
+        f"{error}; nothing was committed: {destination} is left incomplete (remove it); to keep "
+        "a copy that differs from its source (a lossy codec), recode again without the check: "
+        "recode(..., verify=False), or acumen recode --no-verify"
+    )
 
 
 def _stopped(error: CorruptDatasetError, destination: str | os.PathLike[str]) -> str:
@@ -270,7 +314,8 @@ def verify_copy(
     progress: bool,
     positions: list[int] | None = None,
 ) -> None:
-    """Every sample and its metadata in ``destination`` equal the source's, bit for bit.
+    """Every sample and its metadata in ``destination`` equal the source's, bit for bit;
+    :class:`RecodeMismatchError` names the first that does not.
 
     ``positions``: the source samples the copy holds, in order (default: all).
     """
@@ -281,24 +326,31 @@ def verify_copy(
         Progress(len(positions), f"verify {Path(destination).name}", enabled=progress) as bar,
     ):
         if len(copy) != len(positions):
-            raise CorruptDatasetError(
+            raise RecodeMismatchError(
                 f"{destination}: {len(copy)} samples, the source has {len(positions)} to copy"
             )
         for i, position in enumerate(positions):
             (want, want_meta), (got, got_meta) = source[position], copy[i]
             if not _same_sample(want, got):
-                raise CorruptDatasetError(
-                    f"{destination}: sample {i} differs from the source after recoding (a lossy "
-                    "codec? then skip the check with --no-verify)"
+                raise RecodeMismatchError(
+                    f"{destination}: sample {i} differs from source sample {position} after "
+                    f"recoding with {_codecs(copy)}"
                 )
             if want_meta.keys() != got_meta.keys() or not all(
                 _same_value(want_meta[k], got_meta[k]) for k in want_meta
             ):
-                raise CorruptDatasetError(
-                    f"{destination}: sample {i} metadata {got_meta!r} differs from the "
-                    f"source's {want_meta!r}"
+                raise RecodeMismatchError(
+                    f"{destination}: sample {i} metadata {quote(got_meta)} differs from the "
+                    f"source's {quote(want_meta)}"
                 )
             bar.update(1, _nbytes(got))
+
+
+def _codecs(dataset: Dataset) -> str:
+    """ "codec image {'format': 'jpeg', ...}", or each field's."""
+    if not dataset.field_readers:
+        return f"codec {dataset.codec.get_config()}"
+    return ", ".join(f"field {r.name}: codec {r.codec.get_config()}" for r in dataset.field_readers)
 
 
 def _same_sample(want: Any, got: Any) -> bool:

@@ -65,6 +65,7 @@ def split_into_chunks(
     fields: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     safe_cast: bool | str | None = None,
+    read_back: Callable[[Path], None] | None = None,
 ) -> Manifest:
     """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
 
@@ -106,6 +107,7 @@ def split_into_chunks(
         dtype=dtype if fields is None else None,
         fields=fields,
         safe_cast=safe_cast,
+        read_back=read_back,
     ) as writer:
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,

@@ -20,7 +20,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
 
 #: Seconds between two checks of a worker's watchdog.
 WATCH_INTERVAL = 1.0
@@ -30,12 +31,35 @@ WATCHDOG_ONLY = "ACUMEN_WORKER_WATCHDOG_ONLY"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+_busy = False  # in a worker: whether it runs a task now (what Ctrl-C interrupts)
+
+
+class _Pool(ProcessPoolExecutor):
+    """Each task runs marked busy, so Ctrl-C tells a running worker from an idle one."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return super().submit(_Task(fn), *args, **kwargs)
+
+
+class _Task:
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        global _busy
+        _busy = True
+        try:
+            return self.function(*args, **kwargs)
+        finally:
+            _busy = False
+
+
 def process_pool(
     n_jobs: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()
 ) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` of ``n_jobs`` workers that end with this process."""
     context = multiprocessing.get_context()
-    return ProcessPoolExecutor(
+    return _Pool(
         n_jobs,
         mp_context=context,
         initializer=_start_worker,
@@ -47,8 +71,19 @@ def _start_worker(
     creator: int, method: str, initializer: Callable[..., None] | None, initargs: tuple
 ) -> None:
     end_with(creator, method)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored
+        signal.signal(signal.SIGINT, _on_interrupt)
     if initializer is not None:
         initializer(*initargs)
+
+
+def _on_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C reaches every process of the terminal's job, the workers too. A running task
+    stops (its KeyboardInterrupt goes back to the pool's creator, which stops too); an idle
+    worker ends quietly, without a traceback of the wait it was in."""
+    if _busy:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signal.SIGINT)
 
 
 def end_with(creator: int, method: str) -> None:

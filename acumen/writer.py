@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,10 @@ class Writer:
     out of range, no integer that does not come back), otherwise a :class:`SampleError`
     names the sample and the value; ``safe_cast=True`` allows only the casts numpy calls
     safe, as when the first sample fixed the dtype.
+
+    ``read_back(path)`` checks the finished dataset before it is marked complete: it runs
+    after the manifest is written, may open the dataset, and if it raises the folder stays
+    incomplete (``acumen recode`` compares the copy with its source this way).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class Writer:
         checksums: str = "chunk",
         metadata_types: Mapping[str, str] | None = None,
         metadata_types_from: str = "",
+        read_back: Callable[[Path], None] | None = None,
     ) -> None:
         """``metadata_types_from`` says where ``metadata_types`` came from, for errors (a
         conversion's part: the conversion's first item)."""
@@ -98,6 +103,7 @@ class Writer:
         self._claim = claim_new_folder(self.root, current_kind("Writer"))
         # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).
         self._sample_checksums = checksums == "sample"
+        self._read_back = read_back
         if self._sample_checksums:
             self._index.checksums = []
         self._pending: list[list[np.ndarray]] = []  # samples held back for codec training
@@ -272,7 +278,9 @@ class Writer:
             fields,
             self._encoder.field_dtypes(),
         )
-        commit_dataset(self.root, table, self.index_format, self.manifest, self._claim)
+        commit_dataset(
+            self.root, table, self.index_format, self.manifest, self._claim, self._read_back
+        )
         logger.info("wrote %d samples in %d chunks to %s", len(table), len(chunks), self.root)
         return self.manifest
 

@@ -182,4 +182,6 @@ def test_no_command_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main([])
     assert exit_info.value.code == 2
-    assert "usage: acumen" in capsys.readouterr().err
+    assert capsys.readouterr().err == (  # one line, as every error (tests/test_cli_errors.py)
+        "acumen: error: the following arguments are required: command (see `acumen --help`)\n"
+    )

@@ -11,7 +11,11 @@ import pytest
 
 import acumen
 from acumen import cli
-from acumen.errors import CorruptDatasetError, DatasetExistsError
+from acumen.errors import (
+    DatasetExistsError,
+    IncompleteDatasetError,
+    RecodeMismatchError,
+)
 from acumen.progress import Progress
 from acumen.recode import recode
 from tests.conftest import FIXTURES, load_fixture
@@ -120,8 +124,10 @@ def test_verification_catches_a_copy_that_differs(tmp_path: Path, monkeypatch) -
         return ds
 
     monkeypatch.setattr(acumen.recode, "open_dataset", open_and_damage)
-    with pytest.raises(CorruptDatasetError, match="dst: sample 17 differs from the source"):
+    with pytest.raises(RecodeMismatchError, match="dst: sample 17 differs from source sample 17"):
         recode(tmp_path / "src", tmp_path / "dst", progress=False)
+    with pytest.raises(IncompleteDatasetError):  # checked before it was marked complete
+        acumen.open(tmp_path / "dst")
 
 
 def test_recode_refuses_an_existing_destination(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from acumen.convert.config import SourceConfig
+from acumen.convert.config import ConfigError, SourceConfig
 
 SourceItem = tuple[Any, dict[str, Any]]  # (what the reader reads, metadata from the source)
 _TABLE_BATCH = 50_000
@@ -186,7 +186,7 @@ def _table_items(source: SourceConfig) -> Iterator[SourceItem]:
     for rows in _table_batches(table):
         for row in rows:
             if source.path_column not in row:
-                raise ValueError(
+                raise ConfigError(
                     f"{table}: no column {source.path_column!r} (set source.path_column); "
                     f"columns: {list(row)}"
                 )
