@@ -396,9 +396,16 @@ def test_other_refusals_are_one_line(tmp_path: Path, monkeypatch, capsys) -> Non
         "acumen: error: missing: no such dataset (the path does not exist)"
     )
     assert error_of("convert", "missing.toml") == "acumen: error: missing.toml: no such config file"
-    # A message of several lines (a damaged source's) comes out as one.
+    # An argument the source's manifest contradicts is the caller's error, in one line.
     line = error_of("recode", "src", "dst", "--gzip", "--no-verify")
-    assert "gzip payload does not decode" in line and "--skip-damaged" in line
+    assert "use_gzip=True disagrees with its manifest" in line
+    # A message of several lines (a damaged source's) comes out as one.
+    chunk = tmp_path / "src" / "chunks" / "chunk_0.chnk"
+    damaged = bytearray(chunk.read_bytes())
+    damaged[10] ^= 0xFF
+    chunk.write_bytes(bytes(damaged))
+    line = error_of("recode", "src", "dst2", "--no-verify")
+    assert "checksum" in line and "--skip-damaged" in line
     assert error_of("recode", "src", "src") == (
         "acumen: error: src already exists; acumen never writes over data"
     )
