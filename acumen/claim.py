@@ -195,6 +195,23 @@ def inspect(root: Path) -> ClaimState | None:
         os.close(fd)  # releases the lock if this look took it
 
 
+def owner_of(root: Path) -> Owner | None:
+    """What the marker in ``root`` says about its writer, without locking it (None when
+    there is no marker; an empty :class:`Owner` when it cannot be read)."""
+    try:
+        fd = _open_marker(root / WRITING_MARKER)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return Owner()
+    try:
+        return _owner_in(fd)
+    except OSError:
+        return Owner()
+    finally:
+        os.close(fd)
+
+
 def _open_marker(marker: Path) -> int:
     # O_NONBLOCK: a FIFO put where the marker should be must not hang whoever looks at it.
     return os.open(marker, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))

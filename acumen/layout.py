@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import stat
 from collections.abc import Iterator
@@ -200,12 +199,3 @@ def replace_durably(temporary: Path, final: Path) -> None:
     with open(temporary, "rb+") as file:
         os.fsync(file.fileno())
     os.replace(temporary, final)
-
-
-def describe_writer(marker: Path) -> str:
-    """ " (writer pid N on HOST)" from a writing marker, or "" if it cannot be read."""
-    try:
-        who = json.loads(read_regular_bytes(marker, "writing marker").decode("utf-8"))
-        return f" (writer pid {who.get('pid')} on {who.get('host')})"
-    except (OSError, ValueError, AttributeError):  # a special file too (CorruptDatasetError)
-        return ""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
-from acumen.claim import read_back_allowed
+from acumen.claim import owner_of, read_back_allowed
 from acumen.dataset import Dataset, FieldReader
 from acumen.encoding import storage_dtype
 from acumen.errors import (
@@ -35,7 +35,6 @@ from acumen.layout import (
     MANIFEST_FILE,
     ORIGINAL_INDEX_FILE,
     WRITING_MARKER,
-    describe_writer,
     resolve_inside,
     stat_regular,
 )
@@ -261,10 +260,11 @@ def _dataset_root(path: Path) -> Path:
 
 
 def _refuse_if_being_written(path: Path) -> None:
-    marker = path / WRITING_MARKER
-    if marker.exists() and not read_back_allowed(path):
+    owner = owner_of(path)
+    if owner is not None and not read_back_allowed(path):
+        who = f" (writer pid {owner.pid} on {owner.host})" if owner.pid is not None else ""
         raise IncompleteDatasetError(
-            f"{path}: incomplete dataset: a write started{describe_writer(marker)} and did not "
+            f"{path}: incomplete dataset: a write started{who} and did not "
             "finish "
             f"({WRITING_MARKER} is present, {MANIFEST_FILE} is not final); write it again"
         )
