@@ -9,7 +9,6 @@
 
 from acumen._version import __version__
 from acumen.convert import ConfigError, ConversionError, convert
-from acumen.dataset import Dataset
 from acumen.errors import (
     AcumenError,
     ArgumentConflictError,
@@ -24,9 +23,10 @@ from acumen.errors import (
     PluginNotFoundError,
     SampleError,
 )
-from acumen.opening import open_dataset as open
-from acumen.split import split_into_chunks
-from acumen.writer import Writer
+from acumen.read.dataset import Dataset
+from acumen.read.opening import open_dataset as open
+from acumen.write.split import split_into_chunks
+from acumen.write.writer import Writer
 
 __all__ = [
     "AcumenError",

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from acumen.checksums import sealed
 from acumen.errors import AcumenError, quote
-from acumen.layout import WRITING_MARKER
+from acumen.format.checksums import sealed
+from acumen.format.layout import WRITING_MARKER
 
 #: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
@@ -217,7 +217,7 @@ def _byte_size(text: str) -> int:
 
 def _recode(args: argparse.Namespace) -> None:
     from acumen import plugins
-    from acumen.opening import open_dataset
+    from acumen.read.opening import open_dataset
     from acumen.recode import SKIPPED_REPORT, recode
 
     source_options: dict = {}

@@ -20,15 +20,15 @@ import numpy as np
 import pandas as pd
 
 from acumen import plugins
-from acumen.dataset import Dataset
-from acumen.encoding import storage_dtype
-from acumen.index_checks import ChunkFiles
-from acumen.index_frame import table_from_frame
-from acumen.layout import open_for_reading
-from acumen.opening import locate_chunks
-from acumen.split import ORIGINAL_DTYPE, ReadFn
-from acumen.split import split_into_chunks as _split_into_chunks
-from acumen.validation import check_chunk_files
+from acumen.files.local import open_for_reading
+from acumen.format.dtypes import storage_dtype
+from acumen.format.index_frame import table_from_frame
+from acumen.read.dataset import Dataset
+from acumen.read.file_checks import check_chunk_files
+from acumen.read.index_checks import ChunkFiles
+from acumen.read.opening import locate_chunks
+from acumen.write.split import ORIGINAL_DTYPE, ReadFn
+from acumen.write.split import split_into_chunks as _split_into_chunks
 
 ROOT_ATTRIBUTE = "acumen_root"
 

@@ -26,17 +26,17 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
-from acumen.claim import acting_as
-from acumen.dataset import Dataset
 from acumen.errors import CorruptDatasetError, RecodeMismatchError, quote
-from acumen.layout import write_atomically
-from acumen.manifest import Manifest
-from acumen.opening import open_dataset
+from acumen.files.claim import acting_as
+from acumen.files.local import write_atomically
+from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
 from acumen.progress import Progress
-from acumen.split import split_into_chunks
-from acumen.verify import check_chunk, chunk_checksums
-from acumen.writer import DEFAULT_CHUNK_SIZE
+from acumen.read.dataset import Dataset
+from acumen.read.opening import open_dataset
+from acumen.read.verifiers import check_chunk, chunk_checksums
+from acumen.write.split import split_into_chunks
+from acumen.write.writer import DEFAULT_CHUNK_SIZE
 
 logger = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "acumen.torch needs PyTorch: pip install torch (acumen's 'torch' extra)"
     ) from error
 
-from acumen.dataset import Dataset
-from acumen.opening import open_dataset
+from acumen.read.dataset import Dataset
+from acumen.read.opening import open_dataset
 
 Target = bool | str | Sequence[str]
 

@@ -34,11 +34,11 @@ import pyarrow as pa
 
 import acumen
 from acumen import plugins
-from acumen.checksums import file_checksum
-from acumen.index_table import IndexTable
-from acumen.manifest import ChunkEntry, Manifest
-from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import ShapeColumn
+from acumen.format.checksums import file_checksum
+from acumen.format.index_table import IndexTable
+from acumen.format.manifest import ChunkEntry, Manifest
+from acumen.format.metadata import ColumnSpec, MetadataTable
+from acumen.format.shapes import ShapeColumn
 
 FORMATS = ("csv", "parquet", "arrow")
 SIZES = (10_000, 100_000, 1_000_000)

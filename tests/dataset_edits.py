@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from acumen.checksums import file_checksum, sealed
+from acumen.format.checksums import file_checksum, sealed
 
 
 def manifest_of(root: Path) -> dict:

@@ -40,9 +40,9 @@ import pytest
 
 import acumen
 from acumen.errors import CorruptDatasetError
-from acumen.index_checks import BLOCK
+from acumen.format.index_table import CHUNK_COLUMN
 from acumen.index_formats.arrow_text import ArrowStringColumn
-from acumen.index_table import CHUNK_COLUMN
+from acumen.read.index_checks import BLOCK
 from acumen.verify import verify
 from tests.dataset_edits import reseal
 

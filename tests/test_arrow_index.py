@@ -18,13 +18,13 @@ import pytest
 
 import acumen
 from acumen.errors import CorruptDatasetError
-from acumen.index_checks import ChunkFiles, IndexChecks, payload_rules
+from acumen.format.index_table import FieldColumns, IndexTable
+from acumen.format.metadata import ColumnSpec, MetadataTable
+from acumen.format.shapes import ShapeColumn
 from acumen.index_formats.arrow import ArrowIndex
 from acumen.index_formats.arrow_text import ArrowStringColumn
 from acumen.index_formats.parquet import ParquetIndex
-from acumen.index_table import FieldColumns, IndexTable
-from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import ShapeColumn
+from acumen.read.index_checks import ChunkFiles, IndexChecks, payload_rules
 
 TEXTS = ["plain", "", "ünïcødé 日本語 🎉", "comma, inside", 'quote "', "new\nline", "cr\ronly"]
 FLOATS = [0.5, math.nan, math.inf, -math.inf, -0.0, 1e-300, 0.1]
@@ -479,7 +479,7 @@ def test_broken_shape_layouts_are_corrupt(tmp_path: Path, case: str) -> None:
     assert str(path) in str(error.value)
 
 
-BROKEN_ROWS = {  # read as they are; the rows are refused when read (acumen.index_checks)
+BROKEN_ROWS = {  # read as they are; the rows are refused when read (acumen.read.index_checks)
     "negative offset": ("ai:offset_bytes", pa.array([0, -8, 0], pa.int64()), "negative offset"),
     "chunk id past the names": (
         "ai:chunk_name",

@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 import acumen
-from acumen.claim import inspect, process_identity
 from acumen.convert import convert
 from acumen.errors import DatasetExistsError, IncompleteDatasetError
+from acumen.files.claim import inspect, process_identity
 from acumen.recode import recode
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import acumen
 from acumen import cli, plugins
 from acumen.abc.codec import Buffer, Codec, array_bytes
 from acumen.errors import IncompleteDatasetError
-from acumen.registry import Registration
+from acumen.plugins.registry import Registration
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = "tests.test_cli_errors"
@@ -256,7 +256,7 @@ def test_ctrl_c_during_a_parallel_recode_is_one_line(tmp_path: Path) -> None:
 
 IDLE_POOL_INTERRUPTED = """
 import os, signal, time
-from acumen.worker_pool import process_pool
+from acumen.write.worker_pool import process_pool
 pool = process_pool(2)
 assert pool.submit(abs, -1).result() == 1  # the workers started, and now wait for work
 try:

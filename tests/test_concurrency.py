@@ -278,20 +278,20 @@ def test_second_writer_in_another_process_is_refused(tmp_path):
 def test_writers_racing_for_one_empty_folder(tmp_path, monkeypatch):
     """Another writer claims the folder between this one's look and its claim: refused all
     the same, with the same error (the claim itself is exclusive)."""
-    import acumen.claim
+    import acumen.files.claim
 
     path = tmp_path / "ds"
     path.mkdir()
-    claim = acumen.claim.claim_folder
+    claim = acumen.files.claim.claim_folder
     rival: list[acumen.Writer] = []
 
-    def rival_first(root: Path, kind: str) -> acumen.claim.Claim:
+    def rival_first(root: Path, kind: str) -> acumen.files.claim.Claim:
         if not rival:
-            monkeypatch.setattr(acumen.claim, "claim_folder", claim)
+            monkeypatch.setattr(acumen.files.claim, "claim_folder", claim)
             rival.append(acumen.Writer(root))  # wins the race
         return claim(root, kind)
 
-    monkeypatch.setattr(acumen.claim, "claim_folder", rival_first)
+    monkeypatch.setattr(acumen.files.claim, "claim_folder", rival_first)
     with pytest.raises(DatasetExistsError):
         acumen.Writer(path)
     with rival[0] as winner:

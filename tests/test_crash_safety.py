@@ -35,7 +35,7 @@ import pytest
 import acumen
 from acumen.convert import convert
 from acumen.errors import DatasetExistsError, DatasetNotFoundError, IncompleteDatasetError
-from acumen.layout import WRITING_MARKER
+from acumen.format.layout import WRITING_MARKER
 from acumen.verify import verify
 from tests.crash_helpers import DTYPE, convert_config, convert_inputs, sample, sample_shape
 
@@ -179,7 +179,7 @@ def test_sigkill_at_every_step_of_a_write(server, tmp_path, codec, index_format)
     assert outcome(tmp_path / "t", N) == "complete"
     points = kill_points(trace)
     if (codec, index_format) not in CONFIGS[:2]:  # the other two: from the last chunk on
-        first = trace.index("acumen.chunk_writer.ChunkWriter._finish_chunk|enter")
+        first = trace.index("acumen.write.chunk_writer.ChunkWriter._finish_chunk|enter")
         points = points[first:]
     seen: Counter = Counter()
     for k, point in enumerate(points):
@@ -200,23 +200,38 @@ def test_sigkill_at_every_step_of_a_write(server, tmp_path, codec, index_format)
 MARKER_UNLINK = ("pathlib.Path.unlink", "enter", 1)
 NAMED_POINTS = {
     "before the folder exists": (("pathlib.Path.mkdir", "enter", 1), "absent"),
-    "before the marker": (("acumen.claim.claim_folder", "enter", 1), "empty"),
-    "during a chunk (samples buffered)": (("acumen.writer.Writer.add", "enter", 2), "incomplete"),
-    "during a chunk (mid-file)": (("acumen.writer.Writer.add", "enter", 5), "incomplete"),
+    "before the marker": (("acumen.files.claim.claim_folder", "enter", 1), "empty"),
+    "during a chunk (samples buffered)": (
+        ("acumen.write.writer.Writer.add", "enter", 2),
+        "incomplete",
+    ),
+    "during a chunk (mid-file)": (("acumen.write.writer.Writer.add", "enter", 5), "incomplete"),
     "chunk fsynced, not renamed": (("os.replace", "enter", 1), "incomplete"),
-    "after a chunk": (("acumen.chunk_writer.ChunkWriter._finish_chunk", "exit", 1), "incomplete"),
-    "between chunks and index": (("acumen.commit.commit_dataset", "enter", 1), "incomplete"),
-    "index in place, no manifest": (("acumen.layout.replace_durably", "exit", 1), "incomplete"),
-    "manifest written, not renamed": (("acumen.manifest.Manifest.write", "enter", 1), "incomplete"),
+    "after a chunk": (
+        ("acumen.write.chunk_writer.ChunkWriter._finish_chunk", "exit", 1),
+        "incomplete",
+    ),
+    "between chunks and index": (("acumen.write.commit.commit_dataset", "enter", 1), "incomplete"),
+    "index in place, no manifest": (
+        ("acumen.files.local.replace_durably", "exit", 1),
+        "incomplete",
+    ),
+    "manifest written, not renamed": (
+        ("acumen.format.manifest.Manifest.write", "enter", 1),
+        "incomplete",
+    ),
     "manifest fsynced, before its rename": (("os.replace", "enter", -1), "incomplete"),
     "manifest just renamed": (("os.replace", "exit", -1), "incomplete"),
     "manifest renamed, marker present": (
-        ("acumen.layout.write_atomically", "exit", 1),
+        ("acumen.files.local.write_atomically", "exit", 1),
         "incomplete",
     ),
     "marker being removed": (MARKER_UNLINK, "incomplete"),
     "marker removed, folder not synced": (("pathlib.Path.unlink", "exit", 1), "complete"),
-    "after the last directory fsync": (("acumen.commit.commit_dataset", "exit", 1), "complete"),
+    "after the last directory fsync": (
+        ("acumen.write.commit.commit_dataset", "exit", 1),
+        "complete",
+    ),
 }
 
 
@@ -376,6 +391,6 @@ def test_conversion_killed_after_its_commit_is_finished_by_a_rerun(conversion):
 def test_conversion_killed_while_claiming_its_folder_resumes(conversion):
     """Killed after the writing marker is created but before the config's fingerprint is
     saved: the folder is recognisably incomplete; a re-run should be able to resume it."""
-    claim = conversion.trace.index("acumen.layout.write_atomically|enter")
+    claim = conversion.trace.index("acumen.files.local.write_atomically|enter")
     problem = conversion.kill_and_rerun(conversion.points[claim])
     assert problem is None, problem

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from acumen.format.index_table import FieldColumns, IndexTable
+from acumen.format.metadata import ColumnSpec, MetadataTable
+from acumen.format.shapes import ShapeColumn
 from acumen.index_formats.csv_text import csv_bytes, line_terminator
-from acumen.index_table import FieldColumns, IndexTable
-from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import ShapeColumn
 from tests.test_properties import SETTINGS, SPECIAL_TEXTS, TEXT
 
 SHAPE = st.lists(st.integers(0, 2**40), max_size=3).map(tuple)

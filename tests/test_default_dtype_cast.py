@@ -14,7 +14,7 @@ import pytest
 import acumen
 import acumen.compat
 from acumen.errors import SampleError
-from acumen.split import split_into_chunks
+from acumen.write.split import split_into_chunks
 
 
 def items(*arrays: np.ndarray) -> list[tuple[np.ndarray, dict]]:

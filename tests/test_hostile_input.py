@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 import acumen
 from acumen import plugins
 from acumen.errors import AcumenError, CorruptDatasetError, ManifestError
-from acumen.manifest import Manifest
+from acumen.format.manifest import Manifest
 from acumen.testing.codec_tests import peak_while_refusing
 from tests.dataset_edits import edit_index, manifest_of, save_manifest
 

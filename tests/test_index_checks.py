@@ -13,7 +13,7 @@ import pytest
 
 import acumen
 from acumen.errors import CorruptDatasetError
-from acumen.index_checks import BLOCK
+from acumen.read.index_checks import BLOCK
 from acumen.verify import verify
 from tests.dataset_edits import edit_index
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import acumen
-from acumen import validation
-from acumen.checksums import SEAL_KEY, file_checksum
 from acumen.errors import AcumenError, CorruptDatasetError, ManifestError
+from acumen.format.checksums import SEAL_KEY, file_checksum
+from acumen.read import file_checks as validation
 from acumen.verify import verify
 from tests.conftest import INDEX_FORMATS
 from tests.dataset_edits import edit_index, manifest_of, save_manifest

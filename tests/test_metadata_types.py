@@ -28,7 +28,7 @@ from acumen.convert import ConversionError, convert
 from acumen.convert import sources as convert_sources
 from acumen.convert.merge import _concat_metadata
 from acumen.errors import SampleError
-from acumen.metadata import ColumnSpec, MetadataTable
+from acumen.format.metadata import ColumnSpec, MetadataTable
 
 MODULE = "tests.test_metadata_types"
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import acumen
-from acumen import opening
 from acumen.errors import AcumenError, DatasetNotFoundError, IncompleteDatasetError
-from acumen.layout import MANIFEST_FILE, WRITING_MARKER
+from acumen.format.layout import MANIFEST_FILE, WRITING_MARKER
+from acumen.read import opening
 
 SAMPLES = [np.arange(6, dtype=np.int16) * (i + 1) for i in range(5)]
 

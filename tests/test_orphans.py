@@ -23,8 +23,8 @@ import pytest
 import acumen
 from acumen.convert import convert
 from acumen.recode import SampleReader, recode
-from acumen.split import split_into_chunks
-from acumen.worker_pool import WATCHDOG_ONLY
+from acumen.write.split import split_into_chunks
+from acumen.write.worker_pool import WATCHDOG_ONLY
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds processes through /proc"

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 
 import acumen
 from acumen.errors import CorruptDatasetError
-from acumen.index_checks import ChunkFiles, IndexChecks, payload_rules
+from acumen.format.index_table import FieldColumns, IndexTable
+from acumen.format.metadata import ColumnSpec, MetadataTable
+from acumen.format.shapes import MAX_DIMENSION, ShapeColumn
 from acumen.index_formats.arrow_text import ArrowStringColumn
 from acumen.index_formats.parquet import ParquetIndex
-from acumen.index_table import FieldColumns, IndexTable
-from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import MAX_DIMENSION, ShapeColumn
+from acumen.read.index_checks import ChunkFiles, IndexChecks, payload_rules
 from tests.dataset_edits import reseal
 
 SETTINGS = settings(
@@ -677,7 +677,7 @@ def test_a_column_named_twice_is_corrupt(tmp_path: Path) -> None:
         ParquetIndex().read(path, [ColumnSpec("name", "str")])
 
 
-BROKEN_ROWS = {  # read as they are; the rows are refused when read (acumen.index_checks)
+BROKEN_ROWS = {  # read as they are; the rows are refused when read (acumen.read.index_checks)
     "negative offset": (
         {"ai:offset_bytes": pa.array([0, -8, 16], pa.int64())},
         AXIS,

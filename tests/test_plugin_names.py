@@ -20,7 +20,7 @@ from acumen.codecs.zstd import ZstdCodec
 from acumen.convert import ConfigError, convert
 from acumen.errors import AcumenError, ManifestError, PluginLoadError, PluginNotFoundError
 from acumen.plugins import PluginLoadWarning
-from acumen.registry import Registration, Registry
+from acumen.plugins.registry import Registration, Registry
 from tests.dataset_edits import manifest_of, save_manifest
 from tests.test_plugins import XOR_CODEC, XOR_HOOKS, make_distribution
 

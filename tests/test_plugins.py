@@ -24,7 +24,7 @@ from acumen import plugins
 from acumen.abc import Codec, IndexFormat, Reader, Storage
 from acumen.errors import PluginConflictError, PluginNotFoundError
 from acumen.plugins import PluginLoadWarning
-from acumen.registry import LoadFailure, Registration, Registry
+from acumen.plugins.registry import LoadFailure, Registration, Registry
 
 BUILTINS = {
     "codec": {

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import acumen
+import acumen.read.verifiers
 import acumen.recode
 from acumen import cli
 from acumen.errors import CorruptDatasetError, IncompleteDatasetError
@@ -116,8 +117,10 @@ def test_each_chunk_is_hashed_once(tmp_path: Path, monkeypatch) -> None:
     with acumen.open(tmp_path / "src") as ds:
         n_chunks = len(ds.table.chunk_names)
     hashed: list[str] = []
-    real = acumen.verify.file_checksum
-    monkeypatch.setattr(acumen.verify, "file_checksum", lambda p: hashed.append(p) or real(p))
+    real = acumen.read.verifiers.file_checksum
+    monkeypatch.setattr(
+        acumen.read.verifiers, "file_checksum", lambda p: hashed.append(p) or real(p)
+    )
     recode(tmp_path / "src", tmp_path / "dst", progress=False)
     assert len(hashed) == len(set(hashed)) == n_chunks
     assert not (tmp_path / "dst" / SKIPPED_REPORT).exists()

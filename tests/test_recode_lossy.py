@@ -19,9 +19,9 @@ import acumen
 from acumen import cli, plugins
 from acumen.abc.codec import Buffer, Codec, array_bytes
 from acumen.errors import CorruptDatasetError, IncompleteDatasetError, RecodeMismatchError
-from acumen.layout import MANIFEST_FILE, WRITING_MARKER
+from acumen.format.layout import MANIFEST_FILE, WRITING_MARKER
+from acumen.plugins.registry import Registration
 from acumen.recode import recode
-from acumen.registry import Registration
 from acumen.verify import verify
 
 REPO = Path(__file__).resolve().parents[1]

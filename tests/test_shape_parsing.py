@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import acumen
 from acumen.errors import CorruptDatasetError
-from acumen.shapes import ShapeColumn, format_shape, parse_shape
+from acumen.format.shapes import ShapeColumn, format_shape, parse_shape
 
 LONG = 50_000
 #: Far above what a linear parse of 50,000 characters takes, far below a backtracking one.

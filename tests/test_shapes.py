@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 import acumen
 from acumen import plugins
 from acumen.errors import CorruptDatasetError
-from acumen.index_checks import ChunkFiles, IndexChecks, PayloadRule, _payload_rows
-from acumen.index_table import IndexTable, narrow_sizes
-from acumen.metadata import MetadataTable
-from acumen.shapes import ShapeColumn, narrow_dtype
+from acumen.format.index_table import IndexTable, narrow_sizes
+from acumen.format.metadata import MetadataTable
+from acumen.format.shapes import ShapeColumn, narrow_dtype
+from acumen.read.index_checks import ChunkFiles, IndexChecks, PayloadRule, _payload_rows
 from tests.conftest import INDEX_FORMATS
 from tests.dataset_edits import reseal
 

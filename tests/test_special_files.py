@@ -33,11 +33,12 @@ import numpy as np
 import pytest
 
 import acumen
+import acumen.read.verifiers
 import acumen.storage.seek
 from acumen import cli, plugins
 from acumen.errors import CorruptDatasetError
-from acumen.layout import open_regular, read_regular_bytes, stat_regular
-from acumen.manifest import Manifest
+from acumen.files.local import open_regular, read_regular_bytes, stat_regular
+from acumen.format.manifest import Manifest
 from acumen.verify import verify
 from tests.dataset_edits import manifest_of
 
@@ -445,14 +446,14 @@ def test_verify_reports_an_io_error_in_a_chunk_and_goes_on(
         return real_read(self, chunk_id, offset, size)
 
     monkeypatch.setattr(acumen.storage.seek.SeekStorage, "read", read)
-    real_checksum = acumen.verify.file_checksum
+    real_checksum = acumen.read.verifiers.file_checksum
 
     def checksum(file: str) -> str:
         if file == bad:
             raise OSError(errno.EIO, os.strerror(errno.EIO), file)
         return real_checksum(file)
 
-    monkeypatch.setattr(acumen.verify, "file_checksum", checksum)
+    monkeypatch.setattr(acumen.read.verifiers, "file_checksum", checksum)
     report = verify(path, progress=False, storage="seek")
     about = [p for p in report.problems if bad in p]
     assert len(about) == 1 and "Input/output error" in about[0], report.problems

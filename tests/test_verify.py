@@ -17,12 +17,14 @@ import pytest
 import xxhash
 
 import acumen
+import acumen.read.verifiers
 import acumen.verify
 from acumen import cli
 from acumen.convert import convert
 from acumen.errors import CorruptDatasetError, ManifestError
+from acumen.read.verifiers import ChunkVerifier
 from acumen.recode import recode
-from acumen.verify import ChunkVerifier, VerifyReport, verify
+from acumen.verify import VerifyReport, verify
 from tests.dataset_edits import manifest_of, save_manifest
 
 from .conftest import CODECS, INDEX_FORMATS, STORAGES, fixture_names, load_fixture
@@ -423,14 +425,14 @@ def test_open_verify_chunk_refuses_damage_in_batches_and_iteration(tmp_path):
 def test_open_verify_chunk_hashes_each_chunk_once(tmp_path, monkeypatch):
     path = write(tmp_path / "ds", "zstd")
     n_chunks = len(manifest_of(path)["chunks"])
-    real = acumen.verify.file_checksum
+    real = acumen.read.verifiers.file_checksum
     calls: list[str] = []
 
     def counting(file):
         calls.append(str(file))
         return real(file)
 
-    monkeypatch.setattr(acumen.verify, "file_checksum", counting)
+    monkeypatch.setattr(acumen.read.verifiers, "file_checksum", counting)
     with acumen.open(path, verify="chunk") as ds:
         assert calls == []  # opening hashes nothing: only a first read does
         ds.read(0)
@@ -450,7 +452,7 @@ def test_default_open_does_no_hashing(tmp_path, monkeypatch):
     def forbidden(file):
         raise AssertionError(f"hashed {file} on the default read path")
 
-    monkeypatch.setattr(acumen.verify, "file_checksum", forbidden)
+    monkeypatch.setattr(acumen.read.verifiers, "file_checksum", forbidden)
     for where in (path, raw_path):
         for storage in STORAGES:
             with acumen.open(where, storage=storage) as ds:
@@ -479,10 +481,12 @@ def test_pickled_dataset_keeps_verifying(tmp_path, monkeypatch):
         assert isinstance(copy._read_bytes, ChunkVerifier)
         with pytest.raises(CorruptDatasetError, match=str(bad)):
             copy.read(0)
-        real = acumen.verify.file_checksum
+        real = acumen.read.verifiers.file_checksum
         calls: list[str] = []
         monkeypatch.setattr(
-            acumen.verify, "file_checksum", lambda file: calls.append(str(file)) or real(file)
+            acumen.read.verifiers,
+            "file_checksum",
+            lambda file: calls.append(str(file)) or real(file),
         )
         other = next(i for i in range(N) if i not in samples_in_chunk(path, bad))
         assert copy.read(other).tobytes() == sample(other).tobytes()
@@ -496,6 +500,8 @@ def test_pickled_default_dataset_stays_unverified(tmp_path, monkeypatch):
     path = write(tmp_path / "ds", "raw")
     with acumen.open(path) as ds:
         copy = pickle.loads(pickle.dumps(ds))
-    monkeypatch.setattr(acumen.verify, "file_checksum", lambda file: pytest.fail(f"hashed {file}"))
+    monkeypatch.setattr(
+        acumen.read.verifiers, "file_checksum", lambda file: pytest.fail(f"hashed {file}")
+    )
     with copy:
         assert copy.read(7).tobytes() == sample(7).tobytes()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import acumen
-from acumen.checksums import sealed
 from acumen.errors import CorruptDatasetError
+from acumen.format.checksums import sealed
 
 DICTIONARY = {"name": "zstd", "configuration": {"dictionary_size": 4096, "train_samples": 200}}
 

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 
 from acumen.abc.codec import Buffer, Codec, array_bytes
-from acumen.codecs._checks import HEADER_CHECK_ABOVE, beyond_ratio, size_mismatch, undecodable
+from acumen.codecs._limits import HEADER_CHECK_ABOVE, beyond_ratio, size_mismatch, undecodable
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 #: Deflate codes at most 258 bytes (one match) in 2 bits: 1032 bytes per payload byte.

@@ -8,7 +8,7 @@ import lz4.frame
 import numpy as np
 
 from acumen.abc.codec import Buffer, Codec, array_bytes
-from acumen.codecs._checks import HEADER_CHECK_ABOVE, beyond_ratio, size_mismatch, undecodable
+from acumen.codecs._limits import HEADER_CHECK_ABOVE, beyond_ratio, size_mismatch, undecodable
 
 _decompress_chunk = lz4.frame.decompress_chunk
 _reset = lz4.frame.reset_decompression_context

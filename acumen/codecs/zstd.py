@@ -15,9 +15,10 @@ import numpy as np
 import zstandard
 
 from acumen.abc.codec import Buffer, Codec, array_bytes
-from acumen.codecs._checks import beyond_ratio, size_mismatch, undecodable
+from acumen.codecs._limits import beyond_ratio, size_mismatch, undecodable
 from acumen.errors import CorruptDatasetError
-from acumen.layout import read_regular_bytes, resolve_inside
+from acumen.files.local import read_regular_bytes
+from acumen.format.layout import resolve_inside
 
 logger = logging.getLogger(__name__)
 

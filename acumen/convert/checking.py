@@ -83,7 +83,7 @@ def _results(cfg: ConvertConfig) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         for batch in batches:
             yield len(batch), read_batch(cfg.reader, cfg.import_path, batch)
         return
-    from acumen.worker_pool import process_pool
+    from acumen.write.worker_pool import process_pool
 
     pending: deque[tuple[int, Future[list[dict[str, Any]]]]] = deque()
     with process_pool(cfg.run.n_jobs) as pool:

@@ -284,7 +284,7 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
         )
     dtype = check.typed(output_raw, "output", "dtype", str, None)
     if dtype is not None:
-        from acumen.encoding import storage_dtype
+        from acumen.format.dtypes import storage_dtype
 
         try:
             storage_dtype(dtype)
@@ -292,7 +292,7 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
             raise check.fail("output.dtype", f"is not a dtype to store: {error}") from None
     fields = check.typed(output_raw, "output", "fields", dict, None)
     if fields is not None:
-        from acumen.fields import field_specs
+        from acumen.write.encoding import field_specs
 
         if dtype is not None:
             raise check.fail("output.dtype", "give each field its dtype in output.fields instead")

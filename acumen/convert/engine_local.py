@@ -2,7 +2,7 @@
 
 At most ``2 * n_jobs`` parts are in flight, so memory stays bounded whatever the number of
 items; workers report progress through a pipe a few times a second. The workers end with
-this process, even when it is killed (:mod:`acumen.worker_pool`): no server process (a
+this process, even when it is killed (:mod:`acumen.write.worker_pool`): no server process (a
 ``multiprocessing.Manager``) is needed, the pipe is handed to each worker as it starts.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from acumen.convert.config import ConvertConfig
 from acumen.convert.parts import PartResult, PartTask, convert_part
 from acumen.progress import BatchedReporter, Progress
-from acumen.worker_pool import process_pool
+from acumen.write.worker_pool import process_pool
 
 _channel: Any = None  # in a worker: where it reports progress (set as the worker starts)
 

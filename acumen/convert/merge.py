@@ -16,16 +16,18 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
-from acumen.claim import Claim
-from acumen.commit import build_manifest, commit_dataset
 from acumen.convert.parts import ConversionError, WriterSettings
 from acumen.errors import CorruptDatasetError
-from acumen.fields import FieldSpec
-from acumen.index_table import FieldColumns, IndexTable
-from acumen.layout import MANIFEST_FILE, chunk_file_name, write_atomically
-from acumen.manifest import ChunkEntry, Manifest, dtype_from_json
-from acumen.metadata import NUMPY_DTYPES, MetadataTable
-from acumen.shapes import ShapeColumn
+from acumen.files.claim import Claim
+from acumen.files.local import write_atomically
+from acumen.format.dtypes import dtype_from_json
+from acumen.format.fields import FieldSpec
+from acumen.format.index_table import FieldColumns, IndexTable
+from acumen.format.layout import MANIFEST_FILE, chunk_file_name
+from acumen.format.manifest import ChunkEntry, Manifest
+from acumen.format.metadata import NUMPY_DTYPES, MetadataTable
+from acumen.format.shapes import ShapeColumn
+from acumen.write.commit import build_manifest, commit_dataset
 
 PLAN_FILE = "merge-plan.json"
 

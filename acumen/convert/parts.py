@@ -20,14 +20,16 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
-from acumen.claim import acting_as, inspect
 from acumen.convert.sources import describe
 from acumen.errors import AcumenError
-from acumen.layout import MANIFEST_FILE, WRITING_MARKER, write_atomically
-from acumen.manifest import Manifest, dtype_from_json
-from acumen.metadata import MetadataCollector
+from acumen.files.claim import acting_as, inspect
+from acumen.files.local import write_atomically
+from acumen.format.dtypes import dtype_from_json
+from acumen.format.layout import MANIFEST_FILE, WRITING_MARKER
+from acumen.format.manifest import Manifest
+from acumen.format.metadata import MetadataCollector
 from acumen.readers.callable import config_folder_on_path
-from acumen.writer import Writer
+from acumen.write.writer import Writer
 
 SUMMARY_FILE = "part-summary.json"
 ProgressCallback = Callable[[int, int], None]  # (samples, payload bytes)

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from acumen import plugins
-from acumen.claim import Claim, Owner, claim_folder, is_stray, take_over
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.merge import merge_parts
 from acumen.convert.parts import (
@@ -42,13 +41,16 @@ from acumen.convert.parts import (
     remove_dead_attempts,
 )
 from acumen.convert.sources import count_items, describe, first_item, iter_items
-from acumen.encoding import RecordEncoder
 from acumen.errors import DatasetExistsError, DatasetWriteError
-from acumen.fields import field_specs
-from acumen.layout import MANIFEST_FILE, WRITING_MARKER, store_resources, write_atomically
-from acumen.manifest import Manifest, dtype_to_json
+from acumen.files.claim import Claim, Owner, claim_folder, is_stray, take_over
+from acumen.files.local import write_atomically
+from acumen.format.dtypes import dtype_to_json
+from acumen.format.layout import MANIFEST_FILE, WRITING_MARKER
+from acumen.format.manifest import Manifest
 from acumen.progress import Progress
 from acumen.readers.callable import config_folder_on_path
+from acumen.write.commit import store_resources
+from acumen.write.encoding import RecordEncoder, field_specs
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ The columns are those of ``parquet`` (``ai:chunk_name`` dictionary-encoded,
 record batch so that every column is one contiguous buffer. Reading maps the file and hands
 its buffers to numpy as they are: chunk ids, offsets, sizes, shape dimensions and int/float
 metadata are views of the map, not copies, and opening does no work per sample: the rows
-are checked block by block as they are read (:mod:`acumen.index_checks`).
+are checked block by block as they are read (:mod:`acumen.read.index_checks`).
 
 Nothing read in place is trusted. pyarrow's reader checks each buffer's extent against the
 file and ``validate()`` each buffer's size against the rows (O(columns)); what that leaves
@@ -42,14 +42,8 @@ import pyarrow.ipc as ipc
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError, quote
-from acumen.index_formats.arrow_text import ArrowStringColumn
-from acumen.index_formats.shape_layout import (
-    VARYING_TYPES,
-    fixed_by_template,
-    shape_templates,
-)
-from acumen.index_frame import check_reserved_columns, metadata_specs
-from acumen.index_table import (
+from acumen.format.index_frame import check_reserved_columns, metadata_specs
+from acumen.format.index_table import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
@@ -61,8 +55,14 @@ from acumen.index_table import (
     FieldColumns,
     IndexTable,
 )
-from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import ShapeColumn
+from acumen.format.metadata import ColumnSpec, MetadataTable
+from acumen.format.shapes import ShapeColumn
+from acumen.index_formats.arrow_text import ArrowStringColumn
+from acumen.index_formats.shape_layout import (
+    VARYING_TYPES,
+    fixed_by_template,
+    shape_templates,
+)
 
 _INT32_MAX = 2**31 - 1
 

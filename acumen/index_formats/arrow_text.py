@@ -30,14 +30,14 @@ class ArrowStringColumn:
     ``parquet`` index writes text with few distinct values); a small dictionary is decoded
     once, so reading a row is a list lookup.
 
-    Offers what :class:`~acumen.metadata.MetadataTable` uses of a numpy object column:
+    Offers what :class:`~acumen.format.metadata.MetadataTable` uses of a numpy object column:
     ``item(i)`` (``0 <= i < len``), ``col[indices]``, ``dtype``, ``len`` and iteration;
     ``numpy.asarray(col)`` gives the object array. Pickles as its Arrow array (the bytes,
     not the map).
 
     A column read in place from a file is not trusted: ``item(i)`` decodes row ``i``
     between its two offsets, so a reader checks a row with :meth:`damaged_rows` before
-    asking for it (the dataset does, a block of rows at a time: :mod:`acumen.index_checks`);
+    asking for it (the dataset does, a block of rows at a time: :mod:`acumen.read.index_checks`);
     whatever hands the array to pyarrow's kernels (``numpy.asarray``, ``tolist``, taking
     rows) checks the offsets, codes and UTF-8 it reads through first, since pyarrow trusts
     them and damaged ones crash it.

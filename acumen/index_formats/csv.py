@@ -15,9 +15,9 @@ import pandas as pd
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError, shorten
-from acumen.index_formats.csv_text import csv_bytes, line_terminator
-from acumen.index_frame import table_from_frame
-from acumen.index_table import (
+from acumen.files.local import open_for_reading
+from acumen.format.index_frame import table_from_frame
+from acumen.format.index_table import (
     CHUNK_COLUMN,
     FIELD_SIZE_PREFIX,
     OFFSET_COLUMN,
@@ -25,8 +25,8 @@ from acumen.index_table import (
     SIZE_COLUMN,
     IndexTable,
 )
-from acumen.layout import open_for_reading
-from acumen.metadata import ColumnSpec
+from acumen.format.metadata import ColumnSpec
+from acumen.index_formats.csv_text import csv_bytes, line_terminator
 
 _READ_TYPES = {"int": np.int64, "float": np.float64, "bool": bool, "str": object}
 _RESERVED_TYPES = {CHUNK_COLUMN: object, SHAPE_COLUMN: object}

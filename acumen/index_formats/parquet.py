@@ -16,10 +16,10 @@ Files without templates (written before 0.1.0's release: ``list<int64>`` shapes,
 ``string`` text, ``int64`` sizes) read as before.
 
 Reading keeps the index compact: sizes as int32 when they fit, shapes in the compact form of
-:class:`~acumen.shapes.ShapeColumn`, and ``str`` metadata in Arrow form (codes, or offsets +
+:class:`~acumen.format.shapes.ShapeColumn`, and ``str`` metadata in Arrow form (codes, or offsets +
 UTF-8 bytes, decoded one value at a time when a row is read), never as one Python string
 per row. Offsets, sizes, chunk ids and the varying dimensions are not scanned at open: the
-rows are checked block by block as they are read (:mod:`acumen.index_checks`).
+rows are checked block by block as they are read (:mod:`acumen.read.index_checks`).
 """
 
 from __future__ import annotations
@@ -35,14 +35,8 @@ import pyarrow.parquet as pq
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError, quote, shorten
-from acumen.index_formats.arrow_text import ArrowStringColumn, is_text
-from acumen.index_formats.shape_layout import (
-    VARYING_TYPES,
-    fixed_by_template,
-    shape_templates,
-)
-from acumen.index_frame import check_reserved_columns, metadata_specs
-from acumen.index_table import (
+from acumen.format.index_frame import check_reserved_columns, metadata_specs
+from acumen.format.index_table import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
@@ -55,8 +49,14 @@ from acumen.index_table import (
     IndexTable,
     narrow_sizes,
 )
-from acumen.metadata import ColumnSpec, MetadataTable
-from acumen.shapes import ShapeColumn, narrow_dtype
+from acumen.format.metadata import ColumnSpec, MetadataTable
+from acumen.format.shapes import ShapeColumn, narrow_dtype
+from acumen.index_formats.arrow_text import ArrowStringColumn, is_text
+from acumen.index_formats.shape_layout import (
+    VARYING_TYPES,
+    fixed_by_template,
+    shape_templates,
+)
 
 _COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 #: Text is dictionary-encoded when its distinct values repeat (at most half as many as

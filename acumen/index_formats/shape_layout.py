@@ -13,8 +13,8 @@ import json
 import pyarrow as pa
 
 from acumen.errors import CorruptDatasetError, quote
-from acumen.index_table import SHAPE_COLUMN
-from acumen.shapes import MAX_DIMENSION, MAX_NDIM, ShapeColumn
+from acumen.format.index_table import SHAPE_COLUMN
+from acumen.format.shapes import MAX_DIMENSION, MAX_NDIM, ShapeColumn
 
 #: Integer types a varying axis may be stored in (uint64 could exceed int64 arithmetic).
 VARYING_TYPES = (

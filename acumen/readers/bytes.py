@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from acumen.abc.reader import Reader
-from acumen.fields import check_field_name
+from acumen.format.fields import check_field_name
 
 
 class BytesReader(Reader):

@@ -11,7 +11,7 @@ import mmap
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
-from acumen.layout import open_for_reading
+from acumen.files.local import open_for_reading
 from acumen.storage._ranges import past_end
 
 _EMPTY = memoryview(b"")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
-from acumen.layout import open_regular
+from acumen.files.local import open_regular
 from acumen.storage._ranges import past_end
 
 _pread = getattr(os, "pread", None)

@@ -15,9 +15,9 @@ import acumen
 from acumen import plugins
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
-from acumen.index_table import FieldColumns, IndexTable
-from acumen.metadata import MetadataCollector
-from acumen.shapes import ShapeColumn
+from acumen.format.index_table import FieldColumns, IndexTable
+from acumen.format.metadata import MetadataCollector
+from acumen.format.shapes import ShapeColumn
 
 TEXTS = [
     "plain",

@@ -17,7 +17,7 @@ import numpy  # noqa: F401  (not instrumented: acumen is)
 
 with atheris.instrument_imports(include=["acumen"]):
     from acumen.errors import ManifestError
-    from acumen.manifest import Manifest
+    from acumen.format.manifest import Manifest
 
 PATH = Path(tempfile.mkdtemp(prefix="acumen-fuzz-")) / "manifest.json"
 

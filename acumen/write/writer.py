@@ -19,16 +19,14 @@ import xxhash
 
 from acumen import plugins
 from acumen.abc.codec import Buffer
-from acumen.chunk_writer import ChunkWriter
-from acumen.claim import claim_new_folder, current_kind
-from acumen.commit import build_manifest, commit_dataset
-from acumen.encoding import RecordEncoder
-from acumen.fields import field_specs
-from acumen.index_builder import IndexBuilder
-from acumen.layout import store_resources
-from acumen.manifest import Manifest
-from acumen.metadata import ColumnSpec
+from acumen.files.claim import claim_new_folder, current_kind
+from acumen.format.manifest import Manifest
+from acumen.format.metadata import ColumnSpec
 from acumen.plugins import PluginSpec
+from acumen.write.chunk_writer import ChunkWriter
+from acumen.write.commit import build_manifest, commit_dataset, store_resources
+from acumen.write.encoding import RecordEncoder, field_specs
+from acumen.write.index_builder import IndexBuilder
 
 logger = logging.getLogger(__name__)
 

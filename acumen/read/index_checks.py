@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from acumen.errors import CorruptDatasetError, quote
-from acumen.index_table import IndexTable
-from acumen.shapes import MAX_NDIM, ShapeColumn
+from acumen.format.index_table import IndexTable
+from acumen.format.shapes import MAX_NDIM, ShapeColumn
 
 BLOCK_SHIFT = 14
 BLOCK = 1 << BLOCK_SHIFT  # rows per block: a check of a few tens of microseconds

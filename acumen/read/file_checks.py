@@ -1,6 +1,6 @@
 """Checks made once when a dataset opens, each O(chunk files), not O(samples).
 
-The index rows are checked block by block when first read (:mod:`acumen.index_checks`).
+The index rows are checked block by block when first read (:mod:`acumen.read.index_checks`).
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from acumen.checksums import file_checksum
 from acumen.errors import CorruptDatasetError, quote
-from acumen.index_table import IndexTable
-from acumen.layout import resolve_inside, stat_regular
-from acumen.manifest import Manifest
+from acumen.files.local import stat_regular
+from acumen.format.checksums import file_checksum
+from acumen.format.index_table import IndexTable
+from acumen.format.layout import resolve_inside
+from acumen.format.manifest import Manifest
 
 
 def check_chunk_files(

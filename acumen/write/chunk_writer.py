@@ -23,8 +23,9 @@ from typing import BinaryIO
 import xxhash
 
 from acumen.abc.codec import Buffer
-from acumen.layout import chunk_file_name, write_failed, writing
-from acumen.manifest import ChunkEntry
+from acumen.files.local import write_failed, writing
+from acumen.format.layout import chunk_file_name
+from acumen.format.manifest import ChunkEntry
 
 _WRITE_BUFFER = 1 << 20
 

@@ -6,26 +6,16 @@ and the codec (both picklable).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from acumen import plugins
 from acumen.abc.codec import Buffer, Codec
 from acumen.errors import SampleError
-
-
-def storage_dtype(dtype: Any) -> np.dtype:
-    """The on-disk dtype: little-endian, no Python objects, a positive item size."""
-    dtype = np.dtype(dtype)
-    if dtype.hasobject:
-        raise SampleError(f"dtype {dtype} holds Python objects and cannot be stored as bytes")
-    if dtype.itemsize == 0:
-        raise SampleError(f"dtype {dtype} has no item size; give strings a length (e.g. 'U16')")
-    if dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big"):
-        dtype = dtype.newbyteorder("<")
-    return dtype
+from acumen.format.dtypes import storage_dtype
+from acumen.format.fields import BYTES_DTYPE, BYTES_TYPES, FIELD_TYPES, FieldSpec, check_field_name
 
 
 def check_safe_cast(safe_cast: bool | str) -> None:
@@ -166,7 +156,7 @@ def _value_at(array: np.ndarray, k: int) -> str:
 
 
 class RecordEncoder:
-    """Encodes a whole sample: one array, or a dict of fields (see :mod:`acumen.fields`).
+    """Encodes a whole sample: one array, or a dict of fields (see :mod:`acumen.format.fields`).
 
     With ``fields=None`` the first sample decides: an array makes a one-array dataset, a
     dict makes one field per key (bytes values make ``bytes`` fields). Dtypes left open are
@@ -280,8 +270,6 @@ class RecordEncoder:
         return self._prepare_fields(sample, position)
 
     def _decide(self, sample: Any, position: int | str) -> None:
-        from acumen.fields import infer_field_specs
-
         if isinstance(sample, Mapping):
             self._use_fields(infer_field_specs(sample, self.codec, position))
         else:
@@ -289,8 +277,6 @@ class RecordEncoder:
             self._decided = True
 
     def _prepare_fields(self, sample: Any, position: int | str) -> list[np.ndarray]:
-        from acumen.fields import BYTES_TYPES
-
         if not isinstance(sample, Mapping):
             raise SampleError(
                 f"sample {position}: one array, but this dataset's samples are dicts of the "
@@ -314,3 +300,55 @@ class RecordEncoder:
                 value = np.frombuffer(memoryview(value).cast("B"), np.uint8)
             arrays.append(encoder.prepare(value, label))
         return arrays
+
+
+def field_specs(fields: Mapping[str, Any], default_codec: Codec) -> list[FieldSpec]:
+    """Fields from a writer's ``fields=`` argument.
+
+    Each value is a dtype (``"float32"``), ``"bytes"``, or a dict with ``dtype`` (or
+    ``"type": "bytes"``) and optionally ``codec`` (a name or config dict).
+    """
+    specs = []
+    for name, spec in fields.items():
+        check_field_name(name)
+        codec: Any = default_codec
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {"dtype", "type", "codec"}
+            if unknown:
+                raise ValueError(f"field {name!r}: unknown keys {sorted(unknown)}")
+            kind = spec.get("type", "array")
+            dtype = spec.get("dtype")
+            codec = spec.get("codec", default_codec)
+        elif isinstance(spec, str) and spec == "bytes":
+            kind, dtype = "bytes", None
+        else:
+            kind, dtype = "array", spec
+        if kind not in FIELD_TYPES:
+            raise ValueError(f"field {name!r}: type must be one of {FIELD_TYPES}, got {kind!r}")
+        if kind == "bytes":
+            if dtype is not None and np.dtype(dtype) != BYTES_DTYPE:
+                raise ValueError(f"field {name!r}: a bytes field has no dtype to choose")
+            dtype = BYTES_DTYPE
+        codec = plugins.codec(codec)
+        if codec is default_codec:  # each field gets its own instance (own dictionary...)
+            codec = type(codec).from_config(codec.get_config())
+        specs.append(
+            FieldSpec(name, kind, storage_dtype(dtype) if dtype is not None else None, codec)
+        )
+    if not specs:
+        raise ValueError("fields= needs at least one field")
+    return specs
+
+
+def infer_field_specs(sample: Mapping[str, Any], default_codec: Codec, position: int) -> list:
+    """Fields from the first sample: bytes values make bytes fields, the rest arrays."""
+    if not sample:
+        raise SampleError(f"sample {position}: an empty dict has no fields")
+    inferred: dict[str, Any] = {}
+    for name, value in sample.items():
+        try:
+            check_field_name(name)
+        except ValueError as error:
+            raise SampleError(f"sample {position}: {error}") from None
+        inferred[name] = "bytes" if isinstance(value, BYTES_TYPES) else {"dtype": None}
+    return field_specs(inferred, default_codec)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from acumen.worker_pool import process_pool
+from acumen.write.worker_pool import process_pool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,7 +33,7 @@ def ordered_map(
 ) -> Iterator[R]:
     """``map(function, items)`` on ``n_jobs`` processes, in order, with bounded memory.
 
-    The workers end with this process, even when it is killed (:mod:`acumen.worker_pool`).
+    The workers end with this process, even when it is killed (:mod:`acumen.write.worker_pool`).
     """
     iterator = iter(items)
     pool = process_pool(n_jobs, initializer, initargs)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from acumen.index_table import FieldColumns, IndexTable
-from acumen.metadata import ColumnSpec, MetadataCollector
-from acumen.shapes import ShapeColumn
+from acumen.format.index_table import FieldColumns, IndexTable
+from acumen.format.metadata import ColumnSpec, MetadataCollector
+from acumen.format.shapes import ShapeColumn
 
 
 class IndexBuilder:

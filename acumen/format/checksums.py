@@ -14,7 +14,7 @@ from typing import Any
 
 import xxhash
 
-from acumen.layout import open_for_reading
+from acumen.files.local import open_for_reading
 
 CHECKSUM = re.compile(r"xxh3_64:[0-9a-f]{16}")  # a whole value: fullmatch
 SEAL_KEY = "manifest_checksum"

@@ -1,11 +1,8 @@
-"""Where things live inside a dataset folder, and how files are committed safely.
+"""How acumen reaches the files of a dataset on a local file system.
 
-::
-
-    DIR/manifest.json          written last, atomically: the commit point
-    DIR/index.csv              (or index.parquet) the offset index
-    DIR/chunks/chunk_N.chnk    concatenated sample payloads
-    DIR/.acumen-writing        present only while a writer works on DIR
+Every open, read, write and rename of a dataset's files goes through here (or through the
+claim beside it), so a check (a regular file, not a FIFO; a full disk named by file) is
+written once. The remote-storage issue adds object stores next to this module.
 """
 
 from __future__ import annotations
@@ -15,49 +12,10 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
-from acumen.errors import CorruptDatasetError, DatasetWriteError, quote, shorten
-
-MANIFEST_FILE = "manifest.json"
-WRITING_MARKER = ".acumen-writing"
-ORIGINAL_INDEX_FILE = "index.csv"
-CHUNK_FILE_PATTERN = "chunks/chunk_{n}.chnk"
-
-
-def chunk_file_name(number: int) -> str:
-    """The original's chunk name, relative to the dataset root."""
-    return CHUNK_FILE_PATTERN.format(n=number)
-
-
-#: The longest name a file inside a dataset may have (Linux's PATH_MAX; longer names
-#: cannot be opened on any common system).
-MAX_NAME_LENGTH = 4096
-
-
-def resolve_inside(root: Path, relative: str, what: str) -> Path:
-    """``root / relative``, refusing names that would leave the dataset folder, and names
-    no file can have (a NUL byte, longer than :data:`MAX_NAME_LENGTH`)."""
-    if not isinstance(relative, str) or "\0" in relative or len(relative) > MAX_NAME_LENGTH:
-        raise CorruptDatasetError(f"{root}: {what} {quote(relative)} is not a file name")
-    pure = PurePosixPath(relative.replace("\\", "/"))
-    if not relative or pure.is_absolute() or ".." in pure.parts or ":" in pure.parts[0]:
-        raise CorruptDatasetError(
-            f"{root}: {what} {quote(relative)} is not a path inside the dataset"
-        )
-    path = root.joinpath(*pure.parts)
-    # Any part of the path may be a link (chunks/ itself): where it really leads counts.
-    try:
-        inside = path.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError) as error:  # a name too long, a link loop (3.11)
-        raise CorruptDatasetError(
-            f"{root}: {what} {quote(relative)} cannot be resolved: {shorten(str(error))}"
-        ) from None
-    if not inside:
-        raise CorruptDatasetError(f"{root}: {what} {quote(relative)} links outside the dataset")
-    return path
-
+from acumen.errors import CorruptDatasetError, DatasetWriteError
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -173,25 +131,6 @@ def write_atomically(path: Path, data: bytes, dataset: Path | None = None) -> No
             os.unlink(temporary)
         raise write_failed(dataset or path.parent, path, error) from error
     fsync_directory(path.parent)
-
-
-def write_resource(path: Path, data: bytes, dataset: Path) -> None:
-    """A file a plugin keeps in the dataset (a codec's dictionary), written durably and
-    atomically: a write cut short (a full disk) never leaves a shorter file under its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, data, dataset)
-
-
-def store_resources(root: Path, codecs: list) -> None:
-    """Write the files the codecs keep (trained dictionaries) into ``root``, once each; a
-    file there with other bytes (an earlier run's) is replaced: the codecs' are the ones
-    their frames need."""
-    for codec in codecs:
-        for relative, data in codec.resources().items():
-            path = resolve_inside(root, relative, "codec resource")
-            if not path.is_file() or path.read_bytes() != data:
-                with writing(root, path):
-                    write_resource(path, data, root)
 
 
 def replace_durably(temporary: Path, final: Path) -> None:

@@ -15,11 +15,14 @@ from typing import Any
 import numpy as np
 
 from acumen._version import __version__
-from acumen.checksums import CHECKSUM, SEAL_KEY, manifest_seal, sealed
-from acumen.errors import ManifestError, quote, shorten
-from acumen.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE, read_regular_bytes, write_atomically
-from acumen.metadata import COLUMN_TYPES, ColumnSpec
-from acumen.shapes import MAX_NDIM
+from acumen.errors import ManifestError, quote
+from acumen.files.local import read_regular_bytes, write_atomically
+from acumen.format.checksums import CHECKSUM, SEAL_KEY, manifest_seal, sealed
+from acumen.format.dtypes import dtype_from_json, dtype_to_json
+from acumen.format.fields import FIELD_TYPES, check_field_name
+from acumen.format.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE
+from acumen.format.metadata import COLUMN_TYPES, ColumnSpec
+from acumen.format.shapes import MAX_NDIM
 
 FORMAT_NAME = "acumen"
 FORMAT_VERSION = 1
@@ -44,7 +47,7 @@ class Manifest:
     chunk_size_bytes: int
     metadata: list[ColumnSpec]
     plugins: dict[str, dict[str, str | None]] = field(default_factory=dict)
-    fields: list[dict[str, Any]] | None = None  # multi-field datasets: see acumen.fields
+    fields: list[dict[str, Any]] | None = None  # multi-field datasets: see acumen.format.fields
     #: Checksums of the other files the manifest names (the index, codec resources), by
     #: their path in the dataset; empty in datasets written before acumen recorded them.
     files: dict[str, str] = field(default_factory=dict)
@@ -289,8 +292,6 @@ class _Checker:
         return {**config, "configuration": configuration}
 
     def fields(self, raw: dict) -> list[dict[str, Any]]:
-        from acumen.fields import FIELD_TYPES, check_field_name
-
         entries = self.get(raw, "fields", list)
         if not entries:
             raise ManifestError(self.path, "fields", "must list at least one field")
@@ -325,54 +326,3 @@ class _Checker:
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
-
-
-def dtype_to_json(dtype: np.dtype) -> Any:
-    """The dtype as .npy headers describe it (``"<f2"``, or a field list)."""
-    descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
-    return descr if isinstance(descr, str) else _lists(descr)
-
-
-def dtype_from_json(value: Any) -> np.dtype:
-    """The dtype a manifest names; anything else (or a dtype of Python objects) is a
-    ``ValueError``, whatever numpy's parser raised."""
-    try:
-        if not _printable(value):  # numpy reads "\0" as bool, "\t" as int64: type numbers
-            raise ValueError("a control character where a type code should be")
-        if isinstance(value, str):
-            dtype = np.dtype(value)
-        elif isinstance(value, list):
-            dtype = np.lib.format.descr_to_dtype(_tuples(value))
-        else:
-            raise TypeError(f"expected a dtype string or field list, got {quote(value)}")
-    except Exception as error:  # numpy raises TypeError, ValueError, even SyntaxError
-        raise ValueError(
-            f"{quote(value)} is not a dtype ({type(error).__name__}: {shorten(str(error))})"
-        ) from None
-    if dtype.hasobject or dtype.itemsize == 0:
-        raise ValueError(f"{quote(value)} is not a dtype that can be stored as bytes")
-    return dtype
-
-
-def _printable(value: Any) -> bool:
-    """No text in a dtype description (its type codes and field names) holds a control
-    character."""
-    if isinstance(value, str):
-        return value.isprintable()
-    if isinstance(value, list):
-        return all(map(_printable, value))
-    return True
-
-
-def _lists(value: Any) -> Any:
-    return [_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list):
-        items = [_tuples(v) for v in value]
-        # A field is [name, descr] or [name, descr, shape]; a field list is a list of them.
-        if items and all(isinstance(v, tuple) for v in items):
-            return items
-        return tuple(items)
-    return value

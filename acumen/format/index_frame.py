@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from acumen.errors import CorruptDatasetError, quote, shorten
-from acumen.index_table import (
+from acumen.format.index_table import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
@@ -25,8 +25,8 @@ from acumen.index_table import (
     IndexTable,
     narrow_sizes,
 )
-from acumen.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, column_type_of_dtype
-from acumen.shapes import ShapeColumn
+from acumen.format.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, column_type_of_dtype
+from acumen.format.shapes import ShapeColumn
 
 
 def table_from_frame(

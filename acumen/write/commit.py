@@ -18,11 +18,18 @@ import numpy as np
 from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.abc.index_format import IndexFormat
-from acumen.checksums import bytes_checksum, file_checksum
-from acumen.claim import Claim
-from acumen.index_table import IndexTable
-from acumen.layout import fsync_directory, replace_durably, write_failed
-from acumen.manifest import ChunkEntry, Manifest
+from acumen.files.claim import Claim
+from acumen.files.local import (
+    fsync_directory,
+    replace_durably,
+    write_atomically,
+    write_failed,
+    writing,
+)
+from acumen.format.checksums import bytes_checksum, file_checksum
+from acumen.format.index_table import IndexTable
+from acumen.format.layout import resolve_inside
+from acumen.format.manifest import ChunkEntry, Manifest
 
 
 def build_manifest(
@@ -116,3 +123,22 @@ def _provenance(kind: str, name: str) -> dict[str, str | None]:
     if registration is None:
         return {"distribution": None, "version": None}
     return {"distribution": registration.distribution, "version": registration.version}
+
+
+def write_resource(path: Path, data: bytes, dataset: Path) -> None:
+    """A file a plugin keeps in the dataset (a codec's dictionary), written durably and
+    atomically: a write cut short (a full disk) never leaves a shorter file under its name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, data, dataset)
+
+
+def store_resources(root: Path, codecs: list) -> None:
+    """Write the files the codecs keep (trained dictionaries) into ``root``, once each; a
+    file there with other bytes (an earlier run's) is replaced: the codecs' are the ones
+    their frames need."""
+    for codec in codecs:
+        for relative, data in codec.resources().items():
+            path = resolve_inside(root, relative, "codec resource")
+            if not path.is_file() or path.read_bytes() != data:
+                with writing(root, path):
+                    write_resource(path, data, root)

@@ -18,9 +18,6 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
-from acumen.claim import owner_of, read_back_allowed
-from acumen.dataset import Dataset, FieldReader
-from acumen.encoding import storage_dtype
 from acumen.errors import (
     AcumenError,
     CorruptDatasetError,
@@ -29,19 +26,17 @@ from acumen.errors import (
     quote,
     shorten,
 )
-from acumen.index_checks import ChunkFiles
-from acumen.index_table import IndexTable
-from acumen.layout import (
-    MANIFEST_FILE,
-    ORIGINAL_INDEX_FILE,
-    WRITING_MARKER,
-    resolve_inside,
-    stat_regular,
-)
-from acumen.manifest import Manifest, dtype_from_json
-from acumen.overrides import OpenOverrides
+from acumen.files.claim import owner_of, read_back_allowed
+from acumen.files.local import stat_regular
+from acumen.format.dtypes import dtype_from_json, storage_dtype
+from acumen.format.index_table import IndexTable
+from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE, WRITING_MARKER, resolve_inside
+from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
-from acumen.validation import check_chunk_files, check_manifest_agrees, check_named_files
+from acumen.read.dataset import Dataset, FieldReader
+from acumen.read.file_checks import check_chunk_files, check_manifest_agrees, check_named_files
+from acumen.read.index_checks import ChunkFiles
+from acumen.read.overrides import OpenOverrides
 
 DEFAULT_STORAGE = "mmap"
 ORIGINAL_DEFAULT_DTYPE = np.float16
@@ -65,7 +60,7 @@ def open_dataset(
     ``codec`` / ``use_gzip`` and ``index_format`` are for an original dataset, which records
     none of them (what the original reader would be told); on a dataset with a manifest a
     value that disagrees with it is an :class:`ArgumentConflictError` (see
-    :mod:`acumen.overrides`): convert with ``read(i).astype`` or ``acumen recode``.
+    :mod:`acumen.read.overrides`): convert with ``read(i).astype`` or ``acumen recode``.
     ``fields`` picks which fields of a multi-field dataset are read (only their bytes are).
     ``verify="chunk"`` checks each chunk file's checksum the first time it is read from;
     ``verify="sample"`` checks every sample read against its checksum in the index (datasets

@@ -33,7 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from acumen.errors import DatasetExistsError
-from acumen.layout import WRITING_MARKER, fsync_directory, write_failed, writing
+from acumen.files.local import fsync_directory, write_failed, writing
+
+#: The marker file present only while a writer works on a dataset folder.
+WRITING_MARKER = ".acumen-writing"
 
 try:
     import fcntl

@@ -24,7 +24,7 @@ from acumen.abc.plugin import Plugin
 from acumen.abc.reader import Reader
 from acumen.abc.storage import Storage
 from acumen.errors import AcumenError, ManifestError, PluginConflictError, quote, shorten
-from acumen.registry import LoadFailure, Registration, Registry
+from acumen.plugins.registry import LoadFailure, Registration, Registry
 
 ENTRY_POINT_GROUP = "acumen"
 ENV_VAR = "ACUMEN_PLUGINS"

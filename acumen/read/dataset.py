@@ -23,10 +23,11 @@ from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
-from acumen.index_checks import BLOCK_SHIFT, ChunkFiles, IndexChecks, payload_rules
-from acumen.index_table import IndexTable
-from acumen.manifest import Manifest
-from acumen.shapes import ShapeColumn
+from acumen.format.index_table import IndexTable
+from acumen.format.manifest import Manifest
+from acumen.format.shapes import ShapeColumn
+from acumen.read.index_checks import BLOCK_SHIFT, ChunkFiles, IndexChecks, payload_rules
+from acumen.read.verifiers import ChunkVerifier, SampleVerifier
 
 
 def _direct_reader(ds: Dataset, checked: bool) -> Callable[[int], np.ndarray]:
@@ -184,15 +185,11 @@ class Dataset:
         # cover one record each (see _verified_array).
         self._verify_samples = verify == "sample"
         if verify == "chunk":
-            from acumen.verify import ChunkVerifier
-
             self._read_bytes = ChunkVerifier(self)
         elif verify == "sample":
-            from acumen.verify import SampleVerifier
-
             self._check_sample = SampleVerifier(self)
         self._decode = None if self.codec.is_identity else self.codec.decode
-        # Index rows are checked block by block on first read (acumen.index_checks).
+        # Index rows are checked block by block on first read (acumen.read.index_checks).
         hint = "" if self.manifest else _ORIGINAL_DTYPE_HINT
         rules = payload_rules(table, self.dtype, self.codec.is_identity, self.field_readers, hint)
         self._checks = IndexChecks(self.chunk_files, table, rules, bool(self.field_readers))

@@ -22,8 +22,8 @@ import numpy as np
 
 from acumen import plugins
 from acumen.abc.plugin import Plugin
-from acumen.encoding import storage_dtype
 from acumen.errors import ArgumentConflictError, quote
+from acumen.format.dtypes import storage_dtype
 from acumen.plugins import PluginSpec
 
 

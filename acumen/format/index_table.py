@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from acumen.metadata import MetadataTable
-from acumen.shapes import ShapeColumn
+from acumen.format.metadata import MetadataTable
+from acumen.format.shapes import ShapeColumn
 
 CHUNK_COLUMN = "ai:chunk_name"
 OFFSET_COLUMN = "ai:offset_bytes"

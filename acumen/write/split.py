@@ -17,15 +17,15 @@ import numpy as np
 
 from acumen import plugins
 from acumen.abc.codec import Buffer
-from acumen.claim import acting_as, refusal
-from acumen.encoding import RecordEncoder
 from acumen.errors import CorruptDatasetError, DatasetExistsError, SampleError
-from acumen.layout import WRITING_MARKER
-from acumen.manifest import Manifest
-from acumen.parallel import ordered_map
+from acumen.files.claim import acting_as, refusal
+from acumen.format.layout import WRITING_MARKER
+from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
 from acumen.progress import Progress
-from acumen.writer import DEFAULT_CHUNK_SIZE, Writer
+from acumen.write.encoding import RecordEncoder
+from acumen.write.parallel import ordered_map
+from acumen.write.writer import DEFAULT_CHUNK_SIZE, Writer
 
 logger = logging.getLogger(__name__)
 
