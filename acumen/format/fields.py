@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from acumen.abc.codec import Codec
 from acumen.errors import quote
 from acumen.format.dtypes import dtype_to_json
+
+if TYPE_CHECKING:  # the contract a field's codec fulfils (a plugin, a layer above)
+    from acumen.abc.codec import Codec
 
 FIELD_TYPES = ("array", "bytes")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
