@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from acumen.abc.codec import Codec
 from acumen.errors import quote
 from acumen.format.dtypes import dtype_to_json
 
 FIELD_TYPES = ("array", "bytes")
+
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 BYTES_DTYPE = np.dtype("|u1")
 BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+class Codec(Protocol):
+    """What a field needs of its codec (an :class:`acumen.abc.codec.Codec`; named here
+    by its one method used, as the format layer does not import the plugin contracts)."""
+
+    def get_config(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
