@@ -40,7 +40,7 @@ import pytest
 
 import acumen
 from acumen.errors import CorruptDatasetError
-from acumen.format.index_table import CHUNK_COLUMN
+from acumen.format import CHUNK_COLUMN
 from acumen.index_formats.arrow_text import ArrowStringColumn
 from acumen.read.index_checks import BLOCK
 from acumen.verify import verify

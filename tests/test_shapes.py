@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import acumen
 from acumen import plugins
 from acumen.errors import CorruptDatasetError
-from acumen.format.index_table import IndexTable, narrow_sizes
+from acumen.format import IndexTable, narrow_sizes
 from acumen.format.metadata import MetadataTable
 from acumen.format.shapes import ShapeColumn, narrow_dtype
 from acumen.read.index_checks import ChunkFiles, IndexChecks, PayloadRule, _payload_rows

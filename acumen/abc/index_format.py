@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, ClassVar
 from acumen.abc.plugin import Plugin
 
 if TYPE_CHECKING:
-    from acumen.format.index_table import IndexTable
-    from acumen.format.metadata import ColumnSpec
+    from acumen.format import ColumnSpec, IndexTable
 
 
 class IndexFormat(Plugin, ABC):
-    """Writes an :class:`~acumen.format.index_table.IndexTable` to one file and reads it back.
+    """Writes an :class:`~acumen.format.IndexTable` to one file and reads it back.
 
     ``read`` gets the metadata columns the manifest declares (``None`` for an original
     acumenindexer dataset, which declares none) so it can restore their types exactly.

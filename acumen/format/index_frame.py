@@ -6,13 +6,13 @@ DataFrame ``load_index`` gave them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from acumen.errors import CorruptDatasetError, quote, shorten
-from acumen.format.index_table import (
+from acumen.format.columns import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,
@@ -21,11 +21,11 @@ from acumen.format.index_table import (
     RESERVED_PREFIX,
     SHAPE_COLUMN,
     SIZE_COLUMN,
-    FieldColumns,
-    IndexTable,
+    check_reserved_columns,
     narrow_sizes,
 )
-from acumen.format.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, column_type_of_dtype
+from acumen.format.index_table import FieldColumns, IndexTable
+from acumen.format.metadata import NUMPY_DTYPES, ColumnSpec, MetadataTable, metadata_specs
 from acumen.format.shapes import ShapeColumn
 
 
@@ -79,49 +79,11 @@ def _checksums(frame: pd.DataFrame, source: str) -> np.ndarray:
     return column.to_numpy(dtype=np.int64)
 
 
-def check_reserved_columns(column_names: Sequence[str], source: str) -> list[str]:
-    """Check an index has the reserved columns its layout needs; return its field names
-    (empty for a one-array dataset)."""
-    field_names = field_names_of(column_names)
-    required = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
-    if not field_names:
-        required.append(SHAPE_COLUMN)
-    for name in field_names:
-        required += [FIELD_SIZE_PREFIX + name, FIELD_SHAPE_PREFIX + name]
-    missing = [c for c in required if c not in column_names]
-    if missing:
-        raise CorruptDatasetError(f"{source}: index lacks the column(s) {quote(missing)}")
-    return field_names
-
-
-def field_names_of(column_names: Sequence[str]) -> list[str]:
-    """The fields of a multi-field index, from its ``ai:size_bytes:<field>`` columns."""
-    return [c[len(FIELD_SIZE_PREFIX) :] for c in column_names if c.startswith(FIELD_SIZE_PREFIX)]
-
-
 def _shapes(series: pd.Series, name: str) -> ShapeColumn:
     try:
         return ShapeColumn.parse_texts(series.to_numpy(dtype=object))
     except ValueError as error:
         raise ValueError(f"column {name}: {error}") from None
-
-
-def metadata_specs(
-    present: list[str],
-    dtype_of: Callable[[str], object],
-    columns: Sequence[ColumnSpec] | None,
-    source: str,
-) -> list[ColumnSpec]:
-    """The metadata columns of an index file: as the manifest declares them (which must
-    match the file's), or inferred from the file's column dtypes for an original dataset."""
-    if columns is None:
-        return [ColumnSpec(name, column_type_of_dtype(dtype_of(name))) for name in present]
-    if present != [spec.name for spec in columns]:
-        raise CorruptDatasetError(
-            f"{source}: metadata columns {quote(present)} differ from the manifest's "
-            f"{quote([spec.name for spec in columns])}"
-        )
-    return list(columns)
 
 
 def _integers(series: pd.Series, name: str) -> np.ndarray:

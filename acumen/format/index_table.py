@@ -8,54 +8,32 @@ and the metadata columns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
+from acumen.format.columns import (
+    CHECKSUM_COLUMN,
+    CHUNK_COLUMN,
+    FIELD_SHAPE_PREFIX,
+    FIELD_SIZE_PREFIX,
+    OFFSET_COLUMN,
+    SHAPE_COLUMN,
+    SIZE_COLUMN,
+    size_column,
+)
 from acumen.format.metadata import MetadataTable
 from acumen.format.shapes import ShapeColumn
 
-CHUNK_COLUMN = "ai:chunk_name"
-OFFSET_COLUMN = "ai:offset_bytes"
-SIZE_COLUMN = "ai:size_bytes"
-SHAPE_COLUMN = "ai:shape"
-RESERVED_COLUMNS = (CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN, SHAPE_COLUMN)
-RESERVED_PREFIX = "ai:"
-FIELD_SIZE_PREFIX = SIZE_COLUMN + ":"  # ai:size_bytes:<field>
-FIELD_SHAPE_PREFIX = SHAPE_COLUMN + ":"  # ai:shape:<field>
-CHECKSUM_COLUMN = "ai:xxh3_64"  # optional: each record's payload checksum, as signed int64
-
-
-_INT32_MAX = 2**31 - 1
-
-
-def size_column(values: object) -> np.ndarray:
-    """A size column as int32 (when given so) or int64, contiguous."""
-    array = np.asarray(values)
-    if array.dtype == np.int32:
-        return np.ascontiguousarray(array)
-    return np.ascontiguousarray(array, dtype=np.int64)
-
-
-def narrow_sizes(sizes: np.ndarray) -> np.ndarray:
-    """Sizes as int32 when every one fits (half the memory), else as they are.
-
-    A negative size (a damaged index, refused by the row checks) is kept as it is, never
-    wrapped around. Code adding offsets and sizes or multiplying counts works in int64
-    whatever this gives.
-    """
-    if sizes.dtype == np.int64 and (
-        not len(sizes) or (sizes.max() <= _INT32_MAX and sizes.min() >= -_INT32_MAX)
-    ):
-        return sizes.astype(np.int32)
-    return sizes
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(eq=False)
 class FieldColumns:
     """One field of a multi-field dataset: its payload size and shape in every record."""
 
-    sizes: np.ndarray  # int64, or int32 (see :func:`narrow_sizes`)
+    sizes: np.ndarray  # int64, or int32 (see :func:`~acumen.format.columns.narrow_sizes`)
     shapes: ShapeColumn
 
     def __post_init__(self) -> None:
@@ -106,6 +84,8 @@ class IndexTable:
 
     def to_frame(self) -> pd.DataFrame:
         """The original index layout: the four ``ai:`` columns, then the metadata."""
+        import pandas as pd  # only here: ``import acumen.format`` stays free of pandas
+
         data: dict[str, object] = {
             CHUNK_COLUMN: self.chunk_name_column(),
             OFFSET_COLUMN: self.offsets,

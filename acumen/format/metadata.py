@@ -13,16 +13,16 @@ back as that number in the column's type (``2.0``), if float64 holds it exactly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from acumen.errors import SampleError, quote
+from acumen.errors import CorruptDatasetError, SampleError, quote
+from acumen.format.columns import RESERVED_PREFIX
 
 COLUMN_TYPES = ("int", "float", "bool", "str")
-RESERVED_PREFIX = "ai:"
 NUMPY_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": object}
 
 
@@ -70,6 +70,24 @@ def column_type_of_dtype(dtype: np.dtype) -> str:
     if kind == "f":
         return "float"
     return "str"
+
+
+def metadata_specs(
+    present: list[str],
+    dtype_of: Callable[[str], object],
+    columns: Sequence[ColumnSpec] | None,
+    source: str,
+) -> list[ColumnSpec]:
+    """The metadata columns of an index file: as the manifest declares them (which must
+    match the file's), or inferred from the file's column dtypes for an original dataset."""
+    if columns is None:
+        return [ColumnSpec(name, column_type_of_dtype(dtype_of(name))) for name in present]
+    if present != [spec.name for spec in columns]:
+        raise CorruptDatasetError(
+            f"{source}: metadata columns {quote(present)} differ from the manifest's "
+            f"{quote([spec.name for spec in columns])}"
+        )
+    return list(columns)
 
 
 class MetadataTable:

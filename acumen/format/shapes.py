@@ -1,8 +1,7 @@
-"""Per-sample shapes held compactly, and their text form in the original index.
+"""Per-sample shapes held compactly, as numpy arrays in one of three forms.
 
-The original index stores a shape as Python tuple text (``"(4, 3)"``, ``"(5,)"``, ``"()"``).
-acumen parses that text strictly, in linear time, never with ``eval``, and keeps shapes as numpy
-arrays in one of three forms:
+Their text form in the original index (``"(4, 3)"``) is parsed by
+:func:`~acumen.format.columns.parse_shape`. The forms:
 
 - **fixed**: one tuple, when every sample shares it (no memory per sample);
 - **same ndim**: every sample has the same number of dimensions; the dimensions all samples
@@ -23,52 +22,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_MAX_ELEMENTS = 2**62  # more elements than any file can hold; keeps int64 sums exact
-MAX_DIMENSION = _MAX_ELEMENTS  # the largest dimension an index may name
+from acumen.format.columns import MAX_DIMENSION, format_shape, parse_shape
+
+_MAX_ELEMENTS = MAX_DIMENSION  # more elements than any file can hold; keeps int64 sums exact
 MAX_NDIM = 64  # numpy's limit on dimensions: a shape with more cannot be an array
-_MAX_DIGITS = len(str(_MAX_ELEMENTS))  # a dimension of more digits is too large
 _NARROW = (np.uint8, np.uint16, np.int32)  # narrowest first; int64 beyond
-
-
-def format_shape(shape: tuple[int, ...]) -> str:
-    """Tuple text exactly as the original writer produced it (``str(tuple)``)."""
-    return str(tuple(int(d) for d in shape))
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """Parse tuple text such as ``"(4, 3)"``; raise ``ValueError`` on anything else.
-
-    A hand parser, not a pattern: each character is looked at a bounded number of times,
-    so hostile text (a long run of spaces, digits or commas) is refused in linear time.
-    Accepted: non-negative ASCII integers between parentheses, separated by commas, with
-    any whitespace around the tokens and an optional trailing comma (needed for one).
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"not a shape: {text!r}")
-    body = text.strip()
-    if len(body) < 2 or body[0] != "(" or body[-1] != ")":
-        raise ValueError(f"not a shape: {text!r}")
-    parts = body[1:-1].split(",")
-    last = parts.pop()  # after the last comma: blank, unless there is no trailing comma
-    if last and not last.isspace():
-        if not parts:
-            raise ValueError(f"not a shape: {text!r} (a one-element tuple needs a trailing comma)")
-        parts.append(last)
-    return tuple(_dimension(part, text) for part in parts)
-
-
-def _dimension(part: str, text: str) -> int:
-    """One comma-separated token of a shape's text: ASCII digits, spaces around them."""
-    digits = part.strip()
-    # isdigit alone would take other scripts' digits and superscripts; int() takes "1_0".
-    if not (digits.isascii() and digits.isdigit()):
-        raise ValueError(f"not a shape: {text!r}")
-    if len(digits) > _MAX_DIGITS:
-        digits = digits.lstrip("0") or "0"
-    value = int(digits) if len(digits) <= _MAX_DIGITS else _MAX_ELEMENTS + 1
-    if value > _MAX_ELEMENTS:
-        raise ValueError(f"not a shape: {text!r} (a dimension beyond 2**62)")
-    return value
 
 
 def narrow_dtype(high: int) -> np.dtype:

@@ -42,29 +42,22 @@ import pyarrow.ipc as ipc
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError, quote
-from acumen.format.index_frame import check_reserved_columns, metadata_specs
-from acumen.format.index_table import (
+from acumen.format import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
-    FIELD_SHAPE_PREFIX,
-    FIELD_SIZE_PREFIX,
-    OFFSET_COLUMN,
-    RESERVED_PREFIX,
-    SHAPE_COLUMN,
-    SIZE_COLUMN,
-    FieldColumns,
+    INT32_MAX,
+    ColumnSpec,
     IndexTable,
+    MetadataTable,
+    ShapeColumn,
 )
-from acumen.format.metadata import ColumnSpec, MetadataTable
-from acumen.format.shapes import ShapeColumn
-from acumen.index_formats.arrow_text import ArrowStringColumn
-from acumen.index_formats.shape_layout import (
+from acumen.index_formats._arrow_table import (
     VARYING_TYPES,
+    TableReader,
     fixed_by_template,
-    shape_templates,
+    table_columns,
 )
-
-_INT32_MAX = 2**31 - 1
+from acumen.index_formats.arrow_text import ArrowStringColumn
 
 
 class ArrowIndex(IndexFormat):
@@ -72,38 +65,14 @@ class ArrowIndex(IndexFormat):
     filename = "index.arrow"
 
     def write(self, table: IndexTable, path: Path) -> None:
-        names = [CHUNK_COLUMN, OFFSET_COLUMN, SIZE_COLUMN]
-        arrays = [
-            pa.DictionaryArray.from_arrays(
-                pa.array(table.chunk_ids, pa.int32()), pa.array(table.chunk_names, pa.string())
-            ),
-            pa.array(table.offsets, pa.int64()),
-            pa.array(table.sizes, pa.int64()),
-        ]
-        templates: dict[str, str] = {}
-
-        def add_shapes(name: str, shapes: ShapeColumn) -> None:
-            template, array = _shape_layout(shapes)
-            if template is not None:
-                templates[name] = template
-            if array is not None:
-                names.append(name)
-                arrays.append(array)
-
-        if table.shapes is not None:
-            add_shapes(SHAPE_COLUMN, table.shapes)
-        for name, columns in table.fields.items():
-            names.append(FIELD_SIZE_PREFIX + name)
-            arrays.append(pa.array(columns.sizes, pa.int64()))
-            add_shapes(FIELD_SHAPE_PREFIX + name, columns.shapes)
-        if table.checksums is not None:
-            names.append(CHECKSUM_COLUMN)
-            arrays.append(pa.array(table.checksums, pa.int64()))
-        for spec in table.metadata.specs:
-            names.append(spec.name)
-            arrays.append(_metadata_array(table.metadata.column(spec.name), spec.type))
+        columns, templates = table_columns(
+            table, lambda sizes: pa.array(sizes, pa.int64()), _shape_layout, _metadata_array
+        )
+        metadata = {name: json.dumps(template) for name, template in templates.items()}
         # One record batch: each column is a single contiguous array in the file.
-        batch = pa.RecordBatch.from_arrays(arrays, names=names, metadata=templates or None)
+        batch = pa.RecordBatch.from_arrays(
+            list(columns.values()), names=list(columns), metadata=metadata or None
+        )
         options = ipc.IpcWriteOptions(compression=None)
         with (
             pa.OSFile(str(path), "wb") as sink,
@@ -112,68 +81,48 @@ class ArrowIndex(IndexFormat):
             writer.write_batch(batch)
 
     def read(self, path: Path, columns: Sequence[ColumnSpec] | None) -> IndexTable:
-        source = str(path)
-        batch = _map_batch(path)
-        present = batch.schema.names
-        templates = shape_templates(batch.schema.metadata, source)
-        field_names = check_reserved_columns(
-            present + [name for name in templates if name not in present], source
-        )
-        n = batch.num_rows
-        chunk_ids, chunk_names = _chunk_column(batch.column(CHUNK_COLUMN), source)
-        offsets = _int64_column(batch, OFFSET_COLUMN, source)
-        sizes = _int64_column(batch, SIZE_COLUMN, source)
-        shapes = None if field_names else _shapes(batch, SHAPE_COLUMN, templates, source)
-        fields = {
-            name: FieldColumns(
-                _int64_column(batch, FIELD_SIZE_PREFIX + name, source),
-                _shapes(batch, FIELD_SHAPE_PREFIX + name, templates, source),
+        return _BatchReader(_map_batch(path), str(path)).read(columns)
+
+
+class _BatchReader(TableReader):
+    """The columns of the mapped record batch, in place."""
+
+    def chunk_column(self) -> tuple[np.ndarray, list[str]]:
+        return _chunk_column(self.data.column(CHUNK_COLUMN), self.source)
+
+    def int64_column(self, name: str) -> np.ndarray:
+        return _int64_column(self.data, name, self.source)
+
+    def checksum_column(self) -> np.ndarray:
+        column = self.data.column(CHECKSUM_COLUMN)
+        if not pa.types.is_int64(column.type) or column.null_count:
+            raise CorruptDatasetError(
+                f"{self.source}: column {CHECKSUM_COLUMN} must be int64 without nulls"
             )
-            for name in field_names
-        }
-        specs = metadata_specs(
-            [c for c in present if not c.startswith(RESERVED_PREFIX)],
-            lambda name: _numpy_dtype(batch.schema.field(name).type),
-            columns,
-            source,
-        )
-        metadata = {spec.name: _metadata_column(batch, spec, source) for spec in specs}
-        return IndexTable(
-            chunk_names=chunk_names,
-            chunk_ids=chunk_ids,
-            offsets=offsets,
-            sizes=sizes,
-            shapes=shapes,
-            metadata=MetadataTable(n, metadata, specs),
-            fields=fields,
-            checksums=_checksum_column(batch, source),
-        )
+        return column.to_numpy(zero_copy_only=False)
 
+    def shapes(self, name: str, templates: dict[str, list]) -> ShapeColumn:
+        return _shapes(self.data, name, templates, self.source)
 
-def _checksum_column(batch: pa.RecordBatch, source: str) -> np.ndarray | None:
-    if CHECKSUM_COLUMN not in batch.schema.names:
-        return None
-    column = batch.column(CHECKSUM_COLUMN)
-    if not pa.types.is_int64(column.type) or column.null_count:
-        raise CorruptDatasetError(f"{source}: column {CHECKSUM_COLUMN} must be int64 without nulls")
-    return column.to_numpy(zero_copy_only=False)
+    def metadata_column(self, spec: ColumnSpec) -> Any:
+        return _metadata_column(self.data, spec, self.source)
 
 
 # --- writing -----------------------------------------------------------------------------
 
 
-def _shape_layout(shapes: ShapeColumn) -> tuple[str | None, pa.Array | None]:
-    """(template JSON, column) as the module docstring lays them out."""
+def _shape_layout(shapes: ShapeColumn) -> tuple[list[int | None] | None, pa.Array | None]:
+    """(template, column) as the module docstring lays them out."""
     parts = shapes.parts()
     if parts is None:  # the number of dimensions varies
         return None, _ragged_array(shapes)
     template, values = parts
     if values is None:
-        return json.dumps(template), None
+        return template, None
     flat = pa.array(values.reshape(-1))
     if values.ndim == 2:
-        return json.dumps(template), pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
-    return json.dumps(template), flat
+        return template, pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+    return template, flat
 
 
 def _ragged_array(shapes: ShapeColumn) -> pa.Array:
@@ -184,7 +133,8 @@ def _ragged_array(shapes: ShapeColumn) -> pa.Array:
     )
 
 
-def _metadata_array(values: Any, kind: str) -> pa.Array:
+def _metadata_array(metadata: MetadataTable, spec: ColumnSpec) -> pa.Array:
+    values, kind = metadata.column(spec.name), spec.type
     if kind == "int":
         return pa.array(np.asarray(values, dtype=np.int64), pa.int64())
     if kind == "float":
@@ -195,7 +145,7 @@ def _metadata_array(values: Any, kind: str) -> pa.Array:
     text = pa.array(values, pa.large_string())
     # Plain ``string`` (int32 offsets) unless the text exceeds what int32 offsets can hold.
     data = text.buffers()[2]
-    if data is None or data.size <= _INT32_MAX:
+    if data is None or data.size <= INT32_MAX:
         text = text.cast(pa.string())
     return text
 
@@ -230,13 +180,6 @@ def _map_batch(path: Path) -> pa.RecordBatch:
     except (pa.ArrowException, OSError, ValueError) as error:
         raise CorruptDatasetError(f"{source}: the index does not parse: {error}") from None
     return batch
-
-
-def _numpy_dtype(kind: pa.DataType) -> np.dtype:
-    try:
-        return np.dtype(kind.to_pandas_dtype())
-    except (NotImplementedError, TypeError):
-        return np.dtype(object)
 
 
 def _no_nulls(array: pa.Array, name: str, source: str) -> None:

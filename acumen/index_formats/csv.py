@@ -16,16 +16,16 @@ import pandas as pd
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError, shorten
 from acumen.files.local import open_for_reading
-from acumen.format.index_frame import table_from_frame
-from acumen.format.index_table import (
+from acumen.format import (
     CHUNK_COLUMN,
     FIELD_SIZE_PREFIX,
     OFFSET_COLUMN,
     SHAPE_COLUMN,
     SIZE_COLUMN,
+    ColumnSpec,
     IndexTable,
 )
-from acumen.format.metadata import ColumnSpec
+from acumen.format.index_frame import table_from_frame
 from acumen.index_formats.csv_text import csv_bytes, line_terminator
 
 _READ_TYPES = {"int": np.int64, "float": np.float64, "bool": bool, "str": object}

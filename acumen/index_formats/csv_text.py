@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from acumen.format.index_table import (
+from acumen.format import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
     FIELD_SHAPE_PREFIX,

@@ -24,8 +24,9 @@ rows are checked block by block as they are read (:mod:`acumen.read.index_checks
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +36,26 @@ import pyarrow.parquet as pq
 
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError, quote, shorten
-from acumen.format.index_frame import check_reserved_columns, metadata_specs
-from acumen.format.index_table import (
+from acumen.format import (
     CHECKSUM_COLUMN,
     CHUNK_COLUMN,
-    FIELD_SHAPE_PREFIX,
-    FIELD_SIZE_PREFIX,
+    INT32_MAX,
+    INT64_MAX,
     OFFSET_COLUMN,
-    RESERVED_PREFIX,
-    SHAPE_COLUMN,
-    SIZE_COLUMN,
-    FieldColumns,
+    ColumnSpec,
     IndexTable,
+    MetadataTable,
+    ShapeColumn,
+    narrow_dtype,
     narrow_sizes,
 )
-from acumen.format.metadata import ColumnSpec, MetadataTable
-from acumen.format.shapes import ShapeColumn, narrow_dtype
-from acumen.index_formats.arrow_text import ArrowStringColumn, is_text
-from acumen.index_formats.shape_layout import (
+from acumen.index_formats._arrow_table import (
     VARYING_TYPES,
+    TableReader,
     fixed_by_template,
-    shape_templates,
+    table_columns,
 )
+from acumen.index_formats.arrow_text import ArrowStringColumn, is_text
 
 _COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 #: Text is dictionary-encoded when its distinct values repeat (at most half as many as
@@ -65,8 +64,6 @@ _COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 TEXT_DICTIONARY_BYTES = 512 * 1024
 #: Rows per row group.
 ROW_GROUP_ROWS = 1 << 20
-_INT32_MAX = 2**31 - 1
-_INT64_MAX = 2**63 - 1
 _METADATA_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 
 
@@ -89,31 +86,11 @@ class ParquetIndex(IndexFormat):
 
     # --- writing -------------------------------------------------------------------------
     def write(self, table: IndexTable, path: Path) -> None:
-        columns: dict[str, pa.Array] = {
-            CHUNK_COLUMN: pa.DictionaryArray.from_arrays(
-                pa.array(table.chunk_ids, pa.int32()), pa.array(table.chunk_names, pa.string())
-            ),
-            OFFSET_COLUMN: pa.array(table.offsets, pa.int64()),
-            SIZE_COLUMN: _size_array(table.sizes),
+        columns, shape_templates = table_columns(table, _size_array, _shape_layout, _metadata_array)
+        templates = {
+            name.encode(): json.dumps(template).encode()
+            for name, template in shape_templates.items()
         }
-        templates: dict[bytes, bytes] = {}
-
-        def add_shapes(name: str, shapes: ShapeColumn) -> None:
-            template, array = _shape_layout(shapes)
-            if template is not None:
-                templates[name.encode()] = json.dumps(template).encode()
-            if array is not None:
-                columns[name] = array
-
-        if table.shapes is not None:
-            add_shapes(SHAPE_COLUMN, table.shapes)
-        for name, field_columns in table.fields.items():
-            columns[FIELD_SIZE_PREFIX + name] = _size_array(field_columns.sizes)
-            add_shapes(FIELD_SHAPE_PREFIX + name, field_columns.shapes)
-        if table.checksums is not None:
-            columns[CHECKSUM_COLUMN] = pa.array(table.checksums, pa.int64())
-        for spec in table.metadata.specs:
-            columns[spec.name] = _metadata_array(table.metadata, spec)
         schema = pa.schema(
             [pa.field(name, array.type, nullable=False) for name, array in columns.items()],
             metadata=templates or None,
@@ -149,46 +126,35 @@ class ParquetIndex(IndexFormat):
             ) from None
         if len(set(present)) != len(present):
             raise CorruptDatasetError(f"{path}: the index names a column twice: {quote(present)}")
-        templates = shape_templates(arrow.schema.metadata, source)
-        field_names = check_reserved_columns(
-            present + [name for name in templates if name not in present], source
-        )
+        return _TableReader(arrow, source).read(columns)
+
+
+class _TableReader(TableReader):
+    """The columns of the Parquet file, read into memory."""
+
+    @contextlib.contextmanager
+    def reserved_errors(self) -> Iterator[None]:
         try:
-            chunk_ids, chunk_names = _chunk_column(arrow.column(CHUNK_COLUMN))
-            offsets = _int64_column(arrow.column(OFFSET_COLUMN), OFFSET_COLUMN)
-            sizes = _sizes(arrow.column(SIZE_COLUMN), SIZE_COLUMN)
-            shapes = None if field_names else _shapes(arrow, SHAPE_COLUMN, templates)
-            fields = {
-                name: FieldColumns(
-                    _sizes(arrow.column(FIELD_SIZE_PREFIX + name), FIELD_SIZE_PREFIX + name),
-                    _shapes(arrow, FIELD_SHAPE_PREFIX + name, templates),
-                )
-                for name in field_names
-            }
-            checksums = None
-            if CHECKSUM_COLUMN in present:
-                checksums = _int64_column(arrow.column(CHECKSUM_COLUMN), CHECKSUM_COLUMN)
+            yield
         except (pa.ArrowException, AttributeError, TypeError, ValueError) as error:
             raise CorruptDatasetError(
-                f"{path}: malformed index column: {shorten(str(error), 400)}"
+                f"{self.source}: malformed index column: {shorten(str(error), 400)}"
             ) from None
-        specs = metadata_specs(
-            [c for c in present if not c.startswith(RESERVED_PREFIX)],
-            lambda name: _numpy_dtype(arrow.schema.field(name).type),
-            columns,
-            source,
-        )
-        metadata = {spec.name: _metadata_column(arrow, spec, source) for spec in specs}
-        return IndexTable(
-            chunk_names=chunk_names,
-            chunk_ids=chunk_ids,
-            offsets=offsets,
-            sizes=sizes,
-            shapes=shapes,
-            metadata=MetadataTable(arrow.num_rows, metadata, specs),
-            fields=fields,
-            checksums=checksums,
-        )
+
+    def chunk_column(self) -> tuple[np.ndarray, list[str]]:
+        return _chunk_column(self.data.column(CHUNK_COLUMN))
+
+    def int64_column(self, name: str) -> np.ndarray:
+        return _int64_column(self.data.column(name), name)
+
+    def size_column(self, name: str) -> np.ndarray:
+        return _sizes(self.data.column(name), name)
+
+    def shapes(self, name: str, templates: dict[str, list]) -> ShapeColumn:
+        return _shapes(self.data, name, templates)
+
+    def metadata_column(self, spec: ColumnSpec) -> Any:
+        return _metadata_column(self.data, spec, self.source)
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -216,7 +182,7 @@ def _shape_layout(shapes: ShapeColumn) -> tuple[list[int | None] | None, pa.Arra
     if parts is None:  # the number of dimensions varies
         offsets, flat = shapes.to_ragged()
         flat = pa.array(np.asarray(flat, dtype=np.int64), pa.int64())
-        if offsets[-1] <= _INT32_MAX:
+        if offsets[-1] <= INT32_MAX:
             return None, pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat)
         return None, pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), flat)
     template, values = parts
@@ -350,7 +316,7 @@ def _list_shapes(column: pa.ChunkedArray, name: str) -> ShapeColumn:
         if flat.min() < 0:
             raise ValueError(f"column {name} holds a negative size")
         high = int(flat.max())
-        if high > _INT64_MAX:
+        if high > INT64_MAX:
             raise ValueError(f"column {name} holds a dimension beyond int64 ({high})")
     ndim = int(lengths[0])
     if ndim > 0 and np.all(lengths == ndim):
@@ -378,15 +344,6 @@ def _chunk_column(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     if ids.type != pa.int32():
         ids = ids.cast(pa.int32())  # refuses values beyond int32
     return ids.to_numpy(zero_copy_only=False), names.to_pylist()
-
-
-def _numpy_dtype(kind: pa.DataType) -> np.dtype:
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    try:
-        return np.dtype(kind.to_pandas_dtype())
-    except (NotImplementedError, TypeError):
-        return np.dtype(object)
 
 
 def _metadata_column(arrow: pa.Table, spec: ColumnSpec, source: str) -> Any:

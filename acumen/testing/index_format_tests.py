@@ -15,9 +15,7 @@ import acumen
 from acumen import plugins
 from acumen.abc.index_format import IndexFormat
 from acumen.errors import CorruptDatasetError
-from acumen.format.index_table import FieldColumns, IndexTable
-from acumen.format.metadata import MetadataCollector
-from acumen.format.shapes import ShapeColumn
+from acumen.format import FieldColumns, IndexTable, MetadataCollector, ShapeColumn
 
 TEXTS = [
     "plain",
