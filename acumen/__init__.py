@@ -6,8 +6,9 @@
 >>> ds = acumen.open("my_data")
 >>> array, metadata = ds[0]
 
-``import acumen`` stays light (every DataLoader worker pays for it): conversion
-(``acumen.convert``, ``acumen.ConfigError``, ``acumen.ConversionError``) loads on first use.
+``import acumen`` stays light (every DataLoader worker pays for it): what only writes
+(``acumen.Writer``, ``acumen.split_into_chunks``) and conversion (``acumen.convert``,
+``acumen.ConfigError``, ``acumen.ConversionError``) load on first use.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ from acumen.errors import (
 )
 from acumen.read.dataset import Dataset
 from acumen.read.opening import open_dataset as open
-from acumen.write.split import split_into_chunks
-from acumen.write.writer import Writer
 
 if TYPE_CHECKING:
     from acumen.convert import ConfigError, ConversionError, convert
+    from acumen.write.split import split_into_chunks
+    from acumen.write.writer import Writer
 
 __all__ = [
     "AcumenError",
@@ -68,6 +69,8 @@ _LAZY = {
     "ConfigError": "acumen.convert.config",
     "ConversionError": "acumen.convert.parts",
     "convert": "acumen.convert.run",
+    "split_into_chunks": "acumen.write.split",
+    "Writer": "acumen.write.writer",
 }
 
 
