@@ -21,7 +21,6 @@ import contextlib
 import errno
 import json
 import os
-import socket
 import stat
 import sys
 import time
@@ -122,6 +121,8 @@ class ClaimState:
 
 
 def this_host() -> str:
+    import socket  # only a writer's claim needs it: not loaded by ``import acumen``
+
     return socket.gethostname()
 
 

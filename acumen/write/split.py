@@ -24,7 +24,6 @@ from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
 from acumen.progress import Progress
 from acumen.write.encoding import RecordEncoder
-from acumen.write.parallel import ordered_map
 from acumen.write.writer import DEFAULT_CHUNK_SIZE, Writer
 
 logger = logging.getLogger(__name__)
@@ -123,6 +122,9 @@ def split_into_chunks(
         if n_jobs == 1:
             encoded: Iterable[Encoded] = map(encode, numbered)
         else:
+            # multiprocessing loads here, not with ``import acumen`` (every DataLoader worker).
+            from acumen.write.parallel import ordered_map
+
             encoded = ordered_map(encode, numbered, n_jobs)
         for payloads, shapes, metadata in encoded:
             position = len(writer)
