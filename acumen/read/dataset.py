@@ -29,8 +29,6 @@ from acumen.read.verifiers import ChunkVerifier, SampleVerifier, chunk_checksums
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Dataset", "FieldReader"]
-
 _ORIGINAL_DTYPE_HINT = "; is the dtype right (original datasets do not record it: pass dtype=...)?"
 
 

@@ -34,10 +34,11 @@ from acumen.format.index_table import IndexTable
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE, WRITING_MARKER, resolve_inside
 from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
-from acumen.read.dataset import Dataset, FieldReader
+from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files, check_manifest_agrees, check_named_files
 from acumen.read.index_checks import ChunkFiles
 from acumen.read.overrides import OpenOverrides
+from acumen.read.sample import FieldReader
 
 DEFAULT_STORAGE = "mmap"
 ORIGINAL_DEFAULT_DTYPE = np.float16
