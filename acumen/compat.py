@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from acumen import plugins
 from acumen.files.local import open_for_reading
@@ -25,10 +24,12 @@ from acumen.format.dtypes import storage_dtype
 from acumen.format.index_frame import table_from_frame
 from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files
-from acumen.read.index_checks import ChunkFiles
-from acumen.read.opening import locate_chunks
+from acumen.read.opening import assemble, locate_chunks
 from acumen.write.split import ORIGINAL_DTYPE, ReadFn
 from acumen.write.split import split_into_chunks as _split_into_chunks
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROOT_ATTRIBUTE = "acumen_root"
 
@@ -62,6 +63,8 @@ def split_into_chunks(
 
 def load_index(index_path: str | os.PathLike[str]) -> pd.DataFrame:
     """The index as a DataFrame, as the original; it also remembers its folder."""
+    import pandas as pd  # here: reading samples never needs pandas
+
     with open_for_reading(index_path, "index file") as file:  # a FIFO would block forever
         frame = pd.read_csv(file)
     frame.attrs[ROOT_ATTRIBUTE] = str(Path(index_path).parent)
@@ -102,8 +105,7 @@ def read_from_index(
     codec = plugins.codec("gzip" if use_gzip else "raw")
     paths, sizes = locate_chunks(root, table.chunk_names)
     check_chunk_files(root, table, paths, sizes, None)
-    files = ChunkFiles(root / "index.csv", paths, sizes)
-    storage = plugins.storage("mmap" if in_memory else "seek", paths)
-    dataset = Dataset(root, table, dtype, codec, storage, chunk_files=files)
-    dataset._checks.check_first_block()
-    return IndexReader(dataset)
+    storage = "mmap" if in_memory else "seek"
+    return IndexReader(
+        assemble(root, root / "index.csv", table, dtype, codec, storage, paths, sizes)
+    )

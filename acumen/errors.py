@@ -114,6 +114,12 @@ def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
     return f"{text[:limit]}... ({len(text)} characters)"
 
 
+def sample_error(root: object, i: int, problem: object) -> CorruptDatasetError:
+    """A problem with sample ``i`` of the dataset at ``root`` (a read's error, a checksum
+    that differs) as the error reads raise: ``ROOT: sample I: PROBLEM``."""
+    return CorruptDatasetError(f"{root}: sample {i}: {problem}")
+
+
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
     """``"did you mean 'lz4'?"`` when ``word`` is close to one of ``choices`` (a misspelt
     name or option), else ``""``."""

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
-from acumen.errors import CorruptDatasetError, RecodeMismatchError, quote
+from acumen.errors import CorruptDatasetError, RecodeMismatchError, quote, sample_error
 from acumen.files.claim import acting_as
 from acumen.files.local import write_atomically
 from acumen.format.manifest import Manifest
@@ -209,7 +209,7 @@ class SourceCheck:
         self.on_damage = on_damage
         self.destination = destination
         self.options = options
-        self.expected = chunk_checksums(source)
+        self.expected = chunk_checksums(source.manifest, source.table.chunk_names)
         self.chunk_problems: dict[int, str | None] = {}
         self.sound_chunks: set[int] = set()  # those that match their checksum
         self.skipped: dict[int, str] = {}
@@ -254,13 +254,13 @@ class SourceCheck:
         has_own = self.source.table.checksums is not None
         if expected is not None:
             if chunk not in self.chunk_problems:
-                self.chunk_problems[chunk] = check_chunk(self.source, chunk, expected)
+                self.chunk_problems[chunk] = check_chunk(self.source.storage.paths[chunk], expected)
             damaged = self.chunk_problems[chunk]
             if damaged is None:
                 self.sound_chunks.add(chunk)
                 return None
             if not has_own:
-                return f"{self.source.root}: sample {i}: {damaged}"
+                return str(sample_error(self.source.root, i, damaged))
         if has_own:
             return _read_problem(self.by_sample, i)
         if self.on_damage == "skip":

@@ -18,7 +18,7 @@ import numpy as np
 import xxhash
 
 from acumen.abc.codec import Buffer
-from acumen.errors import AcumenError, ArgumentConflictError, CorruptDatasetError
+from acumen.errors import AcumenError, ArgumentConflictError, CorruptDatasetError, sample_error
 from acumen.progress import Progress
 from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_named_files
@@ -80,7 +80,8 @@ def verify(
             ) as bar,
             ThreadPoolExecutor(jobs) as pool,
         ):
-            checks = pool.map(lambda item: chunk_problem(dataset, *item), expected.items())
+            paths = dataset.storage.paths
+            checks = pool.map(lambda item: chunk_problem(paths[item[0]], item[1]), expected.items())
             for chunk_id, (problem, unread) in zip(expected, checks, strict=True):
                 report.chunks_checked += 1
                 if problem:
@@ -90,7 +91,7 @@ def verify(
                 bar.update(1)
         for chunk_id in range(len(dataset.storage.paths)):
             if chunk_id not in expected:  # no checksum (an original dataset): opened only
-                problem, _ = chunk_problem(dataset, chunk_id, None)
+                problem, _ = chunk_problem(dataset.storage.paths[chunk_id], None)
                 if problem:
                     report.problems.append(problem)
                     failed.add(chunk_id)
@@ -158,8 +159,7 @@ def _check_sample_checksums(
     expected = table.checksums.view(np.uint64)
 
     def payload(i: int) -> Buffer:
-        chunk, offset, size = int(table.chunk_ids[i]), int(table.offsets[i]), int(table.sizes[i])
-        return dataset.storage.read(chunk, offset, size)
+        return dataset.storage.read(*table.locate(i))
 
     with Progress(len(table), "verify sample checksums", enabled=progress) as bar:
         for i in range(len(table)):
@@ -167,15 +167,15 @@ def _check_sample_checksums(
             try:
                 data = _sample_read(dataset, report, failed, i, payload)
             except CorruptDatasetError as error:
-                report.problems.append(f"{dataset.root}: sample {i}: {error}")
+                report.problems.append(str(sample_error(dataset.root, i, error)))
                 continue
             if data is not None and xxhash.xxh3_64_intdigest(data) != int(expected[i]):
-                offset, size = int(table.offsets[i]), int(table.sizes[i])
-                report.problems.append(
-                    f"{dataset.root}: sample {i}: payload checksum differs from the index's "
-                    f"({dataset.storage.paths[int(table.chunk_ids[i])]}, "
-                    f"bytes {offset}..{offset + size})"
+                chunk, offset, size = table.locate(i)
+                problem = (
+                    "payload checksum differs from the index's "
+                    f"({dataset.storage.paths[chunk]}, bytes {offset}..{offset + size})"
                 )
+                report.problems.append(str(sample_error(dataset.root, i, problem)))
 
 
 def _expected_checksums(dataset: Dataset, report: VerifyReport) -> dict[int, str | None]:

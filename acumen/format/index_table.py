@@ -77,6 +77,11 @@ class IndexTable:
     def __len__(self) -> int:
         return len(self.offsets)
 
+    def locate(self, i: int) -> tuple[int, int, int]:
+        """Where sample ``i``'s payload is: its chunk id, byte offset and size (Python ints).
+        Not for the per-sample read path, which keeps faster columns of its own."""
+        return int(self.chunk_ids[i]), int(self.offsets[i]), int(self.sizes[i])
+
     def chunk_name_column(self) -> np.ndarray:
         """The chunk name of every sample (object array), as the original index stores it."""
         names = np.array(self.chunk_names, dtype=object)

@@ -204,11 +204,7 @@ class IndexChecks:
     def _describe(self, i: int) -> str:
         """The message for damaged row ``i`` (the first of its problems)."""
         table = self.table
-        chunk, offset, size = (
-            int(table.chunk_ids[i]),
-            int(table.offsets[i]),
-            int(table.sizes[i]),
-        )
+        chunk, offset, size = table.locate(i)
         source = self.index_path
         if not 0 <= chunk < len(self.file_sizes):
             return f"{source}: sample {i} names no chunk file (chunk number {chunk})"

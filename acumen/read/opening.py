@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
+from acumen.abc.codec import Codec
 from acumen.errors import (
     AcumenError,
     CorruptDatasetError,
@@ -33,10 +34,11 @@ from acumen.format.index_table import IndexTable
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE, WRITING_MARKER, resolve_inside
 from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
-from acumen.read.dataset import Dataset, FieldReader
+from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files, check_manifest_agrees, check_named_files
 from acumen.read.index_checks import ChunkFiles
 from acumen.read.overrides import OpenOverrides
+from acumen.read.sample import FieldReader
 
 DEFAULT_STORAGE = "mmap"
 ORIGINAL_DEFAULT_DTYPE = np.float16
@@ -109,13 +111,54 @@ def open_dataset(
     if manifest is not None:
         resources = [name for name in manifest.files if name != manifest.index["file"]]
         check_named_files(root, manifest, resources, "codec resource", verify is not None)
-    backend = plugins.storage(storage or DEFAULT_STORAGE, chunk_paths)
-    files = ChunkFiles(index_path, chunk_paths, file_sizes)
-    dataset = Dataset(
-        root, table, dtype, codec_plugin, backend, manifest, readers, fields, verify, files
+    return assemble(
+        root,
+        index_path,
+        table,
+        dtype,
+        codec_plugin,
+        storage or DEFAULT_STORAGE,
+        chunk_paths,
+        file_sizes,
+        manifest=manifest,
+        field_readers=readers,
+        fields=fields,
+        verify=verify,
     )
-    dataset._checks.check_first_block()
-    return dataset
+
+
+def assemble(
+    root: Path,
+    index_path: Path,
+    table: IndexTable,
+    dtype: Any,
+    codec: Codec,
+    storage: PluginSpec,
+    chunk_paths: list[str],
+    file_sizes: np.ndarray,
+    *,
+    manifest: Manifest | None = None,
+    field_readers: Sequence[FieldReader] = (),
+    fields: Sequence[str] | None = None,
+    verify: str | None = None,
+) -> Dataset:
+    """The :class:`Dataset` over an index and its chunk files (from :func:`locate_chunks`,
+    checked), read with the ``storage`` plugin; the first block of index rows is checked at
+    once, so that damage there is raised when the dataset is opened. ``acumen.open`` and
+    :mod:`acumen.compat` build theirs here."""
+    return Dataset(
+        root,
+        table,
+        dtype,
+        codec,
+        plugins.storage(storage, chunk_paths),
+        manifest,
+        field_readers,
+        fields,
+        verify,
+        ChunkFiles(index_path, chunk_paths, file_sizes),
+        check_first_block=True,
+    )
 
 
 def _read_index(index_plugin: Any, index_path: Path, columns: Any) -> IndexTable:

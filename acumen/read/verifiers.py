@@ -1,22 +1,25 @@
 """Checks that wrap a dataset's reads: ``acumen.open(..., verify="chunk" | "sample")``.
 
-They also serve ``acumen verify``, which checks everything at once (:mod:`acumen.verify`).
+They also serve ``acumen verify``, which checks everything at once (:mod:`acumen.verify`),
+and ``acumen recode``. They take what they check (paths, the index table, the manifest's
+checksums), not the dataset.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xxhash
 
-from acumen.errors import CorruptDatasetError
+from acumen.errors import CorruptDatasetError, sample_error
 from acumen.files.local import open_regular
 from acumen.format.checksums import file_checksum
-
-if TYPE_CHECKING:
-    from acumen.read.dataset import Dataset
+from acumen.format.index_table import IndexTable
+from acumen.format.manifest import Manifest
 
 
 def unreadable(path: str | os.PathLike[str], error: OSError) -> str:
@@ -24,16 +27,15 @@ def unreadable(path: str | os.PathLike[str], error: OSError) -> str:
     return f"{error.filename or path}: cannot be read: {error.strerror or error}"
 
 
-def check_chunk(dataset: Dataset, chunk_id: int, expected: str | None) -> str | None:
-    """The problem with one chunk file, or None (always None without a checksum)."""
-    return None if expected is None else chunk_problem(dataset, chunk_id, expected)[0]
+def check_chunk(path: str, expected: str | None) -> str | None:
+    """The problem with the chunk file at ``path``, or None (always None without a checksum)."""
+    return None if expected is None else chunk_problem(path, expected)[0]
 
 
-def chunk_problem(dataset: Dataset, chunk_id: int, expected: str | None) -> tuple[str | None, bool]:
-    """(the problem with one chunk file or None, whether it could not be read at all).
-    Without a checksum to compare with, the file is only opened: one that cannot be read
-    is still reported."""
-    path = dataset.storage.paths[chunk_id]
+def chunk_problem(path: str, expected: str | None) -> tuple[str | None, bool]:
+    """(the problem with the chunk file at ``path`` or None, whether it could not be read at
+    all). Without a checksum to compare with, the file is only opened: one that cannot be
+    read is still reported."""
     try:
         if expected is None:
             os.close(open_regular(path, "chunk file"))
@@ -57,28 +59,28 @@ class SampleVerifier:
     Used by ``acumen.open(..., verify="sample")`` on datasets written with
     ``checksums="sample"``. The checksum is looked up by the sample's position, never by
     where its bytes are: a damaged row that points at another sample's payload (a valid
-    payload, with a valid checksum of its own) is caught.
+    payload, with a valid checksum of its own) is caught. ``paths``: the chunk files, by id.
     """
 
-    def __init__(self, dataset: Dataset) -> None:
-        table = dataset.table
+    def __init__(self, root: Path, table: IndexTable, paths: Sequence[str]) -> None:
         if table.checksums is None:
             raise ValueError(
-                f"{dataset.root} keeps no per-sample checksums (write it with "
+                f"{root} keeps no per-sample checksums (write it with "
                 "checksums='sample'); use verify='chunk'"
             )
         self.expected = memoryview(table.checksums.view(np.uint64))
-        self.dataset = dataset
+        self.root = root
+        self.table = table
+        self.paths = paths
 
     def __call__(self, i: int, data: Any) -> None:
         if xxhash.xxh3_64_intdigest(data) != self.expected[i]:
-            table = self.dataset.table
-            chunk, offset = int(table.chunk_ids[i]), int(table.offsets[i])
-            raise CorruptDatasetError(
-                f"{self.dataset.root}: sample {i}: the payload's checksum differs from the "
-                f"index's ({self.dataset.storage.paths[chunk]}, bytes {offset}.."
-                f"{offset + int(table.sizes[i])}: the payload, or the row that locates it, "
-                "is damaged)"
+            chunk, offset, size = self.table.locate(i)
+            raise sample_error(
+                self.root,
+                i,
+                f"the payload's checksum differs from the index's ({self.paths[chunk]}, bytes "
+                f"{offset}..{offset + size}: the payload, or the row that locates it, is damaged)",
             )
 
 
@@ -86,25 +88,31 @@ class ChunkVerifier:
     """A read function that checks each chunk's checksum the first time it is touched.
 
     Used by ``acumen.open(..., verify="chunk")``; without it reads cost nothing extra.
+    ``read``: the storage's; ``paths`` and ``expected`` (:func:`chunk_checksums`): each
+    chunk file's path and checksum, by id.
     """
 
-    def __init__(self, dataset: Dataset) -> None:
-        self.expected = chunk_checksums(dataset)
+    def __init__(
+        self,
+        read: Callable[[int, int, int], Any],
+        paths: Sequence[str],
+        expected: Sequence[str | None],
+    ) -> None:
+        self.expected = list(expected)
         self.verified = [False] * len(self.expected)
-        self.dataset = dataset
-        self.read = dataset.storage.read
+        self.paths = paths
+        self.read = read
 
     def __call__(self, chunk_id: int, offset: int, size: int):
         if not self.verified[chunk_id]:
-            problem = check_chunk(self.dataset, chunk_id, self.expected[chunk_id])
+            problem = check_chunk(self.paths[chunk_id], self.expected[chunk_id])
             if problem:
                 raise CorruptDatasetError(problem)
             self.verified[chunk_id] = True
         return self.read(chunk_id, offset, size)
 
 
-def chunk_checksums(dataset: Dataset) -> list[str | None]:
+def chunk_checksums(manifest: Manifest | None, chunk_names: Sequence[str]) -> list[str | None]:
     """Each chunk's checksum in the manifest, by chunk id (None: none recorded)."""
-    manifest = dataset.manifest
     by_file = {c.file: c.checksum for c in manifest.chunks} if manifest else {}
-    return [by_file.get(name) for name in dataset.table.chunk_names]
+    return [by_file.get(name) for name in chunk_names]
