@@ -7,29 +7,26 @@ import zlib
 
 import numpy as np
 
-from acumen.abc.codec import Buffer, Codec, array_bytes
-from acumen.codecs._limits import HEADER_CHECK_ABOVE, beyond_ratio, size_mismatch, undecodable
+from acumen.abc.codec import Buffer, array_bytes
+from acumen.codecs._limits import (
+    HEADER_CHECK_ABOVE,
+    LevelCodec,
+    beyond_ratio,
+    size_mismatch,
+    undecodable,
+)
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 #: Deflate codes at most 258 bytes (one match) in 2 bits: 1032 bytes per payload byte.
 MAX_RATIO = 1032
 
 
-class GzipCodec(Codec):
+class GzipCodec(LevelCodec):
     name = "gzip"
+    LEVELS = range(10)
 
     def __init__(self, level: int = 6) -> None:
-        if not 0 <= int(level) <= 9:
-            raise ValueError(f"gzip level must be 0..9, got {level}")
-        self.level = int(level)
-
-    @property
-    def configuration(self) -> dict:
-        return {"level": self.level}
-
-    @property
-    def reading_configuration(self) -> dict:
-        return {}  # the level only matters to writing
+        super().__init__(level)
 
     def encode(self, array: np.ndarray) -> Buffer:
         # mtime=0 keeps output deterministic: the same samples give the same bytes.

@@ -7,8 +7,14 @@ import threading
 import lz4.frame
 import numpy as np
 
-from acumen.abc.codec import Buffer, Codec, array_bytes
-from acumen.codecs._limits import HEADER_CHECK_ABOVE, beyond_ratio, size_mismatch, undecodable
+from acumen.abc.codec import Buffer, array_bytes
+from acumen.codecs._limits import (
+    HEADER_CHECK_ABOVE,
+    LevelCodec,
+    beyond_ratio,
+    size_mismatch,
+    undecodable,
+)
 
 _decompress_chunk = lz4.frame.decompress_chunk
 _reset = lz4.frame.reset_decompression_context
@@ -22,22 +28,12 @@ MAX_RATIO = 255
 _HAS_CONTENT_SIZE = 0x08  # bit of the frame descriptor's FLG byte
 
 
-class Lz4Codec(Codec):
+class Lz4Codec(LevelCodec):
     name = "lz4"
+    LEVELS = range(lz4.frame.COMPRESSIONLEVEL_MAX + 1)
 
     def __init__(self, level: int = 0) -> None:
-        level = int(level)
-        if not 0 <= level <= lz4.frame.COMPRESSIONLEVEL_MAX:
-            raise ValueError(f"lz4 level must be 0..{lz4.frame.COMPRESSIONLEVEL_MAX}, got {level}")
-        self.level = level
-
-    @property
-    def configuration(self) -> dict:
-        return {"level": self.level}
-
-    @property
-    def reading_configuration(self) -> dict:
-        return {}  # the level only matters to writing
+        super().__init__(level)
 
     def encode(self, array: np.ndarray) -> Buffer:
         # The content checksum makes a damaged payload an error, not wrong data.

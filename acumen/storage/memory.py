@@ -6,17 +6,14 @@ import threading
 from collections.abc import Sequence
 from os import PathLike
 
-from acumen.abc.codec import Buffer
-from acumen.abc.storage import Storage
 from acumen.files.local import open_for_reading
-from acumen.storage._ranges import past_end
+from acumen.storage._ranges import ViewStorage
 
 
-class MemoryStorage(Storage):
+class MemoryStorage(ViewStorage):
     """Reads each chunk into memory on first use, or all of them at once with ``preload``."""
 
     name = "memory"
-    zero_copy = True
 
     def __init__(self, paths: Sequence[str | PathLike[str]], preload: bool = False) -> None:
         super().__init__(paths)
@@ -32,18 +29,6 @@ class MemoryStorage(Storage):
     def _open_chunk(self, path: str) -> memoryview:
         with open_for_reading(path, "chunk file") as file:
             return memoryview(file.read())
-
-    def _chunk_view(self, handle: memoryview) -> memoryview:
-        return handle
-
-    def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
-        view = self._handles[chunk_id]
-        if view is None:
-            view = self.handle(chunk_id)
-        end = offset + size
-        if end > len(view):
-            raise past_end(self.paths[chunk_id], offset, size, len(view))
-        return view[offset:end]
 
     def _after_fork(self) -> None:
         # Bytes in RAM are private to the process: a forked child keeps them as they are.

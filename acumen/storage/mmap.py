@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import mmap
 
-from acumen.abc.codec import Buffer
-from acumen.abc.storage import Storage
 from acumen.files.local import open_for_reading
-from acumen.storage._ranges import past_end
+from acumen.storage._ranges import ViewStorage
 
 _EMPTY = memoryview(b"")
 
@@ -31,21 +29,8 @@ def _map_file(path: str) -> memoryview:
         return memoryview(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
 
 
-class MmapStorage(Storage):
+class MmapStorage(ViewStorage):
     name = "mmap"
-    zero_copy = True
 
     def _open_chunk(self, path: str) -> memoryview:
         return _map_file(path)
-
-    def _chunk_view(self, handle: memoryview) -> memoryview:
-        return handle
-
-    def read(self, chunk_id: int, offset: int, size: int) -> Buffer:
-        view = self._handles[chunk_id]
-        if view is None:
-            view = self.handle(chunk_id)
-        end = offset + size
-        if end > len(view):
-            raise past_end(self.paths[chunk_id], offset, size, len(view))
-        return view[offset:end]
