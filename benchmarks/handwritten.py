@@ -5,9 +5,9 @@
 
 1. The ``csv`` index writer: ``csv_text.csv_bytes`` (what ``CsvIndex.write`` stores) against
    ``table.to_frame().to_csv(index=False, lineterminator=...)`` encoded to UTF-8 (what it
-   replaced), for an index of ``--rows`` samples in about ``rows / 10,000`` chunks (offsets,
-   sizes, a fixed or a varying shape column, an int and a str metadata column). The two byte
-   strings are compared and the result printed; ``to_frame()`` and the line-terminator scan
+   replaced), for an index of ``--rows`` samples in 10 MiB chunks (``make_table`` of
+   ``benchmarks/open_index.py``: offsets, sizes, a fixed or a varying shape column, an int
+   and a str metadata column). The two byte strings are compared and the result printed; ``to_frame()`` and the line-terminator scan
    are timed on their own.
 2. The manifest's validator: a dataset of ``--chunks`` chunk files is written with
    ``acumen.Writer`` (ten tiny samples a chunk), then its ``manifest.json`` is loaded:
@@ -40,16 +40,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+from open_index import make_table  # the same index the open benchmark measures
 
 import acumen
 from acumen.convert.config import load_config
 from acumen.errors import ManifestError
 from acumen.format.checksums import SEAL_KEY, manifest_seal, sealed
-from acumen.format.index_table import IndexTable
 from acumen.format.layout import MANIFEST_FILE
 from acumen.format.manifest import Manifest
-from acumen.format.metadata import ColumnSpec, MetadataTable
-from acumen.format.shapes import ShapeColumn
 from acumen.index_formats.csv_text import csv_bytes, line_terminator
 
 if sys.version_info >= (3, 11):
@@ -57,8 +55,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SPECS = [ColumnSpec("label", "int"), ColumnSpec("split", "str")]
-ROWS_PER_CHUNK = 10_000  # index benchmark: samples per chunk name
 SAMPLES_PER_CHUNK = 10  # manifest benchmark: tiny samples per chunk file
 CONFIG_TOML = """\
 # convert.toml: every .npy file under scans/ into one dataset
@@ -112,37 +108,17 @@ def row(label: str, seconds: float, note: str = "") -> None:
 # 1. the csv index ------------------------------------------------------------------------
 
 
-def make_table(n: int, variable: bool) -> IndexTable:
-    """An index of ``n`` float16 samples in ``n / ROWS_PER_CHUNK`` chunks, as a writer leaves it."""
-    rng = np.random.default_rng(n)
-    if variable:
-        lengths = rng.integers(1, 65, n)
-        shapes = ShapeColumn(n, dims=np.stack([lengths, np.full(n, 16)], axis=1))
-    else:
-        lengths = np.full(n, 32)
-        shapes = ShapeColumn(n, fixed=(32, 16))
-    sizes = lengths.astype(np.int64) * 16 * 2
-    chunk_ids = (np.arange(n) // ROWS_PER_CHUNK).astype(np.int32)
-    ends = np.cumsum(sizes)
-    offsets = ends - sizes
-    firsts = np.arange(0, n, ROWS_PER_CHUNK)
-    offsets -= offsets[firsts][chunk_ids]  # offsets restart at 0 in each chunk
-    words = np.array(["train", "val", "test"], dtype=object)
-    metadata = MetadataTable(
-        n, {"label": rng.integers(0, 1000, n), "split": words[np.arange(n) % 3]}, SPECS
-    )
-    names = [f"chunks/chunk_{c}.chnk" for c in range(len(firsts))]
-    return IndexTable(names, chunk_ids, offsets, sizes, shapes, metadata)
-
-
 def bench_csv(rows: int, kinds: list[str], repeats: int) -> None:
-    print(f"1. csv index writing, {rows:,} rows in {-(-rows // ROWS_PER_CHUNK):,} chunks")
+    print(f"1. csv index writing, {rows:,} rows")
     for kind in kinds:
-        table = make_table(rows, kind == "variable")
+        table, chunks = make_table(rows, kind == "variable")
         terminator = line_terminator(table)
         ours = csv_bytes(table, terminator)
         theirs = table.to_frame().to_csv(index=False, lineterminator=terminator).encode("utf-8")
-        print(f" {kind} shapes: {len(ours) / 1e6:.1f} MB; bytes equal to pandas': {ours == theirs}")
+        print(
+            f" {kind} shapes, {len(chunks):,} chunks: {len(ours) / 1e6:.1f} MB; bytes equal to "
+            f"pandas': {ours == theirs}"
+        )
         del ours, theirs
         frame = table.to_frame()
         scan, texts_s, ours_s, frame_s, to_csv_s = medians(
