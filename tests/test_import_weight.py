@@ -1,14 +1,21 @@
 """``import acumen`` stays light (every spawned DataLoader worker pays for it): it loads
 neither pandas, pyarrow nor the conversion package; ``acumen.convert``, ``acumen.ConfigError``
-and ``acumen.ConversionError`` load on first use. Each case runs in a fresh interpreter."""
+and ``acumen.ConversionError`` load on first use; a worker unpickling a dataset loads no
+pandas either. Each case runs in a fresh interpreter."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
+
+import acumen
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "pyarrow", "acumen.convert")
@@ -93,3 +100,31 @@ def test_every_name_in_all_resolves() -> None:
         "print(json.dumps({'missing': missing, 'not_in_dir': listed}))"
     )
     assert result == {"missing": [], "not_in_dir": []}
+
+
+@pytest.mark.parametrize("index_format", ["csv", "arrow", "parquet"])
+def test_a_worker_unpickling_a_dataset_loads_no_pandas_and_no_writing_code(
+    tmp_path: Path, index_format: str
+) -> None:
+    """What a spawned DataLoader worker does: unpickle the dataset, read samples and their
+    metadata (a text column with few distinct values: dictionary codes in arrow/parquet)."""
+    path = tmp_path / index_format
+    with acumen.Writer(path, index_format=index_format) as writer:
+        for i in range(20):
+            writer.add(np.full(3, i, dtype=np.float32), label=i, split=("train", "val")[i % 2])
+    with acumen.open(path) as dataset:
+        blob = pickle.dumps(dataset)
+    code = (
+        "import json, pickle, sys\n"
+        f"dataset = pickle.loads({blob!r})\n"
+        "array, metadata = dataset[5]\n"
+        "loaded = [m for m in ('pandas', 'acumen.write.writer', 'acumen.convert') "
+        "if m in sys.modules]\n"
+        "print(json.dumps({'array': array.tolist(), 'metadata': metadata, 'loaded': loaded}))"
+    )
+    result = run_python(code)
+    assert result == {
+        "array": [5.0, 5.0, 5.0],
+        "metadata": {"label": 5, "split": "val"},
+        "loaded": [],
+    }
