@@ -7,8 +7,8 @@
    ``table.to_frame().to_csv(index=False, lineterminator=...)`` encoded to UTF-8 (what it
    replaced), for an index of ``--rows`` samples in 10 MiB chunks (``make_table`` of
    ``benchmarks/open_index.py``: offsets, sizes, a fixed or a varying shape column, an int
-   and a str metadata column). The two byte strings are compared and the result printed; ``to_frame()`` and the line-terminator scan
-   are timed on their own.
+   and a str metadata column). The two byte strings are compared and the result printed;
+   ``to_frame()`` and the line-terminator scan are timed on their own.
 2. The manifest's validator: a dataset of ``--chunks`` chunk files is written with
    ``acumen.Writer`` (ten tiny samples a chunk), then its ``manifest.json`` is loaded:
    ``json.loads`` alone, ``Manifest.from_json`` without the seal (the validation), the seal
