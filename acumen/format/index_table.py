@@ -82,6 +82,17 @@ class IndexTable:
         Not for the per-sample read path, which keeps faster columns of its own."""
         return int(self.chunk_ids[i]), int(self.offsets[i]), int(self.sizes[i])
 
+    def ranges(self, positions: np.ndarray) -> list[tuple[int, int, int]]:
+        """``locate`` of many samples at once: (chunk id, offset, size) per position."""
+        return list(
+            zip(
+                self.chunk_ids[positions].tolist(),
+                self.offsets[positions].tolist(),
+                self.sizes[positions].tolist(),
+                strict=True,
+            )
+        )
+
     def chunk_name_column(self) -> np.ndarray:
         """The chunk name of every sample (object array), as the original index stores it."""
         names = np.array(self.chunk_names, dtype=object)

@@ -76,6 +76,12 @@ class BatchReads:
     def _batch(self, positions: np.ndarray, threads: int | None) -> Any:
         """``read_batch`` of checked ``positions``."""
         self._checks.check_positions(positions)
+        if self.storage.batched_reads:  # a remote store: every payload fetched at once
+            with self.storage.holding(self.table.ranges(positions)):
+                return self._batch_read(positions, threads)
+        return self._batch_read(positions, threads)
+
+    def _batch_read(self, positions: np.ndarray, threads: int | None) -> Any:
         if self.field_readers or self._fixed_shape is None:
             return [self._array(int(i)) for i in positions]
         batch = np.empty((len(positions), *self._fixed_shape), dtype=self.dtype)

@@ -12,10 +12,12 @@ import contextlib
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from acumen.files.remote import is_url, local_path
 
 from acumen import plugins
 from acumen.abc.codec import Codec
@@ -38,6 +40,7 @@ from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files, check_manifest_agrees, check_named_files
 from acumen.read.index_checks import ChunkFiles
 from acumen.read.overrides import OpenOverrides
+from acumen.read.remote import RemoteMirror
 from acumen.read.sample import FieldReader
 
 DEFAULT_STORAGE = "mmap"
@@ -54,8 +57,10 @@ def open_dataset(
     index_format: PluginSpec | None = None,
     fields: Sequence[str] | None = None,
     verify: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """Open the dataset at ``path`` (its folder, its manifest or its index file).
+    """Open the dataset at ``path`` (its folder, its manifest or its index file, or a URL).
 
     ``storage`` picks how chunk bytes are read: ``"mmap"`` (default, zero-copy),
     ``"seek"`` (positional reads) or ``"memory"`` (chunks held in RAM). ``dtype``,
@@ -68,43 +73,97 @@ def open_dataset(
     ``verify="sample"`` checks every sample read against its checksum in the index (datasets
     written with ``checksums="sample"``). The default, None, costs nothing on the read path;
     ``acumen verify`` checks everything.
+
+    ``path`` may be a URL (``s3://``, ``gs://``, ``az://``, ``http(s)://``; ``file://`` and
+    ``~`` name local paths): ``storage_options`` go to the store's filesystem (fsspec:
+    credentials, ``endpoint_url``, ``anon``...), the manifest, index and codec resources are
+    mirrored under ``cache`` (default ``$ACUMEN_CACHE`` or ``~/.cache/acumen``) and the
+    chunks are read where they are, one ranged GET per sample (the ``remote`` storage).
     """
     if verify not in (None, "chunk", "sample"):
         raise ValueError(f"verify must be None, 'chunk' or 'sample', got {verify!r}")
-    root = _dataset_root(Path(path))
     asked = OpenOverrides.given(dtype, codec, use_gzip, index_format)
-    manifest_path = root / MANIFEST_FILE
+    if is_url(path):
+        mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked)
+        parts = _read_parts(mirror.root, asked, verify)
+        chunk_paths, file_sizes = mirror.locate_chunks(parts.table.chunk_names)
+        options = {"storage_options": dict(storage_options or {})}
+        return _finish(
+            mirror.root,
+            parts,
+            chunk_paths,
+            file_sizes,
+            storage or {"name": "remote", "configuration": options},
+            asked,
+            fields,
+            verify,
+            shown_as=mirror.url,
+        )
+    if storage_options is not None:
+        raise ValueError(f"storage_options is for URLs (s3://, https://...), not {path!r}")
+    root = _dataset_root(Path(local_path(path)))
     while True:
-        if manifest_path.exists():  # whatever it is: a manifest that is no file is refused
-            manifest: Manifest | None = Manifest.load(manifest_path)
-            codec_plugin = _from_manifest(manifest_path, manifest, "codec")
-            index_plugin = _from_manifest(manifest_path, manifest, "index")
-            asked.check_index_format(root, index_plugin, manifest.index["file"])
-            if not manifest.fields:
-                asked.check_array(root, manifest.dtype, codec_plugin)
-            index_path = resolve_inside(root, manifest.index["file"], "index file")
-            # Before a parser reads it: a damaged index is refused by its checksum.
-            check_named_files(
-                root, manifest, [manifest.index["file"]], "index file", verify is not None
-            )
-            columns = manifest.metadata
-            dtype = manifest.dtype
-        else:
-            manifest = None
-            codec_plugin = asked.original_codec()
-            index_plugin = asked.original_index_format()
-            index_path = root / index_plugin.filename
-            columns = None
-        table = _read_index(index_plugin, index_path, columns)
-        if manifest is not None or not _written_meanwhile(root):
+        parts = _read_parts(root, asked, verify)
+        if parts.manifest is not None or not _written_meanwhile(root):
             break
-    if manifest is None:
-        dtype = storage_dtype(dtype if dtype is not None else ORIGINAL_DEFAULT_DTYPE)
-    if manifest is not None:
+    chunk_paths, file_sizes = locate_chunks(root, parts.table.chunk_names)
+    return _finish(
+        root, parts, chunk_paths, file_sizes, storage or DEFAULT_STORAGE, asked, fields, verify
+    )
+
+
+@dataclass
+class _Parts:
+    """What the manifest (or, for an original dataset, the caller) says, and the index."""
+
+    manifest: Manifest | None
+    codec: Codec
+    index_path: Path
+    table: IndexTable
+    dtype: Any
+
+
+def _read_parts(root: Path, asked: OpenOverrides, verify: str | None) -> _Parts:
+    manifest_path = root / MANIFEST_FILE
+    if manifest_path.exists():  # whatever it is: a manifest that is no file is refused
+        manifest = Manifest.load(manifest_path)
+        codec_plugin = _from_manifest(manifest_path, manifest, "codec")
+        index_plugin = _from_manifest(manifest_path, manifest, "index")
+        asked.check_index_format(root, index_plugin, manifest.index["file"])
+        if not manifest.fields:
+            asked.check_array(root, manifest.dtype, codec_plugin)
+        index_path = resolve_inside(root, manifest.index["file"], "index file")
+        # Before a parser reads it: a damaged index is refused by its checksum.
+        check_named_files(
+            root, manifest, [manifest.index["file"]], "index file", verify is not None
+        )
+        table = _read_index(index_plugin, index_path, manifest.metadata)
         check_manifest_agrees(manifest_path, manifest, table)
-    chunk_paths, file_sizes = locate_chunks(root, table.chunk_names)
+        return _Parts(manifest, codec_plugin, index_path, table, manifest.dtype)
+    index_plugin = asked.original_index_format()
+    index_path = root / index_plugin.filename
+    table = _read_index(index_plugin, index_path, None)
+    dtype = storage_dtype(asked.dtype if asked.dtype is not None else ORIGINAL_DEFAULT_DTYPE)
+    return _Parts(None, asked.original_codec(), index_path, table, dtype)
+
+
+def _finish(
+    root: Path,
+    parts: _Parts,
+    chunk_paths: list[str],
+    file_sizes: np.ndarray,
+    storage: PluginSpec,
+    asked: OpenOverrides,
+    fields: Sequence[str] | None,
+    verify: str | None,
+    shown_as: str | None = None,
+) -> Dataset:
+    """The checks every open makes once the index is read, then the Dataset. ``root`` is
+    where the manifest, index and codec resources are (a remote dataset's mirror);
+    ``shown_as`` is what messages call the dataset (its URL) when that differs."""
+    manifest, table = parts.manifest, parts.table
     check_chunk_files(root, table, chunk_paths, file_sizes, manifest)
-    codec_plugin.open_resources(root)
+    parts.codec.open_resources(root)
     readers = _field_readers(root, manifest, table) if manifest and manifest.fields else []
     if readers:
         asked.check_fields(root, readers)
@@ -112,12 +171,12 @@ def open_dataset(
         resources = [name for name in manifest.files if name != manifest.index["file"]]
         check_named_files(root, manifest, resources, "codec resource", verify is not None)
     return assemble(
-        root,
-        index_path,
+        shown_as if shown_as is not None else root,
+        parts.index_path,
         table,
-        dtype,
-        codec_plugin,
-        storage or DEFAULT_STORAGE,
+        parts.dtype,
+        parts.codec,
+        storage,
         chunk_paths,
         file_sizes,
         manifest=manifest,

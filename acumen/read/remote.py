@@ -1,0 +1,162 @@
+"""Opening a dataset in object storage (``s3://``, ``gs://``, ``az://``, ``http(s)://``).
+
+The small files a dataset names (``manifest.json``, the index, codec resources such as a
+zstd dictionary) are fetched into a local mirror folder under the cache directory, each
+checked against the manifest's checksums as a local dataset's are; the chunk files stay in
+the store and are read by the ``remote`` storage, one ranged GET per sample (or per run of
+nearby samples in a batch). The manifest is fetched at every open (it is the commit point:
+a dataset rewritten in place is seen); the index is fetched again only when its checksum
+in that manifest differs from the mirrored copy's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from acumen.files.remote import RemoteStore
+
+from acumen.errors import CorruptDatasetError, DatasetNotFoundError, quote
+from acumen.files.local import write_atomically
+from acumen.format.checksums import CHECKSUM, bytes_checksum, file_checksum
+from acumen.format.layout import MANIFEST_FILE, MAX_NAME_LENGTH, ORIGINAL_INDEX_FILE
+from acumen.format.manifest import Manifest
+from acumen.read.overrides import OpenOverrides
+
+#: Where mirrors live unless ``cache=`` or ``ACUMEN_CACHE`` says otherwise.
+CACHE_ENV = "ACUMEN_CACHE"
+
+
+def default_cache() -> Path:
+    """``$ACUMEN_CACHE``, else ``$XDG_CACHE_HOME/acumen``, else ``~/.cache/acumen``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "acumen"
+
+
+@dataclass
+class RemoteMirror:
+    """A remote dataset's small files in a local folder, and where its chunks are."""
+
+    url: str
+    store: RemoteStore
+    root: Path  # the local mirror folder
+    manifest: Manifest | None
+
+    @classmethod
+    def fetch(
+        cls,
+        url: str,
+        storage_options: dict[str, Any] | None,
+        cache: str | os.PathLike[str] | None,
+        asked: OpenOverrides,
+    ) -> RemoteMirror:
+        url = _dataset_url(url)
+        store = RemoteStore(url, storage_options)
+        root = _mirror_folder(url, cache)
+        manifest_url = store.url_of(MANIFEST_FILE)
+        try:
+            data = store.read_bytes(manifest_url, "manifest")
+        except FileNotFoundError:
+            data = None
+        if data is None:  # an original acumenindexer dataset: its index, always fetched
+            name = asked.original_index_format().filename
+            _fetch(store, root, name, None, "index file", original=True)
+            _remove(root / MANIFEST_FILE)  # a stale manifest must not make it look written
+            return cls(url, store, root, None)
+        write_atomically(root / MANIFEST_FILE, data, root)
+        manifest = Manifest.load(root / MANIFEST_FILE)  # checked and its seal verified
+        index = manifest.index["file"]
+        _fetch(store, root, index, manifest.files.get(index), "index file")
+        for name, checksum in manifest.files.items():
+            if name != index:
+                _fetch(store, root, name, checksum, "codec resource")
+        return cls(url, store, root, manifest)
+
+    def locate_chunks(self, names: list[str]) -> tuple[list[str], np.ndarray]:
+        """Each chunk's URL and size: the manifest's sizes (sealed), or, for an original
+        dataset, the store's (one request per chunk, concurrent)."""
+        urls = [self.store.url_of(_relative(self.url, name, "chunk file")) for name in names]
+        if self.manifest is not None:
+            declared = {c.file: c.size_bytes for c in self.manifest.chunks}
+            sizes = [declared.get(name, -1) for name in names]
+        else:
+            sizes = [-1 if s is None else s for s in self.store.sizes(urls)]
+        return urls, np.asarray(sizes, dtype=np.int64)
+
+
+def _dataset_url(url: str) -> str:
+    """The dataset's root URL: a URL naming its manifest or index file stands for its
+    folder, as a local path does."""
+    url = url.rstrip("/")
+    head, _, tail = url.rpartition("/")
+    if "://" in head and (
+        tail in (MANIFEST_FILE, ORIGINAL_INDEX_FILE) or tail.startswith("index.")
+    ):
+        return head
+    return url
+
+
+def _mirror_folder(url: str, cache: str | os.PathLike[str] | None) -> Path:
+    base = Path(cache).expanduser() if cache is not None else default_cache()
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+    root = base / "remote" / digest
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "url").write_text(url + "\n", encoding="utf-8")  # for whoever looks at the cache
+    return root
+
+
+def _relative(url: str, name: str, what: str) -> str:
+    """A name the manifest or index gives, as a path inside the dataset (no ``..``, not
+    absolute, no scheme): the store is never asked for an object outside the dataset."""
+    if not isinstance(name, str) or "\0" in name or len(name) > MAX_NAME_LENGTH:
+        raise CorruptDatasetError(f"{url}: {what} {quote(name)} is not a file name")
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if not name or pure.is_absolute() or ".." in pure.parts or ":" in pure.parts[0]:
+        raise CorruptDatasetError(f"{url}: {what} {quote(name)} is not a path inside the dataset")
+    return "/".join(pure.parts)
+
+
+def _fetch(
+    store: RemoteStore,
+    root: Path,
+    name: str,
+    checksum: str | None,
+    what: str,
+    original: bool = False,
+) -> None:
+    """Mirror one small file, unless the mirrored copy already has the manifest's checksum.
+    The copy is checked again when the dataset is opened (as a local dataset's files are)."""
+    relative = _relative(store.url, name, what)
+    path = root.joinpath(*relative.split("/"))
+    mirrored = checksum is not None and CHECKSUM.fullmatch(checksum) and path.is_file()
+    if mirrored and file_checksum(path, what) == checksum:
+        return
+    remote = store.url_of(relative)
+    try:
+        data = store.read_bytes(remote, what)
+    except FileNotFoundError:
+        if original:
+            raise DatasetNotFoundError(
+                f"{store.url}: no such dataset (neither {MANIFEST_FILE} nor "
+                f"{relative} exists there)"
+            ) from None
+        raise CorruptDatasetError(f"{remote}: {what} is missing") from None
+    if checksum is not None and bytes_checksum(data) != checksum:
+        raise CorruptDatasetError(
+            f"{remote}: {what} checksum {bytes_checksum(data)} differs from the manifest's "
+            f"{checksum}: the file changed"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, data, root)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
