@@ -13,7 +13,9 @@ server that honours ``Range``, and a proxy that injects faults in front of eithe
   the faults it was told to inject (:meth:`FaultProxy.inject`).
 
 Every server counts what it saw in a :class:`Log` (thread-safe), which tests clear with
-``reset()``. The pytest fixtures over these live in ``tests/conftest.py``.
+``reset()``. A request is logged before its answer goes out, so a test that reads the log as
+soon as its client returns finds it there. The pytest fixtures over these live in
+``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class Record:
     path: str
     range: str | None  # the Range header as the client sent it
     status: int | None  # None where no status line was sent (reset, stall)
-    body_bytes: int  # body bytes actually written back
+    body_bytes: int  # body bytes the answer carries (fewer for a short or reset fault)
     fault: str | None = None  # the fault a proxy injected, if any
 
 
@@ -277,7 +279,9 @@ class _Background:
         self._httpd = _TrackingServer(("127.0.0.1", 0), handler)
         self._httpd.owner = self
         self.host, self.port = self._httpd.server_address[:2]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def start(self):
         self._thread.start()
@@ -326,9 +330,11 @@ class _RangeHandler(_QuietHandler):
         self.send_header("Content-Length", str(end - start))
         if span is not None:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        status = 206 if span is not None else 200
+        owner.log.add(Record(self.command, self.path, asked, status, end - start if body else 0))
         self.end_headers()
-        sent = 0
         if body:
+            sent = 0
             with open(path, "rb") as f:
                 f.seek(start)
                 while sent < end - start:
@@ -337,7 +343,6 @@ class _RangeHandler(_QuietHandler):
                         break  # the file shrank under us
                     self.wfile.write(chunk)
                     sent += len(chunk)
-        owner.log.add(Record(self.command, self.path, asked, 206 if span else 200, sent))
 
     def _answer(self, status, payload, body, asked, headers=None) -> None:
         self.send_response(status)
@@ -346,12 +351,12 @@ class _RangeHandler(_QuietHandler):
             self.send_header(name, value)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if body:
-            self.wfile.write(payload)
         self.server.owner.log.add(
             Record(self.command, self.path, asked, status, len(payload) if body else 0)
         )
+        self.end_headers()
+        if body:
+            self.wfile.write(payload)
 
 
 class RangeHTTPServer(_Background):
@@ -454,9 +459,9 @@ class _ProxyHandler(_QuietHandler):
         if owner.delay:
             time.sleep(owner.delay)
         if kind == "stall":
+            owner.log.add(Record(self.command, self.path, asked, None, 0, kind))
             owner._unstall.wait(fault.seconds)
             self.close_connection = True
-            owner.log.add(Record(self.command, self.path, asked, None, 0, kind))
             return
         if kind == "status":
             self._send_status(fault.status, asked)
@@ -484,13 +489,15 @@ class _ProxyHandler(_QuietHandler):
             self.send_header(name, value)
         if length is not None and response.status not in (204, 304):
             self.send_header("Content-Length", length)
-        self.end_headers()
         if self.command == "HEAD":
             owner.log.add(Record(self.command, self.path, asked, response.status, 0, kind))
+            self.end_headers()
             return
         if kind in ("reset", "short"):
             n = fault.size if fault.size is not None else len(payload) // 2
             sent = payload[: max(0, min(n if kind == "reset" else len(payload) - n, len(payload)))]
+            owner.log.add(Record(self.command, self.path, asked, response.status, len(sent), kind))
+            self.end_headers()
             self.wfile.write(sent)
             self.wfile.flush()
             if kind == "reset":
@@ -499,10 +506,10 @@ class _ProxyHandler(_QuietHandler):
                     socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
                 )
             self.close_connection = True
-            owner.log.add(Record(self.command, self.path, asked, response.status, len(sent), kind))
             return
-        self.wfile.write(payload)
         owner.log.add(Record(self.command, self.path, asked, response.status, len(payload), kind))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _send_status(self, status: int, asked: str | None) -> None:
         code = _ERROR_CODES.get(status, "InternalError")
@@ -515,12 +522,10 @@ class _ProxyHandler(_QuietHandler):
         if status in (429, 503):
             self.send_header("Retry-After", "0")
         self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        sent = 0
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-            sent = len(payload)
+        sent = 0 if self.command == "HEAD" else len(payload)
         self.server.owner.log.add(Record(self.command, self.path, asked, status, sent, "status"))
+        self.end_headers()
+        self.wfile.write(payload[:sent])
 
 
 def _widen(header: str, extra: int) -> str:
