@@ -198,10 +198,22 @@ class S3Server:
             connection.close()
 
 
-def s3_storage_options(endpoint_url: str) -> dict:
+def s3_storage_options(
+    endpoint_url: str, *, attempts: int | None = None, timeout: float | None = None
+) -> dict:
     """s3fs options for a test endpoint: fixed fake credentials and region, nothing from the
-    environment, no listing cache (tests write and list in the same breath)."""
-    return {
+    environment, no listing cache (tests write and list in the same breath).
+
+    ``attempts``: botocore's total attempts per call (1: no botocore retry; s3fs retries on
+    its own too, ``S3FileSystem.retries`` = 5, a class attribute to set on the instance).
+    ``timeout``: botocore's connect and read timeouts in seconds.
+    """
+    config = {}
+    if attempts is not None:
+        config["retries"] = {"total_max_attempts": attempts}
+    if timeout is not None:
+        config["connect_timeout"] = config["read_timeout"] = timeout
+    options = {
         "endpoint_url": endpoint_url,
         "key": "testing",
         "secret": "testing",
@@ -209,6 +221,9 @@ def s3_storage_options(endpoint_url: str) -> dict:
         "use_listings_cache": False,
         "skip_instance_cache": True,
     }
+    if config:
+        options["config_kwargs"] = config
+    return options
 
 
 # --- HTTP file server with Range --------------------------------------------------------------
@@ -382,7 +397,14 @@ class RangeHTTPServer(_Background):
 
 # --- fault-injecting proxy --------------------------------------------------------------------
 
-_ERROR_CODES = {429: "SlowDown", 500: "InternalError", 502: "BadGateway", 503: "SlowDown"}
+_ERROR_CODES = {
+    403: "AccessDenied",
+    404: "NoSuchKey",
+    416: "InvalidRange",
+    429: "SlowDown",
+    500: "InternalError",
+    503: "SlowDown",
+}
 
 
 @dataclass

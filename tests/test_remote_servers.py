@@ -82,6 +82,33 @@ def test_s3_through_the_proxy(s3_fault_proxy):
     assert [r.fault for r in proxy.log.records[1:]] == ["status", None]
 
 
+def test_s3_faults_surface_without_retries(s3_fault_proxy):
+    s3fs = pytest.importorskip("s3fs")
+    from tests.remote_servers import s3_storage_options
+
+    proxy = s3_fault_proxy
+    fs = s3fs.S3FileSystem(**s3_storage_options(proxy.endpoint_url, attempts=1, timeout=0.3))
+    fs.retries = 1  # s3fs's own retry loop
+    key = f"{proxy.bucket}/data.bin"
+    fs.pipe(key, DATA)
+    proxy.inject("status", status=503)
+    with pytest.raises(OSError):
+        fs.cat_file(key, start=0, end=10)
+    proxy.inject("status", status=404)
+    with pytest.raises(FileNotFoundError):
+        fs.cat_file(key, start=0, end=10)
+    proxy.inject("short", size=3)
+    with pytest.raises(aiohttp.ClientPayloadError):
+        fs.cat_file(key, start=0, end=10)
+    proxy.inject("long", size=3)
+    assert fs.cat_file(key, start=0, end=10) == DATA[:13]  # s3fs: silent too
+    proxy.inject("stall", seconds=10)
+    with pytest.raises(pytest.importorskip("botocore.exceptions").ReadTimeoutError):
+        fs.cat_file(key, start=0, end=10)
+    proxy.clear()
+    assert fs.cat_file(key, start=0, end=10) == DATA[:10]
+
+
 # --- HTTP server ------------------------------------------------------------------------------
 
 
