@@ -60,3 +60,73 @@ def load_fixture(name: str) -> tuple[Path, dict, list[np.ndarray], list[dict]]:
         arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
     meta = json.loads((folder / "expected_meta.json").read_text(encoding="utf-8"))
     return folder, params, arrays, meta
+
+
+# --- servers for the remote-storage tests (tests/remote_servers.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 on 127.0.0.1 for the whole session, with the AWS environment pinned to fake
+    credentials (``remote_servers.AWS_ENVIRONMENT``) so nothing real leaks in. Yields a
+    ``remote_servers.S3Server``: ``endpoint_url``, ``storage_options`` (for s3fs),
+    ``make_bucket()``, ``client()`` (boto3), ``reset()``."""
+    pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    from tests.remote_servers import AWS_ENVIRONMENT, AWS_UNSET, S3Server
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in AWS_ENVIRONMENT.items():
+            mp.setenv(name, value)
+        for name in AWS_UNSET:
+            mp.delenv(name, raising=False)
+        with S3Server() as server:
+            yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty bucket on ``s3_server`` (its name), the AWS environment pinned again
+    for this test (a test's own monkeypatching cannot undo the session's)."""
+    from tests.remote_servers import AWS_ENVIRONMENT, AWS_UNSET
+
+    for name, value in AWS_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    for name in AWS_UNSET:
+        monkeypatch.delenv(name, raising=False)
+    return s3_server.make_bucket()
+
+
+@pytest.fixture
+def http_server(tmp_path_factory: pytest.TempPathFactory):
+    """A ``remote_servers.RangeHTTPServer`` over a fresh empty folder, for one test: ``root``
+    (write files there), ``base_url``, ``url(name)``, ``log`` (``requests``, ``bytes_sent``,
+    ``records``, ``count(method, ranged=)``, ``reset()``)."""
+    from tests.remote_servers import RangeHTTPServer
+
+    with RangeHTTPServer(tmp_path_factory.mktemp("http-root")) as server:
+        yield server
+
+
+@pytest.fixture
+def http_fault_proxy(http_server):
+    """A ``remote_servers.FaultProxy`` in front of ``http_server``: ``base_url``,
+    ``url(name)`` (a file's address through the proxy), ``inject(kind, times, ...)``,
+    ``delay``, ``clear()``, ``log``; ``upstream`` is the ``http_server``."""
+    from tests.remote_servers import FaultProxy
+
+    with FaultProxy(http_server.base_url, upstream=http_server) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def s3_fault_proxy(s3_server, s3_bucket):
+    """A ``remote_servers.FaultProxy`` in front of ``s3_server``: ``endpoint_url`` and
+    ``storage_options`` point s3fs at the proxy; ``bucket`` is a fresh bucket (``s3_bucket``);
+    ``upstream`` is the ``s3_server``; ``inject``, ``delay``, ``clear()``, ``log`` as for
+    ``http_fault_proxy``."""
+    from tests.remote_servers import FaultProxy
+
+    with FaultProxy(s3_server.endpoint_url, upstream=s3_server) as proxy:
+        proxy.bucket = s3_bucket
+        yield proxy
