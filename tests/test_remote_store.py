@@ -384,9 +384,6 @@ class TestRemoteStorageHttp(StorageTests):
             made.append((f"{http_server.url}/ds/chunk_{n}.chnk", data))
         return made
 
-    def test_read_into_many_buffers_and_past_the_end(self, files):
-        super().test_read_into_many_buffers_and_past_the_end(files)
-
 
 class TestRemoteStorageS3(StorageTests):
     storage_class = RemoteStorage
