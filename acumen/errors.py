@@ -155,3 +155,13 @@ class DatasetWriteError(AcumenError, OSError):
 
     def __reduce__(self) -> tuple:  # crosses from worker processes intact
         return (type(self), (self.errno, self.strerror, self.filename))
+
+
+class RemoteError(AcumenError, OSError):
+    """Reading from object storage (``s3://``, ``gs://``, ``https://``...) failed for a
+    reason other than a missing object: access denied or no credentials (the message says
+    which storage_options or environment variables to set), or a server or network failure
+    that outlasted the retries. Names the URL, what was read and the HTTP status or error."""
+
+    def __str__(self) -> str:  # OSError would print "[Errno ...]" for two arguments
+        return str(self.args[0]) if self.args else ""

@@ -49,6 +49,11 @@ class Storage(Plugin, ABC):
     #: calling :meth:`read`.
     views: list[memoryview | None]
 
+    #: True when one :meth:`read_many` of many ranges costs much less than as many
+    #: :meth:`read` calls (a remote storage: one request per read, ranges merged and fetched
+    #: concurrently by ``read_many``), so readers should hand it a batch's ranges at once.
+    batched_reads: ClassVar[bool] = False
+
     # A storage is bound to open files: two are the same only if they are one object.
     __eq__ = object.__eq__
     __hash__ = object.__hash__
@@ -84,6 +89,16 @@ class Storage(Plugin, ABC):
         A range past the end of the file raises :class:`acumen.errors.CorruptDatasetError`
         naming the file.
         """
+
+    def read_many(self, requests: Sequence[tuple[int, int, int]]) -> list[Buffer]:
+        """The bytes of each ``(chunk_id, offset, size)`` in ``requests``, in their order.
+
+        The same as ``[self.read(*r) for r in requests]``, which is the default; a storage
+        for which one read is costly (a request over the network) merges near ranges and
+        fetches them at once, and says so with :attr:`batched_reads`. Errors as
+        :meth:`read`.
+        """
+        return [self.read(chunk_id, offset, size) for chunk_id, offset, size in requests]
 
     def read_into(self, chunk_id: int, offset: int, buffers: Sequence[memoryview]) -> None:
         """Fill the writable byte ``buffers`` in turn with the bytes from ``offset`` of chunk

@@ -21,6 +21,7 @@ def acumen_storages() -> dict[str, str]:
         "seek": "acumen.storage.seek:SeekStorage",
         "mmap": "acumen.storage.mmap:MmapStorage",
         "memory": "acumen.storage.memory:MemoryStorage",
+        "remote": "acumen.storage.remote:RemoteStorage",
     }
 
 

@@ -1,0 +1,449 @@
+"""How acumen reaches the files of a dataset in object storage (``s3://``, ``gs://``,
+``az://``, ``https://``...), through fsspec.
+
+fsspec and its backends are an optional extra (``pip install acumen-indexer[s3]``): they are
+imported on first use, so ``import acumen`` stays light. A :class:`RemoteStore` reads whole
+objects and exact byte ranges: each range is one ranged GET, a body of another length is
+never returned, and transient failures are retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import random
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from acumen.errors import CorruptDatasetError, RemoteError, shorten
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+#: At most this many requests in flight at once, by default.
+MAX_REQUESTS = 64
+
+
+def _text(path: object) -> str | None:
+    if isinstance(path, str):
+        return path
+    if isinstance(path, os.PathLike):
+        text = os.fspath(path)
+        return text if isinstance(text, str) else None
+    return None
+
+
+def is_url(path: object) -> bool:
+    """True for a URL acumen reads through fsspec: ``scheme://...`` other than ``file://``
+    (a one-letter scheme is a Windows drive, ``C://x``, not a URL)."""
+    text = _text(path)
+    if text is None:
+        return False
+    match = _SCHEME.match(text)
+    return bool(match) and len(match.group(1)) > 1 and match.group(1).lower() != "file"
+
+
+def local_path(path: Any) -> Any:
+    """``file:///x`` as ``/x``, with ``~`` expanded; other paths as they are."""
+    text = _text(path)
+    if text is None or not text.lower().startswith("file://"):
+        return path
+    rest = text[len("file://") :]
+    if rest.startswith("localhost/"):
+        rest = rest[len("localhost") :]
+    if re.match(r"^/[A-Za-z]:[/\\]", rest):  # file:///C:/x on Windows
+        rest = rest[1:]
+    return os.path.expanduser(rest)
+
+
+class _WrongLength(Exception):
+    """A ranged GET answered with a body of another length (internal: retried)."""
+
+    def __init__(self, got: int) -> None:
+        super().__init__(f"got {got} bytes")
+        self.got = got
+
+
+def _status(error: BaseException | None) -> int | None:
+    """The HTTP status behind an error, looking through its causes: ``.status`` on
+    aiohttp's ClientResponseError, ``response["ResponseMetadata"]["HTTPStatusCode"]`` on
+    botocore's ClientError (s3fs raises a translated OSError whose ``__cause__`` it is)."""
+    seen = 0
+    while error is not None and seen < 8:
+        status = getattr(error, "status", None)
+        if isinstance(status, int):
+            return status
+        response = getattr(error, "response", None)
+        if isinstance(response, dict):
+            code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(code, int):
+                return code
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+def _code(error: BaseException | None) -> str:
+    """botocore's error code (``SlowDown``, ``AccessDenied``...), through the causes."""
+    seen = 0
+    while error is not None and seen < 8:
+        response = getattr(error, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code", ""))
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return ""
+
+
+def _names(error: BaseException) -> set[str]:
+    """The names of the error's classes: tells botocore's and aiohttp's errors apart
+    without importing either (both are optional)."""
+    return {cls.__name__ for cls in type(error).__mro__}
+
+
+# botocore error codes of throttling and of a server that failed (s3fs's _error_wrapper
+# retries "SlowDown" itself; botocore's retry handler lists the throttling codes).
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "OperationAborted",
+}
+# botocore.exceptions: HTTPClientError covers ConnectionClosedError and
+# ResponseStreamingError (a body cut short); ConnectionError covers EndpointConnectionError
+# and ConnectTimeoutError; ReadTimeoutError; IncompleteReadError. urllib3's and http.client's
+# IncompleteRead (s3fs lists urllib3's in S3_RETRYABLE_ERRORS). aiohttp.client_exceptions:
+# ClientPayloadError (a body cut short: "Response payload is not completed"),
+# ClientConnectionError (ServerDisconnectedError, ClientOSError, ClientConnectorError).
+_TRANSIENT_CLASSES = {
+    "HTTPClientError",
+    "ConnectionClosedError",
+    "ResponseStreamingError",
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "IncompleteReadError",
+    "IncompleteRead",
+    "ClientPayloadError",
+    "ClientConnectionError",
+    "ServerDisconnectedError",
+}
+# botocore.exceptions: no credentials found, or some of them only: never retried.
+_CREDENTIAL_CLASSES = {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Whether a failed request is worth another try.
+
+    Where each failure comes from:
+
+    - fsspec HTTPFileSystem (``http.py``, ``_raise_not_found_for_status``): 404 ->
+      ``FileNotFoundError``; any other status >= 400 -> ``aiohttp.ClientResponseError``
+      with ``.status`` (5xx, 429, 408 transient; 401, 403, 416 not). Connection failures
+      are ``aiohttp.ClientConnectionError`` (``ServerDisconnectedError``, ``ClientOSError``,
+      itself an OSError), a body shorter than its Content-Length ``ClientPayloadError``,
+      timeouts ``asyncio.TimeoutError`` (``ServerTimeoutError``) or fsspec's
+      ``FSTimeoutError``.
+    - s3fs (``core.py`` ``_error_wrapper``, ``errors.py`` ``translate_boto_error``): after
+      its own retries a botocore ``ClientError`` is translated by error code: NoSuchKey/404
+      -> ``FileNotFoundError``; AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch,
+      ExpiredToken, 403 -> ``PermissionError``; SlowDown, ServiceUnavailable, 503 ->
+      ``OSError(EBUSY)``; InternalError, 500 -> ``OSError(EREMOTEIO)``; RequestTimeout ->
+      ``TimeoutError``; InvalidRange/416 -> ``OSError(EINVAL)``; an unknown code ->
+      ``OSError(EIO)``; the ClientError stays as ``__cause__`` (its status and code are
+      read there). Errors that are not ClientErrors come through untranslated: botocore's
+      ``NoCredentialsError`` (never retried), ``EndpointConnectionError``,
+      ``ReadTimeoutError``, ``ResponseStreamingError`` (retried).
+    - A ranged GET whose body has another length than asked (:class:`_WrongLength`).
+    """
+    if isinstance(error, _WrongLength):
+        return True
+    if isinstance(error, (FileNotFoundError, PermissionError, ValueError)):
+        return False
+    names = _names(error)
+    if names & _CREDENTIAL_CLASSES:
+        return False
+    status = _status(error)
+    if status is not None:
+        return status >= 500 or status in (408, 429)
+    if _code(error) in _TRANSIENT_CODES:
+        return True
+    if isinstance(error, (TimeoutError, asyncio.TimeoutError, ConnectionError)):
+        return True
+    if names & _TRANSIENT_CLASSES:
+        return True
+    # s3fs's translation of codes it knows without a status (EBUSY: SlowDown, 503;
+    # EREMOTEIO: InternalError, 500).
+    return isinstance(error, OSError) and error.errno in (
+        errno.EBUSY,
+        getattr(errno, "EREMOTEIO", errno.EIO),
+    )
+
+
+def _credentials_hint(url: str) -> str:
+    scheme = (_SCHEME.match(url) or re.match("()", "")).group(1).lower()
+    if scheme in ("s3", "s3a"):
+        return (
+            "set storage_options key= and secret= (token= for temporary ones), profile=, "
+            "or anon=True for a public bucket; or the environment variables "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+        )
+    if scheme in ("gs", "gcs"):
+        return (
+            "set storage_options token= (a service-account JSON file, or 'anon'), or the "
+            "environment variable GOOGLE_APPLICATION_CREDENTIALS"
+        )
+    if scheme in ("az", "abfs", "abfss", "adl"):
+        return (
+            "set storage_options account_name= with account_key=, sas_token= or "
+            "connection_string=; or the environment variables AZURE_STORAGE_ACCOUNT_NAME "
+            "with AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN or "
+            "AZURE_STORAGE_CONNECTION_STRING"
+        )
+    return (
+        "set storage_options headers={'Authorization': ...} or "
+        "client_kwargs={'auth': aiohttp.BasicAuth(user, password)}"
+    )
+
+
+def _describe(error: BaseException) -> str:
+    status, code = _status(error), _code(error)
+    text = shorten(str(error) or type(error).__name__, 300)
+    parts = [f"HTTP {status}" if status else "", code]
+    head = " ".join(p for p in parts if p)
+    return f"{head}: {text}" if head else f"{type(error).__name__}: {text}"
+
+
+def _range_text(start: int, size: int) -> str:
+    return f"bytes {start}..{start + size}"
+
+
+class RemoteStore:
+    """One root location in object storage and its fsspec filesystem.
+
+    Pickles as its URL and options; the filesystem is made on first use in each process
+    (never pickled, never shared across a fork).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        retries: int = 5,
+        backoff: float = 0.1,
+        timeout: float | None = None,
+        max_requests: int = MAX_REQUESTS,
+    ) -> None:
+        self.url = str(url).rstrip("/")
+        self.storage_options: dict[str, Any] = dict(storage_options or {})
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+        self.timeout = timeout
+        self.max_requests = max(1, int(max_requests))
+        self._fs: Any = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fs"] = state["_pid"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.url!r})"
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem, made in this process on first use."""
+        if self._fs is None or self._pid != os.getpid():
+            try:
+                import fsspec.core
+            except ImportError as error:
+                raise RemoteError(
+                    f"{self.url}: reading object storage needs fsspec: "
+                    "pip install 'acumen-indexer[remote]' (or [s3], [gcs], [azure])"
+                ) from error
+            try:
+                fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
+            except ImportError as error:
+                raise RemoteError(f"{self.url}: {error}") from error
+            self._fs, self._pid = fs, os.getpid()
+        return self._fs
+
+    def url_of(self, relative: str) -> str:
+        return f"{self.url}/{relative.replace(os.sep, '/').lstrip('/')}"
+
+    # --- the requests ---------------------------------------------------------------
+    def _run(self, jobs: list[tuple[str, str, int, int]]) -> list[Any]:
+        """Run ``(kind, url, start, size)`` requests concurrently with retries: kind
+        "range" (a ranged GET), "whole" (the object) or "info" (its size, by HEAD). Each
+        item is its bytes, its info, or the exception it failed with in the end."""
+        fs = self.fs
+        from fsspec.asyn import get_loop, sync
+
+        if getattr(fs, "async_impl", False):
+            return sync(fs.loop, self._gather, fs, jobs, True)
+        return sync(get_loop(), self._gather, fs, jobs, False)
+
+    async def _gather(self, fs: Any, jobs: list, is_async: bool) -> list[Any]:
+        limit = asyncio.Semaphore(self.max_requests)
+
+        def call(kind: str, url: str, start: int, size: int) -> Any:
+            path = fs._strip_protocol(url)
+            if kind == "info":
+                return fs._info(path) if is_async else asyncio.to_thread(fs.info, path)
+            if kind == "whole":
+                return fs._cat_file(path) if is_async else asyncio.to_thread(fs.cat_file, path)
+            end = start + size
+            if is_async:
+                return fs._cat_file(path, start=start, end=end)
+            return asyncio.to_thread(fs.cat_file, path, start, end)
+
+        async def one(kind: str, url: str, start: int, size: int) -> Any:
+            attempt = 0
+            while True:
+                try:
+                    async with limit:
+                        request = call(kind, url, start, size)
+                        if self.timeout:
+                            result = await asyncio.wait_for(request, self.timeout)
+                        else:
+                            result = await request
+                    if kind == "range" and len(result) != size:
+                        raise _WrongLength(len(result))
+                    return result
+                except Exception as error:
+                    if attempt >= self.retries or not _is_transient(error):
+                        return error
+                    if isinstance(error, _WrongLength) and attempt == 0:
+                        # Past the end of the object: no retry can help.
+                        known = await _size_or_none(fs, url, is_async)
+                        if known is not None and known < start + size:
+                            return error
+                delay = self.backoff * 2**attempt
+                await asyncio.sleep(delay / 2 + random.random() * delay / 2)
+                attempt += 1
+
+        return await asyncio.gather(*(one(*job) for job in jobs))
+
+    def _failure(
+        self, error: BaseException, url: str, start: int | None, size: int | None, what: str
+    ) -> BaseException:
+        """The error a failed request raises, in acumen's words."""
+        if isinstance(error, FileNotFoundError) and not isinstance(error, RemoteError):
+            missing = FileNotFoundError(errno.ENOENT, f"no such object ({what})", url)
+            missing.__cause__ = error
+            return missing
+        if start is not None and size is not None:
+            bad_range = _status(error) == 416 or _code(error) == "InvalidRange"
+            if isinstance(error, _WrongLength) or bad_range:
+                return self._wrong_length(url, start, size, what, error)
+        message = f"{url}: reading {what}"
+        if start is not None and size is not None:
+            message += f" ({_range_text(start, size)})"
+        message += f" failed: {_describe(error)}"
+        status = _status(error)
+        if (
+            isinstance(error, PermissionError)
+            or status in (401, 403)
+            or _names(error) & _CREDENTIAL_CLASSES
+        ):
+            message += f"; access denied or no credentials: {_credentials_hint(url)}"
+        elif _is_transient(error):
+            message += f" (gave up after {self.retries} retries)"
+        failed = RemoteError(message)
+        failed.__cause__ = error
+        return failed
+
+    def _wrong_length(
+        self, url: str, start: int, size: int, what: str, error: BaseException
+    ) -> CorruptDatasetError:
+        known = None
+        with contextlib.suppress(Exception):  # the message only loses the object's size
+            known = self.size(url)
+        where = f"{url}: {_range_text(start, size)}"
+        if known is not None and known < start + size:
+            problem = (
+                f"{where} are past the end of the file ({known} bytes): the chunk file is "
+                "truncated or the index is wrong"
+            )
+        else:
+            got = f"got {error.got} bytes" if isinstance(error, _WrongLength) else _describe(error)
+            problem = (
+                f"{where} of {what}: {got}: the object is shorter than the index says, "
+                "or the server ignores Range requests"
+            )
+        failed = CorruptDatasetError(problem)
+        failed.__cause__ = error
+        return failed
+
+    # --- the public reads -----------------------------------------------------------
+    def read_bytes(self, url: str, what: str) -> bytes:
+        """The whole object at ``url``; ``FileNotFoundError`` when there is none."""
+        (result,) = self._run([("whole", url, 0, 0)])
+        if isinstance(result, BaseException):
+            raise self._failure(result, url, None, None, what)
+        return bytes(result)
+
+    def read_range(self, url: str, start: int, size: int, what: str) -> bytes:
+        """Exactly ``size`` bytes from ``start`` of ``url``, by one ranged GET."""
+        return self.read_ranges([url], [start], [size], what)[0]
+
+    def read_ranges(
+        self, urls: Sequence[str], starts: Sequence[int], sizes: Sequence[int], what: str
+    ) -> list[bytes]:
+        """Each ``(url, start, size)`` exactly, fetched concurrently (at most
+        ``max_requests`` at once); failed ones retried alone."""
+        if not (len(urls) == len(starts) == len(sizes)):
+            raise ValueError("read_ranges: urls, starts and sizes differ in length")
+        out: list[Any] = [b""] * len(urls)
+        jobs, where = [], []
+        for n, (url, start, size) in enumerate(zip(urls, starts, sizes, strict=True)):
+            if start < 0 or size < 0:
+                raise ValueError(f"{url}: a negative byte range ({start}, {size})")
+            if size:
+                jobs.append(("range", url, int(start), int(size)))
+                where.append(n)
+        for n, result in zip(where, self._run(jobs) if jobs else [], strict=True):
+            out[n] = result
+        for n, result in enumerate(out):
+            if isinstance(result, BaseException):
+                raise self._failure(result, urls[n], starts[n], sizes[n], what)
+        return out
+
+    def size(self, url: str) -> int | None:
+        """The object's size in bytes, or None when there is no such object."""
+        return self.sizes([url])[0]
+
+    def sizes(self, urls: Sequence[str]) -> list[int | None]:
+        """The sizes of several objects, asked concurrently (None for a missing one)."""
+        found: list[int | None] = []
+        results = self._run([("info", url, 0, 0) for url in urls]) if urls else []
+        for url, result in zip(urls, results, strict=True):
+            if isinstance(result, FileNotFoundError):
+                found.append(None)
+            elif isinstance(result, BaseException):
+                raise self._failure(result, url, None, None, "the object's size")
+            else:
+                size = result.get("size")
+                found.append(None if size is None else int(size))
+        return found
+
+
+async def _size_or_none(fs: Any, url: str, is_async: bool) -> int | None:
+    path = fs._strip_protocol(url)
+    try:
+        info = await (fs._info(path) if is_async else asyncio.to_thread(fs.info, path))
+        size = info.get("size")
+        return None if size is None else int(size)
+    except Exception:
+        return None
