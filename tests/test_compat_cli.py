@@ -17,7 +17,7 @@ from .conftest import FIXTURES, load_fixture
 
 EXPECTED_PLUGINS = {
     "codecs": ["gzip", "lz4", "raw", "zstd"],
-    "storage backends": ["memory", "mmap", "seek"],
+    "storage backends": ["memory", "mmap", "remote", "seek"],
     "index formats": ["arrow", "csv", "parquet"],
 }
 

@@ -4,6 +4,7 @@ S3 server (moto) and a Range-honouring HTTP server, both started here on 127.0.0
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import re
 import threading
@@ -164,7 +165,7 @@ def test_local_path(tmp_path):
     assert local_path("file://localhost/tmp/ds") == "/tmp/ds"
     assert local_path("s3://b/x") == "s3://b/x"
     assert local_path(tmp_path) == tmp_path
-    assert local_path("~/ds") == "~/ds"
+    assert local_path("~/ds") == os.path.expanduser("~/ds")  # the issue asks for ~-paths
     assert not local_path("file://~/ds").startswith("~")
 
 

@@ -100,6 +100,12 @@ class Storage(Plugin, ABC):
         """
         return [self.read(chunk_id, offset, size) for chunk_id, offset, size in requests]
 
+    def prefetch(self, requests: Sequence[tuple[int, int, int]]) -> None:
+        """Fetch these (chunk id, offset, size) ranges ahead of the reads that will ask for
+        them (a batch, the next block of an iteration). A storage with
+        :attr:`batched_reads` fetches them at once and serves those reads from memory; by
+        default it does nothing (local reads need no warning)."""
+
     def read_into(self, chunk_id: int, offset: int, buffers: Sequence[memoryview]) -> None:
         """Fill the writable byte ``buffers`` in turn with the bytes from ``offset`` of chunk
         ``chunk_id`` on (a scattered read of one range, as ``os.preadv``).

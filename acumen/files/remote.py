@@ -46,11 +46,11 @@ def is_url(path: object) -> bool:
 
 
 def local_path(path: Any) -> Any:
-    """``file:///x`` as ``/x``, with ``~`` expanded; other paths as they are."""
+    """``file:///x`` as ``/x``, with ``~`` expanded (``~/x`` too); other paths as they are."""
     text = _text(path)
-    if text is None or not text.lower().startswith("file://"):
+    if text is None or not text.lower().startswith(("file://", "~")):
         return path
-    rest = text[len("file://") :]
+    rest = text[len("file://") :] if text[:7].lower() == "file://" else text
     if rest.startswith("localhost/"):
         rest = rest[len("localhost") :]
     if re.match(r"^/[A-Za-z]:[/\\]", rest):  # file:///C:/x on Windows

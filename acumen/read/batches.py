@@ -77,8 +77,7 @@ class BatchReads:
         """``read_batch`` of checked ``positions``."""
         self._checks.check_positions(positions)
         if self.storage.batched_reads:  # a remote store: every payload fetched at once
-            with self.storage.holding(self.table.ranges(positions)):
-                return self._batch_read(positions, threads)
+            self.storage.prefetch(self.table.ranges(positions))
         return self._batch_read(positions, threads)
 
     def _batch_read(self, positions: np.ndarray, threads: int | None) -> Any:

@@ -179,9 +179,9 @@ class SampleReads:
             if self.storage.batched_reads:  # a remote store: a block's payloads at once
                 for start in range(0, self._n, ITER_BLOCK):
                     end = min(self._n, start + ITER_BLOCK)
-                    with self.storage.holding(self.table.ranges(np.arange(start, end))):
-                        for i in range(start, end):
-                            yield self._array(i), self._row(i)
+                    self.storage.prefetch(self.table.ranges(np.arange(start, end)))
+                    for i in range(start, end):
+                        yield self._array(i), self._row(i)
                 return
             for i in range(self._n):
                 yield self._array(i), self._row(i)
