@@ -58,13 +58,24 @@ class TorchDataset(_TorchDataset):
         transform: Callable[[Any], Any] | None = None,
         fields: Sequence[str] | None = None,
         storage: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        cache: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(source, Dataset):
-            if fields is not None or storage is not None:
-                raise ValueError("for an opened dataset, give fields= and storage= to acumen.open")
+            if fields is not None or storage is not None or storage_options or cache:
+                raise ValueError(
+                    "for an opened dataset, give fields= and storage= to acumen.open (and "
+                    "storage_options=, cache=)"
+                )
             dataset = source
         else:
-            dataset = open_dataset(source, storage=storage, fields=fields)
+            dataset = open_dataset(
+                source,
+                storage=storage,
+                fields=fields,
+                storage_options=storage_options,
+                cache=cache,
+            )
         self.dataset = dataset
         self.target = target
         self.transform = transform

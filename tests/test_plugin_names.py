@@ -64,7 +64,7 @@ MISSPELT = {
     "storage": (
         lambda tmp: acumen.open(write(tmp / "ds"), "mmpa"),
         "storage backend 'mmpa' is not installed; did you mean 'mmap'? "
-        "installed storage backends: memory, mmap, seek",
+        "installed storage backends: memory, mmap, remote, seek",
     ),
     "index format": (
         lambda tmp: acumen.Writer(tmp / "ds", index_format="parqet"),

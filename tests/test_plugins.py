@@ -37,6 +37,7 @@ BUILTINS = {
         "seek": "acumen.storage.seek:SeekStorage",
         "mmap": "acumen.storage.mmap:MmapStorage",
         "memory": "acumen.storage.memory:MemoryStorage",
+        "remote": "acumen.storage.remote:RemoteStorage",
     },
     "index_format": {
         "arrow": "acumen.index_formats.arrow:ArrowIndex",

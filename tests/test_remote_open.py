@@ -209,3 +209,51 @@ def test_the_mirror_records_its_url(tmp_path: Path, http_server) -> None:
     (mirror,) = (tmp_path / "cache" / "remote").iterdir()
     assert (mirror / "url").read_text().strip() == url
     assert json.loads((mirror / "manifest.json").read_text())["n_samples"] == N
+
+
+def test_verify_sample_checks_remote_payloads(tmp_path: Path, http_server) -> None:
+    url = serve_http(write_local(tmp_path / "local", "lz4", "arrow", "sample"), http_server)
+    with acumen.open(url, cache=tmp_path / "cache", verify="sample") as ds:
+        check_all(ds)
+        chunk = ds.storage.paths[int(ds.table.chunk_ids[7])]
+        target = http_server.root / "ds" / chunk.split("/ds/", 1)[1]
+        data = bytearray(target.read_bytes())
+        offset = int(ds.table.offsets[7])
+        data[offset + 4] ^= 0xFF
+        target.write_bytes(bytes(data))
+        ds.storage.close()  # forget what was prefetched
+        with pytest.raises(CorruptDatasetError, match="sample 7: the payload's checksum"):
+            ds.read(7)
+
+
+def test_verify_chunk_of_a_remote_dataset_is_refused(tmp_path: Path, http_server) -> None:
+    url = serve_http(write_local(tmp_path / "local", "raw", "csv"), http_server)
+    with pytest.raises(ValueError, match="would download every chunk file"):
+        acumen.open(url, cache=tmp_path / "cache", verify="chunk")
+
+
+def test_a_chunk_missing_from_the_store_names_the_sample_and_url(
+    tmp_path: Path, http_server
+) -> None:
+    url = serve_http(write_local(tmp_path / "local", "raw", "csv"), http_server)
+    with acumen.open(url, cache=tmp_path / "cache") as ds:
+        chunk = ds.storage.paths[int(ds.table.chunk_ids[30])]
+        (http_server.root / "ds" / chunk.split("/ds/", 1)[1]).unlink()
+        with pytest.raises(CorruptDatasetError, match=r"sample 30: .*chunk file is missing"):
+            ds.read(30)
+        with pytest.raises(CorruptDatasetError, match="chunk file is missing"):
+            ds.read_batch([30, 31])
+
+
+def test_torch_dataset_from_a_url(tmp_path: Path, s3_server, s3_bucket: str) -> None:
+    torch = pytest.importorskip("torch")
+    from acumen.torch import TorchDataset
+
+    url = upload_s3(write_local(tmp_path / "local", "zstd", "parquet"), s3_server, s3_bucket)
+    data = TorchDataset(
+        url, target="label", storage_options=s3_server.storage_options, cache=tmp_path / "c"
+    )
+    tensor, label = data[12]
+    assert label == 12 and torch.equal(tensor, torch.from_numpy(sample(12)))
+    batch = data.__getitems__([5, 40, 2])
+    assert [int(t[1]) for t in batch] == [5, 40, 2]

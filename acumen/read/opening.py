@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from acumen.files.remote import is_url, local_path
 
 from acumen import plugins
 from acumen.abc.codec import Codec
@@ -31,6 +30,7 @@ from acumen.errors import (
 )
 from acumen.files.claim import owner_of, read_back_allowed
 from acumen.files.local import stat_regular
+from acumen.files.remote import is_url, local_path
 from acumen.format.dtypes import dtype_from_json, storage_dtype
 from acumen.format.index_table import IndexTable
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE, WRITING_MARKER, resolve_inside
@@ -84,6 +84,11 @@ def open_dataset(
         raise ValueError(f"verify must be None, 'chunk' or 'sample', got {verify!r}")
     asked = OpenOverrides.given(dtype, codec, use_gzip, index_format)
     if is_url(path):
+        if verify == "chunk":
+            raise ValueError(
+                f"verify='chunk' would download every chunk file of {path}: use "
+                "verify='sample' (datasets written with checksums='sample') or acumen verify"
+            )
         mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked)
         parts = _read_parts(mirror.root, asked, verify)
         chunk_paths, file_sizes = mirror.locate_chunks(parts.table.chunk_names)

@@ -19,6 +19,7 @@ from typing import Any
 
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
+from acumen.errors import CorruptDatasetError
 from acumen.files.remote import MAX_REQUESTS, RemoteStore
 from acumen.storage._ranges import past_end
 
@@ -129,7 +130,7 @@ class RemoteStorage(Storage):
                 self._sizes[chunk_id] = self.store.size(self.paths[chunk_id])
             known = self._sizes[chunk_id]
             if known is None:
-                raise FileNotFoundError(2, f"no such object ({_WHAT})", self.paths[chunk_id])
+                raise _missing(FileNotFoundError(2, "no such object", self.paths[chunk_id]))
             if offset > known:
                 raise past_end(self.paths[chunk_id], offset, 0, known)
         return b""
@@ -140,7 +141,10 @@ class RemoteStorage(Storage):
         cached = self._from_cache(chunk_id, offset, size)
         if cached is not None:
             return cached
-        return self.store.read_range(self.paths[chunk_id], offset, size, _WHAT)
+        try:
+            return self.store.read_range(self.paths[chunk_id], offset, size, _WHAT)
+        except FileNotFoundError as error:
+            raise _missing(error) from None
 
     def _fetch(self, requests: Sequence[tuple[int, int, int]], indices: list[int]) -> list:
         """Merge the ranges ``requests[i]`` for ``i`` in ``indices`` into spans and fetch
@@ -155,12 +159,15 @@ class RemoteStorage(Storage):
                 last[3].append(n)
             else:
                 spans.append([chunk_id, offset, offset + size, [n]])
-        datas = self.store.read_ranges(
-            [self.paths[c] for c, _, _, _ in spans],
-            [start for _, start, _, _ in spans],
-            [end - start for _, start, end, _ in spans],
-            _WHAT,
-        )
+        try:
+            datas = self.store.read_ranges(
+                [self.paths[c] for c, _, _, _ in spans],
+                [start for _, start, _, _ in spans],
+                [end - start for _, start, end, _ in spans],
+                _WHAT,
+            )
+        except FileNotFoundError as error:
+            raise _missing(error) from None
         return [
             (c, start, data, members)
             for (c, start, _, members), data in zip(spans, datas, strict=True)
@@ -195,3 +202,9 @@ class RemoteStorage(Storage):
         if wanted:
             for chunk_id, start, data, _ in self._fetch(requests, wanted):
                 self._keep(chunk_id, start, data)
+
+
+def _missing(error: FileNotFoundError) -> CorruptDatasetError:
+    """A chunk object the index names and the store does not have: the dataset is damaged
+    (a local chunk file found missing at open is worded the same way)."""
+    return CorruptDatasetError(f"{error.filename}: chunk file is missing from the store")
