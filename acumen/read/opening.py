@@ -40,7 +40,7 @@ from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files, check_manifest_agrees, check_named_files
 from acumen.read.index_checks import ChunkFiles
 from acumen.read.overrides import OpenOverrides
-from acumen.read.remote import RemoteMirror
+from acumen.read.remote import RemoteMirror, default_cache
 from acumen.read.sample import FieldReader
 
 DEFAULT_STORAGE = "mmap"
@@ -59,6 +59,7 @@ def open_dataset(
     verify: str | None = None,
     storage_options: dict[str, Any] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    cache_size: int | None = None,
 ) -> Dataset:
     """Open the dataset at ``path`` (its folder, its manifest or its index file, or a URL).
 
@@ -79,6 +80,8 @@ def open_dataset(
     credentials, ``endpoint_url``, ``anon``...), the manifest, index and codec resources are
     mirrored under ``cache`` (default ``$ACUMEN_CACHE`` or ``~/.cache/acumen``) and the
     chunks are read where they are, one ranged GET per sample (the ``remote`` storage).
+    The bytes fetched are kept under ``cache``/chunks, shared by every process, at most
+    ``cache_size`` bytes (default 10 GiB; 0: none kept on disk).
     """
     if verify not in (None, "chunk", "sample"):
         raise ValueError(f"verify must be None, 'chunk' or 'sample', got {verify!r}")
@@ -92,7 +95,10 @@ def open_dataset(
         mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked)
         parts = _read_parts(mirror.root, asked, verify)
         chunk_paths, file_sizes = mirror.locate_chunks(parts.table.chunk_names)
-        options = {"storage_options": dict(storage_options or {})}
+        options = {
+            "storage_options": dict(storage_options or {}),
+            **_disk_cache(mirror, cache, cache_size, parts.table.chunk_names, file_sizes),
+        }
         return _finish(
             mirror.root,
             parts,
@@ -115,6 +121,25 @@ def open_dataset(
     return _finish(
         root, parts, chunk_paths, file_sizes, storage or DEFAULT_STORAGE, asked, fields, verify
     )
+
+
+def _disk_cache(
+    mirror: RemoteMirror, cache: Any, cache_size: int | None, names: list[str], sizes: np.ndarray
+) -> dict[str, Any]:
+    """The ``remote`` storage's disk cache: ``<cache>/chunks``, each chunk's version its size
+    and checksum from the manifest (an original dataset: its size in the store)."""
+    if cache_size is not None and cache_size <= 0:
+        return {}
+    checksums = {c.file: c.checksum for c in mirror.manifest.chunks} if mirror.manifest else {}
+    versions = [
+        "" if size < 0 else f"{size}:{checksums.get(name) or ''}"
+        for name, size in zip(names, sizes.tolist(), strict=True)
+    ]
+    return {
+        "disk_cache": str((Path(cache).expanduser() if cache else default_cache()) / "chunks"),
+        **({} if cache_size is None else {"disk_cache_bytes": int(cache_size)}),
+        "chunk_versions": versions,
+    }
 
 
 @dataclass

@@ -5,7 +5,12 @@
 ``coalesce_gap`` bytes apart into one GET and sends all its GETs at once (at most
 ``max_requests`` in flight); ``prefetch`` does the same and keeps the bytes, so that later
 reads of those ranges are served from memory (at most ``cache_bytes`` kept, oldest dropped
-first). Nothing is opened per chunk: a storage pickles as its URLs and options, and each
+first). With ``disk_cache`` (a folder) fetched spans are also kept on local disk, shared by
+every process on the machine (:class:`acumen.files.cache.SpanCache`, at most
+``disk_cache_bytes``), and looked up there before any request; a chunk's span is keyed by
+its URL and its version (``chunk_versions``: the manifest's size and checksum, given by
+``acumen.open``), and a chunk of unknown version is never cached on disk, since the object
+may have changed. Nothing is opened per chunk: a storage pickles as its URLs and options, and each
 process makes its own connections.
 """
 
@@ -20,6 +25,7 @@ from typing import Any
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
+from acumen.files.cache import SpanCache
 from acumen.files.remote import MAX_REQUESTS, RemoteStore
 from acumen.storage._ranges import past_end
 
@@ -42,12 +48,28 @@ class RemoteStorage(Storage):
         coalesce_gap: int = 65536,
         max_requests: int = MAX_REQUESTS,
         cache_bytes: int = 256 << 20,
+        disk_cache: str | None = None,
+        disk_cache_bytes: int = 10 << 30,
+        chunk_versions: Sequence[str] | None = None,
     ) -> None:
         super().__init__(paths)
         self.storage_options = dict(storage_options or {})
         self.coalesce_gap = max(0, int(coalesce_gap))
         self.max_requests = max(1, int(max_requests))
         self.cache_bytes = max(0, int(cache_bytes))
+        self.disk_cache = None if disk_cache is None else str(disk_cache)
+        self.disk_cache_bytes = max(0, int(disk_cache_bytes))
+        self.chunk_versions = None if chunk_versions is None else [str(v) for v in chunk_versions]
+        if self.chunk_versions is not None and len(self.chunk_versions) != len(self.paths):
+            raise ValueError(
+                f"chunk_versions has {len(self.chunk_versions)} entries for "
+                f"{len(self.paths)} chunk files"
+            )
+        self.disk = (
+            SpanCache(self.disk_cache, self.disk_cache_bytes)
+            if self.disk_cache and self.disk_cache_bytes
+            else None
+        )
         root = self.paths[0].rsplit("/", 1)[0] if self.paths else ""
         self.store = RemoteStore(root, self.storage_options, max_requests=self.max_requests)
         self._reset_cache()
@@ -59,6 +81,9 @@ class RemoteStorage(Storage):
             "coalesce_gap": self.coalesce_gap,
             "max_requests": self.max_requests,
             "cache_bytes": self.cache_bytes,
+            "disk_cache": self.disk_cache,
+            "disk_cache_bytes": self.disk_cache_bytes,
+            "chunk_versions": None if self.chunk_versions is None else list(self.chunk_versions),
         }
 
     def __repr__(self) -> str:
@@ -68,7 +93,8 @@ class RemoteStorage(Storage):
         }
         return (
             f"RemoteStorage(storage_options={shown!r}, coalesce_gap={self.coalesce_gap}, "
-            f"max_requests={self.max_requests}, cache_bytes={self.cache_bytes})"
+            f"max_requests={self.max_requests}, cache_bytes={self.cache_bytes}, "
+            f"disk_cache={self.disk_cache!r}, disk_cache_bytes={self.disk_cache_bytes})"
         )
 
     # --- the cache of prefetched spans ---------------------------------------------
@@ -111,6 +137,28 @@ class RemoteStorage(Storage):
                 self._cached -= len(gone)
                 self._starts[gone_chunk].remove(gone_start)
 
+    # --- the cache on disk (shared by processes) -------------------------------------
+    def _version(self, chunk_id: int) -> str | None:
+        """The chunk's version for the disk cache; None: not cached on disk."""
+        if self.disk is None or self.chunk_versions is None:
+            return None
+        return self.chunk_versions[chunk_id] or None
+
+    def _from_disk(self, chunk_id: int, offset: int, size: int) -> memoryview | None:
+        version = self._version(chunk_id)
+        if version is None:
+            return None
+        return self.disk.get(self.paths[chunk_id], offset, size, version)
+
+    def _to_disk(self, chunk_id: int, start: int, data: Any) -> None:
+        version = self._version(chunk_id)
+        if version is not None:
+            self.disk.put(self.paths[chunk_id], start, data, version)
+
+    def _on_disk(self, chunk_id: int, offset: int, size: int) -> bool:
+        version = self._version(chunk_id)
+        return version is not None and self.disk.has(self.paths[chunk_id], offset, size, version)
+
     def _after_fork(self) -> None:
         super()._after_fork()
         self._reset_cache()
@@ -118,6 +166,8 @@ class RemoteStorage(Storage):
     def close(self) -> None:
         super().close()
         self._reset_cache()
+        if self.disk is not None:
+            self.disk.close()
 
     # --- reads -----------------------------------------------------------------------
     def _open_chunk(self, path: str) -> str:
@@ -139,12 +189,16 @@ class RemoteStorage(Storage):
         if size == 0:
             return self._empty(chunk_id, offset)
         cached = self._from_cache(chunk_id, offset, size)
+        if cached is None:
+            cached = self._from_disk(chunk_id, offset, size)
         if cached is not None:
             return cached
         try:
-            return self.store.read_range(self.paths[chunk_id], offset, size, _WHAT)
+            data = self.store.read_range(self.paths[chunk_id], offset, size, _WHAT)
         except FileNotFoundError as error:
             raise _missing(error) from None
+        self._to_disk(chunk_id, offset, data)
+        return data
 
     def _fetch(self, requests: Sequence[tuple[int, int, int]], indices: list[int]) -> list:
         """Merge the ranges ``requests[i]`` for ``i`` in ``indices`` into spans and fetch
@@ -168,6 +222,8 @@ class RemoteStorage(Storage):
             )
         except FileNotFoundError as error:
             raise _missing(error) from None
+        for (chunk_id, start, _, _), data in zip(spans, datas, strict=True):
+            self._to_disk(chunk_id, start, data)
         return [
             (c, start, data, members)
             for (c, start, _, members), data in zip(spans, datas, strict=True)
@@ -181,6 +237,8 @@ class RemoteStorage(Storage):
                 out[n] = self._empty(chunk_id, offset)
             else:
                 out[n] = self._from_cache(chunk_id, offset, size)
+                if out[n] is None:
+                    out[n] = self._from_disk(chunk_id, offset, size)
                 if out[n] is None:
                     wanted.append(n)
         if wanted:
@@ -197,7 +255,9 @@ class RemoteStorage(Storage):
         wanted = [
             n
             for n, (chunk_id, offset, size) in enumerate(requests)
-            if size and self._from_cache(chunk_id, offset, size) is None
+            if size
+            and self._from_cache(chunk_id, offset, size) is None
+            and not self._on_disk(chunk_id, offset, size)
         ]
         if wanted:
             for chunk_id, start, data, _ in self._fetch(requests, wanted):
