@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import sqlite3
 import time
@@ -245,8 +246,6 @@ def test_a_rewritten_dataset_is_not_served_from_the_cache(tmp_path: Path, http_s
     with acumen.Writer(tmp_path / "other", codec="raw", index_format="csv") as writer:
         for i in range(N):
             writer.add(sample(i) + 1, label=i, split=("train", "val", "test")[i % 3])
-    import shutil
-
     shutil.rmtree(http_server.root / "ds")
     shutil.copytree(tmp_path / "other", http_server.root / "ds")
     with acumen.open(url, cache=cache) as ds:
