@@ -108,14 +108,16 @@ class Destination:
                 f"{self.url} already holds a dataset ({MANIFEST_FILE}); acumen never writes "
                 "over data: write to another URL, or remove that one first"
             )
+        marker = self.target.read(WRITING_MARKER, "writing marker")
+        if marker is not None:
+            if not self._ours(marker):
+                raise self._refusal(marker)
+            return False  # our own earlier upload (its index.csv is no original dataset)
         if self.target.exists(ORIGINAL_INDEX_FILE):
             raise DatasetExistsError(
                 f"{self.url} already holds an original acumenindexer dataset "
                 f"({ORIGINAL_INDEX_FILE}); acumen never writes over data"
             )
-        marker = self.target.read(WRITING_MARKER, "writing marker")
-        if marker is not None and not self._ours(marker):
-            raise self._refusal(marker)
         return False
 
     def _refusal(self, marker: bytes) -> DatasetExistsError:
