@@ -173,3 +173,73 @@ def test_a_writer_killed_while_publishing(tmp_path: Path, s3_server, s3_bucket: 
         add_samples(writer)
     with acumen.open(url, storage_options=options, cache=cache) as ds:
         check_all(ds)
+
+
+# --- acumen convert to a URL ----------------------------------------------------------------
+KILLED_CONVERSION = textwrap.dedent(
+    """
+    import importlib, os, signal, sys
+    run = importlib.import_module("acumen.convert.run")
+    from acumen.files.remote_write import RemoteWriter
+
+    where = sys.argv[2]
+    if where == "merge":  # the parts are written: die before they are merged
+        def die(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        run.merge_parts = die
+    else:  # committed locally and uploaded: die before the manifest's PUT
+        put_bytes = RemoteWriter.put_bytes
+        def put_or_die(self, relative, data, what, **kwargs):
+            if relative == "manifest.json":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return put_bytes(self, relative, data, what, **kwargs)
+        RemoteWriter.put_bytes = put_or_die
+    from acumen.convert import convert
+    convert(sys.argv[1], progress=False)
+    """
+)
+
+
+def conversion(tmp_path: Path, url: str, options: dict) -> Path:
+    from tests.test_convert import base_config, save_npys, write_json
+
+    save_npys(tmp_path / "data", 40)
+    output = {"storage_options": options, "cache": "cache", "codec": "lz4", "chunk_size": 300}
+    config = base_config(url, output=output, run={"progress": False, "part_size": 10})
+    return write_json(tmp_path / "cfg.json", config)
+
+
+@pytest.mark.parametrize("where", ["merge", "publish"])
+def test_convert_to_a_url_resumes_after_a_kill(
+    tmp_path: Path, s3_server, s3_bucket: str, where: str
+):
+    from acumen.convert import convert
+
+    options = s3_server.storage_options
+    url, clean_url = f"s3://{s3_bucket}/converted", f"s3://{s3_bucket}/clean"
+    (tmp_path / "clean").mkdir()
+    convert(conversion(tmp_path / "clean", clean_url, options), progress=False)
+    config = conversion(tmp_path, url, options)
+    run_killed(KILLED_CONVERSION, str(config), where)
+    fs = s3fs.S3FileSystem(**options)
+    if where == "publish":
+        with pytest.raises(IncompleteDatasetError):
+            acumen.open(url, storage_options=options, cache=tmp_path / "cache")
+    else:
+        assert objects(fs, url) == {}  # nothing was published
+    staging = next((tmp_path / "cache" / "staging").iterdir())
+    assert (staging / "convert").is_dir()  # the local state a rerun resumes
+    summary = convert(config, progress=False)
+    assert summary.samples == 40
+    published, clean = objects(fs, url), objects(fs, clean_url)
+    assert ".acumen-writing" not in published and "convert-report.json" in published
+    same = [k for k in clean if k not in ("manifest.json", "convert-report.json")]
+    assert {k: published[k] for k in same} == {k: clean[k] for k in same}
+    assert sorted(published) == sorted(clean)
+    assert not (tmp_path / "cache" / "staging").exists() or not any(
+        (tmp_path / "cache" / "staging").iterdir()
+    )
+    with acumen.open(url, storage_options=options, cache=tmp_path / "cache") as ds:
+        assert len(ds) == 40
+    with pytest.raises(DatasetExistsError, match="already holds a dataset"):
+        convert(config, progress=False)

@@ -19,12 +19,17 @@ def default_cache() -> Path:
     return Path(base) / "acumen"
 
 
-def url_folder(url: str, cache: str | os.PathLike[str] | None, kind: str) -> Path:
-    """``<cache>/<kind>/<hash of url>``, created, with a ``url`` file saying which URL it
-    stands for (for whoever looks at the cache). The same URL gives the same folder."""
+def url_folder(
+    url: str, cache: str | os.PathLike[str] | None, kind: str, *, create: bool = True
+) -> Path:
+    """``<cache>/<kind>/<hash of url>``, created (unless ``create=False``), with a ``url``
+    file saying which URL it stands for (for whoever looks at the cache). The same URL
+    gives the same folder."""
     base = Path(cache).expanduser() if cache is not None else default_cache()
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
     root = base / kind / digest
+    if not create:
+        return root
     root.mkdir(parents=True, exist_ok=True)
     (root / "url").write_text(url + "\n", encoding="utf-8")
     return root

@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,8 @@ class Destination:
         base = url_folder(self.url, cache, "staging")
         name = kind if resumable else f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.staging = base / name
-        self.check_free()
+        committed = self.staging / MANIFEST_FILE  # a resumed run's earlier commit
+        self.check_free(committed.read_bytes() if committed.is_file() else None)
 
     # --- what is at the URL ----------------------------------------------------------
     def _marker(self) -> bytes:
@@ -130,8 +131,9 @@ class Destination:
         )
 
     # --- the publication ---------------------------------------------------------------
-    def publish(self, root: Path, manifest: Manifest) -> None:
-        """Upload the committed dataset at ``root`` (the staging folder), manifest last."""
+    def publish(self, root: Path, manifest: Manifest, extra: Sequence[str] = ()) -> None:
+        """Upload the committed dataset at ``root`` (the staging folder), manifest last;
+        ``extra``: more files of ``root`` to upload before the manifest (a report)."""
         data = (root / MANIFEST_FILE).read_bytes()
         if not self.check_free(data):
             marker = self._marker()
@@ -143,7 +145,7 @@ class Destination:
                     raise self._refusal(found) from None
             index = manifest.index["file"]
             resources = [name for name in manifest.files if name != index]
-            self._upload(root, [c.file for c in manifest.chunks], [*resources, index])
+            self._upload(root, [c.file for c in manifest.chunks], [*resources, *extra, index])
             try:
                 self.target.put_bytes(MANIFEST_FILE, data, "manifest", create=True)
             except FileExistsError:
