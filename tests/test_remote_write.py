@@ -243,3 +243,20 @@ def test_convert_to_a_url_resumes_after_a_kill(
         assert len(ds) == 40
     with pytest.raises(DatasetExistsError, match="already holds a dataset"):
         convert(config, progress=False)
+
+
+def test_recode_local_to_a_url(tmp_path: Path, s3_server, s3_bucket: str):
+    from acumen.recode import recode
+
+    options, cache = s3_server.storage_options, tmp_path / "cache"
+    with acumen.Writer(tmp_path / "local", chunk_size_bytes=256) as writer:
+        add_samples(writer)
+    url = f"s3://{s3_bucket}/recoded"
+    manifest = recode(
+        tmp_path / "local", url, codec="zstd", progress=False, storage_options=options, cache=cache
+    )
+    assert manifest.codec["name"] == "zstd"
+    with acumen.open(url, storage_options=options, cache=cache) as ds:
+        check_all(ds)
+    with pytest.raises(DatasetExistsError):
+        recode(tmp_path / "local", url, progress=False, storage_options=options, cache=cache)
