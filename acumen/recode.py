@@ -29,6 +29,7 @@ from acumen import plugins
 from acumen.errors import CorruptDatasetError, RecodeMismatchError, quote, sample_error
 from acumen.files.claim import acting_as
 from acumen.files.local import write_atomically
+from acumen.files.remote import is_url
 from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
 from acumen.progress import Progress
@@ -72,6 +73,8 @@ def recode(
     progress: bool = True,
     source_options: dict[str, Any] | None = None,
     on_damage: str = "stop",
+    storage_options: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
 ) -> Manifest:
     """Copy ``source`` to a new dataset at ``destination``, changing what is given.
 
@@ -88,9 +91,15 @@ def recode(
     ``destination``; with ``on_damage="skip"`` damaged samples are left out instead, listed
     in ``destination/recode-skipped.json`` and in a :class:`DamagedSamplesWarning`. A damaged
     chunk file whose samples have no checksums of their own is left out whole.
+
+    ``destination`` may be a URL: the copy is written and checked in a staging folder under
+    ``cache``, then published (see :class:`acumen.Writer`); ``storage_options`` are the
+    destination's (the source's go in ``source_options``).
     """
     if on_damage not in ON_DAMAGE:
         raise ValueError(f"on_damage must be 'stop' or 'skip', got {on_damage!r}")
+    if on_damage == "skip" and is_url(destination):  # its report goes in the folder
+        raise ValueError(f"{destination}: on_damage='skip' to a URL is not supported yet")
     options = source_options or {}
     with (
         open_dataset(source, **options) as src,
@@ -124,6 +133,8 @@ def recode(
                     fields=fields,
                     progress=bar,
                     read_back=read_back if verify else None,
+                    storage_options=storage_options,
+                    cache=cache,
                 )
         except CorruptDatasetError as error:
             raise CorruptDatasetError(_stopped(error, destination)) from None

@@ -16,6 +16,8 @@ from typing import Any
 
 from acumen import plugins
 from acumen.errors import AcumenError
+from acumen.files.cache_dir import url_folder
+from acumen.files.remote import is_url, local_path
 
 SOURCE_KINDS = ("glob", "table", "callable")
 ENGINES = ("local", "dask")
@@ -23,7 +25,16 @@ ON_ERROR = ("raise", "skip")
 _SECTIONS = {
     "source": {"glob", "table", "callable", "path_column", "root", "path_metadata", "arguments"},
     "reader": {"name", "configuration"},
-    "output": {"path", "codec", "index_format", "chunk_size", "dtype", "fields"},
+    "output": {
+        "path",
+        "codec",
+        "index_format",
+        "chunk_size",
+        "dtype",
+        "fields",
+        "storage_options",
+        "cache",
+    },
     "run": {"n_jobs", "engine", "on_error", "part_size", "scheduler", "progress"},
 }
 _UNITS = {
@@ -55,12 +66,15 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    path: Path
+    path: Path  # where the dataset is written: for a URL, its staging folder in the cache
     codec: Any = "raw"
     index_format: Any = "csv"
     chunk_size_bytes: int = 10 * 1024 * 1024
     dtype: str | None = None
     fields: Mapping[str, Any] | None = None
+    url: str | None = None  # output.path when it is a URL: published there once committed
+    storage_options: Mapping[str, Any] | None = None
+    cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -271,7 +285,18 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
     out = check.typed(output_raw, "output", "path", str, None)
     if out is None:
         raise check.fail("output.path", "is missing")
-    out_path = Path(out) if Path(out).is_absolute() else base / out
+    storage_options = check.typed(output_raw, "output", "storage_options", dict, None)
+    cache = check.typed(output_raw, "output", "cache", str, None)
+    url = out.rstrip("/") if is_url(out) else None
+    if url is not None:  # written in a staging folder derived from the URL: a rerun resumes
+        if cache is not None and not Path(cache).expanduser().is_absolute():
+            cache = str(base / cache)
+        out_path = url_folder(url, cache, "staging", create=False) / "convert"
+    elif storage_options is not None:
+        raise check.fail("output.storage_options", "is for a URL output.path (s3://...)")
+    else:
+        out = local_path(out)
+        out_path = Path(out) if Path(out).is_absolute() else base / out
     codec = check.plugin("codec", output_raw.get("codec", "raw"), "output.codec")
     index_format = check.plugin(
         "index_format", output_raw.get("index_format", "csv"), "output.index_format"
@@ -300,7 +325,9 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
             field_specs(fields, plugins.codec(codec))
         except (AcumenError, ValueError, TypeError) as error:
             raise check.fail("output.fields", str(error)) from None
-    output = OutputConfig(out_path, codec, index_format, chunk_size_bytes, dtype, fields)
+    output = OutputConfig(
+        out_path, codec, index_format, chunk_size_bytes, dtype, fields, url, storage_options, cache
+    )
 
     run_raw = check.section(raw, "run", required=False)
     n_jobs = check.typed(run_raw, "run", "n_jobs", int, 1)

@@ -112,10 +112,14 @@ def convert(
             f"{cfg.origin}: key 'source.{cfg.source.kind}': {cfg.source.value!r} gives no "
             f"items{where}"
         )
+    destination = _destination(cfg)
     if _finished_earlier(cfg, output, state):
-        shutil.rmtree(state)  # killed after its commit: only the tidying was left
         manifest = Manifest.load(output / MANIFEST_FILE)
         report = json.loads((output / REPORT_FILE).read_text(encoding="utf-8"))
+        if destination is not None:  # committed locally: (re)publish, which tidies it all
+            destination.publish(output, manifest, extra=[REPORT_FILE])
+        else:
+            shutil.rmtree(state)  # killed after its commit: only the tidying was left
         return ConversionSummary(
             output,
             manifest,
@@ -142,7 +146,12 @@ def convert(
     except BaseException:
         claim.abandon()  # the marker stays: running the same config again resumes
         raise
-    shutil.rmtree(state)
+    if destination is not None:
+        # The state stays until the publication is done (it removes the staging folder),
+        # so a conversion killed while publishing finds its commit and publishes again.
+        destination.publish(output, manifest, extra=[REPORT_FILE])
+    else:
+        shutil.rmtree(state)
     summary = ConversionSummary(
         output,
         manifest,
@@ -208,6 +217,21 @@ def choose_part_size(cfg: ConvertConfig) -> tuple[int, int]:
     limit = items_worth_counting(workers)
     counted = count_items(cfg.source, limit + 1) if limit else 0
     return automatic_part_size(counted, workers), counted
+
+
+def _destination(cfg: ConvertConfig) -> Any:
+    """Where a conversion to a URL is published (checked free now, before any work).
+
+    Every engine writes into the local staging folder and the driver publishes it; workers
+    writing their parts straight to the store is left for later (a Dask cluster needs the
+    staging folder on a filesystem every worker shares, as for a local output)."""
+    if cfg.output.url is None:
+        return None
+    from acumen.write.publish import Destination  # fsspec: only for a URL
+
+    return Destination(
+        cfg.output.url, cfg.output.storage_options, cfg.output.cache, "convert", resumable=True
+    )
 
 
 def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:

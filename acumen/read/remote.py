@@ -12,32 +12,29 @@ in that manifest differs from the mirrored copy's.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from acumen.files.remote import RemoteStore
 
-from acumen.errors import CorruptDatasetError, DatasetNotFoundError, quote
+from acumen.errors import (
+    CorruptDatasetError,
+    DatasetNotFoundError,
+    IncompleteDatasetError,
+    quote,
+)
+from acumen.files.cache_dir import CACHE_ENV, default_cache, url_folder
+from acumen.files.claim import WRITING_MARKER
 from acumen.files.local import write_atomically
+from acumen.files.remote import RemoteStore
 from acumen.format.checksums import CHECKSUM, bytes_checksum, file_checksum
 from acumen.format.layout import MANIFEST_FILE, MAX_NAME_LENGTH, ORIGINAL_INDEX_FILE
 from acumen.format.manifest import Manifest
 from acumen.read.overrides import OpenOverrides
 
-#: Where mirrors live unless ``cache=`` or ``ACUMEN_CACHE`` says otherwise.
-CACHE_ENV = "ACUMEN_CACHE"
-
-
-def default_cache() -> Path:
-    """``$ACUMEN_CACHE``, else ``$XDG_CACHE_HOME/acumen``, else ``~/.cache/acumen``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "acumen"
+__all__ = ["CACHE_ENV", "RemoteMirror", "default_cache"]  # the cache's, kept here for callers
 
 
 @dataclass
@@ -65,6 +62,12 @@ class RemoteMirror:
             data = store.read_bytes(manifest_url, "manifest")
         except FileNotFoundError:
             data = None
+        if data is None and store.size(store.url_of(WRITING_MARKER)) is not None:
+            raise IncompleteDatasetError(
+                f"{url}: incomplete: a writer's marker ({WRITING_MARKER}) is there and no "
+                f"{MANIFEST_FILE}: a write or upload was interrupted or is still running "
+                f"(the marker says: {_marker_text(store)}); remove {url} and write it again"
+            )
         if data is None:  # an original acumenindexer dataset: its index, always fetched
             name = asked.original_index_format().filename
             _fetch(store, root, name, None, "index file", original=True)
@@ -104,12 +107,7 @@ def _dataset_url(url: str) -> str:
 
 
 def _mirror_folder(url: str, cache: str | os.PathLike[str] | None) -> Path:
-    base = Path(cache).expanduser() if cache is not None else default_cache()
-    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
-    root = base / "remote" / digest
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "url").write_text(url + "\n", encoding="utf-8")  # for whoever looks at the cache
-    return root
+    return url_folder(url, cache, "remote")
 
 
 def _relative(url: str, name: str, what: str) -> str:
@@ -155,6 +153,14 @@ def _fetch(
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, data, root)
+
+
+def _marker_text(store: RemoteStore) -> str:
+    try:
+        text = store.read_bytes(store.url_of(WRITING_MARKER), "writing marker")
+    except Exception:  # the message only loses who wrote it
+        return "?"
+    return quote(text.decode("utf-8", "replace").strip()[:200])
 
 
 def _remove(path: Path) -> None:

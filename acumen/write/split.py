@@ -19,6 +19,7 @@ from acumen import plugins
 from acumen.abc.codec import Buffer
 from acumen.errors import CorruptDatasetError, DatasetExistsError, SampleError
 from acumen.files.claim import acting_as, refusal
+from acumen.files.remote import is_url
 from acumen.format.layout import WRITING_MARKER
 from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
@@ -65,6 +66,8 @@ def split_into_chunks(
     progress: Progress | None = None,
     safe_cast: bool | str | None = None,
     read_back: Callable[[Path], None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
 ) -> Manifest:
     """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
 
@@ -81,8 +84,9 @@ def split_into_chunks(
     :class:`acumen.Writer`). ``progress`` is updated once per sample written.
     ``read_fn`` must be picklable when ``n_jobs > 1`` under
     the spawn start method (a module-level function, not a lambda).
+    ``output_path`` may be a URL: see :class:`acumen.Writer` (``storage_options``, ``cache``).
     """
-    if os.path.exists(output_path):
+    if not is_url(output_path) and os.path.exists(output_path):
         if os.path.exists(os.path.join(output_path, WRITING_MARKER)):
             raise refusal(Path(output_path))  # whose claim, and whether it is alive
         raise DatasetExistsError(f"{output_path} already exists; acumen never writes over data")
@@ -107,6 +111,8 @@ def split_into_chunks(
         fields=fields,
         safe_cast=safe_cast,
         read_back=read_back,
+        storage_options=storage_options,
+        cache=cache,
     ) as writer:
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,

@@ -20,6 +20,7 @@ import xxhash
 from acumen import plugins
 from acumen.abc.codec import Buffer
 from acumen.files.claim import claim_new_folder, current_kind
+from acumen.files.remote import is_url, local_path
 from acumen.format.manifest import Manifest
 from acumen.format.metadata import ColumnSpec
 from acumen.plugins import PluginSpec
@@ -79,12 +80,31 @@ class Writer:
         metadata_types: Mapping[str, str] | None = None,
         metadata_types_from: str = "",
         read_back: Callable[[Path], None] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        cache: str | os.PathLike[str] | None = None,
     ) -> None:
         """``metadata_types_from`` says where ``metadata_types`` came from, for errors (a
-        conversion's part: the conversion's first item)."""
+        conversion's part: the conversion's first item).
+
+        ``output_path`` may be a URL (``s3://bucket/ds``...): the dataset is written into a
+        staging folder under ``cache`` (see docs/remote.md), committed there, then published
+        by :meth:`close`, ``manifest.json`` last; ``storage_options`` go to fsspec. A URL
+        that holds a dataset (or another writer's upload) is refused here, before any
+        sample, and again at the publication."""
         if checksums not in ("chunk", "sample"):
             raise ValueError(f"checksums must be 'chunk' or 'sample', got {checksums!r}")
-        self.root = Path(output_path)
+        self.url: str | None = None
+        self._destination = None
+        if is_url(output_path):
+            from acumen.write.publish import Destination  # fsspec: only for a URL
+
+            self.url = str(output_path).rstrip("/")
+            kind = current_kind("Writer")
+            self._destination = Destination(self.url, storage_options, cache, kind)
+            output_path = self._destination.staging
+        elif storage_options is not None:
+            raise ValueError(f"storage_options= is for a URL, not the local path {output_path}")
+        self.root = Path(local_path(output_path))
         self.codec = plugins.codec(codec)
         self.index_format = plugins.index_format(index_format)
         if fields is not None and dtype is not None:
@@ -279,7 +299,11 @@ class Writer:
         commit_dataset(
             self.root, table, self.index_format, self.manifest, self._claim, self._read_back
         )
-        logger.info("wrote %d samples in %d chunks to %s", len(table), len(chunks), self.root)
+        if self._destination is not None:  # the local commit is done: now the store's
+            self._destination.publish(self.root, self.manifest)
+        logger.info(
+            "wrote %d samples in %d chunks to %s", len(table), len(chunks), self.url or self.root
+        )
         return self.manifest
 
     def abort(self) -> None:
