@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ from acumen.format.index_table import IndexTable
 from acumen.format.manifest import Manifest
 from acumen.read.batches import BatchReads
 from acumen.read.index_checks import BLOCK_SHIFT, ChunkFiles, IndexChecks, payload_rules
+from acumen.read.prefetching import Prefetcher, done
 from acumen.read.sample import FieldReader, SampleReads, direct_reader, scalars
 from acumen.read.verifiers import ChunkVerifier, SampleVerifier, chunk_checksums
 
@@ -104,6 +107,7 @@ class Dataset(SampleReads, BatchReads):
         self._pending = self._checks.pending
         self._row = table.metadata.row
         self._rows_cache: tuple[list, dict[int, np.ndarray]] | None = None
+        self._prefetcher: Prefetcher | None = None  # made on first prefetch, never pickled
         self._aligned: bool | None = None  # every offset a multiple of the sample size
         # Bytes per sample when every sample has one shape (None otherwise).
         fixed = self._fixed_shape
@@ -219,6 +223,23 @@ class Dataset(SampleReads, BatchReads):
         """
         return self._batch(self._positions(indices), threads)
 
+    def prefetch(self, indices: Any) -> Future:
+        """Start fetching these samples' bytes in the background, so that reading them later
+        needs no request (a remote dataset; elsewhere nothing to do). Returns at once, with
+        a future: ``ds.prefetch(idx).result()`` waits for the bytes (and raises what the
+        fetch raised). A bad index or a damaged index row is raised here, at once; a failed
+        fetch is not (the later read fetches again and reports it). At most two prefetches
+        are outstanding per dataset: a third waits for the first to end.
+        """
+        positions = self._positions(indices)
+        self._checks.check_positions(positions)
+        if not self.storage.batched_reads or not len(positions):
+            return done()
+        prefetcher = self._prefetcher
+        if prefetcher is None or prefetcher.pid != os.getpid():
+            prefetcher = self._prefetcher = Prefetcher(self.storage.prefetch)
+        return prefetcher.submit(self.table.ranges(positions))
+
     # --- subsets without rewriting data -----------------------------------------------
     def select(self, indices: Any) -> Dataset:
         """A view of some samples (indices, in that order, or a boolean mask) reading the
@@ -290,6 +311,9 @@ class Dataset(SampleReads, BatchReads):
     def close(self) -> None:
         """Close the chunk files (reading again reopens them)."""
         self._rows_cache = None
+        prefetcher = self._prefetcher
+        if prefetcher is not None and prefetcher.pid == os.getpid():
+            prefetcher.stop()  # no fetch may fill the storage's cache while it is reset
         self.storage.close()
 
     def __enter__(self) -> Dataset:
