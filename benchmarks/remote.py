@@ -54,12 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import acumen
 from acumen.files.remote import RemoteStore
-from tests import remote_servers
 from tests.remote_servers import FaultProxy, RangeHTTPServer
-
-# socketserver's listen backlog is 5: a burst of 64 new connections overflows it and the
-# dropped SYNs are retried after 1 s, 3 s... which would be measured as the path's speed.
-remote_servers._TrackingServer.request_queue_size = 1024
 
 BATCH = 256
 MIB = 1 << 20

@@ -98,13 +98,18 @@ class RemoteStorage(Storage):
         )
 
     # --- the cache of prefetched spans ---------------------------------------------
-    def _reset_cache(self) -> None:
-        self._cache_lock = threading.Lock()
-        # (chunk_id, start) -> bytes, oldest first; per chunk the sorted starts.
-        self._spans: OrderedDict[tuple[int, int], bytes] = OrderedDict()
-        self._starts: dict[int, list[int]] = {}
-        self._cached = 0
-        self._sizes: dict[int, int | None] = {}
+    def _reset_cache(self, new_lock: bool = False) -> None:
+        """Forget the bytes held in memory. The containers are replaced under the current
+        lock, so a prefetch finishing in another thread never edits half-replaced ones; a
+        new lock only where none is held (at creation, in a forked child)."""
+        if new_lock or not hasattr(self, "_cache_lock"):
+            self._cache_lock = threading.Lock()
+        with self._cache_lock:
+            # (chunk_id, start) -> bytes, oldest first; per chunk the sorted starts.
+            self._spans: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+            self._starts: dict[int, list[int]] = {}
+            self._cached = 0
+            self._sizes: dict[int, int | None] = {}
 
     def _from_cache(self, chunk_id: int, offset: int, size: int) -> memoryview | None:
         starts = self._starts.get(chunk_id)
@@ -161,7 +166,7 @@ class RemoteStorage(Storage):
 
     def _after_fork(self) -> None:
         super()._after_fork()
-        self._reset_cache()
+        self._reset_cache(new_lock=True)
 
     def close(self) -> None:
         super().close()
