@@ -148,7 +148,7 @@ def _is_transient(error: BaseException) -> bool:
 
     - fsspec HTTPFileSystem (``http.py``, ``_raise_not_found_for_status``): 404 ->
       ``FileNotFoundError``; any other status >= 400 -> ``aiohttp.ClientResponseError``
-      with ``.status`` (5xx, 429, 408 transient; 401, 403, 416 not). Connection failures
+      with ``.status`` (5xx bar 501/505, 429, 408 transient; 401, 403, 416 not). Connection failures
       are ``aiohttp.ClientConnectionError`` (``ServerDisconnectedError``, ``ClientOSError``,
       itself an OSError), a body shorter than its Content-Length ``ClientPayloadError``,
       timeouts ``asyncio.TimeoutError`` (``ServerTimeoutError``) or fsspec's
@@ -174,7 +174,7 @@ def _is_transient(error: BaseException) -> bool:
         return False
     status = _status(error)
     if status is not None:
-        return status >= 500 or status in (408, 429)
+        return (status >= 500 and status not in (501, 505)) or status in (408, 429)
     if _code(error) in _TRANSIENT_CODES:
         return True
     if isinstance(error, (TimeoutError, asyncio.TimeoutError, ConnectionError)):
