@@ -4,7 +4,9 @@ no-op for local datasets; at most two fetches outstanding; picklable after use."
 
 from __future__ import annotations
 
+import itertools
 import pickle
+import shutil
 import threading
 from pathlib import Path
 
@@ -175,3 +177,39 @@ def test_a_failed_fetch_keeps_its_error_in_the_future() -> None:
     future = prefetcher.submit("x")
     assert isinstance(future.exception(timeout=30), OSError)
     assert prefetcher.submit("y").exception(timeout=30) is not None
+
+
+def test_byte_blocks_cover_every_sample_once() -> None:
+    from acumen.read.sample import byte_blocks
+
+    assert byte_blocks(np.array([], dtype=np.int64), 10) == []
+    assert byte_blocks(np.array([4, 4, 4, 4]), 8) == [(0, 2), (2, 4)]
+    assert byte_blocks(np.array([100, 1, 1]), 8) == [(0, 1), (1, 3)]  # a big one alone
+    assert byte_blocks(np.array([3, 3, 3]), 100) == [(0, 3)]
+    sizes = np.random.default_rng(1).integers(0, 50, 1000)
+    blocks = byte_blocks(sizes, 128)
+    assert blocks[0][0] == 0 and blocks[-1][1] == 1000
+    assert all(a < b for a, b in blocks)
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(blocks))
+
+
+@pytest.mark.parametrize(("codec", "shape"), [("raw", "fixed"), ("zstd", "varying")])
+def test_iteration_reads_ahead_in_blocks(
+    tmp_path: Path, http_server, monkeypatch: pytest.MonkeyPatch, codec: str, shape: str
+) -> None:
+    """Iteration fetches each block in coalesced GETs while the one before is read: far
+    fewer GETs than samples, the samples in order."""
+    import acumen.read.sample
+
+    monkeypatch.setattr(acumen.read.sample, "AHEAD_BYTES", 2000)
+    root = tmp_path / "local"
+    with acumen.Writer(root, codec=codec, chunk_size_bytes=4096) as writer:
+        for i in range(300):
+            length = 8 if shape == "fixed" else i % 5 + 1
+            writer.add(np.full(length, i, dtype=np.float32), label=i)
+    shutil.copytree(root, http_server.root / "ds")
+    with acumen.open(http_server.url("ds"), cache=tmp_path / "cache", cache_size=0) as ds:
+        http_server.log.reset()
+        got = [(int(array[0]), metadata["label"]) for array, metadata in ds]
+        assert got == [(i, i) for i in range(300)]
+        assert 0 < http_server.log.count("GET") < 60

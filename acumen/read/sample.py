@@ -12,6 +12,8 @@ lookups shorter than a method.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from acumen.read.index_checks import BLOCK_SHIFT, IndexChecks
 
 _ndarray = np.ndarray
 ITER_BLOCK = 4096  # samples per block when iterating
+AHEAD_BYTES = 16 << 20  # a remote dataset's iteration: bytes per block fetched ahead
 ITER_READ = 8 << 20  # bytes per read at most when iterating
 
 
@@ -83,6 +86,7 @@ class SampleReads:
     _checks: IndexChecks
     _pending: Any
     _row: Callable[[int], dict[str, Any]]
+    prefetch: Callable[[Any], Any]  # Dataset.prefetch: a future of the fetch
     _wanted: list[bool]
 
     def _array(self, i: int) -> np.ndarray:
@@ -170,19 +174,15 @@ class SampleReads:
     # --- iteration --------------------------------------------------------------------
     def _samples(self) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Every sample with its metadata, in order (``iter(dataset)``)."""
+        if self.storage.batched_reads:
+            yield from self._samples_ahead()
+            return
         if (
             self.field_readers
             or self._fixed_shape is None
             or self._decode is not None
             or self._verify_samples
         ):
-            if self.storage.batched_reads:  # a remote store: a block's payloads at once
-                for start in range(0, self._n, ITER_BLOCK):
-                    end = min(self._n, start + ITER_BLOCK)
-                    self.storage.prefetch(self.table.ranges(np.arange(start, end)))
-                    for i in range(start, end):
-                        yield self._array(i), self._row(i)
-                return
             for i in range(self._n):
                 yield self._array(i), self._row(i)
             return
@@ -206,6 +206,31 @@ class SampleReads:
             )
             for array, row in zip(arrays, values, strict=True):
                 yield array, dict(zip(names, row, strict=True))
+
+    def _samples_ahead(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """A remote dataset in order: each block of about ``AHEAD_BYTES`` is fetched in the
+        background (coalesced GETs) while the block before it is read from memory, so the
+        link stays busy while samples are consumed. A failed fetch is not raised here: the
+        reads of the block fetch again and report it with the sample."""
+        blocks = byte_blocks(self.table.sizes, AHEAD_BYTES)
+        raw = not (
+            self.field_readers
+            or self._fixed_shape is None
+            or self._decode is not None
+            or self._verify_samples
+        )
+        pending = self.prefetch(np.arange(*blocks[0])) if blocks else None
+        for k, (start, end) in enumerate(blocks):
+            with contextlib.suppress(Exception):
+                pending.result()
+            if k + 1 < len(blocks):
+                pending = self.prefetch(np.arange(*blocks[k + 1]))
+            if raw and math.prod(self._fixed_shape) and self._checks.check_range(start, end):
+                for i, array in enumerate(self._raw_views(start, end), start):
+                    yield array, self._row(i)
+            else:
+                for i in range(start, end):
+                    yield self._array(i), self._row(i)
 
     def _raw_views(self, start: int, end: int) -> list[np.ndarray]:
         """Samples ``start:end`` as read-only arrays, reading each run of adjacent ones once."""
@@ -292,3 +317,14 @@ def direct_reader(reads: SampleReads, checked: bool) -> Callable[[int], np.ndarr
         return raw(i)
 
     return raw_checking
+
+
+def byte_blocks(sizes: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """``[start, end)`` blocks of consecutive samples of about ``limit`` payload bytes each
+    (at least one sample each)."""
+    if not len(sizes):
+        return []
+    ends = np.cumsum(sizes, dtype=np.int64)
+    cuts = np.searchsorted(ends, np.arange(limit, int(ends[-1]), limit), side="left") + 1
+    bounds = np.unique(np.concatenate([[0], cuts, [len(sizes)]])).tolist()
+    return list(itertools.pairwise(bounds))

@@ -129,13 +129,22 @@ class RemoteStorage(Storage):
         if len(data) > self.cache_bytes:
             return
         with self._cache_lock:
-            key = (chunk_id, start)
-            old = self._spans.pop(key, None)
+            starts = self._starts.setdefault(chunk_id, [])
+            old = self._spans.pop((chunk_id, start), None)
             if old is not None:
                 self._cached -= len(old)
-            else:
-                bisect.insort(self._starts.setdefault(chunk_id, []), start)
-            self._spans[key] = data
+                starts.remove(start)
+            # Spans inside the new one go: a read finds the span starting last before it.
+            first = bisect.bisect_left(starts, start)
+            last = bisect.bisect_right(starts, start + len(data))
+            for inner in starts[first:last]:
+                held = self._spans[(chunk_id, inner)]
+                if inner + len(held) <= start + len(data):
+                    del self._spans[(chunk_id, inner)]
+                    self._cached -= len(held)
+                    starts.remove(inner)
+            bisect.insort(starts, start)
+            self._spans[(chunk_id, start)] = data
             self._cached += len(data)
             while self._cached > self.cache_bytes and self._spans:
                 (gone_chunk, gone_start), gone = self._spans.popitem(last=False)
@@ -256,17 +265,20 @@ class RemoteStorage(Storage):
 
     def prefetch(self, requests: Sequence[tuple[int, int, int]]) -> None:
         """Fetch these ranges as :meth:`read_many` does and keep them in memory (up to
-        ``cache_bytes``): later reads within them need no request."""
+        ``cache_bytes``): later reads within them need no request. All or nothing for the
+        disk cache: when it holds every range not in memory, nothing is fetched; otherwise
+        every range is, so that each run of adjacent ranges lands in one span (a run read
+        at once, as iteration does, is then found whole, not in pieces of earlier reads)."""
         wanted = [
             n
             for n, (chunk_id, offset, size) in enumerate(requests)
-            if size
-            and self._from_cache(chunk_id, offset, size) is None
-            and not self._on_disk(chunk_id, offset, size)
+            if size and self._from_cache(chunk_id, offset, size) is None
         ]
-        if wanted:
-            for chunk_id, start, data, _ in self._fetch(requests, wanted):
-                self._keep(chunk_id, start, data)
+        if not wanted or all(self._on_disk(*requests[n]) for n in wanted):
+            return
+        every = [n for n, (_, _, size) in enumerate(requests) if size]
+        for chunk_id, start, data, _ in self._fetch(requests, every):
+            self._keep(chunk_id, start, data)
 
 
 def _missing(error: FileNotFoundError) -> CorruptDatasetError:
