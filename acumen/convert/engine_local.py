@@ -10,8 +10,11 @@ needed, the pipe is handed to each worker as it starts.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from collections.abc import Iterable
+import signal
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from acumen.convert.config import ConvertConfig
@@ -73,5 +76,23 @@ def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> l
 
 def _drain(channel: Any, bar: Progress) -> None:
     while not channel.empty():  # this process is the only reader: get() does not wait
-        samples, nbytes = channel.get()
+        with _ctrl_c_after():
+            samples, nbytes = channel.get()
         bar.update(samples, nbytes)
+
+
+@contextlib.contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Ctrl-C held back until a report is read whole: an interrupt inside ``get`` would
+    leave half a message in the pipe, and the drain while the pool winds down would then
+    fail on it (EOFError) instead of the conversion stopping as interrupted."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
