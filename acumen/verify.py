@@ -18,7 +18,14 @@ import numpy as np
 import xxhash
 
 from acumen.abc.codec import Buffer
-from acumen.errors import AcumenError, ArgumentConflictError, CorruptDatasetError, sample_error
+from acumen.errors import (
+    AcumenError,
+    ArgumentConflictError,
+    CorruptDatasetError,
+    RemoteError,
+    sample_error,
+)
+from acumen.files.remote import is_url
 from acumen.progress import Progress
 from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_named_files
@@ -57,6 +64,12 @@ def verify(
     **open_options,
 ) -> VerifyReport:
     """Check a dataset; the report lists every bad file and sample (``report.ok``)."""
+    if is_url(path):
+        raise RemoteError(
+            f"{path}: acumen verify of a dataset in object storage is not supported yet (it "
+            "would download every chunk file); acumen.open(url, verify='sample') checks each "
+            "sample read, for datasets written with checksums='sample'"
+        )
     report = VerifyReport(Path(path))
     try:
         dataset = open_dataset(path, **open_options)

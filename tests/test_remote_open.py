@@ -259,3 +259,12 @@ def test_torch_dataset_from_a_url(tmp_path: Path, s3_server, s3_bucket: str) -> 
     assert label == 12 and torch.equal(tensor, torch.from_numpy(sample(12)))
     batch = data.__getitems__([5, 40, 2])
     assert [int(t[1]) for t in batch] == [5, 40, 2]
+
+
+def test_acumen_verify_of_a_url_says_it_is_not_supported(tmp_path: Path, http_server) -> None:
+    from acumen.errors import RemoteError
+    from acumen.verify import verify
+
+    url = serve_http(write_local(tmp_path / "local", "raw", "csv"), http_server)
+    with pytest.raises(RemoteError, match="acumen verify of a dataset in object storage"):
+        verify(url, progress=False)

@@ -90,7 +90,7 @@ def open_dataset(
         if verify == "chunk":
             raise ValueError(
                 f"verify='chunk' would download every chunk file of {path}: use "
-                "verify='sample' (datasets written with checksums='sample') or acumen verify"
+                "verify='sample' (datasets written with checksums='sample')"
             )
         mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked)
         parts = _read_parts(mirror.root, asked, verify)
