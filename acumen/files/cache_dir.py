@@ -19,17 +19,23 @@ def default_cache() -> Path:
     return Path(base) / "acumen"
 
 
+def cache_root(cache: str | os.PathLike[str] | None) -> Path:
+    """The cache folder a caller's ``cache=`` names (None: :func:`default_cache`)."""
+    return Path(cache).expanduser() if cache is not None else default_cache()
+
+
 def url_folder(
     url: str, cache: str | os.PathLike[str] | None, kind: str, *, create: bool = True
 ) -> Path:
     """``<cache>/<kind>/<hash of url>``, created (unless ``create=False``), with a ``url``
-    file saying which URL it stands for (for whoever looks at the cache). The same URL
-    gives the same folder."""
-    base = Path(cache).expanduser() if cache is not None else default_cache()
+    file saying which URL it stands for (for whoever looks at the cache), written once.
+    The same URL gives the same folder."""
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
-    root = base / kind / digest
+    root = cache_root(cache) / kind / digest
     if not create:
         return root
     root.mkdir(parents=True, exist_ok=True)
-    (root / "url").write_text(url + "\n", encoding="utf-8")
+    named = root / "url"
+    if not named.exists():
+        named.write_text(url + "\n", encoding="utf-8")
     return root

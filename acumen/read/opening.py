@@ -28,6 +28,7 @@ from acumen.errors import (
     quote,
     shorten,
 )
+from acumen.files.cache_dir import cache_root
 from acumen.files.claim import owner_of, read_back_allowed
 from acumen.files.local import stat_regular
 from acumen.files.remote import is_url, local_path
@@ -40,7 +41,7 @@ from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files, check_manifest_agrees, check_named_files
 from acumen.read.index_checks import ChunkFiles
 from acumen.read.overrides import OpenOverrides
-from acumen.read.remote import RemoteMirror, default_cache
+from acumen.read.remote import RemoteMirror
 from acumen.read.sample import FieldReader
 
 DEFAULT_STORAGE = "mmap"
@@ -93,7 +94,7 @@ def open_dataset(
                 "verify='sample' (datasets written with checksums='sample')"
             )
         mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked)
-        parts = _read_parts(mirror.root, asked, verify)
+        parts = _read_parts(mirror.root, asked, verify, mirror.manifest)
         chunk_paths, file_sizes = mirror.locate_chunks(parts.table.chunk_names)
         options = {
             "storage_options": dict(storage_options or {}),
@@ -136,7 +137,7 @@ def _disk_cache(
         for name, size in zip(names, sizes.tolist(), strict=True)
     ]
     return {
-        "disk_cache": str((Path(cache).expanduser() if cache else default_cache()) / "chunks"),
+        "disk_cache": str(cache_root(cache) / "chunks"),
         **({} if cache_size is None else {"disk_cache_bytes": int(cache_size)}),
         "chunk_versions": versions,
     }
@@ -153,10 +154,14 @@ class _Parts:
     dtype: Any
 
 
-def _read_parts(root: Path, asked: OpenOverrides, verify: str | None) -> _Parts:
+def _read_parts(
+    root: Path, asked: OpenOverrides, verify: str | None, loaded: Manifest | None = None
+) -> _Parts:
+    """``loaded``: the manifest of ``root`` when the caller has read it already (a remote
+    dataset's mirror)."""
     manifest_path = root / MANIFEST_FILE
-    if manifest_path.exists():  # whatever it is: a manifest that is no file is refused
-        manifest = Manifest.load(manifest_path)
+    if loaded is not None or manifest_path.exists():  # a manifest that is no file is refused
+        manifest = loaded if loaded is not None else Manifest.load(manifest_path)
         codec_plugin = _from_manifest(manifest_path, manifest, "codec")
         index_plugin = _from_manifest(manifest_path, manifest, "index")
         asked.check_index_format(root, index_plugin, manifest.index["file"])

@@ -25,7 +25,7 @@ from acumen.errors import (
     IncompleteDatasetError,
     quote,
 )
-from acumen.files.cache_dir import CACHE_ENV, default_cache, url_folder
+from acumen.files.cache_dir import url_folder
 from acumen.files.claim import WRITING_MARKER
 from acumen.files.local import write_atomically
 from acumen.files.remote import RemoteStore
@@ -33,8 +33,6 @@ from acumen.format.checksums import CHECKSUM, bytes_checksum, file_checksum
 from acumen.format.layout import MANIFEST_FILE, MAX_NAME_LENGTH, ORIGINAL_INDEX_FILE
 from acumen.format.manifest import Manifest
 from acumen.read.overrides import OpenOverrides
-
-__all__ = ["CACHE_ENV", "RemoteMirror", "default_cache"]  # the cache's, kept here for callers
 
 
 @dataclass
