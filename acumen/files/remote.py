@@ -4,7 +4,8 @@
 fsspec and its backends are an optional extra (``pip install acumen-indexer[s3]``): they are
 imported on first use, so ``import acumen`` stays light. A :class:`RemoteStore` reads whole
 objects and exact byte ranges: each range is one ranged GET, a body of another length is
-never returned, and transient failures are retried with exponential backoff and jitter.
+never returned, and transient failures are retried with exponential backoff and jitter
+(:mod:`acumen.files.retry`: which failures, how long, the layers below kept from retrying).
 """
 
 from __future__ import annotations
@@ -13,12 +14,25 @@ import asyncio
 import contextlib
 import errno
 import os
-import random
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from acumen.errors import CorruptDatasetError, RemoteError, shorten
+from acumen.errors import CorruptDatasetError, RemoteError
+from acumen.files.retry import (
+    CREDENTIAL_CLASSES,
+    WrongLength,
+    code_of,
+    credentials_hint,
+    default_backoff,
+    default_retries,
+    delay,
+    describe,
+    error_names,
+    filesystem,
+    is_transient,
+    status_of,
+)
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
@@ -58,171 +72,6 @@ def local_path(path: Any) -> Any:
     return os.path.expanduser(rest)
 
 
-class _WrongLength(Exception):
-    """A ranged GET answered with a body of another length (internal: retried)."""
-
-    def __init__(self, got: int) -> None:
-        super().__init__(f"got {got} bytes")
-        self.got = got
-
-
-def _status(error: BaseException | None) -> int | None:
-    """The HTTP status behind an error, looking through its causes: ``.status`` on
-    aiohttp's ClientResponseError, ``response["ResponseMetadata"]["HTTPStatusCode"]`` on
-    botocore's ClientError (s3fs raises a translated OSError whose ``__cause__`` it is)."""
-    seen = 0
-    while error is not None and seen < 8:
-        status = getattr(error, "status", None)
-        if isinstance(status, int):
-            return status
-        response = getattr(error, "response", None)
-        if isinstance(response, dict):
-            code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if isinstance(code, int):
-                return code
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return None
-
-
-def _code(error: BaseException | None) -> str:
-    """botocore's error code (``SlowDown``, ``AccessDenied``...), through the causes."""
-    seen = 0
-    while error is not None and seen < 8:
-        response = getattr(error, "response", None)
-        if isinstance(response, dict):
-            return str(response.get("Error", {}).get("Code", ""))
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return ""
-
-
-def _names(error: BaseException) -> set[str]:
-    """The names of the error's classes: tells botocore's and aiohttp's errors apart
-    without importing either (both are optional)."""
-    return {cls.__name__ for cls in type(error).__mro__}
-
-
-# botocore error codes of throttling and of a server that failed (s3fs's _error_wrapper
-# retries "SlowDown" itself; botocore's retry handler lists the throttling codes).
-_TRANSIENT_CODES = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "ServiceUnavailable",
-    "InternalError",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "OperationAborted",
-}
-# botocore.exceptions: HTTPClientError covers ConnectionClosedError and
-# ResponseStreamingError (a body cut short); ConnectionError covers EndpointConnectionError
-# and ConnectTimeoutError; ReadTimeoutError; IncompleteReadError. urllib3's and http.client's
-# IncompleteRead (s3fs lists urllib3's in S3_RETRYABLE_ERRORS). aiohttp.client_exceptions:
-# ClientPayloadError (a body cut short: "Response payload is not completed"),
-# ClientConnectionError (ServerDisconnectedError, ClientOSError, ClientConnectorError).
-_TRANSIENT_CLASSES = {
-    "HTTPClientError",
-    "ConnectionClosedError",
-    "ResponseStreamingError",
-    "EndpointConnectionError",
-    "ConnectTimeoutError",
-    "ReadTimeoutError",
-    "IncompleteReadError",
-    "IncompleteRead",
-    "ClientPayloadError",
-    "ClientConnectionError",
-    "ServerDisconnectedError",
-}
-# botocore.exceptions: no credentials found, or some of them only: never retried.
-_CREDENTIAL_CLASSES = {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
-
-
-def _is_transient(error: BaseException) -> bool:
-    """Whether a failed request is worth another try.
-
-    Where each failure comes from:
-
-    - fsspec HTTPFileSystem (``http.py``, ``_raise_not_found_for_status``): 404 ->
-      ``FileNotFoundError``; any other status >= 400 -> ``aiohttp.ClientResponseError``
-      with ``.status`` (5xx bar 501/505, 429, 408 transient; 401, 403, 416 not). Connection failures
-      are ``aiohttp.ClientConnectionError`` (``ServerDisconnectedError``, ``ClientOSError``,
-      itself an OSError), a body shorter than its Content-Length ``ClientPayloadError``,
-      timeouts ``asyncio.TimeoutError`` (``ServerTimeoutError``) or fsspec's
-      ``FSTimeoutError``.
-    - s3fs (``core.py`` ``_error_wrapper``, ``errors.py`` ``translate_boto_error``): after
-      its own retries a botocore ``ClientError`` is translated by error code: NoSuchKey/404
-      -> ``FileNotFoundError``; AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch,
-      ExpiredToken, 403 -> ``PermissionError``; SlowDown, ServiceUnavailable, 503 ->
-      ``OSError(EBUSY)``; InternalError, 500 -> ``OSError(EREMOTEIO)``; RequestTimeout ->
-      ``TimeoutError``; InvalidRange/416 -> ``OSError(EINVAL)``; an unknown code ->
-      ``OSError(EIO)``; the ClientError stays as ``__cause__`` (its status and code are
-      read there). Errors that are not ClientErrors come through untranslated: botocore's
-      ``NoCredentialsError`` (never retried), ``EndpointConnectionError``,
-      ``ReadTimeoutError``, ``ResponseStreamingError`` (retried).
-    - A ranged GET whose body has another length than asked (:class:`_WrongLength`).
-    """
-    if isinstance(error, _WrongLength):
-        return True
-    if isinstance(error, (FileNotFoundError, PermissionError, ValueError)):
-        return False
-    names = _names(error)
-    if names & _CREDENTIAL_CLASSES:
-        return False
-    status = _status(error)
-    if status is not None:
-        return (status >= 500 and status not in (501, 505)) or status in (408, 429)
-    if _code(error) in _TRANSIENT_CODES:
-        return True
-    if isinstance(error, (TimeoutError, asyncio.TimeoutError, ConnectionError)):
-        return True
-    if names & _TRANSIENT_CLASSES:
-        return True
-    # s3fs's translation of codes it knows without a status (EBUSY: SlowDown, 503;
-    # EREMOTEIO: InternalError, 500).
-    return isinstance(error, OSError) and error.errno in (
-        errno.EBUSY,
-        getattr(errno, "EREMOTEIO", errno.EIO),
-    )
-
-
-def _credentials_hint(url: str) -> str:
-    scheme = (_SCHEME.match(url) or re.match("()", "")).group(1).lower()
-    if scheme in ("s3", "s3a"):
-        return (
-            "set storage_options key= and secret= (token= for temporary ones), profile=, "
-            "or anon=True for a public bucket; or the environment variables "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
-        )
-    if scheme in ("gs", "gcs"):
-        return (
-            "set storage_options token= (a service-account JSON file, or 'anon'), or the "
-            "environment variable GOOGLE_APPLICATION_CREDENTIALS"
-        )
-    if scheme in ("az", "abfs", "abfss", "adl"):
-        return (
-            "set storage_options account_name= with account_key=, sas_token= or "
-            "connection_string=; or the environment variables AZURE_STORAGE_ACCOUNT_NAME "
-            "with AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN or "
-            "AZURE_STORAGE_CONNECTION_STRING"
-        )
-    return (
-        "set storage_options headers={'Authorization': ...} or "
-        "client_kwargs={'auth': aiohttp.BasicAuth(user, password)}"
-    )
-
-
-def _describe(error: BaseException) -> str:
-    status, code = _status(error), _code(error)
-    text = shorten(str(error) or type(error).__name__, 300)
-    parts = [f"HTTP {status}" if status else "", code]
-    head = " ".join(p for p in parts if p)
-    return f"{head}: {text}" if head else f"{type(error).__name__}: {text}"
-
-
 def _range_text(start: int, size: int) -> str:
     return f"bytes {start}..{start + size}"
 
@@ -239,15 +88,15 @@ class RemoteStore:
         url: str,
         storage_options: Mapping[str, Any] | None = None,
         *,
-        retries: int = 5,
-        backoff: float = 0.1,
+        retries: int | None = None,
+        backoff: float | None = None,
         timeout: float | None = None,
         max_requests: int = MAX_REQUESTS,
     ) -> None:
         self.url = str(url).rstrip("/")
         self.storage_options: dict[str, Any] = dict(storage_options or {})
-        self.retries = int(retries)
-        self.backoff = float(backoff)
+        self.retries = default_retries() if retries is None else int(retries)
+        self.backoff = default_backoff() if backoff is None else float(backoff)
         self.timeout = timeout
         self.max_requests = max(1, int(max_requests))
         self._fs: Any = None
@@ -266,14 +115,14 @@ class RemoteStore:
         """The fsspec filesystem, made in this process on first use."""
         if self._fs is None or self._pid != os.getpid():
             try:
-                import fsspec.core
+                import fsspec  # noqa: F401  (the extra is installed)
             except ImportError as error:
                 raise RemoteError(
                     f"{self.url}: reading object storage needs fsspec: "
                     "pip install 'acumen-indexer[remote]' (or [s3], [gcs], [azure])"
                 ) from error
             try:
-                fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
+                fs = filesystem(self.url, self.storage_options)
             except ImportError as error:
                 raise RemoteError(f"{self.url}: {error}") from error
             self._fs, self._pid = fs, os.getpid()
@@ -319,18 +168,17 @@ class RemoteStore:
                         else:
                             result = await request
                     if kind == "range" and len(result) != size:
-                        raise _WrongLength(len(result))
+                        raise WrongLength(len(result))
                     return result
                 except Exception as error:
-                    if attempt >= self.retries or not _is_transient(error):
+                    if attempt >= self.retries or not is_transient(error):
                         return error
-                    if isinstance(error, _WrongLength) and attempt == 0:
+                    if isinstance(error, WrongLength) and attempt == 0:
                         # Past the end of the object: no retry can help.
                         known = await _size_or_none(fs, url, is_async)
                         if known is not None and known < start + size:
                             return error
-                delay = self.backoff * 2**attempt
-                await asyncio.sleep(delay / 2 + random.random() * delay / 2)
+                await asyncio.sleep(delay(self.backoff, attempt))
                 attempt += 1
 
         return await asyncio.gather(*(one(*job) for job in jobs))
@@ -344,21 +192,21 @@ class RemoteStore:
             missing.__cause__ = error
             return missing
         if start is not None and size is not None:
-            bad_range = _status(error) == 416 or _code(error) == "InvalidRange"
-            if isinstance(error, _WrongLength) or bad_range:
+            bad_range = status_of(error) == 416 or code_of(error) == "InvalidRange"
+            if isinstance(error, WrongLength) or bad_range:
                 return self._wrong_length(url, start, size, what, error)
         message = f"{url}: reading {what}"
         if start is not None and size is not None:
             message += f" ({_range_text(start, size)})"
-        message += f" failed: {_describe(error)}"
-        status = _status(error)
+        message += f" failed: {describe(error)}"
+        status = status_of(error)
         if (
             isinstance(error, PermissionError)
             or status in (401, 403)
-            or _names(error) & _CREDENTIAL_CLASSES
+            or error_names(error) & CREDENTIAL_CLASSES
         ):
-            message += f"; access denied or no credentials: {_credentials_hint(url)}"
-        elif _is_transient(error):
+            message += f"; access denied or no credentials: {credentials_hint(url)}"
+        elif is_transient(error):
             message += f" (gave up after {self.retries} retries)"
         failed = RemoteError(message)
         failed.__cause__ = error
@@ -377,7 +225,7 @@ class RemoteStore:
                 "truncated or the index is wrong"
             )
         else:
-            got = f"got {error.got} bytes" if isinstance(error, _WrongLength) else _describe(error)
+            got = f"got {error.got} bytes" if isinstance(error, WrongLength) else describe(error)
             problem = (
                 f"{where} of {what}: {got}: the object is shorter than the index says, "
                 "or the server ignores Range requests"

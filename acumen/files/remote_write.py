@@ -8,14 +8,14 @@ A sibling of ``remote.py`` (which stays a reader, under the size limit).
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from acumen.errors import RemoteError
-from acumen.files.remote import RemoteStore, _credentials_hint, _describe, _is_transient, _status
+from acumen.files.remote import RemoteStore
+from acumen.files.retry import credentials_hint, delay, describe, is_transient, status_of
 
 T = TypeVar("T")
 
@@ -42,20 +42,19 @@ class RemoteWriter:
             try:
                 return call()
             except Exception as error:
-                if attempt >= self.store.retries or not _is_transient(error):
+                if attempt >= self.store.retries or not is_transient(error):
                     raise self._failure(error, relative, what) from error
-            delay = self.store.backoff * 2**attempt
-            time.sleep(delay / 2 + random.random() * delay / 2)
+            time.sleep(delay(self.store.backoff, attempt))
             attempt += 1
 
     def _failure(self, error: BaseException, relative: str, what: str) -> BaseException:
         if isinstance(error, (FileExistsError, FileNotFoundError)):
             return error  # the caller decides what these mean
         url = self.url_of(relative)
-        message = f"{url}: writing {what} failed: {_describe(error)}"
-        if isinstance(error, PermissionError) or _status(error) in (401, 403):
-            message += f"; access denied or no credentials: {_credentials_hint(url)}"
-        elif _is_transient(error):
+        message = f"{url}: writing {what} failed: {describe(error)}"
+        if isinstance(error, PermissionError) or status_of(error) in (401, 403):
+            message += f"; access denied or no credentials: {credentials_hint(url)}"
+        elif is_transient(error):
             message += f" (gave up after {self.store.retries} retries)"
         return RemoteError(message)
 
