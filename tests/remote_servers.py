@@ -418,12 +418,16 @@ class Fault:
     and ``size`` body bytes, then a TCP reset), ``"short"`` (full ``Content-Length``, ``size``
     bytes fewer, then close), ``"long"`` (a GET's range widened by ``size`` bytes upstream and
     relayed with consistent ``Content-Range``/``Content-Length``: more than asked), ``"stall"``
-    (read the request, answer nothing for ``seconds``, then close).
+    (read the request, answer nothing for ``seconds``, then close), ``"drop"`` (forward the
+    request, so that it takes effect upstream, then reset the connection without a word: the
+    answer is lost). ``path``: only requests
+    whose path (with its query) contains this text.
     """
 
     kind: str
     times: int = 1
     method: str | None = None
+    path: str | None = None
     status: int = 503
     size: int | None = None
     seconds: float = 30.0
@@ -478,7 +482,7 @@ class _ProxyHandler(_QuietHandler):
         owner: FaultProxy = self.server.owner
         body = self._request_body()
         asked = self.headers.get("Range")
-        fault = owner._take(self.command)
+        fault = owner._take(self.command, self.path)
         kind = fault.kind if fault else None
 
         if owner.delay:
@@ -498,9 +502,13 @@ class _ProxyHandler(_QuietHandler):
             headers["Range"] = _widen(asked, fault.size or 16)
         response = self._forward(headers, body)
         payload = response.read()
-        if response.will_close:
+        if response.will_close or kind == "drop":
             self.upstream.close()
             self.upstream = None
+        if kind == "drop":
+            owner.log.add(Record(self.command, self.path, asked, response.status, 0, kind))
+            self._reset()
+            return
         out_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         length = next((v for k, v in out_headers if k.lower() == "content-length"), None)
         if self.command != "HEAD":
@@ -526,15 +534,18 @@ class _ProxyHandler(_QuietHandler):
             self.wfile.write(sent)
             self.wfile.flush()
             if kind == "reset":
-                # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
+                self._reset()
             self.close_connection = True
             return
         owner.log.add(Record(self.command, self.path, asked, response.status, len(payload), kind))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _reset(self) -> None:
+        """End the connection with a TCP reset (SO_LINGER with a zero timeout: close()
+        sends RST instead of FIN)."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
 
     def _send_status(self, status: int, asked: str | None) -> None:
         code = _ERROR_CODES.get(status, "InternalError")
@@ -604,7 +615,7 @@ class FaultProxy(_Background):
 
     def inject(self, kind: str, times: int = 1, **options) -> Fault:
         """Queue a fault (see :class:`Fault` for ``kind`` and options) and return it."""
-        if kind not in ("status", "reset", "short", "long", "stall"):
+        if kind not in ("status", "reset", "short", "long", "stall", "drop"):
             raise ValueError(f"unknown fault {kind!r}")
         fault = Fault(kind, times, **options)
         with self._lock:
@@ -633,10 +644,12 @@ class FaultProxy(_Background):
         with self._lock:
             return sum(f.times - f.done for f in self._faults)
 
-    def _take(self, method: str) -> Fault | None:
+    def _take(self, method: str, path: str = "") -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.method is None or fault.method == method:
+                if (fault.method is None or fault.method == method) and (
+                    fault.path is None or fault.path in path
+                ):
                     fault.done += 1
                     if fault.done >= fault.times:
                         self._faults.remove(fault)

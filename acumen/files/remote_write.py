@@ -15,16 +15,22 @@ from typing import Any, TypeVar
 
 from acumen.errors import RemoteError
 from acumen.files.remote import RemoteStore
-from acumen.files.retry import credentials_hint, delay, describe, is_transient, status_of
+from acumen.files.retry import code_of, credentials_hint, delay, describe, is_transient, status_of
 
 T = TypeVar("T")
 
 
 class RemoteWriter:
-    """Objects under one root URL, written, checked for and deleted, each with retries."""
+    """Objects under one root URL, written, checked for and deleted, each with retries.
 
-    def __init__(self, store: RemoteStore) -> None:
+    ``part_size``: the part size of a multipart upload (s3fs: a file of at least twice
+    this is sent in parts; by default 50 MiB, so files from 100 MiB). A failed part fails
+    the upload, which is aborted and retried whole.
+    """
+
+    def __init__(self, store: RemoteStore, part_size: int | None = None) -> None:
         self.store = store
+        self.part_size = part_size
 
     @property
     def url(self) -> str:
@@ -36,13 +42,18 @@ class RemoteWriter:
     def _path(self, relative: str) -> str:
         return self.store.fs._strip_protocol(self.url_of(relative))
 
-    def _retry(self, call: Callable[[], T], relative: str, what: str) -> T:
+    def _retry(
+        self, call: Callable[[], T], relative: str, what: str, *, again: tuple[str, ...] = ()
+    ) -> T:
+        """``call()``, tried again after a transient failure (or one whose botocore error
+        code is in ``again``)."""
         attempt = 0
         while True:
             try:
                 return call()
             except Exception as error:
-                if attempt >= self.store.retries or not is_transient(error):
+                retried = is_transient(error) or (again and code_of(error) in again)
+                if attempt >= self.store.retries or not retried:
                     raise self._failure(error, relative, what) from error
             time.sleep(delay(self.store.backoff, attempt))
             attempt += 1
@@ -72,7 +83,15 @@ class RemoteWriter:
         """Upload one local file (the backend splits a big one into parts: s3fs does a
         multipart upload above its block size)."""
         fs, path = self.store.fs, self._path(relative)
-        self._retry(lambda: fs.put_file(os.fspath(local), path), relative, what)
+        parts = {} if self.part_size is None else {"chunksize": self.part_size}
+        # NoSuchUpload: a multipart upload whose completion landed but whose reply was lost
+        # is aborted by s3fs, too late: sent again whole, it overwrites itself.
+        self._retry(
+            lambda: fs.put_file(os.fspath(local), path, **parts),
+            relative,
+            what,
+            again=("NoSuchUpload",),
+        )
 
     def put_bytes(self, relative: str, data: bytes, what: str, *, create: bool = False) -> None:
         """Write ``data``; ``create=True`` only if no object is there yet, else
