@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from acumen.cli_options import add_remote_options, check_used, for_path
 from acumen.errors import AcumenError, quote
 from acumen.format.checksums import sealed
 from acumen.format.layout import WRITING_MARKER
@@ -38,20 +39,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--samples", type=_count, default=20_000)
     demo.add_argument("--output", help="keep the datasets in this folder")
     info = commands.add_parser("info", help="describe a dataset")
-    info.add_argument("path")
+    info.add_argument("path", help="a folder or a URL (s3://, gs://, https://...)")
+    add_remote_options(info)
     commands.add_parser("plugins", help="list installed plugins")
     verify = commands.add_parser(
         "verify", help="check every chunk against its checksum and every sample decodes"
     )
-    verify.add_argument("path")
-    verify.add_argument("--jobs", type=_count, help="files checked at once (default: up to 4)")
+    verify.add_argument("path", help="a folder or a URL (s3://, gs://, https://...)")
+    verify.add_argument(
+        "--jobs", type=_count, help="files (for a URL: 16 MiB blocks) checked at once (default: 4)"
+    )
     verify.add_argument("--chunks-only", action="store_true", help="do not decode samples")
     verify.add_argument("--dtype", type=_dtype, help="dtype of an original acumenindexer dataset")
     verify.add_argument("--gzip", action="store_true", help="an original dataset uses gzip")
+    add_remote_options(verify)
     convert = commands.add_parser(
         "convert", help="convert files into a dataset as a config (TOML, YAML, JSON) describes"
     )
     convert.add_argument("config")
+    add_remote_options(convert)  # for a URL output.path
     convert.add_argument("--no-progress", action="store_true", help="no progress display")
     convert.add_argument(
         "--check",
@@ -62,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "recode",
         help="re-write a dataset with another codec, index format or chunk size, and verify it",
     )
-    recode.add_argument("source")
-    recode.add_argument("destination")
+    recode.add_argument("source", help="a folder or a URL")
+    recode.add_argument("destination", help="a new folder or URL")
     recode.add_argument(
         "--codec",
         type=_plugin_spec,
@@ -87,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     recode.add_argument("--dtype", type=_dtype, help="dtype of an original acumenindexer source")
     recode.add_argument("--gzip", action="store_true", help="an original source uses gzip")
+    add_remote_options(recode)  # for source and destination alike
+    clean = commands.add_parser(
+        "clean", help="remove what an interrupted upload left at a URL (never a dataset)"
+    )
+    clean.add_argument("url")
+    clean.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+    add_remote_options(clean)
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -94,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run(args.samples, args.output)
         elif args.command == "info":
-            _info(args.path)
+            check_used(args, args.path)
+            _info(args.path, for_path(args, args.path))
         elif args.command == "plugins":
             _plugins()
         elif args.command == "recode":
@@ -102,21 +116,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "verify":
             from acumen.verify import verify as run_verify
 
+            check_used(args, args.path)
             options = {"dtype": args.dtype} if args.dtype else {}
             if args.gzip:
                 options["use_gzip"] = True
+            options.update(for_path(args, args.path))
             report = run_verify(args.path, jobs=args.jobs, samples=not args.chunks_only, **options)
             print(report)
             return 0 if report.ok else 1
         elif args.command == "convert":
+            from acumen.cli_options import convert_config
             from acumen.convert import check, convert
+            from acumen.convert.config import load_config
 
             progress = False if args.no_progress else None
+            config = convert_config(load_config(args.config), args)
             if args.check:
-                checked = check(args.config, progress=progress)
+                checked = check(config, progress=progress)
                 print(checked)
                 return 0 if checked.ok else 1
-            print(convert(args.config, progress=progress))
+            print(convert(config, progress=progress))
+        elif args.command == "clean":
+            from acumen.clean import clean
+            from acumen.cli_options import storage_options
+
+            print(clean(args.url, storage_options=storage_options(args), dry_run=args.dry_run))
     except (AcumenError, OSError, ValueError) as error:
         # OSError: a file the system will not read; ValueError: a value the user gave (a
         # setting a plugin's constructor refuses, a value in a config).
@@ -140,6 +164,8 @@ def _after_interrupt(args: argparse.Namespace) -> str:
             "; the conversion can be resumed: run the same command again "
             f"(acumen convert {args.config}) and it goes on from where it stopped"
         )
+    if args.command == "clean":
+        return f"; run it again (acumen clean {args.url}) to remove what is left"
     if args.command == "recode" and (Path(args.destination) / WRITING_MARKER).exists():
         return f"; {args.destination} is left incomplete: remove it before recoding again"
     return ""
@@ -218,9 +244,10 @@ def _byte_size(text: str) -> int:
 def _recode(args: argparse.Namespace) -> None:
     from acumen import plugins
     from acumen.read.opening import open_dataset
-    from acumen.recode import SKIPPED_REPORT, recode
+    from acumen.recode import SKIPPED_REPORT, recode, skipped_report
 
-    source_options: dict = {}
+    check_used(args, args.source, args.destination)
+    source_options: dict = for_path(args, args.source)
     if args.dtype:
         source_options["dtype"] = args.dtype
     if args.gzip:
@@ -252,6 +279,7 @@ def _recode(args: argparse.Namespace) -> None:
         verify=not args.no_verify,
         source_options=source_options,
         on_damage="skip" if args.skip_damaged else "stop",
+        **for_path(args, args.destination),
     )
     total = sum(c.size_bytes for c in manifest.chunks)
     checked = "verified" if not args.no_verify else "not verified"
@@ -260,10 +288,12 @@ def _recode(args: argparse.Namespace) -> None:
         f"files, {total:,} bytes, codec {manifest.codec['name']}, index "
         f"{manifest.index['name']}; {checked}"
     )
-    report = Path(args.destination) / SKIPPED_REPORT
-    if args.skip_damaged and report.is_file():
-        skipped = len(json.loads(report.read_text(encoding="utf-8"))["skipped"])
-        print(f"{skipped:,} damaged sample(s) left out, listed in {report}")
+    if args.skip_damaged:
+        report = skipped_report(args.destination, for_path(args, args.destination))
+        if report is not None:
+            skipped = len(json.loads(report)["skipped"])
+            where = f"{str(args.destination).rstrip('/')}/{SKIPPED_REPORT}"
+            print(f"{skipped:,} damaged sample(s) left out, listed in {where}")
 
 
 def _with_level(codec: str | dict[str, Any], level: int) -> dict[str, Any]:
@@ -310,10 +340,10 @@ def _checked(option: str, make: Any, spec: str | dict[str, Any]) -> None:
         raise UsageError(f"{option} {shown}: {error}") from None
 
 
-def _info(path: str) -> None:
+def _info(path: str, options: dict[str, Any]) -> None:
     import acumen
 
-    with acumen.open(path) as ds:
+    with acumen.open(path, **options) as ds:
         print(repr(ds))
         if ds.manifest is not None:
             print(json.dumps(sealed(ds.manifest.to_json()), indent=1, ensure_ascii=False))

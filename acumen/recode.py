@@ -89,7 +89,8 @@ def recode(
     The source is checked against its checksums as it is read. Damage raises
     :class:`CorruptDatasetError` naming the file and sample, and nothing is committed at
     ``destination``; with ``on_damage="skip"`` damaged samples are left out instead, listed
-    in ``destination/recode-skipped.json`` and in a :class:`DamagedSamplesWarning`. A damaged
+    in ``destination/recode-skipped.json`` (a URL's too, uploaded before its manifest) and
+    in a :class:`DamagedSamplesWarning`. A damaged
     chunk file whose samples have no checksums of their own is left out whole.
 
     ``destination`` may be a URL: the copy is written and checked in a staging folder under
@@ -98,12 +99,11 @@ def recode(
     """
     if on_damage not in ON_DAMAGE:
         raise ValueError(f"on_damage must be 'stop' or 'skip', got {on_damage!r}")
-    if on_damage == "skip" and is_url(destination):  # its report goes in the folder
-        raise ValueError(f"{destination}: on_damage='skip' to a URL is not supported yet")
     options = source_options or {}
+    remote = is_url(destination)
     with (
         open_dataset(source, **options) as src,
-        SourceCheck(src, on_damage, Path(destination), options) as check,
+        SourceCheck(src, on_damage, destination, options) as check,
     ):
         manifest = src.manifest
         if index_format is None:
@@ -116,8 +116,11 @@ def recode(
         bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
 
         def read_back(copy: Path) -> None:  # before the copy is marked complete
-            bar.close()  # the writing is done: its line comes before the check's
-            verify_copy(src, copy, progress, check.kept())
+            if remote and check.skipped:  # copy: the staging folder, published with it
+                check.write_report(copy)
+            if verify:
+                bar.close()  # the writing is done: its line comes before the check's
+                verify_copy(src, copy, progress, check.kept())
 
         try:
             with bar:
@@ -132,9 +135,10 @@ def recode(
                     index_format=index_format,
                     fields=fields,
                     progress=bar,
-                    read_back=read_back if verify else None,
+                    read_back=read_back if verify or remote else None,
                     storage_options=storage_options,
                     cache=cache,
+                    publish_extra=[SKIPPED_REPORT],
                 )
         except CorruptDatasetError as error:
             raise CorruptDatasetError(_stopped(error, destination)) from None
@@ -214,7 +218,7 @@ class SourceCheck:
     """
 
     def __init__(
-        self, source: Dataset, on_damage: str, destination: Path, options: dict[str, Any]
+        self, source: Dataset, on_damage: str, destination: Any, options: dict[str, Any]
     ) -> None:
         self.source = source
         self.on_damage = on_damage
@@ -254,10 +258,10 @@ class SourceCheck:
                 raise CorruptDatasetError(problem)
             else:
                 self.skipped[i] = problem
-        if self.skipped:
+        if self.skipped and not is_url(self.destination):
             # Written before the copy commits: a copy with samples left out never exists
-            # without the list of them.
-            self.write_report()
+            # without the list of them (a URL's: in its staging folder, by read_back).
+            self.write_report(Path(self.destination))
 
     def problem(self, i: int, chunk: int) -> str | None:
         """What is wrong with sample ``i`` (in chunk file ``chunk``), or None."""
@@ -289,26 +293,46 @@ class SourceCheck:
     def kept(self) -> list[int]:
         return [i for i in range(len(self.source)) if i not in self.skipped]
 
-    def write_report(self) -> None:
+    def write_report(self, folder: Path) -> None:
         report = {
             "source": str(self.source.root),
             "samples_copied": len(self.source) - len(self.skipped),
             "skipped": [{"sample": i, "problem": p} for i, p in self.skipped.items()],
         }
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
-        write_atomically(self.destination / SKIPPED_REPORT, text.encode())
+        write_atomically(folder / SKIPPED_REPORT, text.encode())
 
     def warn(self) -> None:
         if not self.skipped:
             return
         listed = list(self.skipped)
         shown = ", ".join(map(str, listed[:20])) + (", ..." if len(listed) > 20 else "")
+        report = f"{str(self.destination).rstrip('/')}/{SKIPPED_REPORT}"
+        if not is_url(self.destination):
+            report = str(Path(self.destination) / SKIPPED_REPORT)
         warnings.warn(
             f"recode {self.source.root} -> {self.destination}: {len(listed)} damaged "
-            f"sample(s) left out: [{shown}] (listed in {self.destination / SKIPPED_REPORT})",
+            f"sample(s) left out: [{shown}] (listed in {report})",
             DamagedSamplesWarning,
             stacklevel=3,
         )
+
+
+def skipped_report(
+    destination: str | os.PathLike[str], options: dict[str, Any] | None = None
+) -> bytes | None:
+    """The report of the samples a recode left out at ``destination`` (a folder or a URL,
+    with its ``storage_options``), or None when it left none out."""
+    if not is_url(destination):
+        report = Path(destination) / SKIPPED_REPORT
+        return report.read_bytes() if report.is_file() else None
+    from acumen.files.remote import RemoteStore
+
+    store = RemoteStore(str(destination).rstrip("/"), (options or {}).get("storage_options"))
+    try:
+        return store.read_bytes(store.url_of(SKIPPED_REPORT), "recode report")
+    except FileNotFoundError:
+        return None
 
 
 def _read_problem(dataset: Dataset, i: int) -> str | None:

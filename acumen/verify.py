@@ -22,7 +22,6 @@ from acumen.errors import (
     AcumenError,
     ArgumentConflictError,
     CorruptDatasetError,
-    RemoteError,
     sample_error,
 )
 from acumen.files.remote import is_url
@@ -35,7 +34,7 @@ from acumen.read.verifiers import chunk_problem, unreadable
 
 @dataclass
 class VerifyReport:
-    path: Path
+    path: Path | str  # a URL as given
     chunks_checked: int = 0
     samples_checked: int = 0
     problems: list[str] = field(default_factory=list)
@@ -64,13 +63,10 @@ def verify(
     **open_options,
 ) -> VerifyReport:
     """Check a dataset; the report lists every bad file and sample (``report.ok``)."""
-    if is_url(path):
-        raise RemoteError(
-            f"{path}: acumen verify of a dataset in object storage is not supported yet (it "
-            "would download every chunk file); acumen.open(url, verify='sample') checks each "
-            "sample read, for datasets written with checksums='sample'"
-        )
-    report = VerifyReport(Path(path))
+    remote = is_url(path)
+    report = VerifyReport(str(path).rstrip("/") if remote else Path(path))
+    if remote:  # streamed: nothing kept in the disk cache
+        open_options = {**open_options, "cache_size": 0}
     try:
         dataset = open_dataset(path, **open_options)
     except ArgumentConflictError:
@@ -85,11 +81,19 @@ def verify(
     with dataset:
         _check_named_files(dataset, report)
         report.problems.extend(dataset.check_index())
+        if remote:
+            from acumen.verify_remote import check_streaming
+
+            check_streaming(dataset, report, jobs=max(jobs, 4), samples=samples, progress=progress)
+            return report
         expected = _expected_checksums(dataset, report)
         failed: set[int] = set()  # chunk files reported already: their samples are skipped
         with (
             Progress(
-                len(expected), f"verify {report.path.name}", enabled=progress, unit="chunk files"
+                len(expected),
+                f"verify {Path(report.path).name}",
+                enabled=progress,
+                unit="chunk files",
             ) as bar,
             ThreadPoolExecutor(jobs) as pool,
         ):
@@ -138,13 +142,17 @@ def _check_named_files(dataset: Dataset, report: VerifyReport) -> None:
             f"{dataset.root}: the manifest records no checksum of the index (written before "
             "acumen recorded them): only its rows were checked"
         )
+    root, shown = dataset.root, str(dataset.root)
+    if not isinstance(root, Path):  # a URL: its files' mirror, named by the URL
+        index = Path(dataset.chunk_files.index_path)
+        root = index.parents[len(Path(manifest.index["file"]).parts) - 1]
     for name in manifest.files:
         try:
-            check_named_files(dataset.root, manifest, [name], "file", everything=True)
+            check_named_files(root, manifest, [name], "file", everything=True)
         except CorruptDatasetError as error:
-            report.problems.append(str(error))
+            report.problems.append(str(error).replace(str(root), shown))
         except OSError as error:
-            report.problems.append(unreadable(dataset.root / name, error))
+            report.problems.append(unreadable(f"{shown}/{name}", error))
 
 
 def _sample_read(

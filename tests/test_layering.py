@@ -38,6 +38,9 @@ LAYERS = {
     "acumen.compat": 5,
     "acumen.torch": 5,
     "acumen.cli": 5,
+    "acumen.cli_options": 5,
+    "acumen.clean": 5,
+    "acumen.verify_remote": 5,
     "acumen.demo": 5,
     "acumen": 5,
 }

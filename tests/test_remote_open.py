@@ -261,10 +261,15 @@ def test_torch_dataset_from_a_url(tmp_path: Path, s3_server, s3_bucket: str) -> 
     assert [int(t[1]) for t in batch] == [5, 40, 2]
 
 
-def test_acumen_verify_of_a_url_says_it_is_not_supported(tmp_path: Path, http_server) -> None:
-    from acumen.errors import RemoteError
+def test_acumen_verify_of_a_url_over_http(tmp_path: Path, http_server) -> None:
+    """Streamed over plain HTTP too: each chunk object in one ranged GET, nothing cached."""
     from acumen.verify import verify
 
-    url = serve_http(write_local(tmp_path / "local", "raw", "csv"), http_server)
-    with pytest.raises(RemoteError, match="acumen verify of a dataset in object storage"):
-        verify(url, progress=False)
+    url = serve_http(write_local(tmp_path / "local", "zstd", "csv"), http_server)
+    http_server.log.reset()
+    report = verify(url, progress=False, cache=tmp_path / "cache")
+    assert report.ok, str(report)
+    assert report.samples_checked == N and str(report).startswith(f"{url}: ")
+    chunk_gets = [r for r in http_server.log.records if "/chunks/" in r.path]
+    assert len(chunk_gets) == report.chunks_checked and all(r.range for r in chunk_gets)
+    assert not (tmp_path / "cache" / "chunks").exists()

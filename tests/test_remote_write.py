@@ -164,9 +164,9 @@ def test_a_writer_killed_while_publishing(tmp_path: Path, s3_server, s3_bucket: 
     left = objects(fs, url)
     assert ".acumen-writing" in left and "manifest.json" not in left
     assert any(name.startswith("chunks/") for name in left) and "index.csv" in left
-    with pytest.raises(IncompleteDatasetError, match="remove s3://"):
+    with pytest.raises(IncompleteDatasetError, match=f"acumen clean {url}"):
         acumen.open(url, storage_options=options, cache=cache)
-    with pytest.raises(DatasetExistsError, match=r"remove what it left.*aws s3 rm --recursive"):
+    with pytest.raises(DatasetExistsError, match=f"remove what it left with `acumen clean {url}`"):
         acumen.Writer(url, storage_options=options, cache=cache)
     fs.rm(f"{s3_bucket}/ds", recursive=True)
     with acumen.Writer(url, storage_options=options, cache=cache) as writer:

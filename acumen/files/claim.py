@@ -140,7 +140,7 @@ def process_identity(pid: int) -> str | None:
     return f"{boot}/{fields[19]}"
 
 
-def _pid_alive(pid: int, identity: str | None) -> tuple[bool, str]:
+def pid_alive(pid: int, identity: str | None) -> tuple[bool, str]:
     if sys.platform.startswith("linux"):
         now = process_identity(pid)
         if now is None:
@@ -182,7 +182,7 @@ def _state(root: Path, owner: Owner, locked: bool | None) -> ClaimState:
         return ClaimState(root, owner, True, "it is on another host: acumen cannot check")
     if owner.lock == "flock" and locked:
         return ClaimState(root, owner, False, "its lock on the marker is free")
-    alive, why = _pid_alive(owner.pid, owner.process)
+    alive, why = pid_alive(owner.pid, owner.process)
     return ClaimState(root, owner, alive, why)
 
 

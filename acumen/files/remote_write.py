@@ -124,6 +124,25 @@ class RemoteWriter:
             if self.read(relative, what) != data:
                 raise
 
+    def names(self) -> list[str]:
+        """Every object under the root, by its name relative to it (sorted)."""
+        fs, root = self.store.fs, self.store.fs._strip_protocol(self.url)
+
+        def find() -> list[str]:
+            try:
+                found = fs.find(root)
+            except FileNotFoundError:
+                return []
+            return sorted(p[len(root) :].lstrip("/") for p in found if p.startswith(root))
+
+        return self._retry(find, "", "the list of objects")
+
+    def delete_many(self, relative: list[str], what: str) -> None:
+        """Remove these objects (a batch request where the store has one, as S3 does)."""
+        if relative:
+            fs, paths = self.store.fs, [self._path(name) for name in relative]
+            self._retry(lambda: fs.rm(paths), relative[0], what)
+
     def delete(self, relative: str, what: str) -> None:
         """Remove one object; one already gone is fine."""
         fs, path = self.store.fs, self._path(relative)

@@ -91,7 +91,8 @@ def open_dataset(
         if verify == "chunk":
             raise ValueError(
                 f"verify='chunk' would download every chunk file of {path}: use "
-                "verify='sample' (datasets written with checksums='sample')"
+                "verify='sample' (datasets written with checksums='sample'), or check every "
+                f"chunk object once, streamed: `acumen verify {path}`"
             )
         mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked)
         parts = _read_parts(mirror.root, asked, verify, mirror.manifest)

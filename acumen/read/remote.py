@@ -64,7 +64,8 @@ class RemoteMirror:
             raise IncompleteDatasetError(
                 f"{url}: incomplete: a writer's marker ({WRITING_MARKER}) is there and no "
                 f"{MANIFEST_FILE}: a write or upload was interrupted or is still running "
-                f"(the marker says: {_marker_text(store)}); remove {url} and write it again"
+                f"(the marker says: {_marker_text(store)}); if no writer is running, remove "
+                f"what it left with `acumen clean {url}` and write it again"
             )
         if data is None:  # an original acumenindexer dataset: its index, always fetched
             name = asked.original_index_format().filename

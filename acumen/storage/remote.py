@@ -151,6 +151,15 @@ class RemoteStorage(Storage):
                 self._cached -= len(gone)
                 self._starts[gone_chunk].remove(gone_start)
 
+    def hold(self, chunk_id: int, start: int, data: bytes) -> None:
+        """Serve reads inside ``data`` (chunk ``chunk_id`` from ``start``) from memory, as a
+        prefetch's bytes are (``acumen verify`` decodes from the blocks it streams)."""
+        self._keep(chunk_id, start, data)
+
+    def drop_held(self) -> None:
+        """Forget every span held in memory."""
+        self._reset_cache()
+
     # --- the cache on disk (shared by processes) -------------------------------------
     def _version(self, chunk_id: int) -> str | None:
         """The chunk's version for the disk cache; None: not cached on disk."""

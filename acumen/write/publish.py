@@ -37,7 +37,7 @@ from typing import Any
 
 from acumen.errors import DatasetExistsError, quote
 from acumen.files.cache_dir import url_folder
-from acumen.files.claim import WRITING_MARKER, this_host
+from acumen.files.claim import WRITING_MARKER, process_identity, this_host
 from acumen.files.remote import RemoteStore
 from acumen.files.remote_write import RemoteWriter
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE
@@ -79,6 +79,7 @@ class Destination:
         return json.dumps(
             {
                 "pid": os.getpid(),
+                "process": process_identity(os.getpid()),  # a reused pid is not taken for it
                 "host": this_host(),
                 "started": time.time(),
                 "kind": self.kind,
@@ -126,8 +127,8 @@ class Destination:
         return DatasetExistsError(
             f"{self.url}: another writer's upload is there ({WRITING_MARKER}: {said}) and no "
             f"{MANIFEST_FILE}: it is still running, or it was interrupted. If no writer is "
-            f"running, remove what it left (every object under {self.url}/, e.g. "
-            f"`aws s3 rm --recursive {self.url}/`), then write again"
+            f"running, remove what it left with `acumen clean {self.url}` (it removes an "
+            "upload with no manifest, never a dataset), then write again"
         )
 
     # --- the publication ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ def split_into_chunks(
     read_back: Callable[[Path], None] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    publish_extra: Sequence[str] = (),
 ) -> Manifest:
     """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
 
@@ -84,7 +85,8 @@ def split_into_chunks(
     :class:`acumen.Writer`). ``progress`` is updated once per sample written.
     ``read_fn`` must be picklable when ``n_jobs > 1`` under
     the spawn start method (a module-level function, not a lambda).
-    ``output_path`` may be a URL: see :class:`acumen.Writer` (``storage_options``, ``cache``).
+    ``output_path`` may be a URL: see :class:`acumen.Writer` (``storage_options``, ``cache``,
+    ``publish_extra``).
     """
     if not is_url(output_path) and os.path.exists(output_path):
         if os.path.exists(os.path.join(output_path, WRITING_MARKER)):
@@ -113,6 +115,7 @@ def split_into_chunks(
         read_back=read_back,
         storage_options=storage_options,
         cache=cache,
+        publish_extra=publish_extra,
     ) as writer:
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,

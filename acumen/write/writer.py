@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class Writer:
         read_back: Callable[[Path], None] | None = None,
         storage_options: Mapping[str, Any] | None = None,
         cache: str | os.PathLike[str] | None = None,
+        publish_extra: Sequence[str] = (),
     ) -> None:
         """``metadata_types_from`` says where ``metadata_types`` came from, for errors (a
         conversion's part: the conversion's first item).
@@ -90,7 +91,8 @@ class Writer:
         staging folder under ``cache`` (see docs/remote.md), committed there, then published
         by :meth:`close`, ``manifest.json`` last; ``storage_options`` go to fsspec. A URL
         that holds a dataset (or another writer's upload) is refused here, before any
-        sample, and again at the publication."""
+        sample, and again at the publication. ``publish_extra``: files the caller may put in
+        the folder (a report, by ``read_back``) that are published too, when there."""
         if checksums not in ("chunk", "sample"):
             raise ValueError(f"checksums must be 'chunk' or 'sample', got {checksums!r}")
         self.url: str | None = None
@@ -122,6 +124,7 @@ class Writer:
         # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).
         self._sample_checksums = checksums == "sample"
         self._read_back = read_back
+        self._publish_extra = list(publish_extra)
         if self._sample_checksums:
             self._index.checksums = []
         self._pending: list[list[np.ndarray]] = []  # samples held back for codec training
@@ -300,7 +303,8 @@ class Writer:
             self.root, table, self.index_format, self.manifest, self._claim, self._read_back
         )
         if self._destination is not None:  # the local commit is done: now the store's
-            self._destination.publish(self.root, self.manifest)
+            extra = [name for name in self._publish_extra if (self.root / name).is_file()]
+            self._destination.publish(self.root, self.manifest, extra)
         logger.info(
             "wrote %d samples in %d chunks to %s", len(table), len(chunks), self.url or self.root
         )
