@@ -166,3 +166,19 @@ def test_clean_removes_an_interrupted_upload_only(tmp_path, s3, capsys):
     assert "not an upload acumen left" in capsys.readouterr().err
     assert fs.exists(f"{bucket}/other/file.txt")
     shutil.rmtree(tmp_path / "kept")
+
+
+def test_convert_to_a_url_with_options_from_the_command_line(tmp_path, s3, capsys):
+    from tests.test_convert import base_config, save_npys, write_json
+
+    bucket, options, _ = s3
+    save_npys(tmp_path / "data", 12)
+    url = f"s3://{bucket}/converted"
+    config = base_config(url, output={"codec": "lz4"}, run={"progress": False})
+    path = write_json(tmp_path / "cfg.json", config)
+    cache = ["--cache", str(tmp_path / "c")]
+    assert main(["convert", str(path), "--no-progress", *cache, *flags(options)]) == 0
+    assert SECRET not in capsys.readouterr().out
+    with acumen.open(url, storage_options=options, cache=tmp_path / "c") as ds:
+        assert len(ds) == 12
+    assert (tmp_path / "c" / "remote").is_dir()  # --cache was used
