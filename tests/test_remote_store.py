@@ -238,7 +238,8 @@ def test_range_past_the_end_names_the_url(http_server):
         assert "past the end" in str(caught.value) and "1000 bytes" in str(caught.value)
 
 
-def test_server_ignoring_range_never_gives_wrong_bytes(http_server):
+def test_server_ignoring_range_never_gives_wrong_bytes(http_server, monkeypatch):
+    monkeypatch.setenv("ACUMEN_REMOTE_BACKOFF", "0.001")
     http_server.objects["/c"] = _data(5000)
     http_server.ignore_range = True
     store = RemoteStore(http_server.url, retries=2, backoff=0.001)

@@ -88,6 +88,7 @@ def test_an_upload_that_keeps_failing_names_the_object_and_commits_nothing(
 ):
     from acumen.cli import main
 
+    monkeypatch.setenv("ACUMEN_REMOTE_RETRIES", "5")
     monkeypatch.setenv("ACUMEN_REMOTE_BACKOFF", "0.02")  # 6 tries, at most 0.62 s of waits
     proxy, url = s3_fault_proxy, f"s3://{s3_fault_proxy.bucket}/ds"
     proxy.inject("status", times=1000, method="PUT", path="/ds/chunks/", status=503)
@@ -119,8 +120,9 @@ def test_an_upload_that_keeps_failing_names_the_object_and_commits_nothing(
 
 
 def test_an_endless_503_gives_up_within_seconds(s3_fault_proxy, monkeypatch):
-    """The bound the docs state: retries + 1 requests, backoff * (2**retries - 1) s at
-    most of waiting; here 3 retries after 0.05 s: 4 requests, under 0.35 s of waits."""
+    """The bound the docs state: retries + 1 requests, backoff * (2**retries - 1) s at most
+    of waiting (each wait at most 10 s); here 3 retries after 0.05 s: 4 requests, under
+    0.35 s of waits."""
     monkeypatch.setenv("ACUMEN_REMOTE_RETRIES", "3")
     monkeypatch.setenv("ACUMEN_REMOTE_BACKOFF", "0.05")
     proxy = s3_fault_proxy

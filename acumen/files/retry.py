@@ -2,11 +2,13 @@
 tries, and the retries of the layers below it turned off, so that the total is bounded.
 
 acumen retries a failed request itself (:func:`is_transient` decides which; exponential
-backoff with jitter, :func:`delay`): ``retries`` more tries (default 5, or
-``$ACUMEN_REMOTE_RETRIES``) after the first, the n-th after ``backoff * 2**n`` seconds,
-half of it random (default ``backoff`` 0.1 s, or ``$ACUMEN_REMOTE_BACKOFF``). With the
-defaults a request that keeps failing fast (an endless 503) gives up after 6 tries and at
-most 3.1 s of waiting.
+backoff with jitter, :func:`delay`): ``retries`` more tries (default 8, or
+``$ACUMEN_REMOTE_RETRIES``) after the first, the n-th after ``backoff * 2**n`` seconds
+(at most :data:`MAX_WAIT`), half of it random (default ``backoff`` 0.1 s, or
+``$ACUMEN_REMOTE_BACKOFF``). With the defaults a request that keeps failing fast (an
+endless 503) gives up after 9 tries and at most 22.7 s of waiting: long enough to ride out
+S3's throttling (``SlowDown``) of a busy prefix, short enough that a dead endpoint is an
+error, not a hung training run.
 
 Below acumen, s3fs retries a call 5 times itself and botocore up to 5 times within each of
 those: 25 requests per acumen try, 150 in all, minutes for an endless 503.
@@ -30,8 +32,10 @@ from typing import Any
 from acumen.errors import shorten
 
 #: Tries after the first, and the first wait in seconds (doubled at each try), by default.
-RETRIES = 5
+RETRIES = 8
 BACKOFF = 0.1
+#: The longest single wait between two tries, in seconds.
+MAX_WAIT = 10.0
 RETRIES_VARIABLE = "ACUMEN_REMOTE_RETRIES"
 BACKOFF_VARIABLE = "ACUMEN_REMOTE_BACKOFF"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -62,14 +66,15 @@ def _setting(name: str, default: float, kind: type) -> float:
 
 
 def delay(backoff: float, attempt: int) -> float:
-    """Seconds to wait before try ``attempt + 1``: ``backoff * 2**attempt``, half random."""
-    full = backoff * 2**attempt
+    """Seconds to wait before try ``attempt + 1``: ``backoff * 2**attempt`` (at most
+    :data:`MAX_WAIT`), half random."""
+    full = min(backoff * 2**attempt, MAX_WAIT)
     return full / 2 + random.random() * full / 2
 
 
 def worst_wait(retries: int, backoff: float) -> float:
     """The most seconds :func:`delay` adds up to over ``retries`` retries."""
-    return backoff * (2**retries - 1)
+    return sum(min(backoff * 2**n, MAX_WAIT) for n in range(retries))
 
 
 def scheme(url: str) -> str:
