@@ -48,9 +48,36 @@ def merge_parts(
             os.replace(output / source, output / target)
         elif not (output / target).exists():
             raise CorruptDatasetError(f"{output / source}: a part's chunk file is missing")
+    return _commit(output, plan["parts"], settings, claim)
+
+
+def merge_uploaded(
+    output: Path, part_dirs: list[Path], firsts: list[int], settings: WriterSettings, claim: Claim
+) -> Manifest:
+    """Commit ``output`` from the records of parts whose chunk files were uploaded under
+    their final names, part ``k`` from chunk number ``firsts[k]`` (``claim`` is released).
+    No chunk file is here: the manifest names them, the publication checks them."""
+    parts, number = [], 0
+    for directory, first in zip(part_dirs, firsts, strict=True):
+        manifest = Manifest.load(directory / MANIFEST_FILE)
+        if first != number:
+            raise CorruptDatasetError(
+                f"{directory}: its chunk files were uploaded from number {first}, where the "
+                f"parts before it end at {number}"
+            )
+        renamed = {c.file: chunk_file_name(first + n) for n, c in enumerate(manifest.chunks)}
+        number += len(manifest.chunks)
+        parts.append({"directory": directory.relative_to(output).as_posix(), "chunks": renamed})
+    return _commit(output, parts, settings, claim)
+
+
+def _commit(
+    output: Path, parts: list[dict[str, Any]], settings: WriterSettings, claim: Claim
+) -> Manifest:
+    """The parts' indexes as one, with their chunks' new names; then the commit."""
     index_format = plugins.index_format(settings.index_format)
     tables, chunks, names = [], [], []
-    for part in plan["parts"]:
+    for part in parts:
         directory = output / part["directory"]
         manifest = Manifest.load(directory / MANIFEST_FILE)
         table = plugins.index_format(manifest.index).read(
