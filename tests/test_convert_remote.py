@@ -45,7 +45,8 @@ def make_source(folder: Path, fs: s3fs.S3FileSystem, bucket: str) -> None:
 
 
 def config(root: str, output: str, options: dict, **run) -> dict:
-    out: dict = {"path": output, "codec": "zstd", "chunk_size": 200, "index_format": "parquet"}
+    zstd = {"name": "zstd", "configuration": {"dictionary_size": 256, "train_samples": 20}}
+    out: dict = {"path": output, "codec": zstd, "chunk_size": 200, "index_format": "parquet"}
     if "://" in output:
         out.update(storage_options=options, cache="cache")
     source = {"glob": "**/*.npy", "root": root}
@@ -75,7 +76,7 @@ def source(tmp_path: Path, s3_server, s3_bucket: str):
 
 
 def test_s3_source_to_local_and_to_s3_matches_a_local_source(tmp_path: Path, source):
-    folder, url, options, reference = source
+    _, url, options, reference = source
     expected = dataset_files(all_files(reference))
     local = tmp_path / "from-s3"
     convert(write_json(tmp_path / "a.json", config(url, str(local), options, n_jobs=2)))
@@ -94,8 +95,16 @@ def test_s3_source_to_local_and_to_s3_matches_a_local_source(tmp_path: Path, sou
     summary = convert(write_json(tmp_path / "b.json", config(url, target, options)))
     assert summary.samples == len(NAMES)
     published = objects(s3fs.S3FileSystem(**options), target)
-    assert dataset_files(published) == expected
+    assert dataset_files(published) == expected  # the zstd dictionary too
     assert not any((tmp_path / "cache" / "staging").iterdir())
+    cache = tmp_path / "cache"
+    with (
+        acumen.open(target, storage_options=options, cache=cache) as ds,
+        acumen.open(reference) as expected_ds,
+    ):
+        assert len(ds) == len(expected_ds)
+        for i in range(len(ds)):
+            assert ds[i][0].tobytes() == expected_ds[i][0].tobytes()
 
 
 def test_a_missing_object_is_named(tmp_path: Path, s3_server, s3_bucket: str):
@@ -149,7 +158,7 @@ def cluster():
 def test_dask_workers_upload_their_parts(tmp_path: Path, source, cluster, monkeypatch, caplog):
     from acumen.write.publish import Destination
 
-    folder, url, options, reference = source
+    _, url, options, reference = source
     published_by_driver: list[str] = []
     upload = Destination._upload
 
@@ -208,9 +217,7 @@ def test_a_killed_dask_conversion_to_s3_resumes(tmp_path: Path, source, cluster)
     staging = next((tmp_path / "cache" / "staging").iterdir())
     assert not list(staging.rglob("*.chnk"))  # the driver's staging folder never held one
     listing = staging / "convert" / ".acumen-convert" / "source-listing.jsonl"
-    assert [json.loads(line)[0] for line in listing.read_text().splitlines()][0] == (
-        f"{url}/a.npy"
-    )
+    assert json.loads(listing.read_text().splitlines()[0])[0] == f"{url}/a.npy"
     fs.pipe_file(f"{url[5:]}/0-added-later.npy", (folder / "a.npy").read_bytes())
     summary = convert(path)  # resumes from the recorded listing: the new object is not in
     assert summary.resumed_parts == 2 and summary.samples == len(NAMES)

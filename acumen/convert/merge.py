@@ -92,7 +92,9 @@ def _commit(
             for c in manifest.chunks
         ]
     table = concat_tables(tables, settings, names)
-    codec = plugins.codec(settings.codec)
+    # The codecs with their trained resources opened: the manifest checksums each one (and
+    # a publication uploads the files it names).
+    codec = _opened(settings.codec, settings)
     fields, dtypes = _field_specs(settings)
     manifest = build_manifest(
         table, codec, index_format, chunks, settings.chunk_size_bytes, fields, dtypes
@@ -115,6 +117,12 @@ def _plan(output: Path, part_dirs: list[Path]) -> dict[str, Any]:
     return {"moves": moves, "parts": parts}
 
 
+def _opened(spec: Any, settings: WriterSettings) -> Any:
+    codec = plugins.codec(spec)
+    codec.open_resources(Path(settings.resources_root))
+    return codec
+
+
 def _field_specs(settings: WriterSettings) -> tuple[list[FieldSpec] | None, list]:
     if settings.fields is None:
         dtype = dtype_from_json(settings.dtype) if settings.dtype is not None else None
@@ -122,7 +130,7 @@ def _field_specs(settings: WriterSettings) -> tuple[list[FieldSpec] | None, list
     specs, dtypes = [], []
     for name, spec in settings.fields.items():
         dtype = dtype_from_json(spec["dtype"]) if spec.get("dtype") is not None else None
-        specs.append(FieldSpec(name, spec["type"], dtype, plugins.codec(spec["codec"])))
+        specs.append(FieldSpec(name, spec["type"], dtype, _opened(spec["codec"], settings)))
         dtypes.append(dtype)
     return specs, dtypes
 

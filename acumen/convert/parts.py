@@ -238,8 +238,9 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
         directory = final.with_name(f"{final.name}.attempt-{uuid.uuid4().hex[:12]}")
     with config_folder_on_path(task.import_path):
         reader = plugins.reader(task.reader)
+    settings = task.settings if task.upload is None else task.upload.settings_here(task.settings)
     try:
-        with acting_as("convert part"), task.settings.writer(directory) as writer:
+        with acting_as("convert part"), settings.writer(directory) as writer:
             source_bytes, skipped = _write_items(task, reader, writer, progress)
             summary = {"skipped": skipped, "source_bytes": source_bytes}
             write_atomically(directory / SUMMARY_FILE, json.dumps(summary).encode("utf-8"))

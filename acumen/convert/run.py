@@ -417,9 +417,8 @@ def _tasks(
     if cfg.output.url is not None:
         from acumen.convert.upload import UploadTarget, clean_scratch
 
-        clean_scratch(
-            upload := UploadTarget.of(cfg.output)
-        )  # parts an earlier run wrote on this machine and never uploaded
+        upload = UploadTarget.of(cfg.output).carrying(settings)
+        clean_scratch(upload)  # parts an earlier run wrote here and never uploaded
     options = dict(cfg.source.storage_options or {})
     for number in itertools.count():
         batch = list(itertools.islice(numbered, part_size))

@@ -23,6 +23,7 @@ parts ``0..k-1``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -35,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acumen.convert.parts import SUMMARY_FILE, ConversionError, PartResult
+from acumen import plugins
+from acumen.convert.parts import SUMMARY_FILE, ConversionError, PartResult, WriterSettings
 from acumen.errors import RemoteError, quote
 from acumen.files.cache_dir import url_folder
 from acumen.files.claim import inspect
@@ -62,6 +64,35 @@ class UploadTarget:
     url: str
     storage_options: Mapping[str, Any] | None = None
     cache: str | None = None  # the config's output.cache (None: each machine's own)
+    # The codecs' trained resources (zstd dictionaries), carried to the workers: they need
+    # not see the driver's staging folder.
+    resources: Mapping[str, bytes] | None = None
+
+    def carrying(self, settings: WriterSettings) -> UploadTarget:
+        """This target with the resources of ``settings`` (read from the driver's folder)."""
+        root = Path(settings.resources_root)
+        found: dict[str, bytes] = {}
+        specs = [settings.codec, *[f["codec"] for f in (settings.fields or {}).values()]]
+        for spec in specs:
+            codec = plugins.codec(spec)
+            codec.open_resources(root)
+            found.update(codec.resources())
+        return dataclasses.replace(self, resources=found)
+
+    def settings_here(self, settings: WriterSettings) -> WriterSettings:
+        """``settings`` with the resources in this machine's scratch folder."""
+        if not self.resources:
+            return settings
+        root = self.scratch() / "resources"
+        for name, data in self.resources.items():
+            path = root.joinpath(*name.split("/"))
+            if not path.is_file() or path.read_bytes() != data:
+                # (a temporary name of its own: parts in other threads may write it too)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+                temporary.write_bytes(data)
+                os.replace(temporary, path)
+        return dataclasses.replace(settings, resources_root=str(root))
 
     @classmethod
     def of(cls, output: Any) -> UploadTarget:
@@ -191,6 +222,7 @@ def clean_scratch(target: UploadTarget) -> None:
         state = inspect(attempt)
         if state is None or not state.alive:
             shutil.rmtree(attempt, ignore_errors=True)
+    shutil.rmtree(scratch / "resources", ignore_errors=True)  # (carried by every task)
     with contextlib.suppress(OSError):  # not empty: another run's part is being written
         scratch.rmdir()
 
