@@ -215,7 +215,7 @@ def test_a_killed_dask_conversion_to_s3_resumes(tmp_path: Path, source, cluster)
     with pytest.raises(IncompleteDatasetError):
         acumen.open(target, storage_options=options, cache=tmp_path / "cache")
     staging = next((tmp_path / "cache" / "staging").iterdir())
-    assert not list(staging.rglob("*.chnk"))  # the driver's staging folder never held one
+    assert not list((staging / "convert").rglob("*.chnk"))  # the driver's: never held one
     listing = staging / "convert" / ".acumen-convert" / "source-listing.jsonl"
     assert json.loads(listing.read_text().splitlines()[0])[0] == f"{url}/a.npy"
     fs.pipe_file(f"{url[5:]}/0-added-later.npy", (folder / "a.npy").read_bytes())

@@ -229,7 +229,7 @@ def test_convert_to_a_url_resumes_after_a_kill(
     assert any(name.startswith("chunks/") for name in left)
     staging = next((tmp_path / "cache" / "staging").iterdir())
     assert (staging / "convert").is_dir()  # the local state a rerun resumes
-    assert not list(staging.rglob("*.chnk"))  # the workers uploaded them, nothing kept here
+    assert not list((staging / "convert").rglob("*.chnk"))  # the workers uploaded them
     summary = convert(config, progress=False)
     assert summary.samples == 40
     published, clean = objects(fs, url), objects(fs, clean_url)
