@@ -136,6 +136,26 @@ def test_a_missing_object_is_named(tmp_path: Path, s3_server, s3_bucket: str):
         ]
 
 
+def test_an_http_table_source(tmp_path: Path, http_server):
+    """A table served over HTTP lists images beside it: each fetched whole (no listing
+    needed); one that is not there is skipped and named."""
+    from PIL import Image
+
+    for n in range(3):
+        Image.fromarray(np.full((2, 3), n, np.uint8)).save(http_server.root / f"{n}.png")
+    (http_server.root / "list.csv").write_text("path\n0.png\ngone.png\n2.png\n1.png\n")
+    cfg = {
+        "source": {"table": http_server.url("list.csv")},
+        "reader": {"name": "image"},
+        "output": {"path": str(tmp_path / "out")},
+        "run": {"progress": False, "on_error": "skip"},
+    }
+    summary = convert(cfg)
+    assert [s["item"] for s in summary.skipped] == [http_server.url("gone.png")]
+    with acumen.open(tmp_path / "out") as ds:
+        assert [int(ds[i][0][0, 0]) for i in range(len(ds))] == [0, 2, 1]
+
+
 # --- the Dask engine: workers upload ---------------------------------------------------------
 distributed = pytest.importorskip("distributed")
 

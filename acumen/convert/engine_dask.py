@@ -3,8 +3,11 @@
 The scheduler is ``run.scheduler``, else Dask's own ``DASK_SCHEDULER_ADDRESS`` (the config
 key ``scheduler-address``), else a ``LocalCluster`` of ``run.n_jobs`` worker processes that
 this engine starts and closes. Each part is one Dask task; a worker writes the part into
-its own directory under the output, so the output must be on a filesystem that the driver
-and every worker share (automatically true for a ``LocalCluster``).
+its own directory under the output, so a local output must be on a filesystem that the
+driver and every worker share (automatically true for a ``LocalCluster``). For a URL
+output, a worker writes the part in its own cache and, once the parts before it are
+written (its chunk numbers follow theirs), a second task on the same worker uploads its
+chunk files to their final names (:mod:`acumen.convert.upload`); the driver records it.
 
 At most twice as many parts as the cluster has worker threads are in flight, so the items
 (which travel inside the tasks) never all sit in the scheduler's memory. Workers report
@@ -266,7 +269,7 @@ class _Parts:
         if not task.items:  # done already: read it here, no need for a worker
             result = convert_part(task)
             if self.placement is not None:
-                self.placement.add(result)  # (checks its chunk numbers still follow)
+                self._place(result)  # (checks its chunk numbers still follow)
             self._done(result)
             return
         self.open[task.number] = task

@@ -117,6 +117,9 @@ def convert(
     if first_item(cfg.source, state, listing) is None:  # surely a mistake: say so first
         root = cfg.source.root_url or cfg.source.root
         where = f" under {root}" if cfg.source.kind == "glob" else ""
+        if cfg.source.kind == "glob" and str(root).lower().startswith("http"):
+            where += " (an HTTP server is listed through the HTML index of links it serves "
+            where += "for a folder, if it serves one; else list the items in a source.table)"
         raise ConfigError(
             f"{cfg.origin}: key 'source.{cfg.source.kind}': {cfg.source.value!r} gives no "
             f"items{where}"

@@ -125,7 +125,10 @@ def upload_part(attempt: str, first: int, target: UploadTarget) -> dict[str, Any
     returned for the driver's record and its folder is removed."""
     root = Path(attempt)
     if not (root / MANIFEST_FILE).is_file():
-        raise PartLost(f"{root}: the written part is not on this machine (its worker left)")
+        raise PartLost(
+            f"{root}: the written part is not on this machine (the worker that wrote it "
+            "left before uploading it): run the conversion again, the part is written anew"
+        )
     manifest = Manifest.load(root / MANIFEST_FILE)
     writer = RemoteWriter(target.store())
     names = [chunk_file_name(first + n) for n in range(len(manifest.chunks))]
