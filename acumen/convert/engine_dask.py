@@ -211,8 +211,10 @@ def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> l
             limit = _capacity(client) or 2
             while parts.in_flight or (not exhausted and not parts.failed):
                 # A part counts from its submission until it is done (for a URL output:
-                # uploaded), so the parts written and waiting for their upload are bounded.
-                while not exhausted and not parts.failed and len(parts.open) < limit:
+                # uploaded, and then twice as many may be open: a slow part holds the
+                # uploads of those after it), so the parts waiting on disk are bounded.
+                room = limit * (2 if parts.placement is not None else 1)
+                while not exhausted and not parts.failed and len(parts.open) < room:
                     task = next(iterator, None)
                     if task is None:
                         exhausted = True
