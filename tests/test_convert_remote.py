@@ -156,6 +156,42 @@ def test_an_http_table_source(tmp_path: Path, http_server):
         assert [int(ds[i][0][0, 0]) for i in range(len(ds))] == [0, 2, 1]
 
 
+def test_an_http_glob_source_listed_through_its_html_index(tmp_path: Path):
+    """A glob over an HTTP server that serves folder indexes (Python's http.server)."""
+    import functools
+    import http.server
+    import threading
+
+    from PIL import Image
+
+    (tmp_path / "site" / "imgs" / "sub").mkdir(parents=True)
+    for n, name in enumerate(["0.png", "1.png", "sub/2.png"]):
+        Image.fromarray(np.full((2, 2), n, np.uint8)).save(tmp_path / "site" / "imgs" / name)
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site")
+    )
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            root = f"http://127.0.0.1:{server.server_address[1]}/imgs"
+            convert(
+                {
+                    "source": {"glob": "**/*.png", "root": root},
+                    "reader": {"name": "image"},
+                    "output": {"path": str(tmp_path / "out")},
+                    "run": {"progress": False},
+                }
+            )
+        finally:
+            server.shutdown()
+            thread.join()
+    with acumen.open(tmp_path / "out") as ds:
+        assert [ds.metadata(i)["path"] for i in range(len(ds))] == ["0.png", "1.png", "sub/2.png"]
+        assert [int(ds[i][0][0, 0]) for i in range(len(ds))] == [0, 1, 2]
+
+
 # --- the Dask engine: workers upload ---------------------------------------------------------
 distributed = pytest.importorskip("distributed")
 

@@ -99,6 +99,8 @@ def list_glob(
     matcher = glob_regex(rest)
     found = []
     for name, size in list_objects(store, fixed):
+        if fixed and not name.startswith(fixed + "/"):
+            continue  # (a sibling a prefix listing may give: "data-2/" for "data")
         relative = name[len(fixed) + 1 :] if fixed else name
         if matcher.fullmatch(relative):
             found.append((name, size))
