@@ -9,7 +9,9 @@ committed there; then it is published, in this order:
    staging folder's own earlier attempt: a resumed conversion);
 2. the marker object ``.acumen-writing`` is created (conditionally: ``If-None-Match: *``
    on S3, so two writers cannot both start), naming host, pid, kind and staging folder;
-3. every chunk file, then the codec resources, then the index are uploaded;
+3. every chunk file, then the codec resources, then the index are uploaded (a
+   conversion's workers upload its chunk files themselves, under their final names, after
+   the marker: those are checked in the store by size instead);
 4. ``manifest.json`` is created LAST, conditionally where the store can (S3's
    ``If-None-Match``; elsewhere a check then a put): **this is the commit point**. A
    reader loads the manifest first, so it sees the dataset whole or not at all; without a
