@@ -280,3 +280,47 @@ def test_a_killed_dask_conversion_to_s3_resumes(tmp_path: Path, source, cluster)
     assert dataset_files(objects(fs, target)) == dataset_files(all_files(reference))
     with acumen.open(target, storage_options=options, cache=tmp_path / "cache") as ds:
         assert len(ds) == len(NAMES)
+
+
+def test_a_part_written_again_with_more_chunks_renumbers_the_parts_after_it(
+    tmp_path: Path, s3_server, s3_bucket: str, monkeypatch
+):
+    """Recorded under "skip" with a bad item left out, a part is written again under
+    "raise" once the item is fixed: it has one chunk file more, so the parts recorded after
+    it were uploaded under numbers that are now wrong. The run says so and drops their
+    records; the next run writes them anew, and the dataset is the clean conversion's."""
+    import importlib
+
+    run_module = importlib.import_module("acumen.convert.run")
+    options = s3_server.storage_options
+    data = tmp_path / "data"
+    data.mkdir()
+    for n in range(8):
+        np.save(data / f"{n}.npy", np.full((4,), n, dtype=np.int64))
+    (data / "2.npy").write_bytes(b"not a .npy file")
+    url = f"s3://{s3_bucket}/renumbered"
+    cfg = {
+        "source": {"glob": "*.npy", "root": str(data)},
+        "reader": {"name": "npy"},
+        "output": {"path": url, "storage_options": options, "cache": str(tmp_path / "c")},
+        "run": {"progress": False, "part_size": 4, "on_error": "skip"},
+    }
+    cfg["output"]["chunk_size"] = 16  # one sample a chunk file
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt  # every part recorded, stopped before the index
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "merge_uploaded", stop)
+        with pytest.raises(KeyboardInterrupt):
+            convert(cfg)
+    np.save(data / "2.npy", np.full((4,), 2, dtype=np.int64))  # fixed
+    cfg["run"]["on_error"] = "raise"
+    with pytest.raises(ConversionError, match="part 1 was uploaded as chunk files 3 onwards"):
+        convert(cfg)
+    summary = convert(cfg)
+    assert summary.samples == 8 and summary.resumed_parts == 1  # part 0, recorded again
+    clean = tmp_path / "clean"
+    convert({**cfg, "output": {"path": str(clean), "chunk_size": 16}})
+    published = objects(s3fs.S3FileSystem(**options), url)
+    assert dataset_files(published) == dataset_files(all_files(clean))

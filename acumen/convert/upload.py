@@ -263,9 +263,16 @@ class ThreadUploads:
         return done
 
     def close(self) -> None:
+        """Stop: the uploads not started never start; those running finish and, if they
+        succeed, their parts are recorded (a resume keeps them)."""
         for *_, future in self.pending:
             future.cancel()
         self.pool.shutdown(wait=True)
+        for entry in self.pending:
+            future = entry[3]
+            if not future.cancelled() and future.exception() is None:
+                self._finish(entry)
+        self.pending = []
 
     @staticmethod
     def _finish(entry: tuple[PartResult, int, Path, Any]) -> PartResult:
