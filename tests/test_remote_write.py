@@ -183,10 +183,10 @@ KILLED_CONVERSION = textwrap.dedent(
     from acumen.files.remote_write import RemoteWriter
 
     where = sys.argv[2]
-    if where == "merge":  # the parts are written: die before they are merged
+    if where == "merge":  # the parts are written and uploaded: die before the index is made
         def die(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
-        run.merge_parts = die
+        run.merge_uploaded = die
     else:  # committed locally and uploaded: die before the manifest's PUT
         put_bytes = RemoteWriter.put_bytes
         def put_or_die(self, relative, data, what, **kwargs):
@@ -222,13 +222,14 @@ def test_convert_to_a_url_resumes_after_a_kill(
     config = conversion(tmp_path, url, options)
     run_killed(KILLED_CONVERSION, str(config), where)
     fs = s3fs.S3FileSystem(**options)
-    if where == "publish":
-        with pytest.raises(IncompleteDatasetError):
-            acumen.open(url, storage_options=options, cache=tmp_path / "cache")
-    else:
-        assert objects(fs, url) == {}  # nothing was published
+    with pytest.raises(IncompleteDatasetError):  # the marker, the chunks, no manifest
+        acumen.open(url, storage_options=options, cache=tmp_path / "cache")
+    left = objects(fs, url)
+    assert ".acumen-writing" in left and "manifest.json" not in left
+    assert any(name.startswith("chunks/") for name in left)
     staging = next((tmp_path / "cache" / "staging").iterdir())
     assert (staging / "convert").is_dir()  # the local state a rerun resumes
+    assert not list((staging / "convert").rglob("*.chnk"))  # the workers uploaded them
     summary = convert(config, progress=False)
     assert summary.samples == 40
     published, clean = objects(fs, url), objects(fs, clean_url)

@@ -21,7 +21,7 @@ from typing import Any
 from acumen import plugins
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.run import choose_part_size
-from acumen.convert.sources import describe, first_item, iter_items
+from acumen.convert.sources import Listing, describe, first_item, iter_items, list_source
 from acumen.progress import Progress
 from acumen.readers.callable import config_folder_on_path
 
@@ -55,33 +55,37 @@ def check(
 ) -> CheckReport:
     """Read every item of a conversion config with its reader; write nothing."""
     cfg = config if isinstance(config, ConvertConfig) else load_config(config)
-    if first_item(cfg.source) is None:
+    listing = list_source(cfg.source, None)  # a glob at a URL: listed once
+    if first_item(cfg.source, None, listing) is None:
         raise ConfigError(
             f"{cfg.origin}: key 'source.{cfg.source.kind}': {cfg.source.value!r} gives no items"
         )
     show = cfg.run.progress if progress is None else progress
     report = CheckReport(cfg.origin, 0)
     with Progress(None, f"check {cfg.origin}", enabled=show) as bar:
-        for count, unreadable in _results(cfg):
+        for count, unreadable in _results(cfg, listing):
             report.items += count
             report.unreadable.extend(unreadable)
             bar.update(count)
     return report
 
 
-def _batches(cfg: ConvertConfig) -> Iterator[Batch]:
-    size = cfg.run.part_size or choose_part_size(cfg)[0]
-    numbered = enumerate(item for item, _ in iter_items(cfg.source))
+def _batches(cfg: ConvertConfig, listing: Listing | None) -> Iterator[Batch]:
+    size = cfg.run.part_size or choose_part_size(cfg, None, listing)[0]
+    numbered = enumerate(item for item, _ in iter_items(cfg.source, None, listing))
     while batch := list(itertools.islice(numbered, size)):
         yield batch
 
 
-def _results(cfg: ConvertConfig) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+def _results(
+    cfg: ConvertConfig, listing: Listing | None
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """(items read, unreadable entries) per batch, in source order."""
-    batches = _batches(cfg)
+    batches = _batches(cfg, listing)
+    options = dict(cfg.source.storage_options or {})
     if cfg.run.n_jobs == 1:
         for batch in batches:
-            yield len(batch), read_batch(cfg.reader, cfg.import_path, batch)
+            yield len(batch), read_batch(cfg.reader, cfg.import_path, batch, options)
         return
     from acumen.write.worker_pool import process_pool
 
@@ -90,7 +94,10 @@ def _results(cfg: ConvertConfig) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         try:
             for batch in batches:
                 pending.append(
-                    (len(batch), pool.submit(read_batch, cfg.reader, cfg.import_path, batch))
+                    (
+                        len(batch),
+                        pool.submit(read_batch, cfg.reader, cfg.import_path, batch, options),
+                    )
                 )
                 if len(pending) >= 2 * cfg.run.n_jobs:  # bounded: the items stream
                     count, future = pending.popleft()
@@ -103,14 +110,22 @@ def _results(cfg: ConvertConfig) -> Iterator[tuple[int, list[dict[str, Any]]]]:
                 future.cancel()
 
 
-def read_batch(reader_spec: Mapping[str, Any], import_path: str | None, batch: Batch) -> list:
-    """Read each item of ``batch``; the entries of those that fail (in a worker process)."""
+def read_batch(
+    reader_spec: Mapping[str, Any],
+    import_path: str | None,
+    batch: Batch,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list:
+    """Read each item of ``batch``; the entries of those that fail (in a worker process).
+    Items at a URL are fetched ahead, several at once."""
+    from acumen.convert.remote_source import opened, raise_if_failed
+
     with config_folder_on_path(import_path):
         reader = plugins.reader(dict(reader_spec))
     unreadable = []
-    for position, item in batch:
+    for position, item, _, got in opened([(p, i, {}) for p, i in batch], storage_options):
         try:
-            _sample, metadata = reader.read(item)
+            _sample, metadata = reader.read(raise_if_failed(got))
             if not isinstance(metadata, Mapping):
                 raise TypeError(f"the reader returned {type(metadata).__name__} as metadata")
         except Exception as error:

@@ -23,7 +23,16 @@ SOURCE_KINDS = ("glob", "table", "callable")
 ENGINES = ("local", "dask")
 ON_ERROR = ("raise", "skip")
 _SECTIONS = {
-    "source": {"glob", "table", "callable", "path_column", "root", "path_metadata", "arguments"},
+    "source": {
+        "glob",
+        "table",
+        "callable",
+        "path_column",
+        "root",
+        "path_metadata",
+        "arguments",
+        "storage_options",
+    },
     "reader": {"name", "configuration"},
     "output": {
         "path",
@@ -62,6 +71,13 @@ class SourceConfig:
     path_metadata: str | None = "path"  # metadata key that records each item's path
     arguments: tuple[tuple[str, Any], ...] = ()  # keyword arguments for a callable source
     import_path: str | None = None  # the config's folder, searched for a callable source
+    root_url: str | None = None  # the root when it is a URL (then ``root`` is unused)
+    storage_options: Mapping[str, Any] | None = None  # for a source at a URL (never saved)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the glob or table is at a URL (listed or copied into the state)."""
+        return self.kind != "callable" and (self.root_url is not None or is_url(self.value))
 
 
 @dataclass(frozen=True)
@@ -118,7 +134,7 @@ class ConvertConfig:
             "source": {
                 "kind": self.source.kind,
                 "value": self.source.value,
-                "root": str(self.source.root),
+                "root": self.source.root_url or str(self.source.root),
                 "path_column": self.source.path_column,
                 "path_metadata": self.source.path_metadata,
                 "arguments": dict(self.source.arguments),
@@ -233,10 +249,17 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
         raise check.fail("source", f"needs exactly one of {', '.join(SOURCE_KINDS)}; got {kinds}")
     kind = kinds[0]
     value = check.typed(source, "source", kind, str, None)
-    root = Path(check.typed(source, "source", "root", str, str(base)))
+    if kind != "callable":
+        value = local_path(value)  # file:// and ~ are local paths
+    root_text = local_path(check.typed(source, "source", "root", str, str(base)))
+    root_url = root_text.rstrip("/") if is_url(root_text) else None
+    root = base if root_url is not None else Path(root_text)
     root = root if root.is_absolute() else base / root
     if kind == "table" and "root" not in source:  # paths in a table: relative to the table
-        root = (Path(value) if Path(value).is_absolute() else base / value).parent
+        if is_url(value):
+            root_url = value.rsplit("/", 1)[0]
+        else:
+            root = (Path(value) if Path(value).is_absolute() else base / value).parent
     path_metadata = source.get("path_metadata", "path")
     if path_metadata is not None and not isinstance(path_metadata, (str, bool)):
         raise check.fail(
@@ -255,6 +278,9 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
                 load_callable(value, "source.callable")
         except ValueError as error:
             raise check.fail("source.callable", str(error)) from None
+    elif kind == "table" and is_url(value):
+        if not value.lower().endswith((".csv", ".parquet")):
+            raise check.fail("source.table", f"must be a .csv or .parquet file, got {value}")
     elif kind == "table":
         table = Path(value) if Path(value).is_absolute() else base / value
         if not table.is_file():
@@ -270,6 +296,8 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
         path_metadata,
         tuple(sorted(arguments.items())),
         str(folder) if folder is not None else None,
+        root_url,
+        check.typed(source, "source", "storage_options", dict, None),
     )
 
     reader_raw = check.section(raw, "reader", required=True)

@@ -3,8 +3,11 @@
 The scheduler is ``run.scheduler``, else Dask's own ``DASK_SCHEDULER_ADDRESS`` (the config
 key ``scheduler-address``), else a ``LocalCluster`` of ``run.n_jobs`` worker processes that
 this engine starts and closes. Each part is one Dask task; a worker writes the part into
-its own directory under the output, so the output must be on a filesystem that the driver
-and every worker share (automatically true for a ``LocalCluster``).
+its own directory under the output, so a local output must be on a filesystem that the
+driver and every worker share (automatically true for a ``LocalCluster``). For a URL
+output, a worker writes the part in its own cache and, once the parts before it are
+written (its chunk numbers follow theirs), a second task on the same worker uploads its
+chunk files to their final names (:mod:`acumen.convert.upload`); the driver records it.
 
 At most twice as many parts as the cluster has worker threads are in flight, so the items
 (which travel inside the tasks) never all sit in the scheduler's memory. Workers report
@@ -27,6 +30,7 @@ import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from acumen.convert.config import ConfigError, ConvertConfig
@@ -60,9 +64,15 @@ def _convert_part_reporting(task: PartTask, run: str) -> PartResult:
     """The Dask task: one part, written by the worker that runs it."""
     reporter = BatchedReporter(_event_sender(run, task.number), every=_REPORT_EVERY)
     try:
-        return convert_part(task, reporter)
+        result = convert_part(task, reporter)
     finally:
         reporter.flush()
+    if result.attempt is not None:  # uploaded later, from this worker
+        with contextlib.suppress(Exception):
+            from distributed import get_worker
+
+            result.address = get_worker().address
+    return result
 
 
 class _ProgressInbox:
@@ -194,65 +204,123 @@ def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> l
         if not client.nthreads():
             logger.warning("the Dask cluster has no workers yet: parts wait until some join")
         client.subscribe_topic(PROGRESS_TOPIC, inbox.handler)
-        in_flight: dict[Any, int] = {}  # future -> part number
-        failed: list[tuple[int, Any]] = []  # (part number, future) of parts that raised
-        finished = threading.Event()  # a part finished (Dask calls back from its own thread)
+        parts = _Parts(client, run, inbox, bar, results)
         try:
             iterator = iter(tasks)
             exhausted = False
             limit = _capacity(client) or 2
-            while in_flight or (not exhausted and not failed):
-                while not exhausted and not failed and len(in_flight) < limit:
+            while parts.in_flight or (not exhausted and not parts.failed):
+                # A part counts from its submission until it is done (for a URL output:
+                # uploaded, and then twice as many may be open: a slow part holds the
+                # uploads of those after it), so the parts waiting on disk are bounded.
+                room = limit * (2 if parts.placement is not None else 1)
+                while not exhausted and not parts.failed and len(parts.open) < room:
                     task = next(iterator, None)
                     if task is None:
                         exhausted = True
-                    elif not task.items:  # done already: read it here, no need for a worker
-                        result = convert_part(task)
-                        inbox.finish(result, bar)
-                        results.append(result)
                     else:
-                        future = client.submit(
-                            _convert_part_reporting,
-                            task,
-                            run,
-                            key=f"acumen-part-{task.number:06d}-{run}",
-                            pure=False,
-                        )
-                        future.add_done_callback(lambda _: finished.set())
-                        in_flight[future] = task.number
-                if not in_flight:
+                        parts.start(task)
+                if not parts.in_flight:
                     continue
-                finished.clear()  # set again by any part finishing from here on
-                done = [f for f in in_flight if f.done()]
-                if not done:
-                    finished.wait(_POLL)
-                    done = [f for f in in_flight if f.done()]
-                inbox.drain(bar)
-                for future in done:
-                    number = in_flight.pop(future)
-                    if future.status == "finished":
-                        inbox.finish(future.result(), bar)
-                        results.append(future.result())
-                    else:
-                        if not failed:
-                            logger.info(
-                                "part %d failed; waiting for the %d part(s) in flight to finish",
-                                number,
-                                len(in_flight),
-                            )
-                        failed.append((number, future))
-                if done and not failed:  # workers may have joined or left
+                if parts.wait() and not parts.failed:  # workers may have joined or left
                     limit = _capacity(client) or limit
-            if failed:
-                failed.sort(key=lambda entry: entry[0])
-                failed[0][1].result()  # raises the part's own error (e.g. ConversionError)
-                raise RuntimeError(f"part {failed[0][0]} ended as {failed[0][1].status}")
+            if parts.failed:
+                parts.failed.sort(key=lambda entry: entry[0])
+                number, future = parts.failed[0]
+                future.result()  # raises the part's own error (e.g. ConversionError)
+                raise RuntimeError(f"part {number} ended as {future.status}")
         except BaseException:
             # Interrupted (or the error above): nothing more must run for this conversion.
-            if in_flight:
-                client.cancel(list(in_flight))
+            if parts.in_flight:
+                client.cancel(list(parts.in_flight))
             raise
         finally:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(PROGRESS_TOPIC)
     return sorted(results, key=lambda r: r.number)
+
+
+class _Parts:
+    """The parts submitted to the cluster: each a writing task, then, for a URL output, an
+    upload task on the worker that wrote it (:mod:`acumen.convert.upload`), submitted once
+    the parts before it are written (its chunk numbers follow theirs)."""
+
+    def __init__(
+        self, client: Any, run: str, inbox: _ProgressInbox, bar: Progress, results: list
+    ) -> None:
+        self.client, self.run, self.inbox, self.bar, self.results = client, run, inbox, bar, results
+        self.in_flight: dict[Any, tuple[str, int]] = {}  # future -> (kind, part number)
+        self.open: dict[int, PartTask] = {}  # parts submitted and not done yet
+        self.failed: list[tuple[int, Any]] = []  # (part number, future) of parts that raised
+        self.placed: dict[int, tuple[PartResult, int]] = {}  # uploading: (result, first chunk)
+        self.placement: Any = None
+        self.finished = threading.Event()  # a task finished (Dask calls back from its thread)
+
+    def _submit(self, kind: str, number: int, function: Callable, *args: Any, **how: Any):
+        future = self.client.submit(
+            function, *args, key=f"acumen-{kind}-{number:06d}-{self.run}", pure=False, **how
+        )
+        future.add_done_callback(lambda _: self.finished.set())
+        self.in_flight[future] = (kind, number)
+
+    def start(self, task: PartTask) -> None:
+        if task.upload is not None and self.placement is None:
+            from acumen.convert.upload import Placement
+
+            self.placement = Placement(Path(task.directory).parent)
+        if not task.items:  # done already: read it here, no need for a worker
+            result = convert_part(task)
+            if self.placement is not None:
+                self._place(result)  # (checks its chunk numbers still follow)
+            self._done(result)
+            return
+        self.open[task.number] = task
+        self._submit("part", task.number, _convert_part_reporting, task, self.run)
+
+    def wait(self) -> bool:
+        """Wait a little for tasks to finish, and take those that did; True if any did."""
+        self.finished.clear()  # set again by any task finishing from here on
+        done = [f for f in self.in_flight if f.done()]
+        if not done:
+            self.finished.wait(_POLL)
+            done = [f for f in self.in_flight if f.done()]
+        self.inbox.drain(self.bar)
+        for future in done:
+            kind, number = self.in_flight.pop(future)
+            if future.status != "finished":
+                if not self.failed:
+                    logger.info(
+                        "part %d failed; waiting for the %d task(s) in flight to finish",
+                        number,
+                        len(self.in_flight),
+                    )
+                self.failed.append((number, future))
+            elif kind == "upload":
+                self._uploaded(number, future.result())
+            elif self.placement is None:
+                self._done(future.result())
+            else:
+                self._place(future.result())
+        return bool(done)
+
+    def _place(self, result: PartResult) -> None:
+        from acumen.convert.upload import upload_part
+
+        for part, first in self.placement.add(result):
+            self.placed[part.number] = (part, first)
+            where = {"workers": [part.address], "allow_other_workers": True} if part.address else {}
+            upload = self.open[part.number].upload
+            self._submit("upload", part.number, upload_part, part.attempt, first, upload, **where)
+
+    def _uploaded(self, number: int, uploaded: dict[str, Any]) -> None:
+        from acumen.convert.upload import record_part
+
+        part, first = self.placed.pop(number)
+        record_part(Path(self.open[number].directory), uploaded)
+        part.first, part.attempt = first, None
+        self._done(part)
+
+    def _done(self, result: PartResult) -> None:
+        self.open.pop(result.number, None)
+        self.inbox.finish(result, self.bar)
+        self.results.append(result)

@@ -40,15 +40,47 @@ def _convert_part_reporting(task: PartTask) -> PartResult:
 
 
 def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> list[PartResult]:
-    n_jobs = cfg.run.n_jobs
+    """The parts' results, in order. For a URL output each part is uploaded as soon as
+    it is placed (:class:`acumen.convert.upload.ThreadUploads`), while the next are written."""
+    if cfg.output.url is None:
+        return list(_written(tasks, cfg, bar))
+    from acumen.convert.upload import ThreadUploads
+
+    uploads = ThreadUploads(2 * cfg.run.n_jobs)
     results: list[PartResult] = []
+    records: dict[int, str] = {}
+
+    def remembered(tasks: Iterable[PartTask]) -> Iterator[PartTask]:
+        for task in tasks:
+            records[task.number] = task.directory
+            yield task
+
+    target = _target(cfg)
+    try:
+        for result in _written(remembered(tasks), cfg, bar):
+            results += uploads.add(result, records.pop(result.number), target)
+        results += uploads.finish()
+    finally:
+        uploads.close()
+    return results
+
+
+def _target(cfg: ConvertConfig) -> Any:
+    from acumen.convert.upload import UploadTarget
+
+    return UploadTarget(cfg.output.url or "", cfg.output.storage_options, cfg.output.cache)
+
+
+def _written(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> Iterator[PartResult]:
+    """The parts written (or found done), in order."""
+    n_jobs = cfg.run.n_jobs
     if n_jobs == 1:
         for task in tasks:
             result = convert_part(task, bar.update)
             if result.resumed:
                 bar.update(result.samples, result.payload_bytes)
-            results.append(result)
-        return results
+            yield result
+        return
     # A put writes to the pipe before the part's result is sent: the poll before a result
     # is yielded, and the last one after the pool's shutdown, see every report. The pipe
     # is read while the pool winds down, too: a full pipe would block a worker's report,
@@ -67,11 +99,10 @@ def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> l
         for result in parts:
             if result.resumed:
                 bar.update(result.samples, result.payload_bytes)
-            results.append(result)
+            yield result
     finally:
         parts.close()  # winds the pool down (if this loop stopped early)
         channel.close()
-    return results
 
 
 def _drain(channel: Any, bar: Progress) -> None:

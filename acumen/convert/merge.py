@@ -48,9 +48,36 @@ def merge_parts(
             os.replace(output / source, output / target)
         elif not (output / target).exists():
             raise CorruptDatasetError(f"{output / source}: a part's chunk file is missing")
+    return _commit(output, plan["parts"], settings, claim)
+
+
+def merge_uploaded(
+    output: Path, part_dirs: list[Path], firsts: list[int], settings: WriterSettings, claim: Claim
+) -> Manifest:
+    """Commit ``output`` from the records of parts whose chunk files were uploaded under
+    their final names, part ``k`` from chunk number ``firsts[k]`` (``claim`` is released).
+    No chunk file is here: the manifest names them, the publication checks them."""
+    parts, number = [], 0
+    for directory, first in zip(part_dirs, firsts, strict=True):
+        manifest = Manifest.load(directory / MANIFEST_FILE)
+        if first != number:
+            raise CorruptDatasetError(
+                f"{directory}: its chunk files were uploaded from number {first}, where the "
+                f"parts before it end at {number}"
+            )
+        renamed = {c.file: chunk_file_name(first + n) for n, c in enumerate(manifest.chunks)}
+        number += len(manifest.chunks)
+        parts.append({"directory": directory.relative_to(output).as_posix(), "chunks": renamed})
+    return _commit(output, parts, settings, claim)
+
+
+def _commit(
+    output: Path, parts: list[dict[str, Any]], settings: WriterSettings, claim: Claim
+) -> Manifest:
+    """The parts' indexes as one, with their chunks' new names; then the commit."""
     index_format = plugins.index_format(settings.index_format)
     tables, chunks, names = [], [], []
-    for part in plan["parts"]:
+    for part in parts:
         directory = output / part["directory"]
         manifest = Manifest.load(directory / MANIFEST_FILE)
         table = plugins.index_format(manifest.index).read(
@@ -65,7 +92,9 @@ def merge_parts(
             for c in manifest.chunks
         ]
     table = concat_tables(tables, settings, names)
-    codec = plugins.codec(settings.codec)
+    # The codecs with their trained resources opened: the manifest checksums each one (and
+    # a publication uploads the files it names).
+    codec = _opened(settings.codec, settings)
     fields, dtypes = _field_specs(settings)
     manifest = build_manifest(
         table, codec, index_format, chunks, settings.chunk_size_bytes, fields, dtypes
@@ -88,6 +117,12 @@ def _plan(output: Path, part_dirs: list[Path]) -> dict[str, Any]:
     return {"moves": moves, "parts": parts}
 
 
+def _opened(spec: Any, settings: WriterSettings) -> Any:
+    codec = plugins.codec(spec)
+    codec.open_resources(Path(settings.resources_root))
+    return codec
+
+
 def _field_specs(settings: WriterSettings) -> tuple[list[FieldSpec] | None, list]:
     if settings.fields is None:
         dtype = dtype_from_json(settings.dtype) if settings.dtype is not None else None
@@ -95,7 +130,7 @@ def _field_specs(settings: WriterSettings) -> tuple[list[FieldSpec] | None, list
     specs, dtypes = [], []
     for name, spec in settings.fields.items():
         dtype = dtype_from_json(spec["dtype"]) if spec.get("dtype") is not None else None
-        specs.append(FieldSpec(name, spec["type"], dtype, plugins.codec(spec["codec"])))
+        specs.append(FieldSpec(name, spec["type"], dtype, _opened(spec["codec"], settings)))
         dtypes.append(dtype)
     return specs, dtypes
 

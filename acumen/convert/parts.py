@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from acumen import plugins
-from acumen.convert.sources import describe
+from acumen.convert.sources import count_items, describe
 from acumen.errors import AcumenError
 from acumen.files.claim import acting_as, inspect
 from acumen.files.local import write_atomically
@@ -58,6 +58,15 @@ def automatic_part_size(items: int, workers: int | None) -> int:
         return MAX_AUTO_PART_SIZE
     parts = PARTS_PER_WORKER * workers if workers else PARTS_FOR_A_CLUSTER
     return min(MAX_AUTO_PART_SIZE, max(MIN_AUTO_PART_SIZE, -(-items // parts)))
+
+
+def choose_part_size(cfg: Any, state: Path | None = None, listing: Any = None) -> tuple[int, int]:
+    """The automatic part size for ``cfg``, and the items counted to choose it (counting
+    stops where more items would not change it)."""
+    workers = None if cfg.run.engine == "dask" else cfg.run.n_jobs
+    limit = items_worth_counting(workers)
+    counted = count_items(cfg.source, limit + 1, state, listing) if limit else 0
+    return automatic_part_size(counted, workers), counted
 
 
 def items_worth_counting(workers: int | None) -> int:
@@ -155,6 +164,11 @@ class PartTask:
     settings: WriterSettings
     on_error: str
     import_path: str | None = None  # the config's folder: where its callables may live
+    # For items at a URL (SourceURL): the store's options. Workers fetch them.
+    source_options: dict[str, Any] | None = None
+    # For a URL output: where the part's chunks go (an upload.UploadTarget). The part is
+    # then written in the worker's scratch folder, and ``directory`` is the driver's record.
+    upload: Any = None
 
 
 @dataclass
@@ -166,17 +180,22 @@ class PartResult:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     resumed: bool = False
     worker: str | None = None  # "host:pid" of the process that wrote it (None: resumed)
+    chunks: int = 0  # chunk files the part made
+    first: int | None = None  # for a URL output: the number of its first chunk, once placed
+    attempt: str | None = None  # for a URL output: where it was written, until uploaded
+    address: str | None = None  # the Dask worker that wrote it (to upload it from there)
 
 
 def part_done(directory: Path) -> bool:
     return (directory / MANIFEST_FILE).is_file() and not (directory / WRITING_MARKER).exists()
 
 
-def part_reusable(directory: Path, on_error: str) -> bool:
+def part_reusable(directory: Path, on_error: str, uploaded: bool = False) -> bool:
     """Whether a part written earlier serves this run: done, and, under ``on_error="raise"``,
     with no item skipped (it was written under "skip": "raise" promises every item is in,
-    so the part is written again, and an item still bad then stops the run)."""
-    if not part_done(directory):
+    so the part is written again, and an item still bad then stops the run). ``uploaded``:
+    for a URL output, the part's record must say its chunks were uploaded."""
+    if not part_done(directory) or (uploaded and not (directory / "uploaded.json").is_file()):
         return False
     if on_error == "skip":
         return True
@@ -187,6 +206,12 @@ def part_reusable(directory: Path, on_error: str) -> bool:
 def read_part_result(number: int, directory: Path) -> PartResult:
     manifest = Manifest.load(directory / MANIFEST_FILE)
     summary = json.loads((directory / SUMMARY_FILE).read_text(encoding="utf-8"))
+    uploaded = directory / "uploaded.json"  # (upload.UPLOADED_FILE: a URL output's record)
+    first = (
+        int(json.loads(uploaded.read_text(encoding="utf-8"))["first"])
+        if uploaded.is_file()
+        else None
+    )
     return PartResult(
         number,
         manifest.n_samples,
@@ -194,21 +219,28 @@ def read_part_result(number: int, directory: Path) -> PartResult:
         summary["source_bytes"],
         summary["skipped"],
         resumed=True,
+        chunks=len(manifest.chunks),
+        first=first,
     )
 
 
 def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> PartResult:
     """Write one part (or find it written already). Runs in a worker process or Dask task."""
     final = Path(task.directory)
-    if part_reusable(final, task.on_error):
+    if part_reusable(final, task.on_error, task.upload is not None):
         return read_part_result(task.number, final)
     # Each attempt writes a folder of its own and renames it into place when done, so an
     # attempt still running elsewhere (a Dask task of an interrupted run) cannot mix in.
-    directory = final.with_name(f"{final.name}.attempt-{uuid.uuid4().hex[:12]}")
+    # For a URL output it stays where it is written until its chunks are uploaded.
+    if task.upload is not None:
+        directory = task.upload.attempt(task.number)
+    else:
+        directory = final.with_name(f"{final.name}.attempt-{uuid.uuid4().hex[:12]}")
     with config_folder_on_path(task.import_path):
         reader = plugins.reader(task.reader)
+    settings = task.settings if task.upload is None else task.upload.settings_here(task.settings)
     try:
-        with acting_as("convert part"), task.settings.writer(directory) as writer:
+        with acting_as("convert part"), settings.writer(directory) as writer:
             source_bytes, skipped = _write_items(task, reader, writer, progress)
             summary = {"skipped": skipped, "source_bytes": source_bytes}
             write_atomically(directory / SUMMARY_FILE, json.dumps(summary).encode("utf-8"))
@@ -221,6 +253,18 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
     # rename publishes the finished part.
     manifest = writer.manifest
     assert manifest is not None
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    if task.upload is not None:
+        return PartResult(
+            task.number,
+            manifest.n_samples,
+            sum(c.size_bytes for c in manifest.chunks),
+            source_bytes,
+            skipped,
+            worker=worker,
+            chunks=len(manifest.chunks),
+            attempt=str(directory),
+        )
     if final.exists():
         if part_reusable(final, task.on_error):  # another attempt finished first: keep it
             shutil.rmtree(directory, ignore_errors=True)
@@ -233,20 +277,24 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
         sum(c.size_bytes for c in manifest.chunks),
         source_bytes,
         skipped,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
+        worker=worker,
+        chunks=len(manifest.chunks),
     )
 
 
 def _write_items(
     task: PartTask, reader: Any, writer: Writer, progress: ProgressCallback | None
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Read and add every item of the part; (source bytes, skipped items)."""
+    """Read and add every item of the part; (source bytes, skipped items). Items at a URL
+    are fetched ahead, several at once (:func:`acumen.convert.remote_source.opened`)."""
+    from acumen.convert.remote_source import opened, raise_if_failed
+
     skipped: list[dict[str, Any]] = []
     source_bytes = 0
-    for position, item, source_metadata in task.items:
+    for position, item, source_metadata, got in opened(task.items, task.source_options):
         written = writer.bytes_written
         try:
-            sample, metadata = reader.read(item)
+            sample, metadata = reader.read(raise_if_failed(got))
             if not isinstance(metadata, Mapping):
                 raise TypeError(f"the reader returned {type(metadata).__name__} as metadata")
             writer.add(sample, **{**source_metadata, **metadata})

@@ -8,8 +8,9 @@
 3. Items stream into parts of ``run.part_size`` (when the config sets none: chosen from the
    item count, and saved so that a resume makes the same parts); the engine writes the
    parts that are not done yet (a worker per part), with progress.
-4. Parts merge into the dataset without copying chunk bytes; the report of skipped items is
-   written; the manifest commits; the conversion state is removed.
+4. Parts merge into the dataset without copying chunk bytes (for a URL output, the workers
+   uploaded them: :mod:`acumen.convert.upload`); the report of skipped items is written;
+   the manifest commits; the conversion state is removed.
 """
 
 from __future__ import annotations
@@ -27,20 +28,26 @@ from typing import Any
 
 from acumen import plugins
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
-from acumen.convert.merge import merge_parts
+from acumen.convert.merge import merge_parts, merge_uploaded
 from acumen.convert.parts import (
     ConversionError,
     MetadataColumns,
     PartResult,
     PartTask,
     WriterSettings,
-    automatic_part_size,
-    items_worth_counting,
+    choose_part_size,
     metadata_columns,
     part_reusable,
     remove_dead_attempts,
 )
-from acumen.convert.sources import count_items, describe, first_item, iter_items
+from acumen.convert.remote_source import open_item
+from acumen.convert.sources import (
+    describe,
+    first_item,
+    iter_items,
+    list_source,
+    record_source,
+)
 from acumen.errors import DatasetExistsError, DatasetWriteError
 from acumen.files.claim import Claim, Owner, claim_folder, is_stray, take_over
 from acumen.files.local import write_atomically
@@ -106,8 +113,13 @@ def convert(
     start = time.monotonic()
     output = cfg.output.path
     state = output / STATE_DIR
-    if first_item(cfg.source) is None:  # surely a mistake: say so before claiming anything
-        where = f" under {cfg.source.root}" if cfg.source.kind == "glob" else ""
+    listing = list_source(cfg.source, state)  # a glob at a URL not recorded yet: listed once
+    if first_item(cfg.source, state, listing) is None:  # surely a mistake: say so first
+        root = cfg.source.root_url or cfg.source.root
+        where = f" under {root}" if cfg.source.kind == "glob" else ""
+        if cfg.source.kind == "glob" and str(root).lower().startswith("http"):
+            where += " (an HTTP server is listed through the HTML index of links it serves "
+            where += "for a folder, if it serves one; else list the items in a source.table)"
         raise ConfigError(
             f"{cfg.origin}: key 'source.{cfg.source.kind}': {cfg.source.value!r} gives no "
             f"items{where}"
@@ -132,6 +144,9 @@ def convert(
         )
     claim = _claim(cfg, output, state)
     try:
+        if destination is not None:
+            destination.begin()  # the marker at the URL, before any worker uploads
+        record_source(cfg.source, state, listing)  # what a resume reads instead of the store
         results, skipped, manifest, part_size = _run(cfg, output, state, claim, progress)
     except DatasetWriteError as error:  # a full disk: the conversion resumes once fixed
         claim.abandon()
@@ -188,7 +203,14 @@ def _run(
     report = {"skipped": skipped, "config": cfg.origin}
     write_atomically(output / REPORT_FILE, json.dumps(report, indent=1).encode("utf-8"))
     part_dirs = [Path(_part_directory(state, r.number)) for r in results]
-    manifest = merge_parts(output, part_dirs, settings, state, claim)
+    if cfg.output.url is not None:  # the chunks are in the store: the records make the index
+        from acumen.convert.upload import UploadTarget, clean_scratch
+
+        clean_scratch(UploadTarget.of(cfg.output))  # (emptied by the uploads)
+        firsts = [r.first if r.first is not None else -1 for r in results]
+        manifest = merge_uploaded(output, part_dirs, firsts, settings, claim)
+    else:
+        manifest = merge_parts(output, part_dirs, settings, state, claim)
     return results, skipped, manifest, part_size
 
 
@@ -204,27 +226,17 @@ def _part_size(cfg: ConvertConfig, state: Path) -> int:
     started = json.loads((state / "config.json").read_text(encoding="utf-8")).get("part_size")
     if isinstance(started, int):  # started with run.part_size set (or by an older acumen,
         return started  # whose default of 10,000 was saved as if set)
-    part_size, counted = choose_part_size(cfg)
+    part_size, counted = choose_part_size(cfg, state)
     plan = {"part_size": part_size, "items_counted": counted, "n_jobs": cfg.run.n_jobs}
     write_atomically(saved, json.dumps(plan).encode("utf-8"))
     return part_size
 
 
-def choose_part_size(cfg: ConvertConfig) -> tuple[int, int]:
-    """The automatic part size for ``cfg``, and the items counted to choose it (counting
-    stops where more items would not change it)."""
-    workers = None if cfg.run.engine == "dask" else cfg.run.n_jobs
-    limit = items_worth_counting(workers)
-    counted = count_items(cfg.source, limit + 1) if limit else 0
-    return automatic_part_size(counted, workers), counted
-
-
 def _destination(cfg: ConvertConfig) -> Any:
     """Where a conversion to a URL is published (checked free now, before any work).
 
-    Every engine writes into the local staging folder and the driver publishes it; workers
-    writing their parts straight to the store is left for later (a Dask cluster needs the
-    staging folder on a filesystem every worker shares, as for a local output)."""
+    The workers upload their parts' chunk files there (:mod:`acumen.convert.upload`); the
+    driver commits the index in its staging folder and publishes the rest, manifest last."""
     if cfg.output.url is None:
         return None
     from acumen.write.publish import Destination  # fsspec: only for a URL
@@ -322,6 +334,8 @@ def _start_or_resume(claim: Claim, fingerprint: dict[str, Any], state: Path) -> 
         return
     logger.info("resuming the conversion into %s", claim.root)
     remove_dead_attempts(state / "parts")
+    for stray in (state / "parts").glob("part-*.record-*"):  # a record being made, killed
+        shutil.rmtree(stray, ignore_errors=True)
 
 
 def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
@@ -337,11 +351,11 @@ def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
     collected: list[list] = []
     wanted = 1
     columns: MetadataColumns | None = None
-    items = iter_items(cfg.source)
+    items = iter_items(cfg.source, state)
     try:
         for position, (item, source_metadata) in enumerate(items):
             try:
-                sample, metadata = reader.read(item)
+                sample, metadata = reader.read(open_item(item, cfg.source.storage_options))
                 # (checked before the array fixes dtypes: a refused item fixes nothing)
                 found = columns or metadata_columns(source_metadata, metadata, position, item)
                 arrays = encoder.prepare(sample, position)
@@ -400,15 +414,30 @@ def _tasks(
     cfg: ConvertConfig, settings: WriterSettings, state: Path, part_size: int
 ) -> Iterator[PartTask]:
     """Parts of ``part_size`` consecutive items, made as the source streams."""
-    numbered = enumerate(iter_items(cfg.source))
+    numbered = enumerate(iter_items(cfg.source, state))
     on_error = cfg.run.on_error
+    upload = None
+    if cfg.output.url is not None:
+        from acumen.convert.upload import UploadTarget, clean_scratch
+
+        upload = UploadTarget.of(cfg.output).carrying(settings)
+        clean_scratch(upload)  # parts an earlier run wrote here and never uploaded
+    options = dict(cfg.source.storage_options or {})
     for number in itertools.count():
         batch = list(itertools.islice(numbered, part_size))
         if not batch:
             return
         directory = _part_directory(state, number)
-        done = part_reusable(Path(directory), on_error)
+        done = part_reusable(Path(directory), on_error, upload is not None)
         items = [] if done else [(p, i, m) for p, (i, m) in batch]
         yield PartTask(
-            number, directory, items, dict(cfg.reader), settings, on_error, cfg.import_path
+            number,
+            directory,
+            items,
+            dict(cfg.reader),
+            settings,
+            on_error,
+            cfg.import_path,
+            options,
+            upload,
         )

@@ -1,5 +1,8 @@
 """Where a conversion's items come from: a glob, a listing table, or a callable.
 
+A glob or table at a URL is read through :mod:`acumen.convert.remote_source`: listed (or
+copied) once into the conversion's state, its items are :class:`SourceURL`.
+
 Items stream: a glob walks directories in sorted order (one directory listing in memory at
 a time), a table is read in batches, a callable's generator is consumed as it goes; so ten
 million items are never held at once, and the order is the same on every run (which is what
@@ -18,40 +21,87 @@ from typing import Any
 import numpy as np
 
 from acumen.convert.config import ConfigError, SourceConfig
+from acumen.files.remote import is_url
 
 SourceItem = tuple[Any, dict[str, Any]]  # (what the reader reads, metadata from the source)
 _TABLE_BATCH = 50_000
 
 
-def iter_items(source: SourceConfig) -> Iterator[SourceItem]:
-    if source.kind == "glob":
+Listing = list[tuple[str, "int | None"]]  # a glob at a URL, listed: (URL, size) in order
+
+
+def iter_items(
+    source: SourceConfig, state: Path | None = None, listing: Listing | None = None
+) -> Iterator[SourceItem]:
+    """The source's items in order. A source at a URL reads what ``state`` (the
+    conversion's state folder) recorded of it, else ``listing`` (a glob listed already),
+    else the store."""
+    if source.kind == "glob" and source.remote:
+        yield from _remote_glob_items(source, state, listing)
+    elif source.kind == "glob":
         yield from _glob_items(source)
     elif source.kind == "table":
-        yield from _table_items(source)
+        yield from _table_items(source, state)
     else:
         yield from _callable_items(source)
 
 
-def first_item(source: SourceConfig) -> SourceItem | None:
+def list_source(source: SourceConfig, state: Path | None) -> Listing | None:
+    """A glob at a URL not recorded in ``state`` yet, listed now (None for any other)."""
+    from acumen.convert.remote_source import LISTING_FILE, list_glob
+
+    if source.kind != "glob" or not source.remote:
+        return None
+    if state is not None and (state / LISTING_FILE).is_file():
+        return None
+    return list_glob(source.root_url or "", source.value, source.storage_options, glob_regex)
+
+
+def record_source(source: SourceConfig, state: Path, listing: Listing | None) -> None:
+    """Record a source at a URL in ``state`` (once): a glob's listing, a table's copy."""
+    from acumen.convert import remote_source
+
+    if not source.remote:
+        return
+    if source.kind == "glob":
+        recorded = state / remote_source.LISTING_FILE
+        if not recorded.is_file():
+            found = listing if listing is not None else list_source(source, None)
+            remote_source.write_listing(recorded, found or [])
+        return
+    recorded = state / (remote_source.TABLE_FILE + Path(source.value).suffix.lower())
+    if is_url(source.value) and not recorded.is_file():
+        remote_source.fetch_table(source.value, source.storage_options, recorded)
+
+
+def first_item(
+    source: SourceConfig, state: Path | None = None, listing: Listing | None = None
+) -> SourceItem | None:
     """The source's first item (None if it has none), closing what it opened."""
-    items = iter_items(source)
+    items = iter_items(source, state, listing)
     try:
         return next(items, None)
     finally:
         items.close()
 
 
-def count_items(source: SourceConfig, limit: int) -> int:
+def count_items(
+    source: SourceConfig, limit: int, state: Path | None = None, listing: Listing | None = None
+) -> int:
     """How many items the source gives, counting no further than ``limit``.
 
     A parquet table's row count is in its footer; a glob is listed (no file is opened), a
     CSV table read in batches and a callable's generator run, up to ``limit`` items.
     """
-    if source.kind == "table" and Path(source.value).suffix.lower() == ".parquet":
+    if (
+        source.kind == "table"
+        and Path(source.value).suffix.lower() == ".parquet"
+        and not is_url(source.value)
+    ):
         import pyarrow.parquet as pq
 
         return min(limit, pq.ParquetFile(source.value).metadata.num_rows)
-    items = iter_items(source)
+    items = iter_items(source, state, listing)
     try:
         return sum(1 for _ in itertools.islice(items, limit))
     finally:
@@ -137,6 +187,26 @@ def _glob_items(source: SourceConfig) -> Iterator[SourceItem]:
         yield str(path), metadata
 
 
+def _remote_glob_items(
+    source: SourceConfig, state: Path | None, listing: Listing | None
+) -> Iterator[SourceItem]:
+    from acumen.convert.remote_source import LISTING_FILE, SourceURL, read_listing
+
+    recorded = state / LISTING_FILE if state is not None else None
+    if recorded is not None and recorded.is_file():
+        urls: Iterator[SourceURL] = read_listing(recorded)
+    else:
+        found = listing if listing is not None else list_source(source, None) or []
+        urls = (SourceURL(url, size) for url, size in found)
+    prefix = source.root_url + "/" if source.root_url else None
+    for url in urls:
+        metadata = {}
+        if source.path_metadata:
+            relative = url[len(prefix) :] if prefix and url.startswith(prefix) else str(url)
+            metadata[source.path_metadata] = relative
+        yield url, metadata
+
+
 # --- table ------------------------------------------------------------------------------
 def _table_batches(path: Path) -> Iterator[list[dict[str, Any]]]:
     if path.suffix.lower() == ".parquet":
@@ -181,21 +251,47 @@ def _csv_column_types(path: Path) -> dict[str, Any]:
     return types
 
 
-def _table_items(source: SourceConfig) -> Iterator[SourceItem]:
-    table = Path(source.value)
+def _table_items(source: SourceConfig, state: Path | None) -> Iterator[SourceItem]:
+    if not is_url(source.value):
+        yield from _table_rows(source, Path(source.value))
+        return
+    from acumen.convert.remote_source import TABLE_FILE, fetch_table
+
+    suffix = Path(source.value).suffix.lower()
+    recorded = state / (TABLE_FILE + suffix) if state is not None else None
+    if recorded is not None and recorded.is_file():
+        yield from _table_rows(source, recorded)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="acumen-table-") as folder:
+        copy = Path(folder) / (TABLE_FILE + suffix)
+        fetch_table(source.value, source.storage_options, copy)
+        yield from _table_rows(source, copy)
+
+
+def _table_rows(source: SourceConfig, table: Path) -> Iterator[SourceItem]:
+    from acumen.convert.remote_source import SourceURL
+
+    where = source.value
     for rows in _table_batches(table):
         for row in rows:
             if source.path_column not in row:
                 raise ConfigError(
-                    f"{table}: no column {source.path_column!r} (set source.path_column); "
+                    f"{where}: no column {source.path_column!r} (set source.path_column); "
                     f"columns: {list(row)}"
                 )
             relative = str(row.pop(source.path_column))
             metadata = {k: _plain(v) for k, v in row.items()}
             if source.path_metadata:
                 metadata[source.path_metadata] = relative
-            path = Path(relative)
-            yield str(path if path.is_absolute() else source.root / path), metadata
+            if is_url(relative):
+                yield SourceURL(relative), metadata
+            elif source.root_url is not None:
+                yield SourceURL(f"{source.root_url}/{relative.lstrip('/')}"), metadata
+            else:
+                path = Path(relative)
+                yield str(path if path.is_absolute() else source.root / path), metadata
 
 
 def _plain(value: Any) -> Any:

@@ -20,4 +20,6 @@ class BytesReader(Reader):
         return {"field": self.field}
 
     def read(self, item: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
+        if hasattr(item, "read"):  # a file object: an item at a URL, fetched
+            return {self.field: bytes(item.read())}, {}
         return {self.field: Path(item).read_bytes()}, {}

@@ -9,7 +9,9 @@ committed there; then it is published, in this order:
    staging folder's own earlier attempt: a resumed conversion);
 2. the marker object ``.acumen-writing`` is created (conditionally: ``If-None-Match: *``
    on S3, so two writers cannot both start), naming host, pid, kind and staging folder;
-3. every chunk file, then the codec resources, then the index are uploaded;
+3. every chunk file, then the codec resources, then the index are uploaded (a
+   conversion's workers upload its chunk files themselves, under their final names, after
+   the marker: those are checked in the store by size instead);
 4. ``manifest.json`` is created LAST, conditionally where the store can (S3's
    ``If-None-Match``; elsewhere a check then a put): **this is the commit point**. A
    reader loads the manifest first, so it sees the dataset whole or not at all; without a
@@ -35,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from acumen.errors import DatasetExistsError, quote
+from acumen.errors import DatasetExistsError, RemoteError, quote
 from acumen.files.cache_dir import url_folder
 from acumen.files.claim import WRITING_MARKER, process_identity, this_host
 from acumen.files.remote import RemoteStore
@@ -132,21 +134,31 @@ class Destination:
         )
 
     # --- the publication ---------------------------------------------------------------
+    def begin(self) -> None:
+        """Create the marker object (ours may be there already: a resumed conversion's), so
+        that nothing is uploaded under the URL without it."""
+        try:
+            self.target.put_bytes(WRITING_MARKER, self._marker(), "writing marker", create=True)
+        except FileExistsError:
+            found = self.target.read(WRITING_MARKER, "writing marker") or b""
+            if not self._ours(found):
+                raise self._refusal(found) from None
+
     def publish(self, root: Path, manifest: Manifest, extra: Sequence[str] = ()) -> None:
         """Upload the committed dataset at ``root`` (the staging folder), manifest last;
-        ``extra``: more files of ``root`` to upload before the manifest (a report)."""
+        ``extra``: more files of ``root`` to upload before the manifest (a report).
+
+        Chunk files not in ``root`` must be in the store already (a conversion's workers
+        uploaded them): each is checked there by size before the manifest is written."""
         data = (root / MANIFEST_FILE).read_bytes()
         if not self.check_free(data):
-            marker = self._marker()
-            try:
-                self.target.put_bytes(WRITING_MARKER, marker, "writing marker", create=True)
-            except FileExistsError:
-                found = self.target.read(WRITING_MARKER, "writing marker") or b""
-                if not self._ours(found):
-                    raise self._refusal(found) from None
+            self.begin()
             index = manifest.index["file"]
             resources = [name for name in manifest.files if name != index]
-            self._upload(root, [c.file for c in manifest.chunks], [*resources, *extra, index])
+            here = {c.file for c in manifest.chunks if root.joinpath(*c.file.split("/")).is_file()}
+            self._check_uploaded([c for c in manifest.chunks if c.file not in here])
+            chunks = [c.file for c in manifest.chunks if c.file in here]
+            self._upload(root, chunks, [*resources, *extra, index])
             try:
                 self.target.put_bytes(MANIFEST_FILE, data, "manifest", create=True)
             except FileExistsError:
@@ -161,6 +173,19 @@ class Destination:
         shutil.rmtree(self.staging, ignore_errors=True)
         if [p.name for p in self.staging.parent.iterdir()] == ["url"]:  # nothing else staged
             shutil.rmtree(self.staging.parent, ignore_errors=True)
+
+    def _check_uploaded(self, chunks: Sequence[Any]) -> None:
+        """Each of ``chunks`` (manifest entries) is in the store with its size."""
+        urls = [self.target.url_of(c.file) for c in chunks]
+        for url, chunk, size in zip(urls, chunks, self.target.store.sizes(urls), strict=True):
+            if size != chunk.size_bytes:
+                found = "no such object" if size is None else f"{size:,} bytes"
+                raise RemoteError(
+                    f"{url}: {found} where the dataset's chunk file has {chunk.size_bytes:,} "
+                    f"bytes (removed from the store while the dataset was written?); nothing "
+                    f"was committed (no {MANIFEST_FILE}): remove every object under "
+                    f"{self.url}/ and the staging folder {self.staging}, then write again"
+                )
 
     def _upload(self, root: Path, chunks: list[str], rest: list[str]) -> None:
         """The chunk files (several at once), then ``rest`` one by one, in order."""
