@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from acumen.errors import RemoteError
-from acumen.files.remote import (
-    _CREDENTIAL_CLASSES,
-    RemoteStore,
-    _credentials_hint,
-    _describe,
-    _is_transient,
-    _names,
-    _status,
+from acumen.files.remote import RemoteStore
+from acumen.files.retry import (
+    CREDENTIAL_CLASSES,
+    credentials_hint,
+    delay,
+    describe,
+    error_names,
+    is_transient,
+    status_of,
 )
 
 _shared: dict[tuple[str, str], RemoteStore] = {}
@@ -63,19 +63,18 @@ def list_objects(store: RemoteStore, relative: str = "") -> list[tuple[str, int 
         except FileNotFoundError:
             return []
         except Exception as error:
-            if attempt >= store.retries or not _is_transient(error):
-                message = f"{url}: listing the objects under it failed: {_describe(error)}"
+            if attempt >= store.retries or not is_transient(error):
+                message = f"{url}: listing the objects under it failed: {describe(error)}"
                 if (
                     isinstance(error, PermissionError)
-                    or _status(error) in (401, 403)
-                    or _names(error) & _CREDENTIAL_CLASSES
+                    or status_of(error) in (401, 403)
+                    or error_names(error) & CREDENTIAL_CLASSES
                 ):
-                    message += f"; access denied or no credentials: {_credentials_hint(url)}"
-                elif _is_transient(error):
+                    message += f"; access denied or no credentials: {credentials_hint(url)}"
+                elif is_transient(error):
                     message += f" (gave up after {store.retries} retries)"
                 raise RemoteError(message) from error
-        delay = store.backoff * 2**attempt
-        time.sleep(delay / 2 + random.random() * delay / 2)
+        time.sleep(delay(store.backoff, attempt))
         attempt += 1
     out = []
     for name, info in found.items():
