@@ -11,14 +11,20 @@ separate jobs share one cache and one byte budget.
 - Eviction is least-recently-used, in the transaction that adds a span: the rows go first,
   then their files, so a reader holds either a row and a whole file, or finds the file
   gone (a miss, and the row is dropped).
-- Every hit is verified as bytes from the network are: the file's size against the row's,
-  and an xxh3-64 checksum of each 32 KiB block the read touches against the row's. A
-  damaged file is dropped and the read is a miss; wrong bytes are never returned.
+- Every hit is verified as bytes from the network are: the file's size against the row's
+  (when the file is mapped), and an xxh3-64 checksum of each 32 KiB block the read touches
+  against the row's (at every hit). A damaged file is dropped and the read is a miss;
+  wrong bytes are never returned.
 - ``version`` says which object a span belongs to (the storage passes the object's size
   and checksum from the manifest): a rewritten object has another version, so its old
   spans are never served, and age out by LRU.
 - Last-used times are kept in memory and written at most once a second (and before an
-  eviction), so a hit costs one indexed query and one ``pread``.
+  eviction). The rows a process found are remembered (per object, sorted by start) and the
+  files of the last :data:`MAPPED` spans it read stay mapped read-only (``mmap``), so a hit
+  on a span read before costs no query, no ``open`` and no copy: a lookup, the checksums of
+  the blocks touched, a view. A span file is never changed once listed (written under
+  another name, renamed, later unlinked), so a span evicted meanwhile by another process
+  still holds the right bytes; its file's space is freed when the last mapping goes.
 
 The cache pickles as its folder and budget; each process opens its own connection lazily,
 and a forked child opens a new one (never the parent's).
@@ -26,12 +32,15 @@ and a forked child opens a new one (never the parent's).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import mmap
 import os
 import sqlite3
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +55,9 @@ _TEMPORARY = ".tmp-"
 _STALE_SECONDS = 600.0
 _SWEEP_EVERY = 3600.0
 _TOUCH_EVERY = 1.0
+#: Span files a process keeps mapped at most (the least recently read are unmapped first,
+#: once no array views them).
+MAPPED = 64
 # Connections of parent processes, kept alive in a forked child: closing one there could
 # disturb the parent's locks.
 _INHERITED: list[Any] = []
@@ -100,6 +112,12 @@ class SpanCache:
         self._lock = threading.RLock()
         self._touched: dict[int, float] = {}
         self._flushed = time.monotonic()
+        self._forget_all()
+
+    def _forget_all(self) -> None:
+        # (url, version) -> the rows found, sorted by start: [(start, end, id, name, sums)]
+        self._rows: dict[tuple[str, str], list[tuple]] = {}
+        self._maps: OrderedDict[str, mmap.mmap] = OrderedDict()  # file name -> its map
 
     def __getstate__(self) -> dict[str, Any]:
         return {"folder": self.folder, "max_bytes": self.max_bytes, "fsync": self.fsync}
@@ -120,6 +138,7 @@ class SpanCache:
                 _INHERITED.append(self._connection)
                 self._lock = threading.RLock()
                 self._touched = {}
+                self._forget_all()
             (self.folder / _SPANS).mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
                 self.folder / _DATABASE,
@@ -145,12 +164,46 @@ class SpanCache:
             self._connection = None
 
     # --- reads ----------------------------------------------------------------------
-    def _covering(self, url: str, version: str, start: int, size: int) -> tuple | None:
-        return self.db.execute(
+    def _covering(
+        self, url: str, version: str, start: int, size: int, listed: bool = False
+    ) -> tuple | None:
+        """A row ``(id, start, end, name, sums)`` of a span covering the range: one this
+        process found before (unless ``listed``: the database's only), else the database's
+        (then remembered)."""
+        rows = None if listed else self._rows.get((url, version))
+        if rows:
+            at = bisect.bisect_right(rows, (start, float("inf"))) - 1
+            for first, end, rowid, name, sums in rows[max(0, at - 7) : at + 1][::-1]:
+                if end >= start + size:
+                    return rowid, first, end, name, sums
+        row = self.db.execute(
             "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND version = ? "
             "AND start <= ? AND end >= ? ORDER BY start DESC LIMIT 1",
             (url, version, start, start + size),
         ).fetchone()
+        if row is not None:
+            self._remember(url, version, row)
+        return row
+
+    def _remember(self, url: str, version: str, row: tuple) -> None:
+        rowid, first, end, name, sums = row
+        rows = self._rows.setdefault((url, version), [])
+        entry = (first, end, rowid, name, sums)
+        at = bisect.bisect_left(rows, entry)
+        if at == len(rows) or rows[at][2] != rowid:
+            rows.insert(at, entry)
+
+    def _forget(self, names: set[str]) -> None:
+        """Forget the rows and maps of these span files (dropped or evicted)."""
+        for key, rows in list(self._rows.items()):
+            kept = [row for row in rows if row[3] not in names]
+            if len(kept) != len(rows):
+                if kept:
+                    self._rows[key] = kept
+                else:
+                    del self._rows[key]
+        for name in names:
+            self._maps.pop(name, None)  # unmapped when no array views it any more
 
     def has(self, url: str, start: int, size: int, version: str = "") -> bool:
         """Whether a span covering the range is listed (its bytes are checked by ``get``)."""
@@ -159,55 +212,70 @@ class SpanCache:
 
     def get(self, url: str, start: int, size: int, version: str = "") -> memoryview | None:
         """The ``size`` bytes at ``start`` of the object, from any span covering them, or
-        None (a miss; a span found damaged or missing is dropped)."""
+        None (a miss; a span found damaged or missing is dropped). The bytes are a
+        read-only view of the span's mapped file."""
         with self._lock:
             row = self._covering(url, version, start, size)
-        if row is None:
-            return None
-        rowid, first, end, name, sums = row
-        data = self._read_checked(name, end - first, start - first, size, sums)
+            if row is None:
+                return None
+            rowid, first, end, name, sums = row
+            data = self._read_checked(name, end - first, start - first, size, sums)
+            if data is not None:
+                self._touched[rowid] = time.time()
+                if time.monotonic() - self._flushed < _TOUCH_EVERY:
+                    return data
         if data is None:
-            self._drop(rowid)
+            self._drop(rowid, name)
             return None
-        with self._lock:
-            self._touched[rowid] = time.time()
-            if time.monotonic() - self._flushed >= _TOUCH_EVERY:
-                # busy: those times are lost, which only blurs the LRU order
-                with contextlib.suppress(sqlite3.OperationalError), _transaction(self.db):
-                    self._flush_touches()
+        # busy: those times are lost, which only blurs the LRU order
+        with self._lock, contextlib.suppress(sqlite3.OperationalError), _transaction(self.db):
+            self._flush_touches()
         return data
 
-    def _read_checked(
-        self, name: str, length: int, offset: int, size: int, sums: bytes
-    ) -> memoryview | None:
+    def _map(self, name: str, length: int) -> mmap.mmap | None:
+        """The span file mapped read-only (kept among the last MAPPED), or None when it is
+        missing or not ``length`` bytes long."""
+        mapped = self._maps.get(name)
+        if mapped is not None:
+            self._maps.move_to_end(name)
+            return mapped
         try:
             fd = os.open(self.folder / _SPANS / name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             return None  # evicted meanwhile, or its writer was killed
         try:
-            if os.fstat(fd).st_size != length or len(sums) != 8 * max(1, -(-length // BLOCK)):
+            if os.fstat(fd).st_size != length or not length:
                 return None
-            first = offset // BLOCK
-            last = max(first, (offset + size - 1) // BLOCK)
-            low, high = first * BLOCK, min((last + 1) * BLOCK, length)
-            data = os.pread(fd, high - low, low)
+            mapped = mmap.mmap(fd, length, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
-        if len(data) != high - low:
-            return None
-        view = memoryview(data)
-        for k in range(first, last + 1):
-            at = (k - first) * BLOCK
-            if xxhash.xxh3_64_digest(view[at : at + BLOCK]) != sums[8 * k : 8 * k + 8]:
-                return None
-        return view[offset - low : offset - low + size]
+        self._maps[name] = mapped
+        while len(self._maps) > MAPPED:
+            self._maps.popitem(last=False)  # unmapped when no array views it any more
+        return mapped
 
-    def _drop(self, rowid: int) -> None:
-        with self._lock, _transaction(self.db):
-            gone = self.db.execute("SELECT name FROM spans WHERE id = ?", (rowid,)).fetchone()
-            self.db.execute("DELETE FROM spans WHERE id = ?", (rowid,))
-        if gone:
-            _unlink(self.folder / _SPANS / gone[0])
+    def _read_checked(
+        self, name: str, length: int, offset: int, size: int, sums: bytes
+    ) -> memoryview | None:
+        if len(sums) != 8 * max(1, -(-length // BLOCK)):
+            return None
+        mapped = self._map(name, length)
+        if mapped is None:
+            return None
+        view = memoryview(mapped)
+        first = offset // BLOCK
+        last = max(first, (offset + size - 1) // BLOCK)
+        for k in range(first, last + 1):
+            if xxhash.xxh3_64_digest(view[k * BLOCK : (k + 1) * BLOCK]) != sums[8 * k : 8 * k + 8]:
+                return None
+        return view[offset : offset + size]
+
+    def _drop(self, rowid: int, name: str) -> None:
+        with self._lock:
+            self._forget({name})
+            with _transaction(self.db):  # by name too: a row id is reused after a delete
+                self.db.execute("DELETE FROM spans WHERE id = ? AND name = ?", (rowid, name))
+        _unlink(self.folder / _SPANS / name)
 
     # --- writes ---------------------------------------------------------------------
     def put(self, url: str, start: int, data: Any, version: str = "") -> bool:
@@ -236,15 +304,18 @@ class SpanCache:
             return False  # a full or read-only disk: the cache is only a cache
         gone: list[str] = []
         with self._lock, _transaction(self.db):
-            if self._covering(url, version, start, size) is not None:
+            if self._covering(url, version, start, size, listed=True) is not None:
                 gone.append(name)  # another process kept it meanwhile
             else:
-                self.db.execute(
+                rowid = self.db.execute(
                     "INSERT INTO spans (url, version, start, end, name, sums, used) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (url, version, start, start + size, name, sums, time.time()),
-                )
-                gone += self._evict()
+                ).lastrowid
+                self._remember(url, version, (rowid, start, start + size, name, sums))
+                evicted = self._evict()
+                self._forget(set(evicted))
+                gone += evicted
         for old in gone:
             _unlink(self.folder / _SPANS / old)
         return name not in gone
@@ -283,6 +354,7 @@ class SpanCache:
         with self._lock, _transaction(self.db):
             names = list(self.db.execute("SELECT name FROM spans" + where, args))
             self.db.execute("DELETE FROM spans" + where, args)
+            self._forget({name for (name,) in names})
         for (name,) in names:
             _unlink(self.folder / _SPANS / name)
 
