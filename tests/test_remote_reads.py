@@ -26,26 +26,36 @@ def _object(http_server, name: str, size: int) -> tuple[str, bytes]:
     return http_server.url(name), data
 
 
-def _sparse(count: int) -> list[tuple[int, int, int]]:
-    """``count`` ranges of 100 bytes, the k-th gap 5000 + 100 k bytes (all distinct)."""
+def _sparse(count: int, size: int = 100) -> list[tuple[int, int, int]]:
+    """``count`` ranges of ``size`` bytes, the k-th gap 5000 + 100 k bytes (all distinct)."""
     requests, at = [], 0
     for k in range(count):
-        requests.append((0, at, 100))
-        at += 100 + 5000 + 100 * k
+        requests.append((0, at, size))
+        at += size + 5000 + 100 * k
     return requests
 
 
 # --- coalescing -----------------------------------------------------------------------------
-def test_a_sparse_batch_fits_three_waves_merging_its_smallest_gaps(http_server) -> None:
+def test_a_batch_fits_three_waves_merging_its_smallest_gaps_within_its_bytes(
+    http_server,
+) -> None:
     url, data = _object(http_server, "c0", 1 << 20)
-    requests = _sparse(40)[::-1]  # unordered
+    gaps = [5000 + 100 * k for k in range(39)]
     storage = RemoteStorage([url], max_requests=4)
+    # 40 ranges of 10 kB, 3 waves of 4 requests: the 28 smallest gaps merged, 12 GETs.
+    requests = _sparse(40, 10_000)[::-1]  # unordered
     got = storage.read_many(requests)
     assert [bytes(g) for g in got] == [data[o : o + s] for _, o, s in requests]
-    # 40 ranges, 3 waves of 4 requests: the 28 smallest gaps merged, 12 GETs.
-    gaps = sorted(5000 + 100 * k for k in range(39))
     assert http_server.log.count("GET") == 3 * 4
-    assert http_server.log.bytes_sent == 40 * 100 + sum(gaps[:28])
+    assert http_server.log.bytes_sent == 40 * 10_000 + sum(gaps[:28])
+    # 40 ranges of 1 kB: merging stops where the gaps would pass the ranges' own 40 kB.
+    http_server.log.reset()
+    requests = _sparse(40, 1000)
+    got = storage.read_many(requests)
+    assert [bytes(g) for g in got] == [data[o : o + s] for _, o, s in requests]
+    assert sum(gaps[:7]) <= 40_000 < sum(gaps[:8])
+    assert http_server.log.count("GET") == 40 - 7
+    assert http_server.log.bytes_sent == 40 * 1000 + sum(gaps[:7])
 
 
 def test_a_batch_that_fits_fetches_only_its_bytes_and_gap_overrides(http_server) -> None:
@@ -78,7 +88,7 @@ def test_no_merge_across_a_gap_over_max_gap_and_long_runs_in_parts(
     url, data = _object(http_server, "c0", 1 << 20)
     monkeypatch.setattr(_coalesce, "MAX_GAP", 6000)
     storage = RemoteStorage([url], max_requests=4)
-    requests = _sparse(40)
+    requests = _sparse(40, 10_000)
     assert [bytes(g) for g in storage.read_many(requests)] == [
         data[o : o + s] for _, o, s in requests
     ]
@@ -204,9 +214,9 @@ class _GatedCache(SpanCache):
         super().__init__(*args, **kwargs)
         self.gate = threading.Event()
 
-    def put(self, *args, **kwargs) -> bool:
+    def put_many(self, *args, **kwargs) -> int:
         assert self.gate.wait(20)
-        return super().put(*args, **kwargs)
+        return super().put_many(*args, **kwargs)
 
 
 def test_background_writes_serve_what_waits_and_bound_what_waits(tmp_path: Path) -> None:
@@ -226,3 +236,33 @@ def test_background_writes_serve_what_waits_and_bound_what_waits(tmp_path: Path)
     assert bytes(cache.get("u", 1000, 600, "v")) == b"y" * 600
     assert bytes(cache.get("u", 0, 600, "v")) == b"x" * 600
     assert writes.get("u", 100, 10, "v") is None  # written: nothing waits
+
+
+def test_s3_has_as_many_requests_in_flight_as_max_requests(s3_fault_proxy) -> None:
+    """s3fs's client opens 10 connections unless told: the store asks for max_requests."""
+    import fsspec
+
+    from acumen.files.remote import RemoteStore
+
+    proxy = s3_fault_proxy
+    url = f"s3://{proxy.bucket}/object"
+    data = bytes(range(256)) * 200
+    fsspec.filesystem("s3", **proxy.storage_options).pipe_file(url, data)
+    store = RemoteStore(f"s3://{proxy.bucket}", proxy.storage_options, max_requests=32)
+    proxy.log.reset()
+    proxy.inject("stall", times=30, method="GET", seconds=30)
+    got: list = []
+    starts = [1000 * k for k in range(30)]
+    reader = threading.Thread(
+        target=lambda: got.append(store.read_ranges([url] * 30, starts, [100] * 30, "x")),
+        daemon=True,
+    )
+    reader.start()
+    deadline = time.monotonic() + 20
+    while proxy.log.count("GET") < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    in_flight = proxy.log.count("GET")
+    proxy.clear()  # the stalled connections close: retried
+    reader.join(60)
+    assert in_flight == 30
+    assert got == [[data[s : s + 100] for s in starts]]
