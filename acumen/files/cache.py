@@ -58,6 +58,9 @@ _TOUCH_EVERY = 1.0
 #: Span files a process keeps mapped at most (the least recently read are unmapped first,
 #: once no array views them).
 MAPPED = 64
+#: A lookup considers the spans starting at most this far before the range (an index range,
+#: not every span of the object): a longer span is found from its own start only.
+_REACH = 64 << 20
 # Connections of parent processes, kept alive in a forked child: closing one there could
 # disturb the parent's locks.
 _INHERITED: list[Any] = []
@@ -176,10 +179,10 @@ class SpanCache:
             for first, end, rowid, name, sums in rows[max(0, at - 7) : at + 1][::-1]:
                 if end >= start + size:
                     return rowid, first, end, name, sums
-        row = self.db.execute(
+        row = self.db.execute(  # the index's range: the spans starting within _REACH before
             "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND version = ? "
-            "AND start <= ? AND end >= ? ORDER BY start DESC LIMIT 1",
-            (url, version, start, start + size),
+            "AND start <= ? AND start >= ? AND end >= ? ORDER BY start DESC LIMIT 1",
+            (url, version, start, start - _REACH, start + size),
         ).fetchone()
         if row is not None:
             self._remember(url, version, row)
@@ -281,44 +284,61 @@ class SpanCache:
     def put(self, url: str, start: int, data: Any, version: str = "") -> bool:
         """Keep ``data`` as the bytes at ``start`` of the object; False when not kept (larger
         than the budget, or a span covering it is already there)."""
-        view = memoryview(data).cast("B")
-        size = len(view)
-        if size == 0 or size > self.max_bytes:
-            return False
-        with self._lock:
-            if self._covering(url, version, start, size) is not None:
-                return False
-        name = f"{uuid.uuid4().hex}.span"
-        final = self.folder / _SPANS / name
-        temporary = self.folder / _SPANS / f"{_TEMPORARY}{name}"
-        sums = block_sums(view)
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(view)
-                if self.fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            os.replace(temporary, final)
-        except OSError:
-            _unlink(temporary)
-            return False  # a full or read-only disk: the cache is only a cache
+        return self.put_many([(url, start, data, version)]) == 1
+
+    def put_many(self, spans: list[tuple[str, int, Any, str]]) -> int:
+        """``put`` of several ``(url, start, data, version)``, listed in one transaction;
+        how many were kept."""
+        written = []  # (url, version, start, size, name, sums)
+        for url, start, data, version in spans:
+            view = memoryview(data).cast("B")
+            size = len(view)
+            if size == 0 or size > self.max_bytes:
+                continue
+            with self._lock:
+                if self._covering(url, version, start, size) is not None:
+                    continue
+            name = self._write(view)
+            if name is not None:
+                written.append((url, version, start, size, name, block_sums(view)))
+        if not written:
+            return 0
         gone: list[str] = []
         with self._lock, _transaction(self.db):
-            if self._covering(url, version, start, size, listed=True) is not None:
-                gone.append(name)  # another process kept it meanwhile
-            else:
+            for url, version, start, size, name, sums in written:
+                if self._covering(url, version, start, size, listed=True) is not None:
+                    gone.append(name)  # another process kept it meanwhile
+                    continue
                 rowid = self.db.execute(
                     "INSERT INTO spans (url, version, start, end, name, sums, used) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (url, version, start, start + size, name, sums, time.time()),
                 ).lastrowid
                 self._remember(url, version, (rowid, start, start + size, name, sums))
-                evicted = self._evict()
-                self._forget(set(evicted))
-                gone += evicted
+            evicted = self._evict()
+            self._forget(set(evicted))
+            gone += evicted
         for old in gone:
             _unlink(self.folder / _SPANS / old)
-        return name not in gone
+        gone_names = set(gone)
+        return sum(1 for *_, name, _ in written if name not in gone_names)
+
+    def _write(self, view: memoryview) -> str | None:
+        """A new span file holding ``view`` (under a temporary name, then renamed): its
+        name, or None (a full or read-only disk: the cache is only a cache)."""
+        name = f"{uuid.uuid4().hex}.span"
+        temporary = self.folder / _SPANS / f"{_TEMPORARY}{name}"
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(view)
+                if self.fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(temporary, self.folder / _SPANS / name)
+        except OSError:
+            _unlink(temporary)
+            return None
+        return name
 
     def _evict(self) -> list[str]:
         """Within a write transaction: drop the least recently used rows until the total

@@ -24,6 +24,9 @@ from typing import Any
 
 from acumen.files.cache import SpanCache
 
+#: Spans a writer thread takes at once (listed in one transaction).
+_AT_ONCE = 64
+
 
 class BackgroundWrites:
     """Spans on their way to ``cache`` (see the module's docstring)."""
@@ -83,16 +86,17 @@ class BackgroundWrites:
                     self._running.discard(threading.current_thread())
                     self._cond.notify_all()
                     return
-                url, start, data, version = self._queue.popleft()
+                taken = [self._queue.popleft() for _ in range(min(len(self._queue), _AT_ONCE))]
             with contextlib.suppress(Exception):  # a failed write is a miss later, not an error
-                self.cache.put(url, start, data, version)
+                self.cache.put_many(taken)
             with self._cond:
-                kept = self._by_key.get((url, version), {})
-                if kept.get(start) is data:
-                    del kept[start]
-                    if not kept:
-                        del self._by_key[(url, version)]
-                self._waiting -= len(memoryview(data).cast("B"))
+                for url, start, data, version in taken:
+                    kept = self._by_key.get((url, version), {})
+                    if kept.get(start) is data:
+                        del kept[start]
+                        if not kept:
+                            del self._by_key[(url, version)]
+                    self._waiting -= len(memoryview(data).cast("B"))
                 self._cond.notify_all()
 
     def flush(self) -> None:
