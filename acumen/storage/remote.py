@@ -179,6 +179,18 @@ class RemoteStorage(Storage):
             keep = self.writes.put if background else self.disk.put
             keep(self.paths[chunk_id], start, data, version)
 
+    def _on_disk(self, chunk_id: int, offset: int, size: int) -> bool:
+        """Whether the disk cache lists a span covering the range (or one waits to be
+        written); its bytes are checked when read."""
+        version = self._version(chunk_id)
+        if version is None:
+            return False
+        url = self.paths[chunk_id]
+        return (
+            self.disk.has(url, offset, size, version)
+            or self.writes.get(url, offset, size, version) is not None
+        )
+
     def _after_fork(self) -> None:
         super()._after_fork()
         self._reset_cache(new_lock=True)
@@ -269,20 +281,17 @@ class RemoteStorage(Storage):
     def prefetch(self, requests: Sequence[tuple[int, int, int]]) -> None:
         """Fetch these ranges as :meth:`read_many` does and keep them in memory (up to
         ``cache_bytes``): later reads within them need no request. The ranges are merged
-        into GETs as a batch's are, and each GET's span is fetched unless memory holds it
-        whole, or the disk cache does (then it is read from there into memory): a run of
-        adjacent ranges lands in one span, so a run read at once (as iteration does) is
-        found whole, not in pieces of earlier reads."""
+        into GETs as a batch's are, and each GET's span is fetched unless memory or the disk
+        cache holds it whole (reads then find it there): a run of adjacent ranges lands in
+        one span, so a run read at once (as iteration does) is found whole, not in pieces of
+        earlier reads."""
         every = [n for n, (_, _, size) in enumerate(requests) if size]
         wanted = []
         for span in plan(requests, every, self.max_requests, self.coalesce_gap):
             chunk_id, start, end, _ = span
             if self._from_cache(chunk_id, start, end - start) is not None:
                 continue
-            held = self._from_disk(chunk_id, start, end - start)
-            if held is not None:
-                self._keep(chunk_id, start, held)
-            else:
+            if not self._on_disk(chunk_id, start, end - start):
                 wanted.append(span)
         if wanted:
             for (chunk_id, start, *_), data in zip(wanted, self._get(wanted), strict=True):
