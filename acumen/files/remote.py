@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from acumen.errors import CorruptDatasetError, RemoteError, shorten
+from acumen.files.remote_pool import pooled
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
@@ -273,7 +274,7 @@ class RemoteStore:
                     "pip install 'acumen-indexer[remote]' (or [s3], [gcs], [azure])"
                 ) from error
             try:
-                fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
+                fs, _ = fsspec.core.url_to_fs(self.url, **pooled(self))
             except ImportError as error:
                 raise RemoteError(f"{self.url}: {error}") from error
             self._fs, self._pid = fs, os.getpid()
