@@ -2,6 +2,7 @@
 the same path (and litdata / MosaicML streaming where importable).
 
     .venv/bin/python benchmarks/remote.py [--quick] [--delay 0.02] [--install-nginx]
+                                          [--python-server]
 
 Two workloads, written with the raw codec into a temporary folder and served on 127.0.0.1:
 
@@ -9,10 +10,10 @@ Two workloads, written with the raw codec into a temporary folder and served on 
 - W2: 2,000 x uint8 (224, 224, 3), 147 KiB each (300 with ``--quick``).
 
 The server is Debian's nginx when ``nginx`` is on PATH (``--install-nginx`` runs
-``apt-get install -y nginx`` first), started with a generated configuration rooted at the
-temporary folder; otherwise the repository's test server (``tests/remote_servers.py``
-``RangeHTTPServer``, one Python thread per connection: it may be the bottleneck, and the
-script says so). Every request goes through ``FaultProxy`` with ``delay`` seconds added
+``apt-get install -y nginx`` first; ``--python-server`` skips it), started with a
+generated configuration rooted at the temporary folder; otherwise the repository's test
+server (``tests/remote_servers.py`` ``RangeHTTPServer``, one Python thread per connection:
+it may be the bottleneck, and the script says so). Every request goes through ``FaultProxy`` with ``delay`` seconds added
 (20 ms by default); the proxy counts the GETs and the body bytes.
 
 Per workload and pass, acumen (``acumen.open(url, cache=...)``):
@@ -122,12 +123,16 @@ http {{
         self.process.wait(10)
 
 
-def start_server(root: Path, work: Path, install: bool) -> tuple[object, str]:
+def start_server(
+    root: Path, work: Path, install: bool, python_server: bool = False
+) -> tuple[object, str]:
     if install and not shutil.which("nginx"):
         subprocess.run(["apt-get", "install", "-y", "nginx"], check=False)
     binary = shutil.which("nginx") or (
         "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
     )
+    if python_server:
+        binary = None
     if binary:
         server = Nginx(binary, root, work / "nginx")
         version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
@@ -292,6 +297,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller workloads")
     parser.add_argument("--delay", type=float, default=0.02, help="seconds added per request")
     parser.add_argument("--install-nginx", action="store_true", help="apt-get install nginx")
+    parser.add_argument(
+        "--python-server", action="store_true", help="the Python test server, even with nginx"
+    )
     parser.add_argument("--singles", type=int, default=None, help="random single reads")
     parser.add_argument("--batches", type=int, default=None, help="random batches of 256")
     args = parser.parse_args()
@@ -310,7 +318,7 @@ def main() -> None:
             ("W2", f"{n2:,} x uint8 (224, 224, 3), 147 KiB", n2, write_w2(root / "w2", n2)),
         ]
         (root / "ceiling.bin").write_bytes(np.random.default_rng(1).bytes(64 * MIB))
-        server, server_name = start_server(root, tmp_path, args.install_nginx)
+        server, server_name = start_server(root, tmp_path, args.install_nginx, args.python_server)
         proxy = FaultProxy(server.base_url).start()
         proxy.delay = args.delay
         counter = Counter(proxy)
