@@ -179,22 +179,36 @@ class SpanCache:
             for first, end, rowid, name, sums in rows[max(0, at - 7) : at + 1][::-1]:
                 if end >= start + size:
                     return rowid, first, end, name, sums
-        row = self.db.execute(  # the index's range: the spans starting within _REACH before
+        if listed:
+            return self.db.execute(  # the index's range: spans starting within _REACH before
+                "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND version = ? "
+                "AND start <= ? AND start >= ? AND end >= ? ORDER BY start DESC LIMIT 1",
+                (url, version, start, start - _REACH, start + size),
+            ).fetchone()
+        # One index range: the spans starting within _REACH of the range, all remembered (the
+        # next lookups nearby, a batch's or an epoch's, then ask no query).
+        found = self.db.execute(
             "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND version = ? "
-            "AND start <= ? AND start >= ? AND end >= ? ORDER BY start DESC LIMIT 1",
-            (url, version, start, start - _REACH, start + size),
-        ).fetchone()
-        if row is not None:
-            self._remember(url, version, row)
-        return row
+            "AND start >= ? AND start <= ? ORDER BY start LIMIT 4096",
+            (url, version, start - _REACH, start + _REACH),
+        ).fetchall()
+        self._remember(url, version, *found)
+        covering = [row for row in found if row[1] <= start and row[2] >= start + size]
+        return covering[-1] if covering else None
 
-    def _remember(self, url: str, version: str, row: tuple) -> None:
-        rowid, first, end, name, sums = row
+    def _remember(self, url: str, version: str, *found: tuple) -> None:
         rows = self._rows.setdefault((url, version), [])
-        entry = (first, end, rowid, name, sums)
-        at = bisect.bisect_left(rows, entry)
-        if at == len(rows) or rows[at][2] != rowid:
-            rows.insert(at, entry)
+        if len(found) == 1:
+            rowid, first, end, name, sums = found[0]
+            at = bisect.bisect_left(rows, (first, end, rowid))
+            if at == len(rows) or rows[at][2:4] != (rowid, name):
+                rows.insert(at, (first, end, rowid, name, sums))
+            return
+        known = {(row[2], row[3]) for row in rows}
+        added = [(a, b, i, n, s) for i, a, b, n, s in found if (i, n) not in known]
+        if added:
+            rows.extend(added)
+            rows.sort()
 
     def _forget(self, names: set[str]) -> None:
         """Forget the rows and maps of these span files (dropped or evicted)."""

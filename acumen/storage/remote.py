@@ -286,6 +286,8 @@ class RemoteStorage(Storage):
         one span, so a run read at once (as iteration does) is found whole, not in pieces of
         earlier reads."""
         every = [n for n, (_, _, size) in enumerate(requests) if size]
+        if all(self._from_cache(*requests[n]) is not None for n in every):
+            return  # each range in memory already (a batch read again)
         wanted = []
         for span in plan(requests, every, self.max_requests, self.coalesce_gap):
             chunk_id, start, end, _ = span
