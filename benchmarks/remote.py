@@ -13,8 +13,11 @@ The server is Debian's nginx when ``nginx`` is on PATH (``--install-nginx`` runs
 ``apt-get install -y nginx`` first; ``--python-server`` skips it), started with a
 generated configuration rooted at the temporary folder; otherwise the repository's test
 server (``tests/remote_servers.py`` ``RangeHTTPServer``, one Python thread per connection:
-it may be the bottleneck, and the script says so). Every request goes through ``FaultProxy`` with ``delay`` seconds added
-(20 ms by default); the proxy counts the GETs and the body bytes.
+it may be the bottleneck, and the script says so). Every request goes through
+``FaultProxy`` with ``delay`` seconds added (20 ms by default); the proxy counts the GETs
+and the body bytes. The proxy (and the Python server) run in this process, as threads:
+they share its GIL with acumen's reads, which slows a pass that does Python work per sample
+(W1's sequential pass) more than the ceiling's bare GETs.
 
 Per workload and pass, acumen (``acumen.open(url, cache=...)``):
 
