@@ -141,6 +141,17 @@ def test_iteration_keeps_several_blocks_in_flight(
         assert got == [(i, i) for i in range(200)]
 
 
+def test_iteration_without_memory_to_read_ahead_reads_runs(tmp_path: Path, http_server) -> None:
+    name = _dataset(tmp_path, http_server)
+    storage = {"name": "remote", "configuration": {"cache_bytes": 0}}
+    with acumen.open(
+        http_server.url(name), cache=tmp_path / "cache", cache_size=0, storage=storage
+    ) as ds:
+        http_server.log.reset()
+        assert [int(a[0]) for a, _ in ds] == list(range(200))
+        assert http_server.log.count("GET") <= 2 * len(ds.storage.paths)  # not one per sample
+
+
 def test_iteration_and_batches_are_right_under_faults(
     tmp_path: Path, http_server, http_fault_proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -90,6 +90,10 @@ END;
 """
 
 
+def _first(row: tuple) -> int:
+    return row[0]
+
+
 def block_sums(data: Any) -> bytes:
     """The xxh3-64 digest of each BLOCK of ``data``, 8 bytes each, concatenated."""
     view = memoryview(data).cast("B")
@@ -120,6 +124,7 @@ class SpanCache:
     def _forget_all(self) -> None:
         # (url, version) -> the rows found, sorted by start: [(start, end, id, name, sums)]
         self._rows: dict[tuple[str, str], list[tuple]] = {}
+        self._loaded: set[tuple[str, str, int]] = set()  # windows whose rows were asked for
         self._maps: OrderedDict[str, mmap.mmap] = OrderedDict()  # file name -> its map
 
     def __getstate__(self) -> dict[str, Any]:
@@ -173,42 +178,62 @@ class SpanCache:
         """A row ``(id, start, end, name, sums)`` of a span covering the range: one this
         process found before (unless ``listed``: the database's only), else the database's
         (then remembered)."""
-        rows = None if listed else self._rows.get((url, version))
-        if rows:
-            at = bisect.bisect_right(rows, (start, float("inf"))) - 1
-            for first, end, rowid, name, sums in rows[max(0, at - 7) : at + 1][::-1]:
-                if end >= start + size:
-                    return rowid, first, end, name, sums
-        if listed:
-            return self.db.execute(  # the index's range: spans starting within _REACH before
-                "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND version = ? "
-                "AND start <= ? AND start >= ? AND end >= ? ORDER BY start DESC LIMIT 1",
-                (url, version, start, start - _REACH, start + size),
-            ).fetchone()
-        # One index range: the spans starting within _REACH of the range, all remembered (the
-        # next lookups nearby, a batch's or an epoch's, then ask no query).
-        found = self.db.execute(
+        key = (url, version)
+        if not listed:
+            row = self._known(key, start, size)
+            if row is not None:
+                return row
+            window = (url, version, start // _REACH)
+            if window not in self._loaded:
+                # Every span starting within _REACH of the range, remembered: the next
+                # lookups nearby (a batch's, an epoch's) then ask no query.
+                self._loaded.add(window)
+                self._remember(
+                    key,
+                    *self.db.execute(
+                        "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND "
+                        "version = ? AND start >= ? AND start <= ? ORDER BY start LIMIT 4096",
+                        (url, version, start - _REACH, start + _REACH),
+                    ),
+                )
+                row = self._known(key, start, size)
+                if row is not None:
+                    return row
+        row = self.db.execute(  # the index's range: the spans starting within _REACH before
             "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND version = ? "
-            "AND start >= ? AND start <= ? ORDER BY start LIMIT 4096",
-            (url, version, start - _REACH, start + _REACH),
-        ).fetchall()
-        self._remember(url, version, *found)
-        covering = [row for row in found if row[1] <= start and row[2] >= start + size]
-        return covering[-1] if covering else None
+            "AND start <= ? AND start >= ? AND end >= ? ORDER BY start DESC LIMIT 1",
+            (url, version, start, start - _REACH, start + size),
+        ).fetchone()
+        if row is not None and not listed:
+            self._remember(key, row)
+        return row
 
-    def _remember(self, url: str, version: str, *found: tuple) -> None:
-        rows = self._rows.setdefault((url, version), [])
-        if len(found) == 1:
-            rowid, first, end, name, sums = found[0]
-            at = bisect.bisect_left(rows, (first, end, rowid))
-            if at == len(rows) or rows[at][2:4] != (rowid, name):
-                rows.insert(at, (first, end, rowid, name, sums))
-            return
-        known = {(row[2], row[3]) for row in rows}
-        added = [(a, b, i, n, s) for i, a, b, n, s in found if (i, n) not in known]
-        if added:
-            rows.extend(added)
-            rows.sort()
+    def _known(self, key: tuple[str, str], start: int, size: int) -> tuple | None:
+        """A remembered row covering the range. The remembered rows of an object are kept
+        sorted and none inside another, so their ends grow with their starts: the last one
+        starting at or before the range covers it, or none does."""
+        rows = self._rows.get(key)
+        if rows:
+            at = bisect.bisect_right(rows, start, key=_first) - 1
+            if at >= 0 and rows[at][1] >= start + size:
+                first, end, rowid, name, sums = rows[at]
+                return rowid, first, end, name, sums
+        return None
+
+    def _remember(self, key: tuple[str, str], *found: tuple) -> None:
+        """Remember rows ``(id, start, end, name, sums)``, keeping none inside another
+        (a range inside both is served by the outer one)."""
+        rows = self._rows.setdefault(key, [])
+        for rowid, first, end, name, sums in found:
+            at = bisect.bisect_right(rows, first, key=_first)
+            if at and rows[at - 1][1] >= end:
+                continue  # inside the one starting before (or the same)
+            if at and rows[at - 1][0] == first:
+                at -= 1  # the same start, ending before: inside this one
+            inner = at
+            while inner < len(rows) and rows[inner][1] <= end:
+                inner += 1  # those starting after it and ending before its end: inside
+            rows[at:inner] = [(first, end, rowid, name, sums)]
 
     def _forget(self, names: set[str]) -> None:
         """Forget the rows and maps of these span files (dropped or evicted)."""
@@ -328,7 +353,7 @@ class SpanCache:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (url, version, start, start + size, name, sums, time.time()),
                 ).lastrowid
-                self._remember(url, version, (rowid, start, start + size, name, sums))
+                self._remember((url, version), (rowid, start, start + size, name, sums))
             evicted = self._evict()
             self._forget(set(evicted))
             gone += evicted

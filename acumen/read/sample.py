@@ -223,7 +223,8 @@ class SampleReads:
         held = getattr(self.storage, "cache_bytes", None)
         if held is not None:
             window = min(window, held // 2)
-        block = max(1, min(AHEAD_BLOCK, window // 4))
+        # (no memory to hold blocks ahead: nothing is fetched ahead, each run read at once)
+        block = max(1, min(AHEAD_BLOCK, window // 4)) if window else AHEAD_BLOCK
         blocks = byte_blocks(self.table.sizes, block, first=block // 16)
         depth = max(1, window // block)
         raw = not (
@@ -235,17 +236,19 @@ class SampleReads:
         pool = ThreadPoolExecutor(min(depth, len(blocks)) or 1, "acumen-read-ahead")
         ahead: deque[Future] = deque()
 
+        submitted = 0
+
         def fetch_next() -> None:
-            k = len(ahead) + fetched[0]
-            if window and k < len(blocks):
-                start, end = blocks[k]
+            nonlocal submitted
+            if window and submitted < len(blocks):
+                start, end = blocks[submitted]
+                submitted += 1
                 if self._checks.check_range(start, end):
                     ranges = self.table.ranges(np.arange(start, end))
                     ahead.append(pool.submit(self.storage.prefetch, ranges))
                 else:
                     ahead.append(pool.submit(lambda: None))
 
-        fetched = [0]  # blocks whose future left ``ahead``
         try:
             for _ in range(depth):
                 fetch_next()
@@ -253,7 +256,6 @@ class SampleReads:
                 if ahead:
                     with contextlib.suppress(Exception):
                         ahead.popleft().result()
-                    fetched[0] += 1
                 fetch_next()
                 if raw and math.prod(self._fixed_shape) and self._checks.check_range(start, end):
                     for i, array in enumerate(self._raw_views(start, end), start):
