@@ -277,3 +277,28 @@ def test_s3_has_as_many_requests_in_flight_as_max_requests(s3_fault_proxy) -> No
     reader.join(60)
     assert in_flight == 30
     assert got == [[data[s : s + 100] for s in starts]]
+
+
+def test_the_rows_a_process_remembers_answer_as_the_database_would() -> None:
+    """KnownRows keeps no row inside another, so one bisect answers: compared with every
+    row scanned, on random spans."""
+    import random
+
+    from acumen.files.cache_rows import KnownRows
+
+    rng = random.Random(0)
+    for _ in range(200):
+        known, spans = KnownRows(), []
+        for rowid in range(rng.randint(1, 30)):
+            first = rng.randint(0, 1000)
+            spans.append((rowid, first, first + rng.randint(1, 300), f"n{rowid}", b""))
+            known.add(("u", "v"), spans[-1])
+        for _ in range(50):
+            start, size = rng.randint(0, 1200), rng.randint(1, 100)
+            row = known.covering(("u", "v"), start, size)
+            assert (row is not None) == any(
+                a <= start and start + size <= b for _, a, b, *_ in spans
+            )
+            assert row is None or (row[1] <= start and start + size <= row[2])
+        known.forget({name for _, _, _, name, _ in spans})
+        assert known.covering(("u", "v"), 0, 1) is None

@@ -32,7 +32,6 @@ and a forked child opens a new one (never the parent's).
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import mmap
 import os
@@ -45,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import xxhash
+
+from acumen.files.cache_rows import KnownRows
 
 #: Bytes covered by one checksum: a hit reads and checks only the blocks it touches.
 BLOCK = 1 << 15
@@ -90,10 +91,6 @@ END;
 """
 
 
-def _first(row: tuple) -> int:
-    return row[0]
-
-
 def block_sums(data: Any) -> bytes:
     """The xxh3-64 digest of each BLOCK of ``data``, 8 bytes each, concatenated."""
     view = memoryview(data).cast("B")
@@ -122,8 +119,7 @@ class SpanCache:
         self._forget_all()
 
     def _forget_all(self) -> None:
-        # (url, version) -> the rows found, sorted by start: [(start, end, id, name, sums)]
-        self._rows: dict[tuple[str, str], list[tuple]] = {}
+        self._known = KnownRows()  # the rows found
         self._loaded: set[tuple[str, str, int]] = set()  # windows whose rows were asked for
         self._maps: OrderedDict[str, mmap.mmap] = OrderedDict()  # file name -> its map
 
@@ -180,7 +176,7 @@ class SpanCache:
         (then remembered)."""
         key = (url, version)
         if not listed:
-            row = self._known(key, start, size)
+            row = self._known.covering(key, start, size)
             if row is not None:
                 return row
             window = (url, version, start // _REACH)
@@ -188,7 +184,7 @@ class SpanCache:
                 # Every span starting within _REACH of the range, remembered: the next
                 # lookups nearby (a batch's, an epoch's) then ask no query.
                 self._loaded.add(window)
-                self._remember(
+                self._known.add(
                     key,
                     *self.db.execute(
                         "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND "
@@ -196,7 +192,7 @@ class SpanCache:
                         (url, version, start - _REACH, start + _REACH),
                     ),
                 )
-                row = self._known(key, start, size)
+                row = self._known.covering(key, start, size)
                 if row is not None:
                     return row
         row = self.db.execute(  # the index's range: the spans starting within _REACH before
@@ -205,45 +201,12 @@ class SpanCache:
             (url, version, start, start - _REACH, start + size),
         ).fetchone()
         if row is not None and not listed:
-            self._remember(key, row)
+            self._known.add(key, row)
         return row
-
-    def _known(self, key: tuple[str, str], start: int, size: int) -> tuple | None:
-        """A remembered row covering the range. The remembered rows of an object are kept
-        sorted and none inside another, so their ends grow with their starts: the last one
-        starting at or before the range covers it, or none does."""
-        rows = self._rows.get(key)
-        if rows:
-            at = bisect.bisect_right(rows, start, key=_first) - 1
-            if at >= 0 and rows[at][1] >= start + size:
-                first, end, rowid, name, sums = rows[at]
-                return rowid, first, end, name, sums
-        return None
-
-    def _remember(self, key: tuple[str, str], *found: tuple) -> None:
-        """Remember rows ``(id, start, end, name, sums)``, keeping none inside another
-        (a range inside both is served by the outer one)."""
-        rows = self._rows.setdefault(key, [])
-        for rowid, first, end, name, sums in found:
-            at = bisect.bisect_right(rows, first, key=_first)
-            if at and rows[at - 1][1] >= end:
-                continue  # inside the one starting before (or the same)
-            if at and rows[at - 1][0] == first:
-                at -= 1  # the same start, ending before: inside this one
-            inner = at
-            while inner < len(rows) and rows[inner][1] <= end:
-                inner += 1  # those starting after it and ending before its end: inside
-            rows[at:inner] = [(first, end, rowid, name, sums)]
 
     def _forget(self, names: set[str]) -> None:
         """Forget the rows and maps of these span files (dropped or evicted)."""
-        for key, rows in list(self._rows.items()):
-            kept = [row for row in rows if row[3] not in names]
-            if len(kept) != len(rows):
-                if kept:
-                    self._rows[key] = kept
-                else:
-                    del self._rows[key]
+        self._known.forget(names)
         for name in names:
             self._maps.pop(name, None)  # unmapped when no array views it any more
 
@@ -353,7 +316,7 @@ class SpanCache:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (url, version, start, start + size, name, sums, time.time()),
                 ).lastrowid
-                self._remember((url, version), (rowid, start, start + size, name, sums))
+                self._known.add((url, version), (rowid, start, start + size, name, sums))
             evicted = self._evict()
             self._forget(set(evicted))
             gone += evicted
