@@ -21,10 +21,11 @@ separate jobs share one cache and one byte budget.
 - Last-used times are kept in memory and written at most once a second (and before an
   eviction). The rows a process found are remembered (per object, sorted by start) and the
   files of the last :data:`MAPPED` spans it read stay mapped read-only (``mmap``), so a hit
-  on a span read before costs no query, no ``open`` and no copy: a lookup, the checksums of
-  the blocks touched, a view. A span file is never changed once listed (written under
-  another name, renamed, later unlinked), so a span evicted meanwhile by another process
-  still holds the right bytes; its file's space is freed when the last mapping goes.
+  on a span read before costs no query and no ``open``: a lookup, the checksums of the
+  blocks touched, and a copy of them (a read under :data:`COPY_BELOW` bytes) or a view.
+  A span file is never changed once listed (written under another name, renamed, later
+  unlinked), so a span evicted meanwhile by another process still holds the right bytes;
+  its file's space is freed when the last mapping goes.
 
 The cache pickles as its folder and budget; each process opens its own connection lazily,
 and a forked child opens a new one (never the parent's).
@@ -59,6 +60,10 @@ _TOUCH_EVERY = 1.0
 #: Span files a process keeps mapped at most (the least recently read are unmapped first,
 #: once no array views them).
 MAPPED = 64
+#: A read of fewer bytes is a copy, one of more a view of the mapped span file (an array
+#: viewing it keeps the file mapped, and a mapping holds a file descriptor: a process keeping
+#: many small samples would run out of them).
+COPY_BELOW = 1 << 20
 #: A lookup considers the spans starting at most this far before the range (an index range,
 #: not every span of the object): a longer span is found from its own start only.
 _REACH = 64 << 20
@@ -267,13 +272,18 @@ class SpanCache:
         mapped = self._map(name, length)
         if mapped is None:
             return None
-        view = memoryview(mapped)
         first = offset // BLOCK
         last = max(first, (offset + size - 1) // BLOCK)
+        low = first * BLOCK
+        if size < COPY_BELOW:  # a private copy of the blocks, checked, then sliced
+            view = memoryview(mapped[low : (last + 1) * BLOCK])
+        else:  # a view of the mapped file
+            view, low = memoryview(mapped), 0
         for k in range(first, last + 1):
-            if xxhash.xxh3_64_digest(view[k * BLOCK : (k + 1) * BLOCK]) != sums[8 * k : 8 * k + 8]:
+            at = k * BLOCK - low
+            if xxhash.xxh3_64_digest(view[at : at + BLOCK]) != sums[8 * k : 8 * k + 8]:
                 return None
-        return view[offset : offset + size]
+        return view[offset - low : offset - low + size]
 
     def _drop(self, rowid: int, name: str) -> None:
         with self._lock:
