@@ -2,6 +2,7 @@
 the same path (and litdata / MosaicML streaming where importable).
 
     .venv/bin/python benchmarks/remote.py [--quick] [--delay 0.02] [--install-nginx]
+                                          [--python-server]
 
 Two workloads, written with the raw codec into a temporary folder and served on 127.0.0.1:
 
@@ -9,27 +10,39 @@ Two workloads, written with the raw codec into a temporary folder and served on 
 - W2: 2,000 x uint8 (224, 224, 3), 147 KiB each (300 with ``--quick``).
 
 The server is Debian's nginx when ``nginx`` is on PATH (``--install-nginx`` runs
-``apt-get install -y nginx`` first), started with a generated configuration rooted at the
-temporary folder; otherwise the repository's test server (``tests/remote_servers.py``
-``RangeHTTPServer``, one Python thread per connection: it may be the bottleneck, and the
-script says so). Every request goes through ``FaultProxy`` with ``delay`` seconds added
-(20 ms by default); the proxy counts the GETs and the body bytes.
+``apt-get install -y nginx`` first; ``--python-server`` skips it), started with a
+generated configuration rooted at the temporary folder; otherwise the repository's test
+server (``tests/remote_servers.py`` ``RangeHTTPServer``, one Python thread per connection:
+it may be the bottleneck, and the script says so). Every request goes through
+``FaultProxy`` with ``delay`` seconds added (20 ms by default); the proxy counts the GETs
+and the body bytes. The proxy (and the Python server) run in this process, as threads:
+they share its GIL with acumen's reads, which slows a pass that does Python work per sample
+(W1's sequential pass) more than the ceiling's bare GETs.
 
 Per workload and pass, acumen (``acumen.open(url, cache=...)``):
 
 - first ms: ``acumen.open`` + ``ds[0]``; cold: a fresh cache folder (manifest, index
-  fetched); warm: opened again with that folder (the index is reused);
+  fetched); warm (disk): opened again with that folder (the index is reused);
 - single: random ``ds[i]``: median ms, samples/s, GETs per sample;
 - batch: ``read_batch`` of 256 random distinct indices: samples/s, GETs per batch;
 - seq: one pass of ``for x in ds``: samples/s, MB/s of array bytes;
 - dl/read: body bytes downloaded per array byte read, for single / batch / seq.
 
-The warm pass repeats the cold pass's reads (same indices) on the same open dataset, whose
-storage keeps up to 256 MiB of prefetched bytes in memory.
+Each phase's time ends when its reads return; the disk-cache writes it queued in the
+background are finished before the next phase starts (not timed), so that a phase is not
+charged with the previous one's writes.
+
+The warm passes repeat the cold pass's reads (same indices): "warm (memory)" on the same
+open dataset, whose storage keeps up to 256 MiB of prefetched bytes in memory; "warm (disk)"
+on a new open of the same URL and cache folder (memory empty: what another process, a
+DataLoader worker or a second job, reads from the disk cache). "local" reads the served
+folder itself as a local dataset (the figure a warm pass aims at).
 
 The ceiling, measured in the same run through the same proxy and client (acumen's
 ``RemoteStore``, fsspec's HTTP filesystem): one GET of a 64 MiB object; 64 concurrent
-1 MiB GETs; the median of 20 one-after-another 1 KiB GETs (the round trip).
+1 MiB GETs; 16 concurrent 4 MiB GETs; the median of 20 one-after-another 1 KiB GETs (the
+round trip). The cold row's note gives the sequential pass's MB/s as a share of the
+better of the two large-GET figures (one 64 MiB GET, 16 x 4 MiB).
 """
 
 from __future__ import annotations
@@ -117,12 +130,16 @@ http {{
         self.process.wait(10)
 
 
-def start_server(root: Path, work: Path, install: bool) -> tuple[object, str]:
+def start_server(
+    root: Path, work: Path, install: bool, python_server: bool = False
+) -> tuple[object, str]:
     if install and not shutil.which("nginx"):
         subprocess.run(["apt-get", "install", "-y", "nginx"], check=False)
     binary = shutil.which("nginx") or (
         "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
     )
+    if python_server:
+        binary = None
     if binary:
         server = Nginx(binary, root, work / "nginx")
         version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
@@ -181,6 +198,13 @@ def first_sample(url: str, cache: Path, counter: Counter) -> tuple[float, int, a
 
 
 def reads(ds, singles, batches, sample_bytes: int, counter: Counter) -> dict:
+    def settle() -> None:
+        # The disk-cache writes a phase queued (in the background) end before the next
+        # phase starts, untimed: each figure is its own phase's.
+        writes = getattr(ds.storage, "writes", None)
+        if writes is not None:
+            writes.flush()
+
     out: dict = {}
     counter.mark()
     times = []
@@ -193,6 +217,7 @@ def reads(ds, singles, batches, sample_bytes: int, counter: Counter) -> dict:
     out["GETs/sample"] = counter.gets() / len(singles)
     dl_single = counter.bytes() / (len(singles) * sample_bytes)
 
+    settle()
     counter.mark()
     start = time.perf_counter()
     for batch in batches:
@@ -202,6 +227,7 @@ def reads(ds, singles, batches, sample_bytes: int, counter: Counter) -> dict:
     out["GETs/batch"] = counter.gets() / len(batches)
     dl_batch = counter.bytes() / (len(batches) * BATCH * sample_bytes)
 
+    settle()
     counter.mark()
     start = time.perf_counter()
     count = sum(1 for _ in ds)
@@ -209,6 +235,7 @@ def reads(ds, singles, batches, sample_bytes: int, counter: Counter) -> dict:
     out["seq/s"] = count / elapsed
     out["seq MB/s"] = count * sample_bytes / elapsed / 1e6
     dl_seq = counter.bytes() / (count * sample_bytes)
+    settle()
     out["dl/read"] = f"{dl_single:.2f} / {dl_batch:.2f} / {dl_seq:.2f}"
     return out
 
@@ -227,6 +254,10 @@ def ceiling(base_url: str, counter: Counter) -> dict:
     elapsed = time.perf_counter() - start
     many = 64 * MIB / elapsed / 1e6
     assert counter.gets() == 64
+    # Large ranged GETs several at once, as a read-ahead makes them.
+    start = time.perf_counter()
+    store.read_ranges([url] * 16, [k * 4 * MIB for k in range(16)], [4 * MIB] * 16, "ceiling")
+    parts = 64 * MIB / (time.perf_counter() - start) / 1e6
     rtts = []
     for k in range(20):
         start = time.perf_counter()
@@ -236,6 +267,7 @@ def ceiling(base_url: str, counter: Counter) -> dict:
         "one 64 MiB GET MB/s": one,
         "64 x 1 MiB concurrent MB/s": many,
         "64 x 1 MiB GETs/s": 64 / elapsed,
+        "16 x 4 MiB concurrent MB/s": parts,
         "1 KiB GET median ms": statistics.median(rtts) * 1e3,
     }
 
@@ -282,6 +314,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller workloads")
     parser.add_argument("--delay", type=float, default=0.02, help="seconds added per request")
     parser.add_argument("--install-nginx", action="store_true", help="apt-get install nginx")
+    parser.add_argument(
+        "--python-server", action="store_true", help="the Python test server, even with nginx"
+    )
     parser.add_argument("--singles", type=int, default=None, help="random single reads")
     parser.add_argument("--batches", type=int, default=None, help="random batches of 256")
     args = parser.parse_args()
@@ -300,11 +335,12 @@ def main() -> None:
             ("W2", f"{n2:,} x uint8 (224, 224, 3), 147 KiB", n2, write_w2(root / "w2", n2)),
         ]
         (root / "ceiling.bin").write_bytes(np.random.default_rng(1).bytes(64 * MIB))
-        server, server_name = start_server(root, tmp_path, args.install_nginx)
+        server, server_name = start_server(root, tmp_path, args.install_nginx, args.python_server)
         proxy = FaultProxy(server.base_url).start()
         proxy.delay = args.delay
         counter = Counter(proxy)
         rows: list[dict] = []
+        seq_share: dict[str, float] = {}
         try:
             limits = ceiling(proxy.base_url, counter)
             for name, description, n, sample_bytes in workloads:
@@ -315,13 +351,22 @@ def main() -> None:
                 cache = tmp_path / f"cache-{name}"
                 first_ms, first_gets, ds = first_sample(url, cache, counter)
                 cold = reads(ds, singles, batches, sample_bytes, counter)
-                again_ms, again_gets, ds2 = first_sample(url, cache, counter)
-                ds2.close()
                 warm = reads(ds, singles, batches, sample_bytes, counter)
                 ds.close()
-                for label, ms, gets, measured in (
-                    ("cold", first_ms, first_gets, cold),
-                    ("warm", again_ms, again_gets, warm),
+                # Another process's view: a new open, memory empty, the disk cache full.
+                again_ms, again_gets, ds = first_sample(url, cache, counter)
+                disk = reads(ds, singles, batches, sample_bytes, counter)
+                ds.close()
+                local_ms, _, ds = first_sample(root / name.lower(), cache, counter)
+                local = reads(ds, singles, batches, sample_bytes, counter)
+                ds.close()
+                best = max(limits["one 64 MiB GET MB/s"], limits["16 x 4 MiB concurrent MB/s"])
+                seq_share[name] = cold["seq MB/s"] / best
+                for label, ms, gets, measured, note in (
+                    ("cold", first_ms, first_gets, cold, f"seq {seq_share[name]:.0%} of ceiling"),
+                    ("warm (memory)", None, None, warm, "the same open, again"),
+                    ("warm (disk)", again_ms, again_gets, disk, "a new open: disk cache"),
+                    ("local", local_ms, 0, local, "the served folder, opened locally"),
                 ):
                     rows.append(
                         {
@@ -331,7 +376,7 @@ def main() -> None:
                             "first ms": ms,
                             "first GETs": gets,
                             **measured,
-                            "note": "raw codec",
+                            "note": f"raw codec; {note}",
                         }
                     )
                 for module, system in (("litdata", "litdata"), ("streaming", "MosaicML streaming")):

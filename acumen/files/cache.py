@@ -11,14 +11,21 @@ separate jobs share one cache and one byte budget.
 - Eviction is least-recently-used, in the transaction that adds a span: the rows go first,
   then their files, so a reader holds either a row and a whole file, or finds the file
   gone (a miss, and the row is dropped).
-- Every hit is verified as bytes from the network are: the file's size against the row's,
-  and an xxh3-64 checksum of each 32 KiB block the read touches against the row's. A
-  damaged file is dropped and the read is a miss; wrong bytes are never returned.
+- Every hit is verified as bytes from the network are: the file's size against the row's
+  (when the file is mapped), and an xxh3-64 checksum of each 32 KiB block the read touches
+  against the row's (at every hit). A damaged file is dropped and the read is a miss;
+  wrong bytes are never returned.
 - ``version`` says which object a span belongs to (the storage passes the object's size
   and checksum from the manifest): a rewritten object has another version, so its old
   spans are never served, and age out by LRU.
 - Last-used times are kept in memory and written at most once a second (and before an
-  eviction), so a hit costs one indexed query and one ``pread``.
+  eviction). The rows a process found are remembered (per object, sorted by start) and the
+  files of the last :data:`MAPPED` spans it read stay mapped read-only (``mmap``), so a hit
+  on a span read before costs no query and no ``open``: a lookup, the checksums of the
+  blocks touched, and a copy of them (a read under :data:`COPY_BELOW` bytes) or a view.
+  A span file is never changed once listed (written under another name, renamed, later
+  unlinked), so a span evicted meanwhile by another process still holds the right bytes;
+  its file's space is freed when the last mapping goes.
 
 The cache pickles as its folder and budget; each process opens its own connection lazily,
 and a forked child opens a new one (never the parent's).
@@ -27,15 +34,19 @@ and a forked child opens a new one (never the parent's).
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import sqlite3
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import xxhash
+
+from acumen.files.cache_rows import KnownRows
 
 #: Bytes covered by one checksum: a hit reads and checks only the blocks it touches.
 BLOCK = 1 << 15
@@ -46,6 +57,16 @@ _TEMPORARY = ".tmp-"
 _STALE_SECONDS = 600.0
 _SWEEP_EVERY = 3600.0
 _TOUCH_EVERY = 1.0
+#: Span files a process keeps mapped at most (the least recently read are unmapped first,
+#: once no array views them).
+MAPPED = 64
+#: A read of fewer bytes is a copy, one of more a view of the mapped span file (an array
+#: viewing it keeps the file mapped, and a mapping holds a file descriptor: a process keeping
+#: many small samples would run out of them).
+COPY_BELOW = 1 << 20
+#: A lookup considers the spans starting at most this far before the range (an index range,
+#: not every span of the object): a longer span is found from its own start only.
+_REACH = 64 << 20
 # Connections of parent processes, kept alive in a forked child: closing one there could
 # disturb the parent's locks.
 _INHERITED: list[Any] = []
@@ -100,6 +121,12 @@ class SpanCache:
         self._lock = threading.RLock()
         self._touched: dict[int, float] = {}
         self._flushed = time.monotonic()
+        self._forget_all()
+
+    def _forget_all(self) -> None:
+        self._known = KnownRows()  # the rows found
+        self._loaded: set[tuple[str, str, int]] = set()  # windows whose rows were asked for
+        self._maps: OrderedDict[str, mmap.mmap] = OrderedDict()  # file name -> its map
 
     def __getstate__(self) -> dict[str, Any]:
         return {"folder": self.folder, "max_bytes": self.max_bytes, "fsync": self.fsync}
@@ -120,6 +147,7 @@ class SpanCache:
                 _INHERITED.append(self._connection)
                 self._lock = threading.RLock()
                 self._touched = {}
+                self._forget_all()
             (self.folder / _SPANS).mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
                 self.folder / _DATABASE,
@@ -145,12 +173,47 @@ class SpanCache:
             self._connection = None
 
     # --- reads ----------------------------------------------------------------------
-    def _covering(self, url: str, version: str, start: int, size: int) -> tuple | None:
-        return self.db.execute(
+    def _covering(
+        self, url: str, version: str, start: int, size: int, listed: bool = False
+    ) -> tuple | None:
+        """A row ``(id, start, end, name, sums)`` of a span covering the range: one this
+        process found before (unless ``listed``: the database's only), else the database's
+        (then remembered)."""
+        key = (url, version)
+        if not listed:
+            row = self._known.covering(key, start, size)
+            if row is not None:
+                return row
+            window = (url, version, start // _REACH)
+            if window not in self._loaded:
+                # Every span starting within _REACH of the range, remembered: the next
+                # lookups nearby (a batch's, an epoch's) then ask no query.
+                self._loaded.add(window)
+                self._known.add(
+                    key,
+                    *self.db.execute(
+                        "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND "
+                        "version = ? AND start >= ? AND start <= ? ORDER BY start LIMIT 4096",
+                        (url, version, start - _REACH, start + _REACH),
+                    ),
+                )
+                row = self._known.covering(key, start, size)
+                if row is not None:
+                    return row
+        row = self.db.execute(  # the index's range: the spans starting within _REACH before
             "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND version = ? "
-            "AND start <= ? AND end >= ? ORDER BY start DESC LIMIT 1",
-            (url, version, start, start + size),
+            "AND start <= ? AND start >= ? AND end >= ? ORDER BY start DESC LIMIT 1",
+            (url, version, start, start - _REACH, start + size),
         ).fetchone()
+        if row is not None and not listed:
+            self._known.add(key, row)
+        return row
+
+    def _forget(self, names: set[str]) -> None:
+        """Forget the rows and maps of these span files (dropped or evicted)."""
+        self._known.forget(names)
+        for name in names:
+            self._maps.pop(name, None)  # unmapped when no array views it any more
 
     def has(self, url: str, start: int, size: int, version: str = "") -> bool:
         """Whether a span covering the range is listed (its bytes are checked by ``get``)."""
@@ -159,95 +222,135 @@ class SpanCache:
 
     def get(self, url: str, start: int, size: int, version: str = "") -> memoryview | None:
         """The ``size`` bytes at ``start`` of the object, from any span covering them, or
-        None (a miss; a span found damaged or missing is dropped)."""
+        None (a miss; a span found damaged or missing is dropped). The bytes are a
+        read-only view of the span's mapped file."""
         with self._lock:
             row = self._covering(url, version, start, size)
-        if row is None:
-            return None
-        rowid, first, end, name, sums = row
-        data = self._read_checked(name, end - first, start - first, size, sums)
+            if row is None:
+                return None
+            rowid, first, end, name, sums = row
+            data = self._read_checked(name, end - first, start - first, size, sums)
+            if data is not None:
+                self._touched[rowid] = time.time()
+                if time.monotonic() - self._flushed < _TOUCH_EVERY:
+                    return data
         if data is None:
-            self._drop(rowid)
+            self._drop(rowid, name)
             return None
-        with self._lock:
-            self._touched[rowid] = time.time()
-            if time.monotonic() - self._flushed >= _TOUCH_EVERY:
-                # busy: those times are lost, which only blurs the LRU order
-                with contextlib.suppress(sqlite3.OperationalError), _transaction(self.db):
-                    self._flush_touches()
+        # busy: those times are lost, which only blurs the LRU order
+        with self._lock, contextlib.suppress(sqlite3.OperationalError), _transaction(self.db):
+            self._flush_touches()
         return data
 
-    def _read_checked(
-        self, name: str, length: int, offset: int, size: int, sums: bytes
-    ) -> memoryview | None:
+    def _map(self, name: str, length: int) -> mmap.mmap | None:
+        """The span file mapped read-only (kept among the last MAPPED), or None when it is
+        missing or not ``length`` bytes long."""
+        mapped = self._maps.get(name)
+        if mapped is not None:
+            self._maps.move_to_end(name)
+            return mapped
         try:
             fd = os.open(self.folder / _SPANS / name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             return None  # evicted meanwhile, or its writer was killed
         try:
-            if os.fstat(fd).st_size != length or len(sums) != 8 * max(1, -(-length // BLOCK)):
+            if os.fstat(fd).st_size != length or not length:
                 return None
-            first = offset // BLOCK
-            last = max(first, (offset + size - 1) // BLOCK)
-            low, high = first * BLOCK, min((last + 1) * BLOCK, length)
-            data = os.pread(fd, high - low, low)
+            mapped = mmap.mmap(fd, length, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
-        if len(data) != high - low:
+        self._maps[name] = mapped
+        while len(self._maps) > MAPPED:
+            self._maps.popitem(last=False)  # unmapped when no array views it any more
+        return mapped
+
+    def _read_checked(
+        self, name: str, length: int, offset: int, size: int, sums: bytes
+    ) -> memoryview | None:
+        if len(sums) != 8 * max(1, -(-length // BLOCK)):
             return None
-        view = memoryview(data)
+        mapped = self._map(name, length)
+        if mapped is None:
+            return None
+        first = offset // BLOCK
+        last = max(first, (offset + size - 1) // BLOCK)
+        low = first * BLOCK
+        if size < COPY_BELOW:  # a private copy of the blocks, checked, then sliced
+            view = memoryview(mapped[low : (last + 1) * BLOCK])
+        else:  # a view of the mapped file
+            view, low = memoryview(mapped), 0
         for k in range(first, last + 1):
-            at = (k - first) * BLOCK
+            at = k * BLOCK - low
             if xxhash.xxh3_64_digest(view[at : at + BLOCK]) != sums[8 * k : 8 * k + 8]:
                 return None
         return view[offset - low : offset - low + size]
 
-    def _drop(self, rowid: int) -> None:
-        with self._lock, _transaction(self.db):
-            gone = self.db.execute("SELECT name FROM spans WHERE id = ?", (rowid,)).fetchone()
-            self.db.execute("DELETE FROM spans WHERE id = ?", (rowid,))
-        if gone:
-            _unlink(self.folder / _SPANS / gone[0])
+    def _drop(self, rowid: int, name: str) -> None:
+        with self._lock:
+            self._forget({name})
+            with _transaction(self.db):  # by name too: a row id is reused after a delete
+                self.db.execute("DELETE FROM spans WHERE id = ? AND name = ?", (rowid, name))
+        _unlink(self.folder / _SPANS / name)
 
     # --- writes ---------------------------------------------------------------------
     def put(self, url: str, start: int, data: Any, version: str = "") -> bool:
         """Keep ``data`` as the bytes at ``start`` of the object; False when not kept (larger
         than the budget, or a span covering it is already there)."""
-        view = memoryview(data).cast("B")
-        size = len(view)
-        if size == 0 or size > self.max_bytes:
-            return False
-        with self._lock:
-            if self._covering(url, version, start, size) is not None:
-                return False
+        return self.put_many([(url, start, data, version)]) == 1
+
+    def put_many(self, spans: list[tuple[str, int, Any, str]]) -> int:
+        """``put`` of several ``(url, start, data, version)``, listed in one transaction;
+        how many were kept."""
+        written = []  # (url, version, start, size, name, sums)
+        for url, start, data, version in spans:
+            view = memoryview(data).cast("B")
+            size = len(view)
+            if size == 0 or size > self.max_bytes:
+                continue
+            with self._lock:
+                if self._covering(url, version, start, size) is not None:
+                    continue
+            name = self._write(view)
+            if name is not None:
+                written.append((url, version, start, size, name, block_sums(view)))
+        if not written:
+            return 0
+        gone: list[str] = []
+        with self._lock, _transaction(self.db):
+            for url, version, start, size, name, sums in written:
+                if self._covering(url, version, start, size, listed=True) is not None:
+                    gone.append(name)  # another process kept it meanwhile
+                    continue
+                rowid = self.db.execute(
+                    "INSERT INTO spans (url, version, start, end, name, sums, used) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (url, version, start, start + size, name, sums, time.time()),
+                ).lastrowid
+                self._known.add((url, version), (rowid, start, start + size, name, sums))
+            evicted = self._evict()
+            self._forget(set(evicted))
+            gone += evicted
+        for old in gone:
+            _unlink(self.folder / _SPANS / old)
+        gone_names = set(gone)
+        return sum(1 for *_, name, _ in written if name not in gone_names)
+
+    def _write(self, view: memoryview) -> str | None:
+        """A new span file holding ``view`` (under a temporary name, then renamed): its
+        name, or None (a full or read-only disk: the cache is only a cache)."""
         name = f"{uuid.uuid4().hex}.span"
-        final = self.folder / _SPANS / name
         temporary = self.folder / _SPANS / f"{_TEMPORARY}{name}"
-        sums = block_sums(view)
         try:
             with open(temporary, "wb") as handle:
                 handle.write(view)
                 if self.fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
-            os.replace(temporary, final)
+            os.replace(temporary, self.folder / _SPANS / name)
         except OSError:
             _unlink(temporary)
-            return False  # a full or read-only disk: the cache is only a cache
-        gone: list[str] = []
-        with self._lock, _transaction(self.db):
-            if self._covering(url, version, start, size) is not None:
-                gone.append(name)  # another process kept it meanwhile
-            else:
-                self.db.execute(
-                    "INSERT INTO spans (url, version, start, end, name, sums, used) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (url, version, start, start + size, name, sums, time.time()),
-                )
-                gone += self._evict()
-        for old in gone:
-            _unlink(self.folder / _SPANS / old)
-        return name not in gone
+            return None
+        return name
 
     def _evict(self) -> list[str]:
         """Within a write transaction: drop the least recently used rows until the total
@@ -283,6 +386,7 @@ class SpanCache:
         with self._lock, _transaction(self.db):
             names = list(self.db.execute("SELECT name FROM spans" + where, args))
             self.db.execute("DELETE FROM spans" + where, args)
+            self._forget({name for (name,) in names})
         for (name,) in names:
             _unlink(self.folder / _SPANS / name)
 

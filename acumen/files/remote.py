@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from acumen.errors import CorruptDatasetError, RemoteError
+from acumen.files.remote_pool import pooled
 from acumen.files.retry import (
     CREDENTIAL_CLASSES,
     WrongLength,
@@ -122,7 +123,7 @@ class RemoteStore:
                     "pip install 'acumen-indexer[remote]' (or [s3], [gcs], [azure])"
                 ) from error
             try:
-                fs = filesystem(self.url, self.storage_options)
+                fs = filesystem(self.url, pooled(self))
             except ImportError as error:
                 raise RemoteError(f"{self.url}: {error}") from error
             self._fs, self._pid = fs, os.getpid()

@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ from acumen.read.index_checks import BLOCK_SHIFT, IndexChecks
 
 _ndarray = np.ndarray
 ITER_BLOCK = 4096  # samples per block when iterating
-AHEAD_BYTES = 16 << 20  # a remote dataset's iteration: bytes per block fetched ahead
+AHEAD_BYTES = 32 << 20  # a remote dataset's iteration: bytes fetched ahead of the reader
+AHEAD_BLOCK = 4 << 20  # ... in blocks of about this many bytes, each fetched on its own
 ITER_READ = 8 << 20  # bytes per read at most when iterating
 
 
@@ -208,29 +211,61 @@ class SampleReads:
                 yield array, dict(zip(names, row, strict=True))
 
     def _samples_ahead(self) -> Iterator[tuple[Any, dict[str, Any]]]:
-        """A remote dataset in order: each block of about ``AHEAD_BYTES`` is fetched in the
-        background (coalesced GETs) while the block before it is read from memory, so the
-        link stays busy while samples are consumed. A failed fetch is not raised here: the
-        reads of the block fetch again and report it with the sample."""
-        blocks = byte_blocks(self.table.sizes, AHEAD_BYTES)
+        """A remote dataset in order, read ahead: the samples are taken in blocks of about
+        ``AHEAD_BLOCK`` bytes, and up to ``AHEAD_BYTES`` of the blocks after the one being
+        read are fetched at once (each its own GETs, on its own thread), so the link stays
+        busy while samples are consumed and no round trip waits for the one before. The
+        window is bounded by the storage's memory cache (half of ``cache_bytes``), which
+        holds the fetched blocks until they are read. A failed fetch is not raised here:
+        the reads of the block fetch again and report it with the sample; a block with a
+        damaged index row is not fetched ahead (its reads raise at that sample)."""
+        window = AHEAD_BYTES
+        held = getattr(self.storage, "cache_bytes", None)
+        if held is not None:
+            window = min(window, held // 2)
+        # (no memory to hold blocks ahead: nothing is fetched ahead, each run read at once)
+        block = max(1, min(AHEAD_BLOCK, window // 4)) if window else AHEAD_BLOCK
+        blocks = byte_blocks(self.table.sizes, block, first=block // 16)
+        depth = max(1, window // block)
         raw = not (
             self.field_readers
             or self._fixed_shape is None
             or self._decode is not None
             or self._verify_samples
         )
-        pending = self.prefetch(np.arange(*blocks[0])) if blocks else None
-        for k, (start, end) in enumerate(blocks):
-            with contextlib.suppress(Exception):
-                pending.result()
-            if k + 1 < len(blocks):
-                pending = self.prefetch(np.arange(*blocks[k + 1]))
-            if raw and math.prod(self._fixed_shape) and self._checks.check_range(start, end):
-                for i, array in enumerate(self._raw_views(start, end), start):
-                    yield array, self._row(i)
-            else:
-                for i in range(start, end):
-                    yield self._array(i), self._row(i)
+        pool = ThreadPoolExecutor(min(depth, len(blocks)) or 1, "acumen-read-ahead")
+        ahead: deque[Future] = deque()
+
+        submitted = 0
+
+        def fetch_next() -> None:
+            nonlocal submitted
+            if window and submitted < len(blocks):
+                start, end = blocks[submitted]
+                submitted += 1
+                if self._checks.check_range(start, end):
+                    ranges = self.table.ranges(np.arange(start, end))
+                    ahead.append(pool.submit(self.storage.prefetch, ranges))
+                else:
+                    ahead.append(pool.submit(lambda: None))
+
+        try:
+            for _ in range(depth):
+                fetch_next()
+            for start, end in blocks:
+                if ahead:
+                    with contextlib.suppress(Exception):
+                        ahead.popleft().result()
+                fetch_next()
+                if raw and math.prod(self._fixed_shape) and self._checks.check_range(start, end):
+                    for i, array in enumerate(self._raw_views(start, end), start):
+                        yield array, self._row(i)
+                else:
+                    for i in range(start, end):
+                        yield self._array(i), self._row(i)
+        finally:
+            # No fetch may fill the storage's cache after the loop (it may be closing).
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _raw_views(self, start: int, end: int) -> list[np.ndarray]:
         """Samples ``start:end`` as read-only arrays, reading each run of adjacent ones once."""
@@ -319,12 +354,23 @@ def direct_reader(reads: SampleReads, checked: bool) -> Callable[[int], np.ndarr
     return raw_checking
 
 
-def byte_blocks(sizes: np.ndarray, limit: int) -> list[tuple[int, int]]:
+def byte_blocks(sizes: np.ndarray, limit: int, first: int | None = None) -> list[tuple[int, int]]:
     """``[start, end)`` blocks of consecutive samples of about ``limit`` payload bytes each
-    (at least one sample each)."""
+    (at least one sample each); with ``first``, the first block has about ``first`` bytes
+    and each next one twice the one before, up to ``limit`` (a read-ahead starts small, so
+    the first samples come after a short GET)."""
     if not len(sizes):
         return []
     ends = np.cumsum(sizes, dtype=np.int64)
-    cuts = np.searchsorted(ends, np.arange(limit, int(ends[-1]), limit), side="left") + 1
+    ramp = []
+    if first is not None:
+        step = max(1, int(first))
+        while step < limit:
+            ramp.append(step)
+            step *= 2
+    targets = np.cumsum(ramp, dtype=np.int64)
+    offset = int(targets[-1]) if len(ramp) else 0
+    targets = np.concatenate([targets, np.arange(offset + limit, int(ends[-1]), limit)])
+    cuts = np.searchsorted(ends, targets[targets < ends[-1]], side="left") + 1
     bounds = np.unique(np.concatenate([[0], cuts, [len(sizes)]])).tolist()
     return list(itertools.pairwise(bounds))

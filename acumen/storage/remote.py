@@ -1,13 +1,15 @@
 """``remote``: chunk files in object storage (``s3://``, ``gs://``, ``az://``,
 ``https://``...), read by ranged GETs through fsspec.
 
-``read`` is one ranged GET. ``read_many`` merges the ranges of one chunk that lie at most
-``coalesce_gap`` bytes apart into one GET and sends all its GETs at once (at most
-``max_requests`` in flight); ``prefetch`` does the same and keeps the bytes, so that later
+``read`` is one ranged GET. ``read_many`` merges nearby ranges of one chunk into one GET
+(by the batch's density, :mod:`acumen.storage._coalesce`; or those at most ``coalesce_gap``
+bytes apart, when given) and sends all its GETs at once (at most ``max_requests`` in
+flight); ``prefetch`` does the same and keeps the bytes, so that later
 reads of those ranges are served from memory (at most ``cache_bytes`` kept, oldest dropped
 first). With ``disk_cache`` (a folder) fetched spans are also kept on local disk, shared by
 every process on the machine (:class:`acumen.files.cache.SpanCache`, at most
-``disk_cache_bytes``), and looked up there before any request; a chunk's span is keyed by
+``disk_cache_bytes``; written in the background, :mod:`acumen.files.cache_writes`), and
+looked up there before any request; a chunk's span is keyed by
 its URL and its version (``chunk_versions``: the manifest's size and checksum, given by
 ``acumen.open``), and a chunk of unknown version is never cached on disk, since the object
 may have changed. Nothing is opened per chunk: a storage pickles as its URLs and options, and each
@@ -26,7 +28,9 @@ from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
 from acumen.files.cache import SpanCache
+from acumen.files.cache_writes import BackgroundWrites
 from acumen.files.remote import MAX_REQUESTS, RemoteStore
+from acumen.storage._coalesce import plan
 from acumen.storage._ranges import past_end
 
 _WHAT = "chunk file"
@@ -45,7 +49,7 @@ class RemoteStorage(Storage):
         self,
         paths: Sequence[str],
         storage_options: Mapping[str, Any] | None = None,
-        coalesce_gap: int = 65536,
+        coalesce_gap: int | None = None,
         max_requests: int = MAX_REQUESTS,
         cache_bytes: int = 256 << 20,
         disk_cache: str | None = None,
@@ -54,7 +58,7 @@ class RemoteStorage(Storage):
     ) -> None:
         super().__init__(paths)
         self.storage_options = dict(storage_options or {})
-        self.coalesce_gap = max(0, int(coalesce_gap))
+        self.coalesce_gap = None if coalesce_gap is None else max(0, int(coalesce_gap))
         self.max_requests = max(1, int(max_requests))
         self.cache_bytes = max(0, int(cache_bytes))
         self.disk_cache = None if disk_cache is None else str(disk_cache)
@@ -70,6 +74,7 @@ class RemoteStorage(Storage):
             if self.disk_cache and self.disk_cache_bytes
             else None
         )
+        self.writes = None if self.disk is None else BackgroundWrites(self.disk)
         root = self.paths[0].rsplit("/", 1)[0] if self.paths else ""
         self.store = RemoteStore(root, self.storage_options, max_requests=self.max_requests)
         self._reset_cache()
@@ -171,16 +176,29 @@ class RemoteStorage(Storage):
         version = self._version(chunk_id)
         if version is None:
             return None
-        return self.disk.get(self.paths[chunk_id], offset, size, version)
+        url = self.paths[chunk_id]
+        found = self.disk.get(url, offset, size, version)
+        return found if found is not None else self.writes.get(url, offset, size, version)
 
-    def _to_disk(self, chunk_id: int, start: int, data: Any) -> None:
+    def _to_disk(self, chunk_id: int, start: int, data: Any, background: bool = True) -> None:
+        """Keep a fetched span on disk: in the background (a batch's or a read-ahead's
+        spans), or at once (a single sample's, small)."""
         version = self._version(chunk_id)
         if version is not None:
-            self.disk.put(self.paths[chunk_id], start, data, version)
+            keep = self.writes.put if background else self.disk.put
+            keep(self.paths[chunk_id], start, data, version)
 
     def _on_disk(self, chunk_id: int, offset: int, size: int) -> bool:
+        """Whether the disk cache lists a span covering the range (or one waits to be
+        written); its bytes are checked when read."""
         version = self._version(chunk_id)
-        return version is not None and self.disk.has(self.paths[chunk_id], offset, size, version)
+        if version is None:
+            return False
+        url = self.paths[chunk_id]
+        return (
+            self.disk.has(url, offset, size, version)
+            or self.writes.get(url, offset, size, version) is not None
+        )
 
     def _after_fork(self) -> None:
         super()._after_fork()
@@ -190,6 +208,7 @@ class RemoteStorage(Storage):
         super().close()
         self._reset_cache()
         if self.disk is not None:
+            self.writes.flush()
             self.disk.close()
 
     # --- reads -----------------------------------------------------------------------
@@ -220,36 +239,32 @@ class RemoteStorage(Storage):
             data = self.store.read_range(self.paths[chunk_id], offset, size, _WHAT)
         except FileNotFoundError as error:
             raise _missing(error) from None
-        self._to_disk(chunk_id, offset, data)
+        self._to_disk(chunk_id, offset, data, background=False)
         return data
 
-    def _fetch(self, requests: Sequence[tuple[int, int, int]], indices: list[int]) -> list:
-        """Merge the ranges ``requests[i]`` for ``i`` in ``indices`` into spans and fetch
-        them at once: [(chunk_id, start, data, [indices it answers])]."""
-        order = sorted(indices, key=lambda n: (requests[n][0], requests[n][1]))
-        spans: list[list[Any]] = []  # [chunk_id, start, end, members]
-        for n in order:
-            chunk_id, offset, size = requests[n]
-            last = spans[-1] if spans else None
-            if last and last[0] == chunk_id and offset - last[2] <= self.coalesce_gap:
-                last[2] = max(last[2], offset + size)
-                last[3].append(n)
-            else:
-                spans.append([chunk_id, offset, offset + size, [n]])
+    def _get(self, spans: Sequence[tuple[int, int, int, Any]]) -> list[bytes]:
+        """Fetch the spans ``(chunk_id, start, end, ...)`` at once; each is then written
+        to the disk cache in the background."""
         try:
             datas = self.store.read_ranges(
-                [self.paths[c] for c, _, _, _ in spans],
-                [start for _, start, _, _ in spans],
-                [end - start for _, start, end, _ in spans],
+                [self.paths[span[0]] for span in spans],
+                [span[1] for span in spans],
+                [span[2] - span[1] for span in spans],
                 _WHAT,
             )
         except FileNotFoundError as error:
             raise _missing(error) from None
-        for (chunk_id, start, _, _), data in zip(spans, datas, strict=True):
+        for (chunk_id, start, *_), data in zip(spans, datas, strict=True):
             self._to_disk(chunk_id, start, data)
+        return datas
+
+    def _fetch(self, requests: Sequence[tuple[int, int, int]], indices: list[int]) -> list:
+        """Merge the ranges ``requests[i]`` for ``i`` in ``indices`` into spans and fetch
+        them at once: [(chunk_id, start, data, [indices it answers])]."""
+        spans = plan(requests, indices, self.max_requests, self.coalesce_gap)
         return [
             (c, start, data, members)
-            for (c, start, _, members), data in zip(spans, datas, strict=True)
+            for (c, start, _, members), data in zip(spans, self._get(spans), strict=True)
         ]
 
     def read_many(self, requests: Sequence[tuple[int, int, int]]) -> list[Buffer]:
@@ -274,20 +289,24 @@ class RemoteStorage(Storage):
 
     def prefetch(self, requests: Sequence[tuple[int, int, int]]) -> None:
         """Fetch these ranges as :meth:`read_many` does and keep them in memory (up to
-        ``cache_bytes``): later reads within them need no request. All or nothing for the
-        disk cache: when it holds every range not in memory, nothing is fetched; otherwise
-        every range is, so that each run of adjacent ranges lands in one span (a run read
-        at once, as iteration does, is then found whole, not in pieces of earlier reads)."""
-        wanted = [
-            n
-            for n, (chunk_id, offset, size) in enumerate(requests)
-            if size and self._from_cache(chunk_id, offset, size) is None
-        ]
-        if not wanted or all(self._on_disk(*requests[n]) for n in wanted):
-            return
+        ``cache_bytes``): later reads within them need no request. The ranges are merged
+        into GETs as a batch's are, and each GET's span is fetched unless memory or the disk
+        cache holds it whole (reads then find it there): a run of adjacent ranges lands in
+        one span, so a run read at once (as iteration does) is found whole, not in pieces of
+        earlier reads."""
         every = [n for n, (_, _, size) in enumerate(requests) if size]
-        for chunk_id, start, data, _ in self._fetch(requests, every):
-            self._keep(chunk_id, start, data)
+        if all(self._from_cache(*requests[n]) is not None for n in every):
+            return  # each range in memory already (a batch read again)
+        wanted = []
+        for span in plan(requests, every, self.max_requests, self.coalesce_gap):
+            chunk_id, start, end, _ = span
+            if self._from_cache(chunk_id, start, end - start) is not None:
+                continue
+            if not self._on_disk(chunk_id, start, end - start):
+                wanted.append(span)
+        if wanted:
+            for (chunk_id, start, *_), data in zip(wanted, self._get(wanted), strict=True):
+                self._keep(chunk_id, start, data)
 
 
 def _missing(error: FileNotFoundError) -> CorruptDatasetError:

@@ -1,0 +1,304 @@
+"""How fast remote reads are made, and that they stay right: which GETs a batch becomes
+(coalescing by the batch's density), the iteration's read-ahead (several blocks in flight),
+the disk cache's hits (mapped, checked) and its background writes."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import acumen
+from acumen.files import cache as cache_module
+from acumen.files.cache import SpanCache
+from acumen.files.cache_writes import BackgroundWrites
+from acumen.storage import _coalesce
+from acumen.storage.remote import RemoteStorage
+
+
+def _object(http_server, name: str, size: int) -> tuple[str, bytes]:
+    data = np.random.default_rng(len(name)).integers(0, 256, size, dtype=np.uint8).tobytes()
+    (http_server.root / name).write_bytes(data)
+    return http_server.url(name), data
+
+
+def _sparse(count: int, size: int = 100) -> list[tuple[int, int, int]]:
+    """``count`` ranges of ``size`` bytes, the k-th gap 5000 + 100 k bytes (all distinct)."""
+    requests, at = [], 0
+    for k in range(count):
+        requests.append((0, at, size))
+        at += size + 5000 + 100 * k
+    return requests
+
+
+# --- coalescing -----------------------------------------------------------------------------
+def test_a_batch_fits_three_waves_merging_its_smallest_gaps_within_its_bytes(
+    http_server,
+) -> None:
+    url, data = _object(http_server, "c0", 1 << 20)
+    gaps = [5000 + 100 * k for k in range(39)]
+    storage = RemoteStorage([url], max_requests=4)
+    # 40 ranges of 10 kB, 3 waves of 4 requests: the 28 smallest gaps merged, 12 GETs.
+    requests = _sparse(40, 10_000)[::-1]  # unordered
+    got = storage.read_many(requests)
+    assert [bytes(g) for g in got] == [data[o : o + s] for _, o, s in requests]
+    assert http_server.log.count("GET") == 3 * 4
+    assert http_server.log.bytes_sent == 40 * 10_000 + sum(gaps[:28])
+    # 40 ranges of 1 kB: merging stops where the gaps would pass the ranges' own 40 kB.
+    http_server.log.reset()
+    requests = _sparse(40, 1000)
+    got = storage.read_many(requests)
+    assert [bytes(g) for g in got] == [data[o : o + s] for _, o, s in requests]
+    assert sum(gaps[:7]) <= 40_000 < sum(gaps[:8])
+    assert http_server.log.count("GET") == 40 - 7
+    assert http_server.log.bytes_sent == 40 * 1000 + sum(gaps[:7])
+
+
+def test_a_batch_that_fits_fetches_only_its_bytes_and_gap_overrides(http_server) -> None:
+    url, data = _object(http_server, "c0", 1 << 20)
+    requests = _sparse(40)
+    storage = RemoteStorage([url], max_requests=64)  # 40 GETs fit one wave: none merged
+    assert [bytes(g) for g in storage.read_many(requests)] == [
+        data[o : o + s] for _, o, s in requests
+    ]
+    assert http_server.log.count("GET") == 40
+    assert http_server.log.bytes_sent == 40 * 100
+    # Ranges at most 4 KiB apart share a GET (a request costs about as much).
+    http_server.log.reset()
+    close = [(0, 300_000 + 1100 * k, 100) for k in range(10)]
+    assert [bytes(g) for g in storage.read_many(close)] == [data[o : o + 100] for _, o, _ in close]
+    assert http_server.log.count("GET") == 1
+    # coalesce_gap is the user's rule: 0 merges nothing apart, a wide gap merges them all.
+    for gap, gets in ((0, 40), (1 << 20, 1)):
+        http_server.log.reset()
+        fixed = RemoteStorage([url], coalesce_gap=gap, max_requests=4)
+        assert [bytes(g) for g in fixed.read_many(requests)] == [
+            data[o : o + s] for _, o, s in requests
+        ]
+        assert http_server.log.count("GET") == gets
+
+
+def test_no_merge_across_a_gap_over_max_gap_and_long_runs_in_parts(
+    http_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, data = _object(http_server, "c0", 1 << 20)
+    monkeypatch.setattr(_coalesce, "MAX_GAP", 6000)
+    storage = RemoteStorage([url], max_requests=4)
+    requests = _sparse(40, 10_000)
+    assert [bytes(g) for g in storage.read_many(requests)] == [
+        data[o : o + s] for _, o, s in requests
+    ]
+    assert http_server.log.count("GET") == 40 - 11  # only the gaps 5000..6000 merged
+    # A run of adjacent ranges is fetched in parts of about PART bytes, all at once.
+    monkeypatch.setattr(_coalesce, "PART", 2000)
+    http_server.log.reset()
+    run = [(0, 500_000 + 100 * k, 100) for k in range(50)]
+    assert [bytes(g) for g in storage.read_many(run)] == [data[o : o + 100] for _, o, _ in run]
+    assert http_server.log.count("GET") == 3
+    assert http_server.log.bytes_sent == 5000
+
+
+# --- the iteration's read-ahead -------------------------------------------------------------
+def _dataset(tmp_path: Path, http_server, n: int = 200) -> str:
+    with acumen.Writer(tmp_path / "local", codec="raw", chunk_size_bytes=16384) as writer:
+        for i in range(n):
+            writer.add(np.full(64, i, dtype=np.float32), label=i)
+    shutil.copytree(tmp_path / "local", http_server.root / "ds")
+    return "ds"
+
+
+def test_iteration_keeps_several_blocks_in_flight(
+    tmp_path: Path, http_server, http_fault_proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one block's GET stalls, the blocks after it are being fetched: the read-ahead
+    does not wait for one GET before it sends the next. The stalled GET is retried and every
+    sample comes out right, in order."""
+    import acumen.read.sample
+
+    monkeypatch.setattr(acumen.read.sample, "AHEAD_BLOCK", 2048)
+    monkeypatch.setattr(acumen.read.sample, "AHEAD_BYTES", 16384)
+    name = _dataset(tmp_path, http_server)
+    proxy = http_fault_proxy
+    with acumen.open(proxy.url(name), cache=tmp_path / "cache", cache_size=0) as ds:
+        proxy.log.reset()
+        proxy.inject("stall", method="GET", seconds=30)
+        got: list = []
+        reader = threading.Thread(
+            target=lambda: got.extend((int(a[0]), m["label"]) for a, m in ds), daemon=True
+        )
+        reader.start()
+        deadline = time.monotonic() + 20
+        while proxy.log.count("GET") < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        in_flight = proxy.log.count("GET")
+        proxy.clear()  # the stalled GET's connection closes: retried
+        reader.join(20)
+        assert in_flight >= 5, "no GET was sent while the first one stalled"
+        assert got == [(i, i) for i in range(200)]
+
+
+def test_iteration_without_memory_to_read_ahead_reads_runs(tmp_path: Path, http_server) -> None:
+    name = _dataset(tmp_path, http_server)
+    storage = {"name": "remote", "configuration": {"cache_bytes": 0}}
+    with acumen.open(
+        http_server.url(name), cache=tmp_path / "cache", cache_size=0, storage=storage
+    ) as ds:
+        http_server.log.reset()
+        assert [int(a[0]) for a, _ in ds] == list(range(200))
+        assert http_server.log.count("GET") <= 2 * len(ds.storage.paths)  # not one per sample
+
+
+def test_iteration_and_batches_are_right_under_faults(
+    tmp_path: Path, http_server, http_fault_proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import acumen.read.sample
+
+    monkeypatch.setattr(acumen.read.sample, "AHEAD_BLOCK", 4096)
+    name = _dataset(tmp_path, http_server)
+    proxy = http_fault_proxy
+    with acumen.open(proxy.url(name), cache=tmp_path / "cache") as ds:
+        proxy.inject("short", times=2, method="GET", size=100)
+        proxy.inject("reset", times=2, method="GET", size=10)
+        proxy.inject("long", times=1, method="GET", size=8)
+        assert [(int(a[0]), m["label"]) for a, m in ds] == [(i, i) for i in range(200)]
+        proxy.inject("short", times=2, method="GET", size=100)
+        batch = ds.read_batch(np.arange(199, 0, -7))
+        assert batch[:, 0].tolist() == list(range(199, 0, -7))
+    with acumen.open(proxy.url(name), cache=tmp_path / "cache") as ds:  # from the disk cache
+        proxy.log.reset()
+        assert [int(a[0]) for a, _ in ds] == list(range(200))
+        assert proxy.log.count("GET") == 0
+
+
+# --- the disk cache: hits and background writes ---------------------------------------------
+def test_a_hit_on_a_span_read_before_asks_no_query_and_is_checked_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "_TOUCH_EVERY", 3600.0)
+    data = bytes(range(256)) * 1024  # 256 KiB: 8 blocks
+    cache = SpanCache(tmp_path / "c", 1 << 30)
+    assert cache.put("u", 1000, data, "v")
+    assert bytes(cache.get("u", 1000 + 5, 100, "v")) == data[5:105]
+    statements: list[str] = []
+    cache.db.set_trace_callback(statements.append)
+    for at in range(0, len(data) - 1000, 4099):
+        assert bytes(cache.get("u", 1000 + at, 1000, "v")) == data[at : at + 1000]
+    assert statements == []
+    # The file damaged in place, after it was mapped: the next hit sees it, and drops it.
+    (path,) = (tmp_path / "c" / "spans").iterdir()
+    with open(path, "r+b") as handle:
+        handle.seek(70_000)
+        handle.write(bytes([data[70_000] ^ 1]))
+    assert cache.get("u", 1000 + 40_000, 10, "v") is not None  # another block: still right
+    assert cache.get("u", 1000 + 69_999, 10, "v") is None
+    assert not path.exists()
+    assert cache.get("u", 1000, 10, "v") is None
+
+
+def test_a_span_evicted_by_another_process_is_never_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "MAPPED", 1)
+    first, second = SpanCache(tmp_path / "c", 1 << 30), SpanCache(tmp_path / "c", 1 << 30)
+    a, b = b"a" * 5000, b"b" * 5000
+    first.put("u", 0, a, "v")
+    first.put("u", 10_000, b, "v")
+    assert bytes(first.get("u", 10, 20, "v")) == a[10:30]  # mapped
+    second.clear()  # another process evicts both spans
+    assert not list((tmp_path / "c" / "spans").iterdir())
+    assert bytes(first.get("u", 10, 20, "v")) == a[10:30]  # the mapped file: right bytes
+    assert first.get("u", 10_010, 20, "v") is None  # its file gone: a miss
+    assert first.put("u", 20_000, b"c" * 5000, "v")
+    assert bytes(first.get("u", 20_000, 5, "v")) == b"ccccc"  # mapped, the other one not
+    assert first.get("u", 10, 20, "v") is None  # its file gone: a miss
+    assert first.total_bytes() == 5000
+
+
+class _GatedCache(SpanCache):
+    """A SpanCache whose writes wait for ``gate``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+
+    def put_many(self, *args, **kwargs) -> int:
+        assert self.gate.wait(20)
+        return super().put_many(*args, **kwargs)
+
+
+def test_background_writes_serve_what_waits_and_bound_what_waits(tmp_path: Path) -> None:
+    cache = _GatedCache(tmp_path / "c", 1 << 30)
+    writes = BackgroundWrites(cache, bound=1000, threads=1)
+    writes.put("u", 0, b"x" * 600, "v")  # returns at once, not written yet
+    assert bytes(writes.get("u", 100, 10, "v")) == b"x" * 10
+    assert writes.get("u", 100, 10, "other version") is None
+    assert cache.get("u", 100, 10, "v") is None
+    second = threading.Thread(target=writes.put, args=("u", 1000, b"y" * 600, "v"))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # 1200 bytes would wait: it waits for room
+    cache.gate.set()
+    second.join(20)
+    writes.flush()
+    assert bytes(cache.get("u", 1000, 600, "v")) == b"y" * 600
+    assert bytes(cache.get("u", 0, 600, "v")) == b"x" * 600
+    assert writes.get("u", 100, 10, "v") is None  # written: nothing waits
+
+
+def test_s3_has_as_many_requests_in_flight_as_max_requests(s3_fault_proxy) -> None:
+    """s3fs's client opens 10 connections unless told: the store asks for max_requests."""
+    import fsspec
+
+    from acumen.files.remote import RemoteStore
+
+    proxy = s3_fault_proxy
+    url = f"s3://{proxy.bucket}/object"
+    data = bytes(range(256)) * 200
+    fsspec.filesystem("s3", **proxy.storage_options).pipe_file(url, data)
+    store = RemoteStore(f"s3://{proxy.bucket}", proxy.storage_options, max_requests=32)
+    proxy.log.reset()
+    proxy.inject("stall", times=30, method="GET", seconds=30)
+    got: list = []
+    starts = [1000 * k for k in range(30)]
+    reader = threading.Thread(
+        target=lambda: got.append(store.read_ranges([url] * 30, starts, [100] * 30, "x")),
+        daemon=True,
+    )
+    reader.start()
+    deadline = time.monotonic() + 20
+    while proxy.log.count("GET") < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    in_flight = proxy.log.count("GET")
+    proxy.clear()  # the stalled connections close: retried
+    reader.join(60)
+    assert in_flight == 30
+    assert got == [[data[s : s + 100] for s in starts]]
+
+
+def test_the_rows_a_process_remembers_answer_as_the_database_would() -> None:
+    """KnownRows keeps no row inside another, so one bisect answers: compared with every
+    row scanned, on random spans."""
+    import random
+
+    from acumen.files.cache_rows import KnownRows
+
+    rng = random.Random(0)
+    for _ in range(200):
+        known, spans = KnownRows(), []
+        for rowid in range(rng.randint(1, 30)):
+            first = rng.randint(0, 1000)
+            spans.append((rowid, first, first + rng.randint(1, 300), f"n{rowid}", b""))
+            known.add(("u", "v"), spans[-1])
+        for _ in range(50):
+            start, size = rng.randint(0, 1200), rng.randint(1, 100)
+            row = known.covering(("u", "v"), start, size)
+            assert (row is not None) == any(
+                a <= start and start + size <= b for _, a, b, *_ in spans
+            )
+            assert row is None or (row[1] <= start and start + size <= row[2])
+        known.forget({name for _, _, _, name, _ in spans})
+        assert known.covering(("u", "v"), 0, 1) is None
