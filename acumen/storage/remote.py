@@ -214,9 +214,9 @@ class RemoteStorage(Storage):
         self._to_disk(chunk_id, offset, data)
         return data
 
-    def _fetch(self, requests: Sequence[tuple[int, int, int]], indices: list[int]) -> list:
-        """Merge the ranges ``requests[i]`` for ``i`` in ``indices`` into spans and fetch
-        them at once: [(chunk_id, start, data, [indices it answers])]."""
+    def _coalesce(self, requests: Sequence[tuple[int, int, int]], indices: list[int]) -> list:
+        """The ranges ``requests[i]`` for ``i`` in ``indices`` merged into spans (ranges of one
+        chunk at most ``coalesce_gap`` apart): [[chunk_id, start, end, [indices]]]."""
         order = sorted(indices, key=lambda n: (requests[n][0], requests[n][1]))
         spans: list[list[Any]] = []  # [chunk_id, start, end, members]
         for n in order:
@@ -227,6 +227,11 @@ class RemoteStorage(Storage):
                 last[3].append(n)
             else:
                 spans.append([chunk_id, offset, offset + size, [n]])
+        return spans
+
+    def _fetch_spans(self, spans: list) -> list:
+        """Fetch the spans of :meth:`_coalesce` at once (kept on disk):
+        [(chunk_id, start, data, [indices it answers])]."""
         try:
             datas = self.store.read_ranges(
                 [self.paths[c] for c, _, _, _ in spans],
@@ -242,6 +247,11 @@ class RemoteStorage(Storage):
             (c, start, data, members)
             for (c, start, _, members), data in zip(spans, datas, strict=True)
         ]
+
+    def _fetch(self, requests: Sequence[tuple[int, int, int]], indices: list[int]) -> list:
+        """Merge the ranges ``requests[i]`` for ``i`` in ``indices`` into spans and fetch
+        them at once: [(chunk_id, start, data, [indices it answers])]."""
+        return self._fetch_spans(self._coalesce(requests, indices))
 
     def read_many(self, requests: Sequence[tuple[int, int, int]]) -> list[Buffer]:
         out: list[Any] = [None] * len(requests)
@@ -265,20 +275,37 @@ class RemoteStorage(Storage):
 
     def prefetch(self, requests: Sequence[tuple[int, int, int]]) -> None:
         """Fetch these ranges as :meth:`read_many` does and keep them in memory (up to
-        ``cache_bytes``): later reads within them need no request. All or nothing for the
-        disk cache: when it holds every range not in memory, nothing is fetched; otherwise
-        every range is, so that each run of adjacent ranges lands in one span (a run read
-        at once, as iteration does, is then found whole, not in pieces of earlier reads)."""
-        wanted = [
-            n
-            for n, (chunk_id, offset, size) in enumerate(requests)
-            if size and self._from_cache(chunk_id, offset, size) is None
-        ]
-        if not wanted or all(self._on_disk(*requests[n]) for n in wanted):
-            return
-        every = [n for n, (_, _, size) in enumerate(requests) if size]
-        for chunk_id, start, data, _ in self._fetch(requests, every):
-            self._keep(chunk_id, start, data)
+        ``cache_bytes``): later reads within them need no request. The ranges are merged
+        into spans as for a read; a span the disk cache holds whole is read from it into
+        memory (one read, no request); a span with a range found nowhere is fetched whole,
+        so that each run of adjacent ranges lands in one span (a run read at once, as
+        iteration does, is then found whole, not in pieces of earlier reads). A span whose
+        ranges are each on disk (in pieces) is left there."""
+        self._prefetch(requests, fetch=True)
+
+    def load_cached(self, requests: Sequence[tuple[int, int, int]]) -> None:
+        """:meth:`prefetch` without requests: the spans the disk cache holds whole are read
+        into memory, the others left alone (nothing is fetched)."""
+        self._prefetch(requests, fetch=False)
+
+    def _prefetch(self, requests: Sequence[tuple[int, int, int]], fetch: bool) -> None:
+        wanted = [n for n, (_, _, size) in enumerate(requests) if size]
+        missing = []
+        for span in self._coalesce(requests, wanted):
+            chunk_id, start, end, members = span
+            if self._from_cache(chunk_id, start, end - start) is not None:
+                continue
+            held = self._from_disk(chunk_id, start, end - start)
+            if held is not None:
+                self._keep(chunk_id, start, held)
+            elif fetch and any(
+                self._from_cache(*requests[n]) is None and not self._on_disk(*requests[n])
+                for n in members
+            ):
+                missing.append(span)
+        if missing:
+            for chunk_id, start, data, _ in self._fetch_spans(missing):
+                self._keep(chunk_id, start, data)
 
 
 def _missing(error: FileNotFoundError) -> CorruptDatasetError:
