@@ -35,6 +35,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "acumen.torch needs PyTorch: pip install torch (acumen's 'torch' extra)"
     ) from error
 
+from acumen.read.ahead import AHEAD_BYTES, ahead, chunk_extents, load_chunks
 from acumen.read.dataset import Dataset
 from acumen.read.opening import open_dataset
 
@@ -79,6 +80,10 @@ class TorchDataset(_TorchDataset):
         self.dataset = dataset
         self.target = target
         self.transform = transform
+        #: Set by a prefetching ChunkShuffleSampler: reads stay within a window of chunks,
+        #: so a process brings each chunk from the disk cache into memory whole.
+        self.chunk_local = False
+        self._extents: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -108,8 +113,23 @@ class TorchDataset(_TorchDataset):
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """A batch's samples from one read (the DataLoader collates them)."""
         positions = self.dataset._positions(list(indices))
+        if self.chunk_local and self.dataset.storage.batched_reads:
+            self._load_chunks(positions)
         batch = self.dataset.read_batch(positions)
         return [self._item(sample, int(p)) for sample, p in zip(batch, positions, strict=True)]
+
+    def _load_chunks(self, positions: np.ndarray) -> None:
+        """The chunks of a batch from the disk cache into memory, whole, when the disk cache
+        holds them and each fits an eighth of the storage's memory (a window of them, and
+        the next, then fit); reads then take their bytes from memory."""
+        if self._extents is None:
+            self._extents = chunk_extents(self.dataset)
+        limit = getattr(self.dataset.storage, "cache_bytes", 0) // 8
+        self.dataset._checks.check_positions(positions)
+        load_chunks(self.dataset, self._extents, positions, limit)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_extents": None}
 
 
 def _as_tensor(sample: Any) -> Any:
@@ -121,13 +141,13 @@ def _as_tensor(sample: Any) -> Any:
     return torch.from_numpy(array)
 
 
-def _table_of(data: object) -> Any:
-    """The index of what a sampler was given; a clear TypeError for anything else (the
-    sampler needs each sample's chunk, which only an acumen dataset knows)."""
+def _dataset_of(data: object) -> Dataset:
+    """The acumen dataset of what a sampler was given; a clear TypeError for anything else
+    (the sampler needs each sample's chunk, which only an acumen dataset knows)."""
     if isinstance(data, TorchDataset):
-        return data.dataset.table
+        return data.dataset
     if isinstance(data, Dataset):
-        return data.table
+        return data
     kind = type(data).__name__
     hint = ""
     if isinstance(data, torch.utils.data.ConcatDataset):
@@ -151,6 +171,14 @@ class ChunkShuffleSampler(Sampler[int]):
     (:meth:`set_epoch`); with ``num_replicas`` it is split into equal contiguous shares, one
     per DDP rank (padded by repeating samples, or cut with ``drop_last``). :meth:`state_dict`
     and :meth:`load_state_dict` resume in the middle of an epoch.
+
+    Over a remote dataset the sampler prefetches: it fetches the next windows' bytes in the
+    background (a window of chunk files in a few large GETs, kept in memory and in the disk
+    cache shared by every process on the machine) and hands out a window's samples only once
+    its bytes are there, so DataLoader workers read them with no request. ``prefetch``: the
+    bytes fetched ahead of the samples handed out (default 128 MiB; the storage keeps up to
+    its ``cache_bytes``, 256 MiB, in memory); 0 turns it off. A local dataset is not
+    touched (no thread, no cost).
     """
 
     def __init__(
@@ -163,6 +191,7 @@ class ChunkShuffleSampler(Sampler[int]):
         num_replicas: int | None = None,
         rank: int | None = None,
         drop_last: bool = False,
+        prefetch: int = AHEAD_BYTES,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1 chunk, got {window}")
@@ -174,7 +203,13 @@ class ChunkShuffleSampler(Sampler[int]):
             rank = dist.get_rank() if in_ddp else 0
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
-        self.chunk_ids = np.asarray(_table_of(data).chunk_ids)
+        dataset = _dataset_of(data)
+        self.chunk_ids = np.asarray(dataset.table.chunk_ids)
+        self.prefetch = max(0, int(prefetch))
+        # Only a remote dataset is prefetched for (a local one reads at disk speed).
+        self._dataset = dataset if self.prefetch and dataset.storage.batched_reads else None
+        if self._dataset is not None and isinstance(data, TorchDataset):
+            data.chunk_local = True  # its workers then read whole chunks from the disk cache
         self.window = window
         self.seed = seed
         self.shuffle = shuffle
@@ -195,7 +230,12 @@ class ChunkShuffleSampler(Sampler[int]):
 
     def epoch_order(self) -> np.ndarray:
         """Every rank's samples of this epoch, in order, before the split."""
+        return self._plan()[0]
+
+    def _plan(self) -> tuple[np.ndarray, list[int]]:
+        """This epoch's order and where each of its windows ends."""
         n = len(self.chunk_ids)
+        cuts: list[int] = []
         if not self.shuffle:
             order = np.arange(n)
         else:
@@ -208,15 +248,24 @@ class ChunkShuffleSampler(Sampler[int]):
             for start in range(0, len(groups), self.window):
                 window = np.concatenate(groups[start : start + self.window])
                 pieces.append(window[rng.permutation(len(window))])
+                cuts.append((cuts[-1] if cuts else 0) + len(window))
             order = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
         total = self.per_rank * self.num_replicas
         if total > n and n:
             order = np.concatenate([order, order[: total - n]])  # pad with samples again
-        return order[:total]
+            cuts.append(n)
+        return order[:total], cuts
 
     def __iter__(self) -> Iterator[int]:
-        share = self.epoch_order()[self.rank * self.per_rank : (self.rank + 1) * self.per_rank]
-        for position in share[self.start :].tolist():
+        order, cuts = self._plan()
+        first = self.rank * self.per_rank + self.start
+        rest = order[first : (self.rank + 1) * self.per_rank]
+        if self._dataset is not None and len(rest):
+            inside = [c - first for c in cuts if first < c < first + len(rest)]
+            positions: Iterator[int] = ahead(self._dataset, rest, inside, self.prefetch)
+        else:
+            positions = iter(rest.tolist())
+        for position in positions:
             self.start += 1
             yield position
         self.start = 0

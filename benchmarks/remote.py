@@ -308,6 +308,77 @@ def print_table(rows: list[dict]) -> None:
         print("| " + " | ".join(fmt(row.get(c)) for c in COLUMNS) + " |")
 
 
+# --- DataLoader epochs --------------------------------------------------------------------
+def dataloader_epochs(base_url: str, root: Path, tmp: Path, workloads, counter: Counter) -> list:
+    """One epoch through ``torch.utils.data.DataLoader`` with ``ChunkShuffleSampler``
+    (window 4, its prefetch at the default 128 MiB): over the local copy, then the URL with
+    a fresh cache (cold) and again with that cache (warm, a new ``TorchDataset``), with 0
+    and 2 workers (fork). Batches of 256 (W1) and 64 (W2); torch on one thread (the cores
+    are shared with the server). Rows: samples/s, MB/s, GETs, time against the local one."""
+    try:
+        import torch
+        from torch.utils.data import DataLoader
+
+        from acumen.torch import ChunkShuffleSampler, TorchDataset
+    except ImportError:
+        return []
+    torch.set_num_threads(1)
+
+    def one(data, workers: int, batch: int) -> tuple[float, int, int]:
+        sampler = ChunkShuffleSampler(data, window=4, seed=0)
+        loader = DataLoader(
+            data,
+            batch_size=batch,
+            sampler=sampler,
+            num_workers=workers,
+            multiprocessing_context="fork" if workers else None,
+        )
+        counter.mark()
+        start = time.perf_counter()
+        count = sum(len(x) for x in loader)
+        return time.perf_counter() - start, count, counter.gets()
+
+    rows = []
+    for name, _, _, sample_bytes in workloads:
+        batch = 256 if name == "W1" else 64
+        for workers in (0, 2):
+            local_s, count, _ = one(TorchDataset(root / name.lower()), workers, batch)
+            cache = tmp / f"cache-epoch-{name}-{workers}"
+            url = f"{base_url}/{name.lower()}"
+            for label in ("cold", "warm"):
+                data = TorchDataset(url, cache=cache)
+                seconds, count, gets = one(data, workers, batch)
+                rows.append(
+                    {
+                        "workload": name,
+                        "workers": workers,
+                        "pass": label,
+                        "samples/s": count / seconds,
+                        "MB/s": count * sample_bytes / seconds / 1e6,
+                        "GETs": gets,
+                        "local samples/s": count / local_s,
+                        "time / local": seconds / local_s,
+                    }
+                )
+    return rows
+
+
+def print_epochs(rows: list, limits: dict) -> None:
+    if not rows:
+        print("\nDataLoader epoch: torch not installed, skipped")
+        return
+    link = limits["one 64 MiB GET MB/s"]
+    print(
+        f"\nDataLoader epoch (ChunkShuffleSampler window 4, prefetch 128 MiB); link {link:.0f} MB/s"
+    )
+    columns = [*rows[0], "% of link"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        shown = {**row, "% of link": f"{100 * row['MB/s'] / link:.0f}%"}
+        print("| " + " | ".join(fmt(shown[c]) for c in columns) + " |")
+
+
 # --- main -------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -387,6 +458,7 @@ def main() -> None:
                     rows.append(
                         {"workload": f"{name}: {description}", "system": system, "note": note}
                     )
+            epochs = dataloader_epochs(proxy.base_url, root, tmp_path, workloads, counter)
         finally:
             proxy.stop()
             server.stop()
@@ -407,6 +479,7 @@ def main() -> None:
     )
     print()
     print_table(rows)
+    print_epochs(epochs, limits)
     print(f"\n({time.perf_counter() - began:.0f} s)")
 
 

@@ -235,10 +235,14 @@ class Dataset(SampleReads, BatchReads):
         self._checks.check_positions(positions)
         if not self.storage.batched_reads or not len(positions):
             return done()
+        return self._prefetch_ranges(self.table.ranges(positions))
+
+    def _prefetch_ranges(self, ranges: Sequence[tuple[int, int, int]]) -> Future:
+        """Byte ranges (chunk id, offset, size) of checked rows, fetched in the background."""
         prefetcher = self._prefetcher
         if prefetcher is None or prefetcher.pid != os.getpid():
             prefetcher = self._prefetcher = Prefetcher(self.storage.prefetch)
-        return prefetcher.submit(self.table.ranges(positions))
+        return prefetcher.submit(ranges)
 
     # --- subsets without rewriting data -----------------------------------------------
     def select(self, indices: Any) -> Dataset:

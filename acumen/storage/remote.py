@@ -294,6 +294,15 @@ class RemoteStorage(Storage):
         cache holds it whole (reads then find it there): a run of adjacent ranges lands in
         one span, so a run read at once (as iteration does) is found whole, not in pieces of
         earlier reads."""
+        self._prefetch(requests, fetch=True)
+
+    def load_cached(self, requests: Sequence[tuple[int, int, int]]) -> None:
+        """:meth:`prefetch` without requests: the spans the disk cache holds whole are
+        kept in memory (a torch worker reading a chunk's batch finds them in one lookup);
+        the others are left alone, nothing is fetched."""
+        self._prefetch(requests, fetch=False)
+
+    def _prefetch(self, requests: Sequence[tuple[int, int, int]], fetch: bool) -> None:
         every = [n for n, (_, _, size) in enumerate(requests) if size]
         if all(self._from_cache(*requests[n]) is not None for n in every):
             return  # each range in memory already (a batch read again)
@@ -302,7 +311,11 @@ class RemoteStorage(Storage):
             chunk_id, start, end, _ = span
             if self._from_cache(chunk_id, start, end - start) is not None:
                 continue
-            if not self._on_disk(chunk_id, start, end - start):
+            if not fetch:
+                held = self._from_disk(chunk_id, start, end - start)
+                if held is not None:
+                    self._keep(chunk_id, start, held)
+            elif not self._on_disk(chunk_id, start, end - start):
                 wanted.append(span)
         if wanted:
             for (chunk_id, start, *_), data in zip(wanted, self._get(wanted), strict=True):
