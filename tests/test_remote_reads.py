@@ -16,6 +16,7 @@ import acumen
 from acumen.files import cache as cache_module
 from acumen.files.cache import SpanCache
 from acumen.files.cache_writes import BackgroundWrites
+from acumen.files.remote import RemoteStore
 from acumen.storage import _coalesce
 from acumen.storage.remote import RemoteStorage
 
@@ -302,3 +303,21 @@ def test_the_rows_a_process_remembers_answer_as_the_database_would() -> None:
             assert row is None or (row[1] <= start and start + size <= row[2])
         known.forget({name for _, _, _, name, _ in spans})
         assert known.covering(("u", "v"), 0, 1) is None
+
+
+def test_a_stalled_get_is_cut_at_its_deadline_and_tried_again(http_server, http_fault_proxy):
+    """A GET whose connection stalls (no byte for 30 s here) is cut at acumen's deadline
+    (timeout + a second per MiB) and sent again: the read returns the right bytes without
+    waiting for the stall, and the log shows the second GET."""
+    data = bytes(range(256)) * 20
+    (http_server.root / "c").write_bytes(data)
+    proxy = http_fault_proxy
+    proxy.inject("stall", method="GET", seconds=30)
+    store = RemoteStore(proxy.base_url, timeout=0.3, backoff=0.001)
+    started = time.monotonic()
+    got = store.read_range(proxy.url("c"), 100, 50, "chunk file")
+    took = time.monotonic() - started
+    proxy.clear()
+    assert bytes(got) == data[100:150]
+    assert took < 10, took
+    assert proxy.log.count("GET") == 2

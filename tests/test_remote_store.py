@@ -399,3 +399,16 @@ class TestRemoteStorageS3(StorageTests):
             made.append((_put_s3(s3_options, f"{prefix}/chunk_{n}.chnk", data), data))
         self.configurations = ({"storage_options": s3_options},)
         return made
+
+
+def test_the_deadline_grows_with_the_range_and_can_be_turned_off(monkeypatch):
+    from acumen.files.retry import deadline
+
+    assert deadline(30.0, 0) == 30.0
+    assert deadline(30.0, 64 << 20) == 30.0 + 64  # a second per MiB: never a slow link's cut
+    assert deadline(0.0, 1 << 20) is None
+    monkeypatch.setenv("ACUMEN_REMOTE_TIMEOUT", "0")
+    assert RemoteStore("http://127.0.0.1:1").timeout == 0.0
+    monkeypatch.setenv("ACUMEN_REMOTE_TIMEOUT", "-1")
+    with pytest.raises(ValueError, match="ACUMEN_REMOTE_TIMEOUT"):
+        RemoteStore("http://127.0.0.1:1")

@@ -25,8 +25,10 @@ from acumen.files.retry import (
     WrongLength,
     code_of,
     credentials_hint,
+    deadline,
     default_backoff,
     default_retries,
+    default_timeout,
     delay,
     describe,
     error_names,
@@ -98,7 +100,7 @@ class RemoteStore:
         self.storage_options: dict[str, Any] = dict(storage_options or {})
         self.retries = default_retries() if retries is None else int(retries)
         self.backoff = default_backoff() if backoff is None else float(backoff)
-        self.timeout = timeout
+        self.timeout = default_timeout() if timeout is None else float(timeout)
         self.max_requests = max(1, int(max_requests))
         self._fs: Any = None
         self._pid: int | None = None
@@ -164,8 +166,10 @@ class RemoteStore:
                 try:
                     async with limit:
                         request = call(kind, url, start, size)
-                        if self.timeout:
-                            result = await asyncio.wait_for(request, self.timeout)
+                        # A whole object's size is unknown here: the backend's timeout.
+                        limit_s = None if kind == "whole" else deadline(self.timeout, size)
+                        if limit_s is not None:
+                            result = await asyncio.wait_for(request, limit_s)
                         else:
                             result = await request
                     if kind == "range" and len(result) != size:

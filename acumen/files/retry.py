@@ -16,7 +16,10 @@ those: 25 requests per acumen try, 150 in all, minutes for an endless 503.
 ``retries`` 1) unless the storage options set botocore's ``config_kwargs["retries"]``
 themselves (then theirs multiply acumen's). A request that hangs waits for the backend's
 own timeout each try (botocore's ``read_timeout``, 60 s unless ``config_kwargs`` say
-otherwise). Other backends (gcsfs, adlfs) keep their own retries.
+otherwise), and acumen's own deadline for a ranged GET or a HEAD (:func:`deadline`: 30 s
+plus a second per MiB, ``$ACUMEN_REMOTE_TIMEOUT``), whichever comes first: a stalled
+connection is cut and tried again rather than holding a training step. Other backends
+(gcsfs, adlfs) keep their own retries.
 """
 
 from __future__ import annotations
@@ -36,8 +39,13 @@ RETRIES = 8
 BACKOFF = 0.1
 #: The longest single wait between two tries, in seconds.
 MAX_WAIT = 10.0
+#: A ranged GET or a HEAD that takes longer than TIMEOUT seconds plus one second per
+#: MIN_RATE bytes is cut and tried again (a stalled connection, not a slow link).
+TIMEOUT = 30.0
+MIN_RATE = 1 << 20
 RETRIES_VARIABLE = "ACUMEN_REMOTE_RETRIES"
 BACKOFF_VARIABLE = "ACUMEN_REMOTE_BACKOFF"
+TIMEOUT_VARIABLE = "ACUMEN_REMOTE_TIMEOUT"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _S3_SCHEMES = ("s3", "s3a")
 
@@ -50,6 +58,18 @@ def default_retries() -> int:
 def default_backoff() -> float:
     """``$ACUMEN_REMOTE_BACKOFF`` (seconds >= 0), else :data:`BACKOFF`."""
     return float(_setting(BACKOFF_VARIABLE, BACKOFF, float))
+
+
+def default_timeout() -> float:
+    """``$ACUMEN_REMOTE_TIMEOUT`` (seconds >= 0; 0: no deadline of acumen's), else
+    :data:`TIMEOUT`."""
+    return float(_setting(TIMEOUT_VARIABLE, TIMEOUT, float))
+
+
+def deadline(timeout: float, size: int) -> float | None:
+    """Seconds a request of ``size`` bytes may take before it counts as stalled: the base
+    ``timeout`` plus one second per :data:`MIN_RATE` bytes (None: no deadline)."""
+    return timeout + size / MIN_RATE if timeout > 0 else None
 
 
 def _setting(name: str, default: float, kind: type) -> float:
