@@ -144,6 +144,22 @@ def test_opening_again_fetches_the_manifest_and_reuses_the_index(
     assert paths == ["/ds/manifest.json"]
 
 
+def test_an_s3_open_is_two_gets_and_a_sample_one_more(tmp_path: Path, s3_fault_proxy) -> None:
+    """The open's target (issue 14: at most three round trips plus the index's transfer):
+    the manifest's GET, then the index's; no HEAD before either (s3fs asks an object's size
+    first when it may fetch it in parts); a sample is then one ranged GET."""
+    proxy = s3_fault_proxy
+    url = upload_s3(write_local(tmp_path / "local", "zstd", "arrow"), proxy.upstream, proxy.bucket)
+    proxy.log.reset()
+    with acumen.open(url, storage_options=proxy.storage_options, cache=tmp_path / "c") as ds:
+        opened = [(r.method, r.path.rsplit("/", 1)[-1]) for r in proxy.log.records]
+        proxy.log.reset()
+        assert np.array_equal(ds[7][0], sample(7))
+        read = [(r.method, r.status) for r in proxy.log.records]
+    assert opened == [("GET", "manifest.json"), ("GET", "index.arrow")]
+    assert read == [("GET", 206)]
+
+
 def test_a_worker_process_reads_the_remote_dataset(tmp_path: Path, http_server) -> None:
     import multiprocessing
 

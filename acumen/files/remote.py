@@ -154,7 +154,11 @@ class RemoteStore:
             if kind == "info":
                 return fs._info(path) if is_async else asyncio.to_thread(fs.info, path)
             if kind == "whole":
-                return fs._cat_file(path) if is_async else asyncio.to_thread(fs.cat_file, path)
+                if not is_async:
+                    return asyncio.to_thread(fs.cat_file, path)
+                # s3fs asks a whole object's size first (a HEAD) to fetch it in parts: one
+                # GET instead, a round trip less for the manifest and the index at open.
+                return fs._cat_file(path, **_one_stream(fs))
             end = start + size
             if is_async:
                 return fs._cat_file(path, start=start, end=end)
@@ -300,3 +304,14 @@ async def _size_or_none(fs: Any, url: str, is_async: bool) -> int | None:
         return None if size is None else int(size)
     except Exception:
         return None
+
+
+def _one_stream(fs: Any) -> dict[str, int]:
+    """``max_concurrency=1`` where the filesystem's ``_cat_file`` takes it (s3fs)."""
+    import inspect
+
+    try:
+        takes = "max_concurrency" in inspect.signature(fs._cat_file).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {"max_concurrency": 1} if takes else {}
