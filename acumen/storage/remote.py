@@ -24,6 +24,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
@@ -34,6 +36,9 @@ from acumen.storage._coalesce import plan
 from acumen.storage._ranges import past_end
 
 _WHAT = "chunk file"
+_SHIFT = 1 << 40  # (chunk, offset) as one increasing int64 (offsets below 1 TiB)
+# Samples this large are gathered one copy each (numpy's take is slower for large rows).
+_ROW_COPY_BYTES = 8 << 10
 # storage_options keys whose values are secrets: left out of repr.
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas", "auth", "header")
 
@@ -115,6 +120,9 @@ class RemoteStorage(Storage):
             self._starts: dict[int, list[int]] = {}
             self._cached = 0
             self._sizes: dict[int, int | None] = {}
+            # Every span held, as arrays to look up many ranges at once: (chunk << 40 |
+            # start, chunk << 40 | end, the spans' bytes); made on demand, dropped on change.
+            self._table: tuple[np.ndarray, np.ndarray, list] | None = None
 
     def _from_cache(self, chunk_id: int, offset: int, size: int) -> memoryview | None:
         starts = self._starts.get(chunk_id)
@@ -149,12 +157,73 @@ class RemoteStorage(Storage):
                     self._cached -= len(held)
                     starts.remove(inner)
             bisect.insort(starts, start)
+            self._table = None
             self._spans[(chunk_id, start)] = data
             self._cached += len(data)
             while self._cached > self.cache_bytes and self._spans:
                 (gone_chunk, gone_start), gone = self._spans.popitem(last=False)
                 self._cached -= len(gone)
                 self._starts[gone_chunk].remove(gone_start)
+
+    def _held(
+        self, chunks: np.ndarray, offsets: np.ndarray, sizes: Any
+    ) -> tuple[np.ndarray, tuple]:
+        """For each range, which span held in memory covers it (an index into the table
+        returned, ``(chunk << 40 | start, chunk << 40 | end, bytes)`` per span; -1: none),
+        in one lookup for them all."""
+        with self._cache_lock:
+            table = self._table
+            if table is None:
+                keys = sorted(self._spans)
+                datas = [self._spans[key] for key in keys]
+                firsts = np.array([c * _SHIFT + s for c, s in keys], dtype=np.int64)
+                lengths = np.array([len(memoryview(d).cast("B")) for d in datas], dtype=np.int64)
+                table = self._table = (firsts, firsts + lengths, datas)
+        firsts, ends, datas = table
+        if not len(firsts):
+            return np.full(len(chunks), -1, dtype=np.int64), table
+        starts = chunks.astype(np.int64) * _SHIFT + offsets
+        at = np.searchsorted(firsts, starts, side="right") - 1
+        found = (at >= 0) & (ends[np.maximum(at, 0)] >= starts + sizes)
+        return np.where(found, at, -1), table
+
+    def gather(self, chunks: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fill the rows of ``out`` (uint8, one row of ``size`` bytes per range) with the
+        bytes at ``offsets`` of ``chunks`` that memory or the disk cache holds, one ``take``
+        per span that holds them (no lookup per sample). Which rows were filled: the others
+        are for :meth:`read` (nothing is fetched here)."""
+        size = out.shape[1]
+        offsets = offsets.astype(np.int64)
+        which, (firsts, _, datas) = self._held(chunks, offsets, size)
+        filled = which >= 0
+        if filled.any():
+            arrays = {
+                k: (np.frombuffer(datas[k], np.uint8), int(firsts[k]) % _SHIFT)
+                for k in np.unique(which[filled]).tolist()
+            }
+            _take(which, offsets, out, arrays)
+        if self.disk is None or self.chunk_versions is None or filled.all():
+            return filled
+        for chunk in np.unique(chunks[~filled]).tolist():
+            version = self._version(chunk)
+            if version is None:
+                continue
+            rows = np.flatnonzero(~filled & (chunks == chunk))
+            found, spans = self.disk.rows_for(self.paths[chunk], version, offsets[rows], size)
+            arrays = {}
+            for k in np.unique(found[found >= 0]).tolist():  # each span mapped, checked
+                start = spans[k][0]
+                array = self.disk.array(spans[k], offsets[rows[found == k]] - start, size)
+                if array is not None:
+                    arrays[k] = (array, start)
+            gone = [k for k in np.unique(found[found >= 0]).tolist() if k not in arrays]
+            if gone:  # damaged or missing (dropped): read, and fetched, again
+                found[np.isin(found, gone)] = -1
+            which = np.full(len(offsets), -1, dtype=np.int64)
+            which[rows] = found
+            _take(which, offsets, out, arrays)
+            filled |= which >= 0
+        return filled
 
     def hold(self, chunk_id: int, start: int, data: bytes) -> None:
         """Serve reads inside ``data`` (chunk ``chunk_id`` from ``start``) from memory, as a
@@ -199,6 +268,12 @@ class RemoteStorage(Storage):
             self.disk.has(url, offset, size, version)
             or self.writes.get(url, offset, size, version) is not None
         )
+
+    def wait_written(self) -> None:
+        """Wait until the spans fetched so far are in the disk cache (written in the
+        background), where other processes find them; at once without a disk cache."""
+        if self.writes is not None:
+            self.writes.wait_written(self.writes.queued())
 
     def _after_fork(self) -> None:
         super()._after_fork()
@@ -303,9 +378,11 @@ class RemoteStorage(Storage):
         self._prefetch(requests, fetch=False)
 
     def _prefetch(self, requests: Sequence[tuple[int, int, int]], fetch: bool) -> None:
-        every = [n for n, (_, _, size) in enumerate(requests) if size]
-        if all(self._from_cache(*requests[n]) is not None for n in every):
-            return  # each range in memory already (a batch read again)
+        table = np.asarray(requests, dtype=np.int64).reshape(-1, 3)
+        every = np.flatnonzero(table[:, 2])
+        which, _ = self._held(table[every, 0], table[every, 1], table[every, 2])
+        if (which >= 0).all():
+            return  # each range in memory already (a batch read again), one lookup for all
         wanted = []
         for span in plan(requests, every, self.max_requests, self.coalesce_gap):
             chunk_id, start, end, _ = span
@@ -320,6 +397,42 @@ class RemoteStorage(Storage):
         if wanted:
             for (chunk_id, start, *_), data in zip(wanted, self._get(wanted), strict=True):
                 self._keep(chunk_id, start, data)
+
+
+def _take(which: np.ndarray, offsets: np.ndarray, out: np.ndarray, arrays: dict) -> None:
+    """``out[n] = span[offsets[n] - start : + size]`` for the rows with ``which[n] >= 0``,
+    ``arrays[which[n]]`` being ``(span's bytes as a uint8 array, start)``: one ``take`` of
+    rows per span where the samples lie at multiples of the size from one another."""
+    size = out.shape[1]
+    rows = np.flatnonzero(which >= 0)
+    if not len(rows):
+        return
+    if size >= _ROW_COPY_BYTES:  # large samples (images): one copy each, into its row
+        spans, starts = which[rows].tolist(), offsets[rows].tolist()
+        for n, k, at in zip(rows.tolist(), spans, starts, strict=True):
+            data, start = arrays[k]
+            out[n] = data[at - start : at - start + size]
+        return
+    order = rows[np.argsort(which[rows], kind="stable")]
+    spans = which[order]
+    cuts = np.flatnonzero(spans[1:] != spans[:-1]) + 1
+    firsts = np.concatenate([[0], cuts])
+    keys = spans[firsts].tolist()
+    bounds = [*cuts.tolist(), len(order)]
+    starts = np.array([arrays[k][1] for k in keys], dtype=np.int64)
+    relative = offsets[order] - np.repeat(starts, np.diff([*firsts.tolist(), len(order)]))
+    gathered = np.empty((len(order), size), dtype=np.uint8)
+    grid = not (relative % size).any()  # every sample at a multiple of the size in its span
+    at_row = relative // size
+    for a, b, k in zip(firsts.tolist(), bounds, keys, strict=True):
+        data = arrays[k][0]
+        if grid:  # rows of the span
+            table = data[: len(data) // size * size].reshape(-1, size)
+            table.take(at_row[a:b], 0, gathered[a:b], "clip")
+        else:
+            for n, at in enumerate(relative[a:b].tolist(), a):
+                gathered[n] = data[at : at + size]
+    out[order] = gathered  # back in the order asked for
 
 
 def _missing(error: FileNotFoundError) -> CorruptDatasetError:
