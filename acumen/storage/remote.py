@@ -402,37 +402,47 @@ class RemoteStorage(Storage):
 def _take(which: np.ndarray, offsets: np.ndarray, out: np.ndarray, arrays: dict) -> None:
     """``out[n] = span[offsets[n] - start : + size]`` for the rows with ``which[n] >= 0``,
     ``arrays[which[n]]`` being ``(span's bytes as a uint8 array, start)``: one ``take`` of
-    rows per span where the samples lie at multiples of the size from one another."""
+    rows per span where the samples lie at multiples of the size from the span's start."""
     size = out.shape[1]
-    rows = np.flatnonzero(which >= 0)
-    if not len(rows):
+    keys = list(arrays)
+    if not keys:
         return
+    starts = np.zeros(max(keys) + 2, dtype=np.int64)
+    starts[keys] = [start for _, start in arrays.values()]
+    relative = offsets - starts[which]  # (rows with which -1 read a 0 never used)
     if size >= _ROW_COPY_BYTES:  # large samples (images): one copy each, into its row
-        spans, starts = which[rows].tolist(), offsets[rows].tolist()
-        for n, k, at in zip(rows.tolist(), spans, starts, strict=True):
-            data, start = arrays[k]
-            out[n] = data[at - start : at - start + size]
+        rows = np.flatnonzero(which >= 0)
+        for n, k, at in zip(
+            rows.tolist(), which[rows].tolist(), relative[rows].tolist(), strict=True
+        ):
+            out[n] = arrays[k][0][at : at + size]
         return
-    order = rows[np.argsort(which[rows], kind="stable")]
-    spans = which[order]
-    cuts = np.flatnonzero(spans[1:] != spans[:-1]) + 1
-    firsts = np.concatenate([[0], cuts])
-    keys = spans[firsts].tolist()
-    bounds = [*cuts.tolist(), len(order)]
-    starts = np.array([arrays[k][1] for k in keys], dtype=np.int64)
-    relative = offsets[order] - np.repeat(starts, np.diff([*firsts.tolist(), len(order)]))
-    gathered = np.empty((len(order), size), dtype=np.uint8)
-    grid = not (relative % size).any()  # every sample at a multiple of the size in its span
-    at_row = relative // size
-    for a, b, k in zip(firsts.tolist(), bounds, keys, strict=True):
-        data = arrays[k][0]
-        if grid:  # rows of the span
+    on_grid = not (relative[which >= 0] % size).any()
+    if on_grid and len(keys) > 4:  # many spans: rows sorted by span, each span's one take
+        rows = np.flatnonzero(which >= 0)
+        order = rows[np.argsort(which[rows], kind="stable")]
+        spans = which[order]
+        cuts = (np.flatnonzero(spans[1:] != spans[:-1]) + 1).tolist()
+        at_row = relative[order] // size
+        gathered = np.empty((len(order), size), dtype=np.uint8)
+        for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True):
+            data = arrays[int(spans[a])][0]
             table = data[: len(data) // size * size].reshape(-1, size)
             table.take(at_row[a:b], 0, gathered[a:b], "clip")
+        out[order] = gathered  # back in the order asked for
+        return
+    for k in keys:
+        data = arrays[k][0]
+        rows = np.flatnonzero(which == k)
+        if not on_grid:
+            for n, at in zip(rows.tolist(), relative[rows].tolist(), strict=True):
+                out[n] = data[at : at + size]
+            continue
+        table = data[: len(data) // size * size].reshape(-1, size)
+        if len(rows) == len(out):  # one span holds the batch: straight into it
+            table.take(relative // size, 0, out, "clip")
         else:
-            for n, at in enumerate(relative[a:b].tolist(), a):
-                gathered[n] = data[at : at + size]
-    out[order] = gathered  # back in the order asked for
+            out[rows] = table.take(relative[rows] // size, 0)
 
 
 def _missing(error: FileNotFoundError) -> CorruptDatasetError:
