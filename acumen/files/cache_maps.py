@@ -27,6 +27,9 @@ BLOCK = 1 << 15
 #: viewing it keeps the file mapped, and a mapping holds a file descriptor: a process keeping
 #: many small samples would run out of them).
 COPY_BELOW = 1 << 20
+#: Rows this large are gathered one copy each (numpy's take is slower for large rows; as
+#: acumen.read.batches does for local chunks).
+ROW_COPY_BYTES = 8 << 10
 
 
 class MappedSpans:
@@ -127,3 +130,49 @@ class MappedSpans:
             if checked.all():
                 checked[-1] = 2
         return np.frombuffer(mapped, dtype=np.uint8)
+
+
+def take_rows(which: np.ndarray, offsets: np.ndarray, out: np.ndarray, arrays: dict) -> None:
+    """``out[n] = span[offsets[n] - start : + size]`` for the rows with ``which[n] >= 0``,
+    ``arrays[which[n]]`` being ``(span's bytes as a uint8 array, start)``: one ``take`` of
+    rows per span where the samples lie at multiples of the size from the span's start."""
+    size = out.shape[1]
+    keys = list(arrays)
+    if not keys:
+        return
+    starts = np.zeros(max(keys) + 2, dtype=np.int64)
+    starts[keys] = [start for _, start in arrays.values()]
+    relative = offsets - starts[which]  # (rows with which -1 read a 0 never used)
+    if size >= ROW_COPY_BYTES:  # large samples (images): one copy each, into its row
+        rows = np.flatnonzero(which >= 0)
+        for n, k, at in zip(
+            rows.tolist(), which[rows].tolist(), relative[rows].tolist(), strict=True
+        ):
+            out[n] = arrays[k][0][at : at + size]
+        return
+    on_grid = not (relative[which >= 0] % size).any()
+    if on_grid and len(keys) > 4:  # many spans: rows sorted by span, each span's one take
+        rows = np.flatnonzero(which >= 0)
+        order = rows[np.argsort(which[rows], kind="stable")]
+        spans = which[order]
+        cuts = (np.flatnonzero(spans[1:] != spans[:-1]) + 1).tolist()
+        at_row = relative[order] // size
+        gathered = np.empty((len(order), size), dtype=np.uint8)
+        for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True):
+            data = arrays[int(spans[a])][0]
+            table = data[: len(data) // size * size].reshape(-1, size)
+            table.take(at_row[a:b], 0, gathered[a:b], "clip")
+        out[order] = gathered  # back in the order asked for
+        return
+    for k in keys:
+        data = arrays[k][0]
+        rows = np.flatnonzero(which == k)
+        if not on_grid:
+            for n, at in zip(rows.tolist(), relative[rows].tolist(), strict=True):
+                out[n] = data[at : at + size]
+            continue
+        table = data[: len(data) // size * size].reshape(-1, size)
+        if len(rows) == len(out):  # one span holds the batch: straight into it
+            table.take(relative // size, 0, out, "clip")
+        else:
+            out[rows] = table.take(relative[rows] // size, 0)

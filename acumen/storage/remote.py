@@ -30,6 +30,7 @@ from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
 from acumen.files.cache import SpanCache
+from acumen.files.cache_maps import take_rows
 from acumen.files.cache_writes import BackgroundWrites
 from acumen.files.remote import MAX_REQUESTS, RemoteStore
 from acumen.storage._coalesce import plan
@@ -37,8 +38,6 @@ from acumen.storage._ranges import past_end
 
 _WHAT = "chunk file"
 _SHIFT = 1 << 40  # (chunk, offset) as one increasing int64 (offsets below 1 TiB)
-# Samples this large are gathered one copy each (numpy's take is slower for large rows).
-_ROW_COPY_BYTES = 8 << 10
 # storage_options keys whose values are secrets: left out of repr.
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas", "auth", "header")
 
@@ -201,7 +200,7 @@ class RemoteStorage(Storage):
                 k: (np.frombuffer(datas[k], np.uint8), int(firsts[k]) % _SHIFT)
                 for k in np.unique(which[filled]).tolist()
             }
-            _take(which, offsets, out, arrays)
+            take_rows(which, offsets, out, arrays)
         if self.disk is None or self.chunk_versions is None or filled.all():
             return filled
         for chunk in np.unique(chunks[~filled]).tolist():
@@ -221,7 +220,7 @@ class RemoteStorage(Storage):
                 found[np.isin(found, gone)] = -1
             which = np.full(len(offsets), -1, dtype=np.int64)
             which[rows] = found
-            _take(which, offsets, out, arrays)
+            take_rows(which, offsets, out, arrays)
             filled |= which >= 0
         return filled
 
@@ -397,52 +396,6 @@ class RemoteStorage(Storage):
         if wanted:
             for (chunk_id, start, *_), data in zip(wanted, self._get(wanted), strict=True):
                 self._keep(chunk_id, start, data)
-
-
-def _take(which: np.ndarray, offsets: np.ndarray, out: np.ndarray, arrays: dict) -> None:
-    """``out[n] = span[offsets[n] - start : + size]`` for the rows with ``which[n] >= 0``,
-    ``arrays[which[n]]`` being ``(span's bytes as a uint8 array, start)``: one ``take`` of
-    rows per span where the samples lie at multiples of the size from the span's start."""
-    size = out.shape[1]
-    keys = list(arrays)
-    if not keys:
-        return
-    starts = np.zeros(max(keys) + 2, dtype=np.int64)
-    starts[keys] = [start for _, start in arrays.values()]
-    relative = offsets - starts[which]  # (rows with which -1 read a 0 never used)
-    if size >= _ROW_COPY_BYTES:  # large samples (images): one copy each, into its row
-        rows = np.flatnonzero(which >= 0)
-        for n, k, at in zip(
-            rows.tolist(), which[rows].tolist(), relative[rows].tolist(), strict=True
-        ):
-            out[n] = arrays[k][0][at : at + size]
-        return
-    on_grid = not (relative[which >= 0] % size).any()
-    if on_grid and len(keys) > 4:  # many spans: rows sorted by span, each span's one take
-        rows = np.flatnonzero(which >= 0)
-        order = rows[np.argsort(which[rows], kind="stable")]
-        spans = which[order]
-        cuts = (np.flatnonzero(spans[1:] != spans[:-1]) + 1).tolist()
-        at_row = relative[order] // size
-        gathered = np.empty((len(order), size), dtype=np.uint8)
-        for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True):
-            data = arrays[int(spans[a])][0]
-            table = data[: len(data) // size * size].reshape(-1, size)
-            table.take(at_row[a:b], 0, gathered[a:b], "clip")
-        out[order] = gathered  # back in the order asked for
-        return
-    for k in keys:
-        data = arrays[k][0]
-        rows = np.flatnonzero(which == k)
-        if not on_grid:
-            for n, at in zip(rows.tolist(), relative[rows].tolist(), strict=True):
-                out[n] = data[at : at + size]
-            continue
-        table = data[: len(data) // size * size].reshape(-1, size)
-        if len(rows) == len(out):  # one span holds the batch: straight into it
-            table.take(relative // size, 0, out, "clip")
-        else:
-            out[rows] = table.take(relative[rows] // size, 0)
 
 
 def _missing(error: FileNotFoundError) -> CorruptDatasetError:
