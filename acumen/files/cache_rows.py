@@ -51,10 +51,10 @@ class KnownRows:
             )
         firsts, ends = arrays
         if not len(firsts):
-            return np.full(len(starts), -1, dtype=np.int64), rows
+            return np.full(len(starts), -1, dtype=np.int64), []
         at = np.searchsorted(firsts, starts, side="right") - 1
         found = (at >= 0) & (ends[np.maximum(at, 0)] >= starts + size)
-        return np.where(found, at, -1), rows
+        return np.where(found, at, -1), list(rows)  # a copy: adds change the list in place
 
     def add(self, key: tuple[str, str], *found: tuple) -> None:
         """Remember rows ``(id, start, end, name, sums)``, keeping none inside another."""
