@@ -83,6 +83,9 @@ class TorchDataset(_TorchDataset):
         #: Set by a prefetching ChunkShuffleSampler: reads stay within a window of chunks,
         #: so a process brings each chunk from the disk cache into memory whole.
         self.chunk_local = False
+        #: Whether a batch was read in this process since the sampler's epoch began (else
+        #: DataLoader workers read them: the sampler's prefetch waits for the disk cache).
+        self.read_here = False
         self._extents: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -94,7 +97,7 @@ class TorchDataset(_TorchDataset):
         return self.dataset.table.chunk_ids
 
     def _item(self, sample: Any, position: int) -> Any:
-        tensor = _as_tensor(sample)
+        tensor = sample if isinstance(sample, torch.Tensor) else _as_tensor(sample)
         if self.transform is not None:
             tensor = self.transform(tensor)
         if not self.target:
@@ -113,9 +116,14 @@ class TorchDataset(_TorchDataset):
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """A batch's samples from one read (the DataLoader collates them)."""
         positions = self.dataset._positions(list(indices))
+        self.read_here = True
         if self.chunk_local and self.dataset.storage.batched_reads:
             self._load_chunks(positions)
         batch = self.dataset.read_batch(positions)
+        if isinstance(batch, np.ndarray) and batch.flags.writeable and len(batch):
+            # One tensor over the new batch array, then a view per sample (no conversion each).
+            tensors = torch.from_numpy(batch).unbind(0)
+            return [self._item(t, p) for t, p in zip(tensors, positions.tolist(), strict=True)]
         return [self._item(sample, int(p)) for sample, p in zip(batch, positions, strict=True)]
 
     def _load_chunks(self, positions: np.ndarray) -> None:
@@ -208,7 +216,8 @@ class ChunkShuffleSampler(Sampler[int]):
         self.prefetch = max(0, int(prefetch))
         # Only a remote dataset is prefetched for (a local one reads at disk speed).
         self._dataset = dataset if self.prefetch and dataset.storage.batched_reads else None
-        if self._dataset is not None and isinstance(data, TorchDataset):
+        self._data = data if isinstance(data, TorchDataset) else None
+        if self._dataset is not None and self._data is not None:
             data.chunk_local = True  # its workers then read whole chunks from the disk cache
         self.window = window
         self.seed = seed
@@ -262,7 +271,16 @@ class ChunkShuffleSampler(Sampler[int]):
         rest = order[first : (self.rank + 1) * self.per_rank]
         if self._dataset is not None and len(rest):
             inside = [c - first for c in cuts if first < c < first + len(rest)]
-            positions: Iterator[int] = ahead(self._dataset, rest, inside, self.prefetch)
+            data = self._data
+            if data is not None:
+                data.read_here = False  # until a batch is read here: workers may read them
+            positions: Iterator[int] = ahead(
+                self._dataset,
+                rest,
+                inside,
+                self.prefetch,
+                None if data is None else lambda: not data.read_here,
+            )
         else:
             positions = iter(rest.tolist())
         for position in positions:

@@ -176,7 +176,7 @@ def test_iteration_and_batches_are_right_under_faults(
 
 
 # --- the disk cache: hits and background writes ---------------------------------------------
-def test_a_hit_on_a_span_read_before_asks_no_query_and_is_checked_each_time(
+def test_a_hit_on_a_span_read_before_asks_no_query_and_each_block_is_checked_once_per_map(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cache_module, "_TOUCH_EVERY", 3600.0)
@@ -186,18 +186,25 @@ def test_a_hit_on_a_span_read_before_asks_no_query_and_is_checked_each_time(
     assert bytes(cache.get("u", 1000 + 5, 100, "v")) == data[5:105]
     statements: list[str] = []
     cache.db.set_trace_callback(statements.append)
-    for at in range(0, len(data) - 1000, 4099):
+    for at in range(0, 100_000, 4099):  # blocks 0-3 of the file
         assert bytes(cache.get("u", 1000 + at, 1000, "v")) == data[at : at + 1000]
     assert statements == []
-    # The file damaged in place, after it was mapped: the next hit sees it, and drops it.
+    # The file damaged in place after it was mapped, in a block not read yet (6) and in one
+    # read before (2): the first read of block 6 sees it, and the span is dropped; another
+    # process (a new mapping) checks block 2 again and sees it.
     (path,) = (tmp_path / "c" / "spans").iterdir()
+    other = SpanCache(tmp_path / "c", 1 << 30)
+    assert bytes(other.get("u", 1000 + 190_000, 10, "v")) == data[190_000:190_010]  # block 6
     with open(path, "r+b") as handle:
-        handle.seek(70_000)
-        handle.write(bytes([data[70_000] ^ 1]))
-    assert cache.get("u", 1000 + 40_000, 10, "v") is not None  # another block: still right
-    assert cache.get("u", 1000 + 69_999, 10, "v") is None
+        for at in (70_000, 200_000):
+            handle.seek(at)
+            handle.write(bytes([data[at - 1000] ^ 1]))
+    assert cache.get("u", 1000 + 150_000, 10, "v") is not None  # block 4: still right
+    assert cache.get("u", 199_500, 10, "v") is None  # block 6, first read through this map
     assert not path.exists()
     assert cache.get("u", 1000, 10, "v") is None
+    assert other.get("u", 69_995, 10, "v") is None  # block 2 through other's map: a miss
+    assert other.get("u", 1000 + 190_000, 10, "v") is None  # its row is gone too
 
 
 def test_a_span_evicted_by_another_process_is_never_wrong(

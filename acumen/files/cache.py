@@ -13,8 +13,9 @@ separate jobs share one cache and one byte budget.
   gone (a miss, and the row is dropped).
 - Every hit is verified as bytes from the network are: the file's size against the row's
   (when the file is mapped), and an xxh3-64 checksum of each 32 KiB block the read touches
-  against the row's (at every hit). A damaged file is dropped and the read is a miss;
-  wrong bytes are never returned.
+  against the row's (once per block and mapping: :mod:`acumen.files.cache_maps` says why
+  that suffices). A damaged file is dropped and the read is a miss; wrong bytes are never
+  returned.
 - ``version`` says which object a span belongs to (the storage passes the object's size
   and checksum from the manifest): a rewritten object has another version, so its old
   spans are never served, and age out by LRU.
@@ -22,7 +23,9 @@ separate jobs share one cache and one byte budget.
   eviction). The rows a process found are remembered (per object, sorted by start) and the
   files of the last :data:`MAPPED` spans it read stay mapped read-only (``mmap``), so a hit
   on a span read before costs no query and no ``open``: a lookup, the checksums of the
-  blocks touched, and a copy of them (a read under :data:`COPY_BELOW` bytes) or a view.
+  blocks touched not yet checked, and a copy (a read under ``COPY_BELOW`` bytes) or a view.
+  :meth:`SpanCache.rows_for` looks up many ranges at once, and :meth:`SpanCache.array`
+  gives a span file as an array to gather from (a batch's samples: no lookup per sample).
   A span file is never changed once listed (written under another name, renamed, later
   unlinked), so a span evicted meanwhile by another process still holds the right bytes;
   its file's space is freed when the last mapping goes.
@@ -34,22 +37,21 @@ and a forked child opens a new one (never the parent's).
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xxhash
 
+from acumen.files.cache_maps import BLOCK, MappedSpans
 from acumen.files.cache_rows import KnownRows
 
-#: Bytes covered by one checksum: a hit reads and checks only the blocks it touches.
-BLOCK = 1 << 15
+__all__ = ["BLOCK", "MAPPED", "SpanCache", "block_sums"]
 _DATABASE = "spans.sqlite3"
 _SPANS = "spans"
 _TEMPORARY = ".tmp-"
@@ -60,10 +62,6 @@ _TOUCH_EVERY = 1.0
 #: Span files a process keeps mapped at most (the least recently read are unmapped first,
 #: once no array views them).
 MAPPED = 64
-#: A read of fewer bytes is a copy, one of more a view of the mapped span file (an array
-#: viewing it keeps the file mapped, and a mapping holds a file descriptor: a process keeping
-#: many small samples would run out of them).
-COPY_BELOW = 1 << 20
 #: A lookup considers the spans starting at most this far before the range (an index range,
 #: not every span of the object): a longer span is found from its own start only.
 _REACH = 64 << 20
@@ -126,7 +124,7 @@ class SpanCache:
     def _forget_all(self) -> None:
         self._known = KnownRows()  # the rows found
         self._loaded: set[tuple[str, str, int]] = set()  # windows whose rows were asked for
-        self._maps: OrderedDict[str, mmap.mmap] = OrderedDict()  # file name -> its map
+        self._maps = MappedSpans(self.folder / _SPANS)  # the files mapped, blocks checked
 
     def __getstate__(self) -> dict[str, Any]:
         return {"folder": self.folder, "max_bytes": self.max_bytes, "fsync": self.fsync}
@@ -184,19 +182,8 @@ class SpanCache:
             row = self._known.covering(key, start, size)
             if row is not None:
                 return row
-            window = (url, version, start // _REACH)
-            if window not in self._loaded:
-                # Every span starting within _REACH of the range, remembered: the next
-                # lookups nearby (a batch's, an epoch's) then ask no query.
-                self._loaded.add(window)
-                self._known.add(
-                    key,
-                    *self.db.execute(
-                        "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND "
-                        "version = ? AND start >= ? AND start <= ? ORDER BY start LIMIT 4096",
-                        (url, version, start - _REACH, start + _REACH),
-                    ),
-                )
+            if (url, version, start // _REACH) not in self._loaded:
+                self._load(url, version, start // _REACH)
                 row = self._known.covering(key, start, size)
                 if row is not None:
                     return row
@@ -209,11 +196,24 @@ class SpanCache:
             self._known.add(key, row)
         return row
 
+    def _load(self, url: str, version: str, window: int) -> None:
+        """Remember every span that may cover a range starting in the ``window``-th _REACH
+        bytes of the object (those starting up to _REACH before it): the next lookups
+        nearby (a batch's, an epoch's) then ask no query."""
+        self._loaded.add((url, version, window))
+        self._known.add(
+            (url, version),
+            *self.db.execute(
+                "SELECT id, start, end, name, sums FROM spans WHERE url = ? AND "
+                "version = ? AND start >= ? AND start < ? ORDER BY start LIMIT 4096",
+                (url, version, (window - 1) * _REACH, (window + 1) * _REACH),
+            ),
+        )
+
     def _forget(self, names: set[str]) -> None:
         """Forget the rows and maps of these span files (dropped or evicted)."""
         self._known.forget(names)
-        for name in names:
-            self._maps.pop(name, None)  # unmapped when no array views it any more
+        self._maps.forget(names)
 
     def has(self, url: str, start: int, size: int, version: str = "") -> bool:
         """Whether a span covering the range is listed (its bytes are checked by ``get``)."""
@@ -229,61 +229,49 @@ class SpanCache:
             if row is None:
                 return None
             rowid, first, end, name, sums = row
-            data = self._read_checked(name, end - first, start - first, size, sums)
-            if data is not None:
-                self._touched[rowid] = time.time()
-                if time.monotonic() - self._flushed < _TOUCH_EVERY:
-                    return data
+            data = self._maps.read(name, end - first, start - first, size, sums, MAPPED)
         if data is None:
             self._drop(rowid, name)
             return None
+        self._touch(rowid)
+        return data
+
+    def _touch(self, rowid: int) -> None:
+        """Note the span's use (its last-used time is written within _TOUCH_EVERY)."""
+        with self._lock:
+            self._touched[rowid] = time.time()
+            if time.monotonic() - self._flushed < _TOUCH_EVERY:
+                return
         # busy: those times are lost, which only blurs the LRU order
         with self._lock, contextlib.suppress(sqlite3.OperationalError), _transaction(self.db):
             self._flush_touches()
+
+    def rows_for(
+        self, url: str, version: str, starts: np.ndarray, size: int
+    ) -> tuple[np.ndarray, list[tuple]]:
+        """For each range ``starts[k] .. + size`` of the object, the row of a span covering
+        it: an index into the rows returned (``(start, end, id, name, sums)``), -1 for
+        none found (a range :meth:`get` may still find: a span starting more than
+        _REACH before it). The database is asked once per _REACH window not asked before."""
+        key = (url, version)
+        with self._lock:
+            for window in np.unique(starts // _REACH).tolist():
+                if (url, version, window) not in self._loaded:
+                    self._load(url, version, window)
+            return self._known.covering_many(key, starts, size)
+
+    def array(self, row: tuple, offsets: np.ndarray, size: int) -> np.ndarray | None:
+        """The span file of ``row`` (from :meth:`rows_for`) as a read-only uint8 array, the
+        blocks of the ranges ``offsets[k] .. + size`` (within the span) checked; None when
+        the file is missing or damaged (then dropped: those ranges are misses)."""
+        first, end, rowid, name, sums = row
+        with self._lock:
+            data = self._maps.array(name, end - first, offsets, size, sums, MAPPED)
+        if data is None:
+            self._drop(rowid, name)
+            return None
+        self._touch(rowid)
         return data
-
-    def _map(self, name: str, length: int) -> mmap.mmap | None:
-        """The span file mapped read-only (kept among the last MAPPED), or None when it is
-        missing or not ``length`` bytes long."""
-        mapped = self._maps.get(name)
-        if mapped is not None:
-            self._maps.move_to_end(name)
-            return mapped
-        try:
-            fd = os.open(self.folder / _SPANS / name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except FileNotFoundError:
-            return None  # evicted meanwhile, or its writer was killed
-        try:
-            if os.fstat(fd).st_size != length or not length:
-                return None
-            mapped = mmap.mmap(fd, length, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
-        self._maps[name] = mapped
-        while len(self._maps) > MAPPED:
-            self._maps.popitem(last=False)  # unmapped when no array views it any more
-        return mapped
-
-    def _read_checked(
-        self, name: str, length: int, offset: int, size: int, sums: bytes
-    ) -> memoryview | None:
-        if len(sums) != 8 * max(1, -(-length // BLOCK)):
-            return None
-        mapped = self._map(name, length)
-        if mapped is None:
-            return None
-        first = offset // BLOCK
-        last = max(first, (offset + size - 1) // BLOCK)
-        low = first * BLOCK
-        if size < COPY_BELOW:  # a private copy of the blocks, checked, then sliced
-            view = memoryview(mapped[low : (last + 1) * BLOCK])
-        else:  # a view of the mapped file
-            view, low = memoryview(mapped), 0
-        for k in range(first, last + 1):
-            at = k * BLOCK - low
-            if xxhash.xxh3_64_digest(view[at : at + BLOCK]) != sums[8 * k : 8 * k + 8]:
-                return None
-        return view[offset - low : offset - low + size]
 
     def _drop(self, rowid: int, name: str) -> None:
         with self._lock:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import bisect
 
+import numpy as np
+
 
 def _first(row: tuple) -> int:
     return row[0]
@@ -22,6 +24,8 @@ class KnownRows:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], list[tuple]] = {}
+        # Per object, its rows' starts and ends as arrays (made on demand, dropped on change).
+        self._arrays: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def covering(self, key: tuple[str, str], start: int, size: int) -> tuple | None:
         """A row ``(id, start, end, name, sums)`` covering the range, or None."""
@@ -33,9 +37,29 @@ class KnownRows:
                 return rowid, first, end, name, sums
         return None
 
+    def covering_many(
+        self, key: tuple[str, str], starts: np.ndarray, size: int
+    ) -> tuple[np.ndarray, list[tuple]]:
+        """For each of the ranges ``starts[k] .. starts[k] + size``, which row covers it (an
+        index into the rows returned, ``(start, end, id, name, sums)``; -1: none)."""
+        rows = self._rows.get(key, [])
+        arrays = self._arrays.get(key)
+        if arrays is None:
+            arrays = self._arrays[key] = (
+                np.array([row[0] for row in rows], dtype=np.int64),
+                np.array([row[1] for row in rows], dtype=np.int64),
+            )
+        firsts, ends = arrays
+        if not len(firsts):
+            return np.full(len(starts), -1, dtype=np.int64), []
+        at = np.searchsorted(firsts, starts, side="right") - 1
+        found = (at >= 0) & (ends[np.maximum(at, 0)] >= starts + size)
+        return np.where(found, at, -1), list(rows)  # a copy: adds change the list in place
+
     def add(self, key: tuple[str, str], *found: tuple) -> None:
         """Remember rows ``(id, start, end, name, sums)``, keeping none inside another."""
         rows = self._rows.setdefault(key, [])
+        self._arrays.pop(key, None)
         for rowid, first, end, name, sums in found:
             at = bisect.bisect_right(rows, first, key=_first)
             if at and rows[at - 1][1] >= end:
@@ -52,6 +76,7 @@ class KnownRows:
         for key, rows in list(self._rows.items()):
             kept = [row for row in rows if row[3] not in names]
             if len(kept) != len(rows):
+                self._arrays.pop(key, None)
                 if kept:
                     self._rows[key] = kept
                 else:

@@ -44,6 +44,8 @@ class BackgroundWrites:
         self._waiting = 0  # bytes queued or being written
         self._by_key: dict[tuple[str, str], dict[int, Any]] = {}  # (url, version): start -> data
         self._running: set[threading.Thread] = set()
+        self._queued = 0  # spans queued so far
+        self._unwritten: set[int] = set()  # their numbers, while queued or being written
 
     def _mine(self) -> None:
         if self._pid != os.getpid():  # a forked child: the parent writes what it queued
@@ -58,7 +60,9 @@ class BackgroundWrites:
         with self._cond:
             while self._waiting and self._waiting + size > self.bound:
                 self._cond.wait()
-            self._queue.append((url, start, data, version))
+            self._queue.append((url, start, data, version, self._queued))
+            self._unwritten.add(self._queued)
+            self._queued += 1
             self._by_key.setdefault((url, version), {})[start] = data
             self._waiting += size
             if len(self._running) < min(self.threads, len(self._queue)):
@@ -88,9 +92,10 @@ class BackgroundWrites:
                     return
                 taken = [self._queue.popleft() for _ in range(min(len(self._queue), _AT_ONCE))]
             with contextlib.suppress(Exception):  # a failed write is a miss later, not an error
-                self.cache.put_many(taken)
+                self.cache.put_many([span[:4] for span in taken])
             with self._cond:
-                for url, start, data, version in taken:
+                for url, start, data, version, number in taken:
+                    self._unwritten.discard(number)
                     kept = self._by_key.get((url, version), {})
                     if kept.get(start) is data:
                         del kept[start]
@@ -98,6 +103,19 @@ class BackgroundWrites:
                             del self._by_key[(url, version)]
                     self._waiting -= len(memoryview(data).cast("B"))
                 self._cond.notify_all()
+
+    def queued(self) -> int:
+        """How many spans were queued so far (for :meth:`wait_written`)."""
+        self._mine()
+        return self._queued
+
+    def wait_written(self, count: int) -> None:
+        """Wait until the first ``count`` spans queued are written (or dropped): other
+        processes then find them, while later ones may still be on their way."""
+        self._mine()
+        with self._cond:
+            while self._unwritten and min(self._unwritten) < count:
+                self._cond.wait()
 
     def flush(self) -> None:
         """Wait until every queued span is written."""

@@ -20,7 +20,7 @@ need those bytes fetch them again and raise the error, naming the sample.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -96,9 +96,13 @@ def ahead(
     positions: np.ndarray,
     cuts: Sequence[int] = (),
     ahead_bytes: int = AHEAD_BYTES,
+    for_others: Callable[[], bool] | None = None,
 ) -> Iterator[int]:
     """The ``positions`` in order, each block once its bytes are fetched (module docstring).
-    ``cuts``: where the order's windows end (indices into ``positions``)."""
+    ``cuts``: where the order's windows end (indices into ``positions``). ``for_others``:
+    while it says True (the samples are read by other processes, DataLoader workers), a block
+    is handed out only once its bytes are also written to the disk cache, where those
+    processes look (written in the background, while the next blocks are fetched)."""
     positions = np.asarray(positions, dtype=np.int64)
     sizes = dataset.table.sizes[positions]
     planned = blocks(sizes, cuts, max(1, ahead_bytes // 2))
@@ -133,6 +137,9 @@ def ahead(
         if future is not None:
             with contextlib.suppress(Exception):  # the read fetches again and says why
                 future.result()
+            wait = getattr(dataset.storage, "wait_written", None)
+            if wait is not None and for_others is not None and for_others():
+                wait()
         top_up(k)
         for at in range(start, end, _LOOK_EVERY):
             yield from positions[at : min(end, at + _LOOK_EVERY)].tolist()

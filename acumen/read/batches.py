@@ -77,8 +77,38 @@ class BatchReads:
         """``read_batch`` of checked ``positions``."""
         self._checks.check_positions(positions)
         if self.storage.batched_reads:  # a remote store: every payload fetched at once
+            held = self._gather_held(positions)
+            if held is not None:
+                return held
             self.storage.prefetch(self.table.ranges(positions))
         return self._batch_read(positions, threads)
+
+    def _gather_held(self, positions: np.ndarray) -> np.ndarray | None:
+        """A remote batch of raw samples of one shape: the rows whose bytes the storage
+        holds (in memory, or in its disk cache) gathered at once, span by span; the others
+        fetched together and read as usual. None: not such a batch (read it as usual)."""
+        gather = getattr(self.storage, "gather", None)
+        if (
+            gather is None
+            or self.field_readers
+            or self._fixed_shape is None
+            or self._decode is not None
+            or self.verify is not None
+            or not len(positions)
+        ):
+            return None
+        batch = np.empty((len(positions), *self._fixed_shape), dtype=self.dtype)
+        if batch.nbytes == 0:
+            return batch
+        flat = batch.reshape(len(positions), -1).view(np.uint8)
+        filled = gather(self.table.chunk_ids[positions], self.table.offsets[positions], flat)
+        if not filled.all():
+            missing = np.flatnonzero(~filled)
+            self.storage.prefetch(self.table.ranges(positions[missing]))
+            rest = np.empty((len(missing), *self._fixed_shape), dtype=self.dtype)
+            self._copy_raw_runs(positions[missing], rest)
+            batch[missing] = rest
+        return batch
 
     def _batch_read(self, positions: np.ndarray, threads: int | None) -> Any:
         if self.field_readers or self._fixed_shape is None:

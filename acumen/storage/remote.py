@@ -24,16 +24,20 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from acumen.abc.codec import Buffer
 from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
 from acumen.files.cache import SpanCache
+from acumen.files.cache_maps import take_rows
 from acumen.files.cache_writes import BackgroundWrites
 from acumen.files.remote import MAX_REQUESTS, RemoteStore
 from acumen.storage._coalesce import plan
 from acumen.storage._ranges import past_end
 
 _WHAT = "chunk file"
+_SHIFT = 1 << 40  # (chunk, offset) as one increasing int64 (offsets below 1 TiB)
 # storage_options keys whose values are secrets: left out of repr.
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas", "auth", "header")
 
@@ -115,6 +119,9 @@ class RemoteStorage(Storage):
             self._starts: dict[int, list[int]] = {}
             self._cached = 0
             self._sizes: dict[int, int | None] = {}
+            # Every span held, as arrays to look up many ranges at once: (chunk << 40 |
+            # start, chunk << 40 | end, the spans' bytes); made on demand, dropped on change.
+            self._table: tuple[np.ndarray, np.ndarray, list] | None = None
 
     def _from_cache(self, chunk_id: int, offset: int, size: int) -> memoryview | None:
         starts = self._starts.get(chunk_id)
@@ -149,12 +156,73 @@ class RemoteStorage(Storage):
                     self._cached -= len(held)
                     starts.remove(inner)
             bisect.insort(starts, start)
+            self._table = None
             self._spans[(chunk_id, start)] = data
             self._cached += len(data)
             while self._cached > self.cache_bytes and self._spans:
                 (gone_chunk, gone_start), gone = self._spans.popitem(last=False)
                 self._cached -= len(gone)
                 self._starts[gone_chunk].remove(gone_start)
+
+    def _held(
+        self, chunks: np.ndarray, offsets: np.ndarray, sizes: Any
+    ) -> tuple[np.ndarray, tuple]:
+        """For each range, which span held in memory covers it (an index into the table
+        returned, ``(chunk << 40 | start, chunk << 40 | end, bytes)`` per span; -1: none),
+        in one lookup for them all."""
+        with self._cache_lock:
+            table = self._table
+            if table is None:
+                keys = sorted(self._spans)
+                datas = [self._spans[key] for key in keys]
+                firsts = np.array([c * _SHIFT + s for c, s in keys], dtype=np.int64)
+                lengths = np.array([len(memoryview(d).cast("B")) for d in datas], dtype=np.int64)
+                table = self._table = (firsts, firsts + lengths, datas)
+        firsts, ends, datas = table
+        if not len(firsts):
+            return np.full(len(chunks), -1, dtype=np.int64), table
+        starts = chunks.astype(np.int64) * _SHIFT + offsets
+        at = np.searchsorted(firsts, starts, side="right") - 1
+        found = (at >= 0) & (ends[np.maximum(at, 0)] >= starts + sizes)
+        return np.where(found, at, -1), table
+
+    def gather(self, chunks: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fill the rows of ``out`` (uint8, one row of ``size`` bytes per range) with the
+        bytes at ``offsets`` of ``chunks`` that memory or the disk cache holds, one ``take``
+        per span that holds them (no lookup per sample). Which rows were filled: the others
+        are for :meth:`read` (nothing is fetched here)."""
+        size = out.shape[1]
+        offsets = offsets.astype(np.int64)
+        which, (firsts, _, datas) = self._held(chunks, offsets, size)
+        filled = which >= 0
+        if filled.any():
+            arrays = {
+                k: (np.frombuffer(datas[k], np.uint8), int(firsts[k]) % _SHIFT)
+                for k in np.unique(which[filled]).tolist()
+            }
+            take_rows(which, offsets, out, arrays)
+        if self.disk is None or self.chunk_versions is None or filled.all():
+            return filled
+        for chunk in np.unique(chunks[~filled]).tolist():
+            version = self._version(chunk)
+            if version is None:
+                continue
+            rows = np.flatnonzero(~filled & (chunks == chunk))
+            found, spans = self.disk.rows_for(self.paths[chunk], version, offsets[rows], size)
+            arrays = {}
+            for k in np.unique(found[found >= 0]).tolist():  # each span mapped, checked
+                start = spans[k][0]
+                array = self.disk.array(spans[k], offsets[rows[found == k]] - start, size)
+                if array is not None:
+                    arrays[k] = (array, start)
+            gone = [k for k in np.unique(found[found >= 0]).tolist() if k not in arrays]
+            if gone:  # damaged or missing (dropped): read, and fetched, again
+                found[np.isin(found, gone)] = -1
+            which = np.full(len(offsets), -1, dtype=np.int64)
+            which[rows] = found
+            take_rows(which, offsets, out, arrays)
+            filled |= which >= 0
+        return filled
 
     def hold(self, chunk_id: int, start: int, data: bytes) -> None:
         """Serve reads inside ``data`` (chunk ``chunk_id`` from ``start``) from memory, as a
@@ -199,6 +267,12 @@ class RemoteStorage(Storage):
             self.disk.has(url, offset, size, version)
             or self.writes.get(url, offset, size, version) is not None
         )
+
+    def wait_written(self) -> None:
+        """Wait until the spans fetched so far are in the disk cache (written in the
+        background), where other processes find them; at once without a disk cache."""
+        if self.writes is not None:
+            self.writes.wait_written(self.writes.queued())
 
     def _after_fork(self) -> None:
         super()._after_fork()
@@ -303,9 +377,11 @@ class RemoteStorage(Storage):
         self._prefetch(requests, fetch=False)
 
     def _prefetch(self, requests: Sequence[tuple[int, int, int]], fetch: bool) -> None:
-        every = [n for n, (_, _, size) in enumerate(requests) if size]
-        if all(self._from_cache(*requests[n]) is not None for n in every):
-            return  # each range in memory already (a batch read again)
+        table = np.asarray(requests, dtype=np.int64).reshape(-1, 3)
+        every = np.flatnonzero(table[:, 2])
+        which, _ = self._held(table[every, 0], table[every, 1], table[every, 2])
+        if (which >= 0).all():
+            return  # each range in memory already (a batch read again), one lookup for all
         wanted = []
         for span in plan(requests, every, self.max_requests, self.coalesce_gap):
             chunk_id, start, end, _ = span
