@@ -53,17 +53,9 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                n = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if n == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(n))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        from tests.remote_servers import read_body
+
+        return read_body(self)
 
     def _handle(self) -> None:
         body = self._body()

@@ -256,6 +256,21 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """A request's body: by its Content-Length, or chunked (s3fs's uploads)."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        parts = []
+        while True:
+            n = int(handler.rfile.readline().split(b";")[0].strip(), 16)
+            if n == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            parts.append(handler.rfile.read(n))
+            handler.rfile.readline()
+    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+
+
 class _QuietHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60  # an idle keep-alive connection is dropped after this
@@ -448,17 +463,7 @@ class _ProxyHandler(_QuietHandler):
         raise AttributeError(name)
 
     def _request_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                n = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if n == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(n))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return read_body(self)
 
     def _forward(self, headers: dict, body: bytes) -> http.client.HTTPResponse:
         owner: FaultProxy = self.server.owner

@@ -13,7 +13,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -253,33 +253,24 @@ def convert_part(task: PartTask, progress: ProgressCallback | None = None) -> Pa
     # rename publishes the finished part.
     manifest = writer.manifest
     assert manifest is not None
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    result = PartResult(
+        task.number,
+        manifest.n_samples,
+        sum(c.size_bytes for c in manifest.chunks),
+        source_bytes,
+        skipped,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        chunks=len(manifest.chunks),
+    )
     if task.upload is not None:
-        return PartResult(
-            task.number,
-            manifest.n_samples,
-            sum(c.size_bytes for c in manifest.chunks),
-            source_bytes,
-            skipped,
-            worker=worker,
-            chunks=len(manifest.chunks),
-            attempt=str(directory),
-        )
+        return replace(result, attempt=str(directory))
     if final.exists():
         if part_reusable(final, task.on_error):  # another attempt finished first: keep it
             shutil.rmtree(directory, ignore_errors=True)
             return read_part_result(task.number, final)
         shutil.rmtree(final)
     os.replace(directory, final)
-    return PartResult(
-        task.number,
-        manifest.n_samples,
-        sum(c.size_bytes for c in manifest.chunks),
-        source_bytes,
-        skipped,
-        worker=worker,
-        chunks=len(manifest.chunks),
-    )
+    return result
 
 
 def _write_items(
