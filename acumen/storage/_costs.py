@@ -1,0 +1,106 @@
+"""What a store's requests cost, learned from their timings: the ``remote`` storage merges
+a batch's ranges into the GETs that take the least predicted time (:mod:`._coalesce`).
+
+A batch of ``gets`` GETs carrying ``bytes`` bytes, at most ``max_requests`` in flight, is
+predicted to take :func:`predict`: ``waves x rtt + gets / rate + bytes / bandwidth``, where
+
+- ``rtt`` is a small GET's round trip (first byte back, seconds);
+- ``rate`` the GETs per second the server (and this client) complete when many are in
+  flight: past it, more requests queue instead of overlapping;
+- ``bandwidth`` the bytes per second of many large GETs at once.
+
+:class:`Learned` keeps a running estimate of the three for one storage, from each batch of
+GETs: the round trip from its fastest small GET, the rate from a batch of many GETs and
+few bytes, the bandwidth from a batch of many bytes (each a sample of what is left of the
+batch's wall time once the two other terms are taken out), each averaged in log space
+(the figures span orders of magnitude; one slow batch moves them by a factor, not a sum):
+the mean of the samples so far, then a running average weighing the last :data:`WEIGHT`
+(so the first measurement replaces the guess, and the estimate follows a server that
+changes).
+Until measured, :data:`DEFAULT` holds: an object store in the same cloud region as the
+reader (S3: a small GET's first byte in 20-40 ms; a Python client completes a few
+thousand small GETs per second, S3 itself 5,500 per second per prefix; a few hundred MB/s
+per process over a few dozen connections).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from typing import NamedTuple
+
+
+class Costs(NamedTuple):
+    """The cost of a store's requests."""
+
+    rtt: float  # seconds: a small GET's round trip
+    rate: float  # GETs per second completed when many are in flight
+    bandwidth: float  # bytes per second of large GETs at once
+
+
+#: Before any measurement: an object store in the reader's region.
+DEFAULT = Costs(rtt=0.030, rate=2000.0, bandwidth=200e6)
+#: The estimates stay within these bounds (a sample past them is clipped).
+LOW = Costs(rtt=1e-4, rate=10.0, bandwidth=1e6)
+HIGH = Costs(rtt=5.0, rate=1e5, bandwidth=20e9)
+#: A GET of at most this many bytes times its round trip (its transfer is negligible).
+SMALL = 64 << 10
+#: A batch of at least this many GETs samples the request rate...
+RATE_GETS = 16
+#: ...and one of at least this many bytes the bandwidth (whichever term dominates it).
+BANDWIDTH_BYTES = 4 << 20
+#: The weight of a new sample in the running (log) average.
+WEIGHT = 0.3
+
+
+def predict(costs: Costs, gets: float, nbytes: float, max_requests: int) -> float:
+    """Seconds to fetch ``nbytes`` in ``gets`` GETs, at most ``max_requests`` at once."""
+    waves = math.ceil(gets / max(1, max_requests))
+    return waves * costs.rtt + gets / costs.rate + nbytes / costs.bandwidth
+
+
+class Learned:
+    """A running estimate of one store's :class:`Costs` (thread-safe)."""
+
+    def __init__(self, initial: Costs = DEFAULT, weight: float = WEIGHT) -> None:
+        self.costs = Costs(*initial)
+        self.weight = float(weight)
+        self.samples = [0, 0, 0]
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        rtt, rate, bandwidth = self.costs
+        return f"Learned({rtt * 1e3:.1f} ms, {rate:.0f} GETs/s, {bandwidth / 1e6:.0f} MB/s)"
+
+    def _mix(self, field: int, sample: float) -> None:
+        sample = min(max(sample, LOW[field]), HIGH[field])
+        values = list(self.costs)
+        self.samples[field] += 1
+        w = max(self.weight, 1 / self.samples[field])
+        values[field] = math.exp((1 - w) * math.log(values[field]) + w * math.log(sample))
+        self.costs = Costs(*values)
+
+    def observe(
+        self, seconds: float, timings: Sequence[tuple[float, int]], max_requests: int
+    ) -> None:
+        """A batch of GETs took ``seconds`` in all; ``timings``: each GET's ``(seconds,
+        bytes)``, from its sending (a place among the ``max_requests`` in flight taken) to
+        its last byte."""
+        if not timings or seconds <= 0:
+            return
+        gets = len(timings)
+        nbytes = sum(size for _, size in timings)
+        small = [t for t, size in timings if size <= SMALL]
+        with self._lock:
+            if small:
+                self._mix(0, min(small))
+            rtt, rate, bandwidth = self.costs
+            busy = seconds - math.ceil(gets / max(1, max_requests)) * rtt
+            by_gets, by_bytes = gets / rate, nbytes / bandwidth
+            if gets >= RATE_GETS and by_gets >= by_bytes:
+                left = busy - by_bytes  # what the requests themselves took
+                self._mix(1, gets / max(left, gets / HIGH.rate))
+            elif nbytes >= BANDWIDTH_BYTES and by_bytes > by_gets:
+                left = busy - by_gets
+                self._mix(2, nbytes / max(left, nbytes / HIGH.bandwidth))
