@@ -15,8 +15,9 @@ share one too. By default the rule follows what the store's requests cost
 Each merge trades the bytes of a gap for a request, and merging the smallest gaps first
 buys the most requests for the fewest bytes; the costs say how many to buy. A server that
 answers few requests per second, or a long round trip, merges more (256 random samples of
-1 KiB among 100,000, at 20 ms and 300 GETs/s: about 70 GETs, one or two waves); a fast
-server with a slow link fetches little beyond the batch's own bytes.
+1 KiB among 100,000, 10 MiB chunks, at 24 ms, 300 GETs/s and 300 MB/s: about 30 GETs in
+one wave, 260 times the batch's bytes, predicted 0.36 s against 0.85 s for 230 GETs and
+twice the bytes); a fast server on a slow link fetches little beyond the batch's own bytes.
 
 A GET is then cut, between two ranges, into parts of about :data:`PART` bytes, so that a
 long run is fetched by several GETs at once (a single long GET leaves the link idle while

@@ -17,10 +17,12 @@ batch's wall time once the two other terms are taken out), each averaged in log 
 the mean of the samples so far, then a running average weighing the last :data:`WEIGHT`
 (so the first measurement replaces the guess, and the estimate follows a server that
 changes).
-Until measured, :data:`DEFAULT` holds: an object store in the same cloud region as the
-reader (S3: a small GET's first byte in 20-40 ms; a Python client completes a few
-thousand small GETs per second, S3 itself 5,500 per second per prefix; a few hundred MB/s
-per process over a few dozen connections).
+
+Until measured, :data:`DEFAULT` holds, an object store in the reader's cloud region: a
+small GET's first byte in 20-40 ms (S3's own figure for small objects is tens of ms); 1,000
+GETs per second, which is what one Python process gets through s3fs or aiohttp, whose
+client spends about 1 ms of CPU per GET (S3 itself takes 5,500 per second per prefix); and
+200 MB/s, what one such process gets from a few dozen GETs at once.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Costs(NamedTuple):
 
 
 #: Before any measurement: an object store in the reader's region.
-DEFAULT = Costs(rtt=0.030, rate=2000.0, bandwidth=200e6)
+DEFAULT = Costs(rtt=0.030, rate=1000.0, bandwidth=200e6)
 #: The estimates stay within these bounds (a sample past them is clipped).
 LOW = Costs(rtt=1e-4, rate=10.0, bandwidth=1e6)
 HIGH = Costs(rtt=5.0, rate=1e5, bandwidth=20e9)
