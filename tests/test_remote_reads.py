@@ -18,7 +18,7 @@ from acumen.files.cache import SpanCache
 from acumen.files.cache_writes import BackgroundWrites
 from acumen.files.remote import RemoteStore
 from acumen.storage import _coalesce
-from acumen.storage._costs import DEFAULT, HIGH, Costs, Learned, predict
+from acumen.storage._costs import DEFAULT, Costs, Learned, predict
 from acumen.storage.remote import RemoteStorage
 
 
@@ -123,28 +123,32 @@ def test_a_store_learns_its_costs_and_merges_more_on_a_slow_link(
 
 
 def test_costs_are_learned_from_timings() -> None:
-    """The round trip from the fastest small GET; the rate from many small GETs' wall
-    time; the bandwidth from many bytes'. Each moves a share of the way (log space)."""
-    learned = Learned(DEFAULT)  # the first sample replaces the guess
-    # 128 GETs of 1 kB, 2 waves of 64, in 1.04 s: 20 ms round trips, ~128 GETs per second.
-    learned.observe(1.04, [(0.02, 1024)] + [(0.5, 1024)] * 127, 64)
-    assert learned.costs.rtt == pytest.approx(0.02)
-    assert learned.costs.rate == pytest.approx(128 / (1.0 - 128 * 1024 / 200e6), rel=1e-6)
-    assert learned.costs.bandwidth == DEFAULT.bandwidth  # too few bytes to tell
-    # 4 GETs of 64 MB in 0.9 s: 300 MB/s.
-    learned.observe(0.02 + 4 / learned.costs.rate + 0.9, [(0.9, 64_000_000)] * 4, 64)
-    assert learned.costs.bandwidth == pytest.approx(256e6 / 0.9)
-    # A fast server: its rate is bounded, as is every figure.
-    before = learned.costs.rate
-    learned.observe(0.02, [(0.02, 1024)] * 64, 64)  # the mean of two samples, one bounded
-    assert learned.costs.rate == pytest.approx((before * HIGH.rate) ** 0.5)
-    # The mean of the first samples (in log space), then each moves it by a share.
+    """The round trip from the fastest small GET; the request rate and the bandwidth fitted
+    to batches' wall times, told apart by batches of different shapes."""
     trips = Learned(DEFAULT)
-    for seconds in (0.02, 0.2, 0.2):
+    for seconds in (0.02, 0.2, 0.2):  # the mean of the first samples (log space)
         trips.observe(seconds, [(seconds, 100)], 64)
     assert trips.costs.rtt == pytest.approx((0.02 * 0.2 * 0.2) ** (1 / 3))
-    trips.observe(0.02, [(0.02, 100)], 64)  # then by its share
+    trips.observe(0.02, [(0.02, 100)], 64)  # then each moves it by its share
     assert trips.costs.rtt == pytest.approx((0.02 * 0.2 * 0.2) ** (0.7 / 3) * 0.02**0.3)
+    before = trips.costs.rtt
+    trips.observe(0.5, [(0.3, 100), (0.5, 64 << 20)], 64)  # waited for the other's bytes
+    assert trips.costs.rtt == before
+    # A server of 20 ms, 300 GETs/s and 400 MB/s, read by batches of several shapes.
+    true = Costs(rtt=0.02, rate=300.0, bandwidth=400e6)
+    learned = Learned(DEFAULT)
+    shapes = [(256, 1024), (24, 2_000_000), (64, 100_000), (4, 8_000_000)] * 3
+    for gets, size in shapes:
+        seconds = predict(true, gets, 100 + (gets - 1) * size, 64)
+        learned.observe(seconds, [(0.02, 100)] + [(seconds, size)] * (gets - 1), 64)
+    assert learned.costs.rtt == pytest.approx(0.02)  # from the batches of small GETs
+    assert learned.costs.rate == pytest.approx(300, rel=0.05)
+    assert learned.costs.bandwidth == pytest.approx(400e6, rel=0.05)
+    # Batches of one shape: the prediction of that shape comes right.
+    same = Learned(DEFAULT)
+    for _ in range(5):
+        same.observe(predict(true, 64, 64e5, 64), [(0.02, 100)] + [(0.1, 100_000)] * 63, 64)
+    assert predict(same.costs, 64, 64e5, 64) == pytest.approx(predict(true, 64, 64e5, 64), 0.1)
 
 
 # --- the iteration's read-ahead -------------------------------------------------------------

@@ -10,13 +10,15 @@ predicted to take :func:`predict`: ``waves x rtt + gets / rate + bytes / bandwid
 - ``bandwidth`` the bytes per second of many large GETs at once.
 
 :class:`Learned` keeps a running estimate of the three for one storage, from each batch of
-GETs: the round trip from its fastest small GET, the rate from a batch of many GETs and
-few bytes, the bandwidth from a batch of many bytes (each a sample of what is left of the
-batch's wall time once the two other terms are taken out), each averaged in log space
-(the figures span orders of magnitude; one slow batch moves them by a factor, not a sum):
-the mean of the samples so far, then a running average weighing the last :data:`WEIGHT`
-(so the first measurement replaces the guess, and the estimate follows a server that
-changes).
+GETs. The round trip: from its fastest small GET (in a batch whose bytes take less than a
+round trip), averaged in log space (the mean of the samples so far, then a running
+average weighing the last :data:`WEIGHT`: the first measurement replaces the guess, and
+the estimate follows a server that changes). The rate and the bandwidth: from batches of
+many GETs or many bytes (the first left out: it opens the connections), their wall time
+less their waves' round trips fitted by ``gets / rate + bytes / bandwidth``, least squares
+over the recent batches (:data:`FORGET`), pulled weakly towards the first guess. One
+batch cannot tell a slow server from a slow link; batches of other shapes can, and the
+plan changes their shape as the estimate moves.
 
 Until measured, :data:`DEFAULT` holds, an object store in the reader's cloud region: a
 small GET's first byte in 20-40 ms (S3's own figure for small objects is tens of ms); 1,000
@@ -31,6 +33,8 @@ import math
 import threading
 from collections.abc import Sequence
 from typing import NamedTuple
+
+import numpy as np
 
 
 class Costs(NamedTuple):
@@ -48,12 +52,15 @@ LOW = Costs(rtt=1e-4, rate=10.0, bandwidth=1e6)
 HIGH = Costs(rtt=5.0, rate=1e5, bandwidth=20e9)
 #: A GET of at most this many bytes times its round trip (its transfer is negligible).
 SMALL = 64 << 10
-#: A batch of at least this many GETs samples the request rate...
+#: A batch of at least this many GETs, or this many bytes, samples the rate and bandwidth.
 RATE_GETS = 16
-#: ...and one of at least this many bytes the bandwidth (whichever term dominates it).
 BANDWIDTH_BYTES = 4 << 20
-#: The weight of a new sample in the running (log) average.
+#: The weight of a new sample in the running (log) average of the round trip.
 WEIGHT = 0.3
+#: The rate and bandwidth: the weight a batch keeps per batch after it...
+FORGET = 0.8
+#: ...and the pull towards the defaults (in seconds squared: a batch of about 3 ms).
+PULL = 1e-5
 
 
 def predict(costs: Costs, gets: float, nbytes: float, max_requests: int) -> float:
@@ -66,9 +73,12 @@ class Learned:
     """A running estimate of one store's :class:`Costs` (thread-safe)."""
 
     def __init__(self, initial: Costs = DEFAULT, weight: float = WEIGHT) -> None:
-        self.costs = Costs(*initial)
+        self.costs = self.initial = Costs(*initial)
         self.weight = float(weight)
         self.samples = [0, 0, 0]
+        self.batches = 0
+        self._normal = np.zeros((2, 2))
+        self._moment = np.zeros(2)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -95,14 +105,26 @@ class Learned:
         nbytes = sum(size for _, size in timings)
         small = [t for t, size in timings if size <= SMALL]
         with self._lock:
-            if small:
+            rtt = self.costs.rtt
+            if small and nbytes <= SMALL * gets:  # else its GETs wait for others' bytes
                 self._mix(0, min(small))
-            rtt, rate, bandwidth = self.costs
-            busy = seconds - math.ceil(gets / max(1, max_requests)) * rtt
-            by_gets, by_bytes = gets / rate, nbytes / bandwidth
-            if gets >= RATE_GETS and by_gets >= by_bytes:
-                left = busy - by_bytes  # what the requests themselves took
-                self._mix(1, gets / max(left, gets / HIGH.rate))
-            elif nbytes >= BANDWIDTH_BYTES and by_bytes > by_gets:
-                left = busy - by_gets
-                self._mix(2, nbytes / max(left, nbytes / HIGH.bandwidth))
+                rtt = self.costs.rtt
+            if gets < RATE_GETS and nbytes < BANDWIDTH_BYTES:
+                return  # a round trip's noise would swamp the other terms
+            self.batches += 1
+            if self.batches == 1:
+                return  # the first one also opened the connections
+            # busy = gets / rate + bytes / bandwidth: least squares over the last batches
+            # (each keeping FORGET of its weight per batch after it), in multiples of the
+            # first guess, with a weak pull towards it (a run of batches of one shape tells only a
+            # line of answers); the plan varies the shapes as the costs move.
+            first = self.initial
+            x = np.array([gets / first.rate, nbytes / first.bandwidth])
+            busy = max(seconds - math.ceil(gets / max(1, max_requests)) * rtt, 0.0)
+            self._normal = FORGET * self._normal + np.outer(x, x)
+            self._moment = FORGET * self._moment + x * busy
+            pull = PULL * np.eye(2)
+            u, v = np.linalg.solve(self._normal + pull, self._moment + pull @ np.ones(2))
+            rate = min(max(first.rate / max(u, 1e-9), LOW.rate), HIGH.rate)
+            bandwidth = first.bandwidth / max(v, 1e-9)
+            self.costs = Costs(rtt, rate, min(max(bandwidth, LOW.bandwidth), HIGH.bandwidth))
