@@ -18,6 +18,7 @@ from acumen.files.cache import SpanCache
 from acumen.files.cache_writes import BackgroundWrites
 from acumen.files.remote import RemoteStore
 from acumen.storage import _coalesce
+from acumen.storage._costs import DEFAULT, Costs, Learned, predict
 from acumen.storage.remote import RemoteStorage
 
 
@@ -37,70 +38,117 @@ def _sparse(count: int, size: int = 100) -> list[tuple[int, int, int]]:
 
 
 # --- coalescing -----------------------------------------------------------------------------
-def test_a_batch_fits_three_waves_merging_its_smallest_gaps_within_its_bytes(
-    http_server,
-) -> None:
-    url, data = _object(http_server, "c0", 1 << 20)
+#: A fast server on a slow link, and a slow server with a long round trip.
+FAST = Costs(rtt=0.001, rate=1e5, bandwidth=1e7)
+SLOW = Costs(rtt=0.05, rate=100.0, bandwidth=1e8)
+
+
+def _gets_and_bytes(spans) -> tuple[int, int]:
+    return len(spans), sum(end - start for _, start, end, _ in spans)
+
+
+def test_the_gets_of_a_batch_follow_what_requests_cost() -> None:
+    """The smallest gaps merge while the predicted time falls: a slow server (few GETs per
+    second, long round trips) merges more, a fast one on a slow link less; the plan's
+    predicted time is the least of every choice of how many smallest gaps to merge."""
+    requests = _sparse(40, 1000)[::-1]
     gaps = [5000 + 100 * k for k in range(39)]
-    storage = RemoteStorage([url], max_requests=4)
-    # 40 ranges of 10 kB, 3 waves of 4 requests: the 28 smallest gaps merged, 12 GETs.
-    requests = _sparse(40, 10_000)[::-1]  # unordered
-    got = storage.read_many(requests)
-    assert [bytes(g) for g in got] == [data[o : o + s] for _, o, s in requests]
-    assert http_server.log.count("GET") == 3 * 4
-    assert http_server.log.bytes_sent == 40 * 10_000 + sum(gaps[:28])
-    # 40 ranges of 1 kB: merging stops where the gaps would pass the ranges' own 40 kB.
-    http_server.log.reset()
-    requests = _sparse(40, 1000)
-    got = storage.read_many(requests)
-    assert [bytes(g) for g in got] == [data[o : o + s] for _, o, s in requests]
-    assert sum(gaps[:7]) <= 40_000 < sum(gaps[:8])
-    assert http_server.log.count("GET") == 40 - 7
-    assert http_server.log.bytes_sent == 40 * 1000 + sum(gaps[:7])
+    every = range(len(requests))
+    counts = {}
+    medium = Costs(rtt=0.03, rate=1e5, bandwidth=2e6)
+    for name, costs in {"fast": FAST, "medium": medium, "slow": SLOW}.items():
+        for max_requests in (4, 64):
+            gets, nbytes = _gets_and_bytes(
+                _coalesce.plan(requests, every, max_requests, costs=costs)
+            )
+            options = [
+                predict(costs, 40 - k, 40_000 + sum(gaps[:k]), max_requests) for k in range(40)
+            ]
+            assert nbytes == 40_000 + sum(gaps[: 40 - gets])  # the smallest gaps merged
+            assert predict(costs, gets, nbytes, max_requests) == min(options)
+            counts[name, max_requests] = gets
+    assert counts["fast", 4] == counts["fast", 64] == 40  # a gap's bytes cost more than a GET
+    assert counts["slow", 4] == counts["slow", 64] == 1
+    # Fewer requests in flight: more waves of round trips, more merged.
+    assert 1 < counts["medium", 4] < counts["medium", 64] == 40
+    # A round trip of 1 s buys at most 1 s of bytes: merging stops there, however slow.
+    slow_trip = Costs(rtt=1.0, rate=1e5, bandwidth=100_000)
+    gets, nbytes = _gets_and_bytes(_coalesce.plan(requests, every, 4, costs=slow_trip))
+    assert 1 < gets < 40
+    assert (nbytes - 40_000) / 100_000 <= (10 - -(-gets // 4)) * 1.0 + (40 - gets) / 1e5
 
 
-def test_a_batch_that_fits_fetches_only_its_bytes_and_gap_overrides(http_server) -> None:
-    url, data = _object(http_server, "c0", 1 << 20)
-    requests = _sparse(40)
-    storage = RemoteStorage([url], max_requests=64)  # 40 GETs fit one wave: none merged
-    assert [bytes(g) for g in storage.read_many(requests)] == [
-        data[o : o + s] for _, o, s in requests
-    ]
-    assert http_server.log.count("GET") == 40
-    assert http_server.log.bytes_sent == 40 * 100
-    # Ranges at most 4 KiB apart share a GET (a request costs about as much).
-    http_server.log.reset()
+def test_plan_keeps_its_limits_whatever_the_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranges 4 KiB apart always share a GET; never across MAX_GAP; a long run in parts;
+    a fixed gap overrides the costs."""
     close = [(0, 300_000 + 1100 * k, 100) for k in range(10)]
-    assert [bytes(g) for g in storage.read_many(close)] == [data[o : o + 100] for _, o, _ in close]
-    assert http_server.log.count("GET") == 1
-    # coalesce_gap is the user's rule: 0 merges nothing apart, a wide gap merges them all.
+    assert len(_coalesce.plan(close, range(10), 64, costs=FAST)) == 1
+    far = [(0, k * (9 << 20), 100) for k in range(5)]  # 9 MiB apart
+    assert len(_coalesce.plan(far, range(5), 1, costs=Costs(5.0, 10.0, 20e9))) == 5
+    requests = _sparse(40)
     for gap, gets in ((0, 40), (1 << 20, 1)):
-        http_server.log.reset()
-        fixed = RemoteStorage([url], coalesce_gap=gap, max_requests=4)
-        assert [bytes(g) for g in fixed.read_many(requests)] == [
-            data[o : o + s] for _, o, s in requests
-        ]
-        assert http_server.log.count("GET") == gets
-
-
-def test_no_merge_across_a_gap_over_max_gap_and_long_runs_in_parts(
-    http_server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url, data = _object(http_server, "c0", 1 << 20)
-    monkeypatch.setattr(_coalesce, "MAX_GAP", 6000)
-    storage = RemoteStorage([url], max_requests=4)
-    requests = _sparse(40, 10_000)
-    assert [bytes(g) for g in storage.read_many(requests)] == [
-        data[o : o + s] for _, o, s in requests
-    ]
-    assert http_server.log.count("GET") == 40 - 11  # only the gaps 5000..6000 merged
-    # A run of adjacent ranges is fetched in parts of about PART bytes, all at once.
+        for costs in (FAST, SLOW):
+            assert len(_coalesce.plan(requests, range(40), 4, gap, costs=costs)) == gets
     monkeypatch.setattr(_coalesce, "PART", 2000)
-    http_server.log.reset()
     run = [(0, 500_000 + 100 * k, 100) for k in range(50)]
-    assert [bytes(g) for g in storage.read_many(run)] == [data[o : o + 100] for _, o, _ in run]
-    assert http_server.log.count("GET") == 3
-    assert http_server.log.bytes_sent == 5000
+    assert [(s, e) for _, s, e, _ in _coalesce.plan(run, range(50), 64, costs=FAST)] == [
+        (500_000, 502_000),
+        (502_000, 504_000),
+        (504_000, 505_000),
+    ]
+
+
+def test_a_store_learns_its_costs_and_merges_more_on_a_slow_link(
+    http_server, http_fault_proxy
+) -> None:
+    """A storage that guesses a fast server learns, from its own GETs' timings, that each
+    takes 0.15 s (the proxy's delay): the next batch takes fewer GETs, its bytes right."""
+    _, data = _object(http_server, "c0", 4 << 20)
+    proxy = http_fault_proxy
+    proxy.delay = 0.15
+    storage = RemoteStorage([proxy.url("c0")], max_requests=4)
+    storage.costs = Learned(Costs(rtt=0.001, rate=1e5, bandwidth=1e7))
+    batches = [[(0, k * 200_000 + j * 1000, 1000) for k in range(16)] for j in (0, 7, 13)]
+    gets = []
+    for batch in batches:
+        proxy.log.reset()
+        assert [bytes(g) for g in storage.read_many(batch)] == [
+            data[o : o + s] for _, o, s in batch
+        ]
+        gets.append(proxy.log.count("GET"))
+    assert gets[0] == 16  # guessed: a gap of 200 kB costs more than a round trip
+    assert storage.costs.costs.rtt >= 0.15  # learned
+    assert gets[2] <= gets[1] < 16
+    assert sum(len(b) for b in batches) == 48
+
+
+def test_costs_are_learned_from_timings() -> None:
+    """The round trip from the fastest small GET; the request rate and the bandwidth fitted
+    to batches' wall times, told apart by batches of different shapes."""
+    trips = Learned(DEFAULT)
+    for seconds in (0.02, 0.2, 0.2):  # the mean of the first samples (log space)
+        trips.observe(seconds, [(seconds, 100)], 64)
+    assert trips.costs.rtt == pytest.approx((0.02 * 0.2 * 0.2) ** (1 / 3))
+    trips.observe(0.02, [(0.02, 100)], 64)  # then each moves it by its share
+    assert trips.costs.rtt == pytest.approx((0.02 * 0.2 * 0.2) ** (0.7 / 3) * 0.02**0.3)
+    before = trips.costs.rtt
+    trips.observe(0.5, [(0.3, 100), (0.5, 64 << 20)], 64)  # waited for the other's bytes
+    assert trips.costs.rtt == before
+    # A server of 20 ms, 300 GETs/s and 400 MB/s, read by batches of several shapes.
+    true = Costs(rtt=0.02, rate=300.0, bandwidth=400e6)
+    learned = Learned(DEFAULT)
+    shapes = [(256, 1024), (24, 2_000_000), (64, 100_000), (4, 8_000_000)] * 3
+    for gets, size in shapes:
+        seconds = predict(true, gets, 100 + (gets - 1) * size, 64)
+        learned.observe(seconds, [(0.02, 100)] + [(seconds, size)] * (gets - 1), 64)
+    assert learned.costs.rtt == pytest.approx(0.02)  # from the batches of small GETs
+    assert learned.costs.rate == pytest.approx(300, rel=0.05)
+    assert learned.costs.bandwidth == pytest.approx(400e6, rel=0.05)
+    # Batches of one shape: the prediction of that shape comes right.
+    same = Learned(DEFAULT)
+    for _ in range(5):
+        same.observe(predict(true, 64, 64e5, 64), [(0.02, 100)] + [(0.1, 100_000)] * 63, 64)
+    assert predict(same.costs, 64, 64e5, 64) == pytest.approx(predict(true, 64, 64e5, 64), 0.1)
 
 
 # --- the iteration's read-ahead -------------------------------------------------------------

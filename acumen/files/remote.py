@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -135,18 +136,21 @@ class RemoteStore:
         return f"{self.url}/{relative.replace(os.sep, '/').lstrip('/')}"
 
     # --- the requests ---------------------------------------------------------------
-    def _run(self, jobs: list[tuple[str, str, int, int]]) -> list[Any]:
+    def _run(self, jobs: list[tuple[str, str, int, int]], timings: list | None = None) -> list:
         """Run ``(kind, url, start, size)`` requests concurrently with retries: kind
         "range" (a ranged GET), "whole" (the object) or "info" (its size, by HEAD). Each
-        item is its bytes, its info, or the exception it failed with in the end."""
+        item is its bytes, its info, or the exception it failed with in the end. With
+        ``timings``, each request that succeeds adds ``(seconds, size)`` to it."""
         fs = self.fs
         from fsspec.asyn import get_loop, sync
 
         if getattr(fs, "async_impl", False):
-            return sync(fs.loop, self._gather, fs, jobs, True)
-        return sync(get_loop(), self._gather, fs, jobs, False)
+            return sync(fs.loop, self._gather, fs, jobs, True, timings)
+        return sync(get_loop(), self._gather, fs, jobs, False, timings)
 
-    async def _gather(self, fs: Any, jobs: list, is_async: bool) -> list[Any]:
+    async def _gather(
+        self, fs: Any, jobs: list, is_async: bool, timings: list | None = None
+    ) -> list[Any]:
         limit = asyncio.Semaphore(self.max_requests)
 
         def call(kind: str, url: str, start: int, size: int) -> Any:
@@ -169,6 +173,7 @@ class RemoteStore:
             while True:
                 try:
                     async with limit:
+                        sent = time.perf_counter()
                         request = call(kind, url, start, size)
                         # A whole object's size is unknown here: the backend's timeout.
                         limit_s = None if kind == "whole" else deadline(self.timeout, size)
@@ -178,6 +183,8 @@ class RemoteStore:
                             result = await request
                     if kind == "range" and len(result) != size:
                         raise WrongLength(len(result))
+                    if timings is not None:
+                        timings.append((time.perf_counter() - sent, size))
                     return result
                 except Exception as error:
                     if attempt >= self.retries or not is_transient(error):
@@ -256,10 +263,16 @@ class RemoteStore:
         return self.read_ranges([url], [start], [size], what)[0]
 
     def read_ranges(
-        self, urls: Sequence[str], starts: Sequence[int], sizes: Sequence[int], what: str
+        self,
+        urls: Sequence[str],
+        starts: Sequence[int],
+        sizes: Sequence[int],
+        what: str,
+        timings: list | None = None,
     ) -> list[bytes]:
         """Each ``(url, start, size)`` exactly, fetched concurrently (at most
-        ``max_requests`` at once); failed ones retried alone."""
+        ``max_requests`` at once); failed ones retried alone. ``timings``: as for
+        :meth:`_run`."""
         if not (len(urls) == len(starts) == len(sizes)):
             raise ValueError("read_ranges: urls, starts and sizes differ in length")
         out: list[Any] = [b""] * len(urls)
@@ -270,7 +283,7 @@ class RemoteStore:
             if size:
                 jobs.append(("range", url, int(start), int(size)))
                 where.append(n)
-        for n, result in zip(where, self._run(jobs) if jobs else [], strict=True):
+        for n, result in zip(where, self._run(jobs, timings) if jobs else [], strict=True):
             out[n] = result
         for n, result in enumerate(out):
             if isinstance(result, BaseException):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from acumen.files.cache_maps import take_rows
 from acumen.files.cache_writes import BackgroundWrites
 from acumen.files.remote import MAX_REQUESTS, RemoteStore
 from acumen.storage._coalesce import plan
+from acumen.storage._costs import Learned
 from acumen.storage._ranges import past_end
 
 _WHAT = "chunk file"
@@ -81,6 +83,9 @@ class RemoteStorage(Storage):
         self.writes = None if self.disk is None else BackgroundWrites(self.disk)
         root = self.paths[0].rsplit("/", 1)[0] if self.paths else ""
         self.store = RemoteStore(root, self.storage_options, max_requests=self.max_requests)
+        # What this store's requests cost (round trip, request rate, bandwidth), learned
+        # from their timings: how a batch's ranges merge into GETs (_coalesce.plan).
+        self.costs = Learned()
         self._reset_cache()
 
     @property
@@ -309,33 +314,34 @@ class RemoteStorage(Storage):
             cached = self._from_disk(chunk_id, offset, size)
         if cached is not None:
             return cached
-        try:
-            data = self.store.read_range(self.paths[chunk_id], offset, size, _WHAT)
-        except FileNotFoundError as error:
-            raise _missing(error) from None
-        self._to_disk(chunk_id, offset, data, background=False)
-        return data
+        return self._get([(chunk_id, offset, offset + size)], background=False)[0]
 
-    def _get(self, spans: Sequence[tuple[int, int, int, Any]]) -> list[bytes]:
-        """Fetch the spans ``(chunk_id, start, end, ...)`` at once; each is then written
-        to the disk cache in the background."""
+    def _get(self, spans: Sequence[tuple[int, ...]], background: bool = True) -> list[bytes]:
+        """Fetch the spans ``(chunk_id, start, end, ...)`` at once, their timings learned
+        from; each is then written to the disk cache (in the background)."""
+        timings: list = []
+        began = time.perf_counter()
         try:
             datas = self.store.read_ranges(
                 [self.paths[span[0]] for span in spans],
                 [span[1] for span in spans],
                 [span[2] - span[1] for span in spans],
                 _WHAT,
+                timings,
             )
         except FileNotFoundError as error:
             raise _missing(error) from None
+        self.costs.observe(time.perf_counter() - began, timings, self.max_requests)
         for (chunk_id, start, *_), data in zip(spans, datas, strict=True):
-            self._to_disk(chunk_id, start, data)
+            self._to_disk(chunk_id, start, data, background)
         return datas
 
     def _fetch(self, requests: Sequence[tuple[int, int, int]], indices: list[int]) -> list:
         """Merge the ranges ``requests[i]`` for ``i`` in ``indices`` into spans and fetch
         them at once: [(chunk_id, start, data, [indices it answers])]."""
-        spans = plan(requests, indices, self.max_requests, self.coalesce_gap)
+        spans = plan(
+            requests, indices, self.max_requests, self.coalesce_gap, costs=self.costs.costs
+        )
         return [
             (c, start, data, members)
             for (c, start, _, members), data in zip(spans, self._get(spans), strict=True)
@@ -383,7 +389,9 @@ class RemoteStorage(Storage):
         if (which >= 0).all():
             return  # each range in memory already (a batch read again), one lookup for all
         wanted = []
-        for span in plan(requests, every, self.max_requests, self.coalesce_gap):
+        for span in plan(
+            requests, every, self.max_requests, self.coalesce_gap, costs=self.costs.costs
+        ):
             chunk_id, start, end, _ = span
             if self._from_cache(chunk_id, start, end - start) is not None:
                 continue
