@@ -376,3 +376,19 @@ def test_a_stalled_get_is_cut_at_its_deadline_and_tried_again(http_server, http_
     assert bytes(got) == data[100:150]
     assert took < 10, took
     assert proxy.log.count("GET") == 2
+
+
+def test_a_batch_never_fetches_more_than_sixteen_times_its_bytes() -> None:
+    """However slow requests are, a batch's GETs carry at most MAX_OVERREAD times its own
+    bytes (what is fetched also fills the caches and a metered link bills it)."""
+    from acumen.storage._coalesce import MAX_OVERREAD, OVERREAD_FLOOR, plan
+
+    rng = np.random.default_rng(0)
+    offsets = np.sort(rng.choice(100_000, 256, replace=False)) * 1024
+    requests = [(0, int(o), 1024) for o in offsets]
+    very_slow = Costs(rtt=0.05, rate=5.0, bandwidth=1e10)  # 5 GETs/s, bytes free
+    gets = plan(requests, range(256), 64, costs=very_slow)
+    fetched = sum(end - start for _, start, end, _ in gets)
+    assert fetched <= max(MAX_OVERREAD * 256 * 1024, OVERREAD_FLOOR)
+    assert len(gets) < 256  # it still merged what it could
+    assert sorted(n for *_, members in gets for n in members) == list(range(256))

@@ -17,7 +17,10 @@ buys the most requests for the fewest bytes; the costs say how many to buy. A se
 answers few requests per second, or a long round trip, merges more (256 random samples of
 1 KiB among 100,000, 10 MiB chunks, at 24 ms, 300 GETs/s and 300 MB/s: about 30 GETs in
 one wave, 260 times the batch's bytes, predicted 0.36 s against 0.85 s for 230 GETs and
-twice the bytes); a fast server on a slow link fetches little beyond the batch's own bytes.
+twice the bytes, were it allowed); a fast server on a slow link fetches little beyond the
+batch's own bytes. Whatever the costs, a batch fetches at most :data:`MAX_OVERREAD` (16)
+times its own bytes (or 8 MiB, :data:`OVERREAD_FLOOR`): the bytes fetched also fill the
+memory and disk caches, pushing out what may be read again, and a metered link bills them.
 
 A GET is then cut, between two ranges, into parts of about :data:`PART` bytes, so that a
 long run is fetched by several GETs at once (a single long GET leaves the link idle while
@@ -38,6 +41,9 @@ TINY_GAP = 4096
 MAX_GAP = 8 << 20
 #: A merged GET is cut into parts of about this many bytes, fetched concurrently.
 PART = 8 << 20
+#: A batch never fetches more than this many times its own bytes (or OVERREAD_FLOOR).
+MAX_OVERREAD = 16
+OVERREAD_FLOOR = 8 << 20
 
 _SHIFT = 1 << 40  # offsets below 1 TiB: (chunk, offset) as one increasing int64
 
@@ -117,4 +123,8 @@ def _cheapest(
     gets = gets + nbytes // PART  # long GETs are cut into parts
     waves = -(-gets // max(1, int(max_requests)))
     seconds = waves * rtt + gets / rate + nbytes / bandwidth
+    # Never more than MAX_OVERREAD times the batch's own bytes (a floor for tiny batches):
+    # what is fetched also fills the memory and disk caches, and a metered link pays it.
+    seconds[nbytes > max(MAX_OVERREAD * int(sizes.sum()), OVERREAD_FLOOR)] = np.inf
+    seconds[0] = min(seconds[0], 1e300)  # merging nothing more is always allowed
     return candidates[: int(np.argmin(seconds))]
