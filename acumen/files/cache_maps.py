@@ -82,14 +82,21 @@ class MappedSpans:
             view.release()
         return True
 
+    def _checked_map(
+        self, name: str, length: int, sums: bytes, keep: int
+    ) -> tuple[mmap.mmap, np.ndarray] | None:
+        """The span file's mapping and its checked flags; None when the listing's
+        checksums do not fit its length, or the file is missing or of the wrong size."""
+        if len(sums) != 8 * max(1, -(-length // BLOCK)):
+            return None
+        return self._map(name, length, keep)
+
     def read(
         self, name: str, length: int, offset: int, size: int, sums: bytes, keep: int
     ) -> memoryview | None:
         """``size`` bytes at ``offset`` of the span file, its blocks checked; None: missing,
         of the wrong size or damaged (then forgotten here)."""
-        if len(sums) != 8 * max(1, -(-length // BLOCK)):
-            return None
-        entry = self._map(name, length, keep)
+        entry = self._checked_map(name, length, sums, keep)
         if entry is None:
             return None
         mapped, checked = entry
@@ -106,9 +113,7 @@ class MappedSpans:
     ) -> np.ndarray | None:
         """The whole span file as a read-only uint8 array, once every block the ranges
         ``offsets[k] .. + size`` touch is checked; None as :meth:`read`."""
-        if len(sums) != 8 * max(1, -(-length // BLOCK)):
-            return None
-        entry = self._map(name, length, keep)
+        entry = self._checked_map(name, length, sums, keep)
         if entry is None:
             return None
         mapped, checked = entry
