@@ -215,12 +215,13 @@ class RemoteStorage(Storage):
             rows = np.flatnonzero(~filled & (chunks == chunk))
             found, spans = self.disk.rows_for(self.paths[chunk], version, offsets[rows], size)
             arrays = {}
-            for k in np.unique(found[found >= 0]).tolist():  # each span mapped, checked
+            listed = np.unique(found[found >= 0]).tolist()
+            for k in listed:  # each span mapped, checked
                 start = spans[k][0]
                 array = self.disk.array(spans[k], offsets[rows[found == k]] - start, size)
                 if array is not None:
                     arrays[k] = (array, start)
-            gone = [k for k in np.unique(found[found >= 0]).tolist() if k not in arrays]
+            gone = [k for k in listed if k not in arrays]
             if gone:  # damaged or missing (dropped): read, and fetched, again
                 found[np.isin(found, gone)] = -1
             which = np.full(len(offsets), -1, dtype=np.int64)
