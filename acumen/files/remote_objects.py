@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,11 +18,11 @@ from acumen.files.remote import RemoteStore
 from acumen.files.retry import (
     CREDENTIAL_CLASSES,
     credentials_hint,
-    delay,
     describe,
     error_names,
     is_transient,
     status_of,
+    with_retries,
 )
 
 _shared: dict[tuple[str, str], RemoteStore] = {}
@@ -55,27 +54,21 @@ def list_objects(store: RemoteStore, relative: str = "") -> list[tuple[str, int 
     fs = store.fs
     base = fs._strip_protocol(store.url).rstrip("/")
     path = fs._strip_protocol(url).rstrip("/")
-    attempt = 0
-    while True:
-        try:
-            found = fs.find(path, detail=True)
-            break
-        except FileNotFoundError:
-            return []
-        except Exception as error:
-            if attempt >= store.retries or not is_transient(error):
-                message = f"{url}: listing the objects under it failed: {describe(error)}"
-                if (
-                    isinstance(error, PermissionError)
-                    or status_of(error) in (401, 403)
-                    or error_names(error) & CREDENTIAL_CLASSES
-                ):
-                    message += f"; access denied or no credentials: {credentials_hint(url)}"
-                elif is_transient(error):
-                    message += f" (gave up after {store.retries} retries)"
-                raise RemoteError(message) from error
-        time.sleep(delay(store.backoff, attempt))
-        attempt += 1
+    try:
+        found = with_retries(lambda: fs.find(path, detail=True), store.retries, store.backoff)
+    except FileNotFoundError:
+        return []
+    except Exception as error:
+        message = f"{url}: listing the objects under it failed: {describe(error)}"
+        if (
+            isinstance(error, PermissionError)
+            or status_of(error) in (401, 403)
+            or error_names(error) & CREDENTIAL_CLASSES
+        ):
+            message += f"; access denied or no credentials: {credentials_hint(url)}"
+        elif is_transient(error):
+            message += f" (gave up after {store.retries} retries)"
+        raise RemoteError(message) from error
     out = []
     for name, info in found.items():
         name = name.rstrip("/")

@@ -8,14 +8,20 @@ A sibling of ``remote.py`` (which stays a reader, under the size limit).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from acumen.errors import RemoteError
 from acumen.files.remote import RemoteStore
-from acumen.files.retry import code_of, credentials_hint, delay, describe, is_transient, status_of
+from acumen.files.retry import (
+    code_of,
+    credentials_hint,
+    describe,
+    is_transient,
+    status_of,
+    with_retries,
+)
 
 T = TypeVar("T")
 
@@ -47,16 +53,12 @@ class RemoteWriter:
     ) -> T:
         """``call()``, tried again after a transient failure (or one whose botocore error
         code is in ``again``)."""
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except Exception as error:
-                retried = is_transient(error) or (again and code_of(error) in again)
-                if attempt >= self.store.retries or not retried:
-                    raise self._failure(error, relative, what) from error
-            time.sleep(delay(self.store.backoff, attempt))
-            attempt += 1
+        try:
+            return with_retries(
+                call, self.store.retries, self.store.backoff, lambda e: code_of(e) in again
+            )
+        except Exception as error:
+            raise self._failure(error, relative, what) from error
 
     def _failure(self, error: BaseException, relative: str, what: str) -> BaseException:
         if isinstance(error, (FileExistsError, FileNotFoundError)):

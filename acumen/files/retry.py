@@ -29,8 +29,9 @@ import errno
 import os
 import random
 import re
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from acumen.errors import shorten
 
@@ -90,6 +91,29 @@ def delay(backoff: float, attempt: int) -> float:
     :data:`MAX_WAIT`), half random."""
     full = min(backoff * 2**attempt, MAX_WAIT)
     return full / 2 + random.random() * full / 2
+
+
+T = TypeVar("T")
+
+
+def with_retries(
+    call: Callable[[], T],
+    retries: int,
+    backoff: float,
+    also: Callable[[BaseException], bool] = lambda error: False,
+) -> T:
+    """``call()``, tried again after a transient failure (or one ``also`` accepts), at
+    most ``retries`` more times, :func:`delay` apart; then its last error is raised. The
+    blocking twin of the requests' own loop (``RemoteStore``), for listings and uploads."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            if attempt >= retries or not (is_transient(error) or also(error)):
+                raise
+        time.sleep(delay(backoff, attempt))
+        attempt += 1
 
 
 def worst_wait(retries: int, backoff: float) -> float:
