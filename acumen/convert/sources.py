@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,32 +144,39 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 def sorted_glob(root: Path, pattern: str) -> Iterator[Path]:
     """Files under ``root`` matching ``pattern``, in sorted path order, lazily."""
-    parts = pattern.replace("\\", "/").split("/")
-    fixed = []
-    for part in parts[:-1]:
-        if any(c in part for c in "*?["):
-            break
-        fixed.append(part)
-    start = root.joinpath(*fixed)
-    rest = "/".join(parts[len(fixed) :])
+    for path in _sorted_glob_text(root, pattern):
+        yield Path(path)
+
+
+def _sorted_glob_text(root: Path, pattern: str) -> Iterator[str]:
+    """The files :func:`sorted_glob` gives, as text: a path object per file would cost
+    more than the listing itself (3 µs a file, the walk 1 µs)."""
+    start, rest = _split_glob(root, pattern)
     matcher = glob_regex(rest)
     depth = None if "**" in rest else rest.count("/")
     if start.is_dir():
-        yield from _walk(start, "", matcher, depth)
+        yield from _walk(str(start), "", matcher.fullmatch, depth)
 
 
-def _walk(directory: Path, prefix: str, matcher: re.Pattern[str], depth: int | None):
+def _walk(
+    directory: str, prefix: str, match: Callable[[str], Any], depth: int | None
+) -> Iterator[str]:
     try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=_name)
     except OSError:
         return
     for entry in entries:
         relative = prefix + entry.name
         if entry.is_dir():
             if depth is None or relative.count("/") < depth:
-                yield from _walk(Path(entry.path), relative + "/", matcher, depth)
-        elif matcher.fullmatch(relative):
-            yield Path(entry.path)
+                yield from _walk(entry.path, relative + "/", match, depth)
+        elif match(relative):
+            yield entry.path
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def _glob_items(source: SourceConfig) -> Iterator[SourceItem]:
@@ -178,13 +185,30 @@ def _glob_items(source: SourceConfig) -> Iterator[SourceItem]:
     if Path(pattern).is_absolute():
         root, pattern = Path(pattern).anchor, str(Path(pattern).relative_to(Path(pattern).anchor))
         root = Path(root)
-    for path in sorted_glob(root, pattern):
-        metadata = (
-            {source.path_metadata: path.relative_to(source.root).as_posix()}
-            if (source.path_metadata and path.is_relative_to(source.root))
-            else ({source.path_metadata: str(path)} if source.path_metadata else {})
-        )
-        yield str(path), metadata
+    key = source.path_metadata
+    # Paths are text here (see _sorted_glob_text): each one's path relative to the
+    # (absolute) root is what follows the root's text and a slash.
+    inside = os.path.join(str(source.root), "")
+    cut = len(inside)
+    for path in _sorted_glob_text(root, pattern):
+        if not key:
+            yield path, {}
+        elif path.startswith(inside):
+            yield path, {key: path[cut:].replace(os.sep, "/")}
+        else:
+            yield path, {key: path}
+
+
+def _split_glob(root: Path, pattern: str) -> tuple[Path, str]:
+    """The folder a glob is walked from (its folders before the first wildcard) and the
+    rest of the pattern, matched below it."""
+    parts = pattern.replace("\\", "/").split("/")
+    fixed = []
+    for part in parts[:-1]:
+        if any(c in part for c in "*?["):
+            break
+        fixed.append(part)
+    return root.joinpath(*fixed), "/".join(parts[len(fixed) :])
 
 
 def _remote_glob_items(
