@@ -1,6 +1,6 @@
 """Conversion benchmark: many small files into one dataset, acumen convert vs the original.
 
-    .venv/bin/python benchmarks/convert.py [--files 20000] [--images 2000]
+    .venv/bin/python benchmarks/convert.py [--files 20000] [--images 10000] [--quick]
 
 Generates ``--files`` small .npy files (float16 (32, 16), 1 KiB of data each, 100 per folder)
 and ``--images`` PNG images (64x64 RGB crops of scikit-image's sample images, or synthetic
@@ -8,20 +8,33 @@ ones without scikit-image), then converts each set with ``acumen.convert`` (loca
 n_jobs 1 and 2) and with the original acumenindexer's ``split_into_chunks`` (n_jobs 1, a
 ``read_fn`` that loads the file and returns a metadata dict, its prints suppressed).
 
+Then the scaling table (issue 15): for N = 1, 2, 4, 8, 16 worker processes (those up to
+``os.cpu_count()``), the ceiling, what just reading the same files costs in N processes of a
+pool started beforehand (``np.load`` of each .npy; for the PNGs, the decode acumen's image
+reader does: Pillow's open, ``convert("RGB")`` where needed, ``np.asarray``), beside
+``acumen convert`` with ``n_jobs=N`` (local engine, the automatic part size, raw codec), as
+files/s and as a percent of the ceiling at the same N. For the .npy files it also gives the
+rate of acumen's own npy reader alone in N processes (it parses a header once per distinct
+header, so it reads faster than ``np.load``): the conversion's percent of that is what its
+machinery (listing, parts, writing, merging) leaves of the reading.
+
 The page cache is warm: every input file is read once before the timings, so the figures
 measure the conversion, not the disk. files/s and MB/s count the input files and their
-bytes on disk. Every figure is measured in this run.
+bytes on disk. Every figure is measured in this run, the best of ``--repeats``.
+``--quick`` (10,000 files, 2,000 images, 2 repeats) runs in under a minute.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -106,12 +119,23 @@ def quiet_stdout():
             os.close(saved)
 
 
-def run_acumen(root: Path, glob: str, reader: dict, out: Path, n_jobs: int, codec: str) -> float:
+def run_acumen(
+    root: Path,
+    glob: str,
+    reader: dict,
+    out: Path,
+    n_jobs: int,
+    codec: str,
+    part_size: int | None = 2000,
+) -> float:
+    run: dict = {"n_jobs": n_jobs, "progress": False}
+    if part_size is not None:
+        run["part_size"] = part_size
     config = {
         "source": {"glob": glob},
         "reader": reader,
         "output": {"path": str(out), "codec": codec, "chunk_size": "64MiB"},
-        "run": {"n_jobs": n_jobs, "part_size": 2000, "progress": False},
+        "run": run,
     }
     path = root / "config.json"
     path.write_text(json.dumps(config))
@@ -134,11 +158,98 @@ def run_original(paths: list[Path], read_fn, out: Path, dtype) -> float:
     return time.perf_counter() - start
 
 
+def np_load_all(paths: list[str]) -> int:
+    for path in paths:
+        np.load(path, allow_pickle=False)
+    return len(paths)
+
+
+def npy_reader_all(paths: list[str]) -> int:
+    from acumen.readers.npy import NpyReader
+
+    reader = NpyReader()
+    for path in paths:
+        reader.read(path)
+    return len(paths)
+
+
+def decode_all(paths: list[str]) -> int:
+    """What acumen's image reader does to a file (mode "RGB"), nothing more."""
+    from PIL import Image
+
+    for path in paths:
+        with Image.open(path) as image:
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            np.asarray(image)
+    return len(paths)
+
+
+def in_processes(function, paths: list[Path], n: int, repeats: int) -> float:
+    """Files/s of ``function`` over ``paths`` split into ``n`` slices, one per process of a
+    pool started (and warmed) before the clock starts; the best of ``repeats``."""
+    texts = [str(p) for p in paths]
+    slices = [texts[k::n] for k in range(n)]
+    best = 0.0
+    with ProcessPoolExecutor(n) as pool:
+        list(pool.map(function, [texts[:8]] * n))  # the workers started, their imports done
+        for _ in range(repeats):
+            start = time.perf_counter()
+            done = sum(pool.map(function, slices))
+            best = max(best, done / (time.perf_counter() - start))
+    return best
+
+
+def worker_counts() -> list[int]:
+    cores = os.cpu_count() or 1
+    return [n for n in (1, 2, 4, 8, 16) if n <= max(cores, 2)]
+
+
+def scaling(root: Path, sets: list, repeats: int) -> list[tuple[str, int, str, float, float]]:
+    """Rows (input, N, what, files/s, percent of the ceiling at N)."""
+    rows = []
+    for label, paths, glob, reader, _, _ in sets:
+        warm(paths)
+        is_npy = reader["name"] == "npy"
+        for n in worker_counts():
+            ceiling = in_processes(np_load_all if is_npy else decode_all, paths, n, repeats)
+            name = "np.load (ceiling)" if is_npy else "decode only (ceiling)"
+            rows.append((label, n, name, ceiling, 100.0))
+            if is_npy:
+                rate = in_processes(npy_reader_all, paths, n, repeats)
+                rows.append((label, n, "acumen npy reader alone", rate, 100 * rate / ceiling))
+            seconds = []
+            for k in range(repeats):
+                out = root / f"scale-{n}-{k}"
+                seconds.append(run_acumen(root, glob, reader, out, n, "raw", part_size=None))
+                shutil.rmtree(out)
+            rate = len(paths) / min(seconds)
+            rows.append((label, n, f"acumen convert n_jobs={n}", rate, 100 * rate / ceiling))
+    return rows
+
+
+def print_scaling(rows: list[tuple[str, int, str, float, float]]) -> None:
+    print()
+    print("Conversion scaling: files/s and percent of the ceiling with the same N processes")
+    header = f"{'input':<42} {'N':>3} {'what':<30} {'files/s':>10} {'% ceiling':>10}"
+    print(header)
+    print("-" * len(header))
+    for label, group in itertools.groupby(rows, key=lambda row: row[0]):
+        for _, n, name, rate, percent in group:
+            print(f"{label:<42} {n:>3} {name:<30} {rate:>10,.0f} {percent:>9.0f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=20_000, help=".npy files (default 20,000)")
-    parser.add_argument("--images", type=int, default=2_000, help="PNG images (default 2,000)")
+    parser.add_argument("--images", type=int, default=10_000, help="PNG images (default 10,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="best of (default 3)")
+    parser.add_argument(
+        "--quick", action="store_true", help="10,000 files, 2,000 images, best of 2: under a minute"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.images, args.repeats = 10_000, 2_000, 2
     rows: list[tuple[str, str, int, int, float, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -186,6 +297,7 @@ def main() -> None:
             name = "acumenindexer 0.0.1 split_into_chunks, n_jobs=1"
             rows.append((label, name, len(paths), nbytes, seconds, written))
             shutil.rmtree(out)
+        scaled = scaling(root, sets, args.repeats)
     print(f"CPU cores: {os.cpu_count()}")
     header = f"{'input':<42} {'conversion':<50} {'s':>7} {'files/s':>9} {'MB/s':>7} {'out MB':>7}"
     print(header)
@@ -196,6 +308,7 @@ def main() -> None:
             f"{nbytes / seconds / 1e6:>7.1f} {written / 1e6:>7.1f}"
         )
     print("MB/s: input bytes on disk (.npy with headers, .png compressed) per second.")
+    print_scaling(scaled)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from acumen.readers.callable import config_folder_on_path
 from acumen.write.writer import Writer
 
 SUMMARY_FILE = "part-summary.json"
+_REPORT_EVERY = 64  # items read between two progress reports of a part
 ProgressCallback = Callable[[int, int], None]  # (samples, payload bytes)
 
 #: The automatic part size (``run.part_size`` not set) aims at this many parts per worker
@@ -282,22 +283,29 @@ def _write_items(
 
     skipped: list[dict[str, Any]] = []
     source_bytes = 0
+    read, add = reader.read, writer.add
+    # Progress is told every _REPORT_EVERY samples added (and at the end), not per sample.
+    added, reported, written = 0, 0, writer.bytes_written
     for position, item, source_metadata, got in opened(task.items, task.source_options):
-        written = writer.bytes_written
         try:
-            sample, metadata = reader.read(raise_if_failed(got))
+            sample, metadata = read(raise_if_failed(got))
             if not isinstance(metadata, Mapping):
                 raise TypeError(f"the reader returned {type(metadata).__name__} as metadata")
-            writer.add(sample, **{**source_metadata, **metadata})
+            add(sample, **({**source_metadata, **metadata} if metadata else source_metadata))
         except Exception as error:
             reason = f"{type(error).__name__}: {error}"
             if task.on_error == "raise":
                 raise ConversionError(f"item {position} ({describe(item)}): {reason}") from error
             skipped.append({"position": position, "item": describe(item), "error": reason})
             continue
-        source_bytes += sample_nbytes(sample)
-        if progress is not None:
-            progress(1, writer.bytes_written - written)
+        source_bytes += sample.nbytes if type(sample) is np.ndarray else sample_nbytes(sample)
+        added += 1
+        if progress is not None and added - reported >= _REPORT_EVERY:
+            now = writer.bytes_written
+            progress(added - reported, now - written)
+            reported, written = added, now
+    if progress is not None and added > reported:
+        progress(added - reported, writer.bytes_written - written)
     return source_bytes, skipped
 
 

@@ -101,6 +101,8 @@ def count_items(
         import pyarrow.parquet as pq
 
         return min(limit, pq.ParquetFile(source.value).metadata.num_rows)
+    if source.kind == "glob" and not source.remote:
+        return sum(1 for _ in itertools.islice(_glob_items(source, with_metadata=False), limit))
     items = iter_items(source, state, listing)
     try:
         return sum(1 for _ in itertools.islice(items, limit))
@@ -179,13 +181,13 @@ def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
 
 
-def _glob_items(source: SourceConfig) -> Iterator[SourceItem]:
+def _glob_items(source: SourceConfig, with_metadata: bool = True) -> Iterator[SourceItem]:
     root = source.root
     pattern = source.value
     if Path(pattern).is_absolute():
         root, pattern = Path(pattern).anchor, str(Path(pattern).relative_to(Path(pattern).anchor))
         root = Path(root)
-    key = source.path_metadata
+    key = source.path_metadata if with_metadata else None
     # Paths are text here (see _sorted_glob_text): each one's path relative to the
     # (absolute) root is what follows the root's text and a slash.
     inside = os.path.join(str(source.root), "")
