@@ -87,3 +87,29 @@ def test_npy_reader_remembers_a_bounded_number_of_headers(
         np.save(path, np.zeros(n + 1))
         assert same(NpyReader().read(str(path))[0], np.zeros(n + 1))
     assert len(npy._known) == 3
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_progress_counts_every_sample_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n_jobs: int
+) -> None:
+    """Parts tell progress in batches of samples: the totals still count each sample
+    written exactly once, and its payload bytes, skipped items left out."""
+    from acumen.convert import convert, run
+    from tests.test_convert import base_config, save_npys, spoil, write_json
+
+    bars: list[run.Progress] = []
+
+    class Recorded(run.Progress):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            bars.append(self)
+
+    monkeypatch.setattr(run, "Progress", Recorded)
+    paths = save_npys(tmp_path / "data", 300, shape=(4,))
+    for k in (5, 130, 131):
+        spoil(paths[k])
+    config = base_config(run={"n_jobs": n_jobs, "part_size": 70, "on_error": "skip"})
+    summary = convert(write_json(tmp_path / "c.json", config))
+    assert summary.samples == 297 and len(summary.skipped) == 3
+    assert [(b.samples, b.nbytes) for b in bars] == [(297, summary.payload_bytes)]
