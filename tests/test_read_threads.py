@@ -94,6 +94,19 @@ def test_threads_decode_what_one_thread_does(datasets, codec, indices, threads, 
         assert got.tobytes() == DATA[np.asarray(indices, dtype=np.int64)].tobytes()
 
 
+def test_large_samples_decode_on_threads(tmp_path: Path) -> None:
+    """Samples past the sizes where decoding changes path (numpy's copy, zstd one frame at
+    a time): on threads or not, what was written."""
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 4, size=(6, 300, 300), dtype=np.uint8)
+    for codec in ("zstd", "lz4", "gzip"):
+        path = write(tmp_path / codec, codec, chunk=200_000, data=images)
+        with acumen.open(path) as ds:
+            for threads in (None, 1, 2, 3):
+                got = ds.read_batch([5, 0, 3, 3, 1], threads=threads)
+                assert got.tobytes() == images[[5, 0, 3, 3, 1]].tobytes()
+
+
 @pytest.mark.parametrize("codec", ["zstd", "lz4", "gzip"])
 def test_a_damaged_payload_is_named_whatever_the_threads(tmp_path: Path, codec: str) -> None:
     path = write(tmp_path / codec, codec, chunk=10**6)

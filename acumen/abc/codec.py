@@ -11,6 +11,10 @@ import numpy as np
 
 from acumen.abc.plugin import Plugin
 
+#: Samples this large go into a batch with numpy's copy, which releases the GIL (a
+#: memoryview's holds it, page faults of a new batch included).
+_NUMPY_COPY_FROM = 64 << 10
+
 # Anything that supports the buffer protocol: bytes, bytearray, memoryview, mmap slices.
 Buffer = bytes | bytearray | memoryview
 
@@ -70,6 +74,11 @@ class Codec(Plugin, ABC):
         decoder for many payloads at once (with the GIL released) overrides it. A reader
         that gets an error decodes the payloads one by one to name the sample."""
         decode = self.decode
+        if decoded_size >= _NUMPY_COPY_FROM:  # numpy copies (and faults pages in) GIL-free
+            rows = np.frombuffer(out, np.uint8).reshape(len(payloads), decoded_size)
+            for row, payload in zip(rows, payloads, strict=True):
+                np.copyto(row, np.frombuffer(decode(payload, decoded_size), np.uint8))
+            return
         start = 0
         for payload in payloads:
             out[start : start + decoded_size] = decode(payload, decoded_size)

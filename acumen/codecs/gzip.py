@@ -23,6 +23,9 @@ MAX_RATIO = 1032
 
 class GzipCodec(LevelCodec):
     name = "gzip"
+    threads_from_bytes = (
+        16 << 10
+    )  # zlib inflates with the GIL released; below this, Python dominates
     LEVELS = range(10)
 
     def __init__(self, level: int = 6) -> None:

@@ -30,6 +30,7 @@ _HAS_CONTENT_SIZE = 0x08  # bit of the frame descriptor's FLG byte
 
 class Lz4Codec(LevelCodec):
     name = "lz4"
+    threads_from_bytes = 32 << 10  # decompress_chunk releases the GIL; below this, Python dominates
     LEVELS = range(lz4.frame.COMPRESSIONLEVEL_MAX + 1)
 
     def __init__(self, level: int = 0) -> None:

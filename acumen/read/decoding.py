@@ -21,7 +21,7 @@ from acumen.abc.codec import Codec
 MAX_DEFAULT_THREADS = 8
 #: A batch smaller than this many decoded bytes per thread decodes on one thread by
 #: default: measured (2 cores), a hand-off costs about what 64 KiB of zstd decoding does.
-MIN_BYTES_PER_THREAD = 256 << 10
+MIN_BYTES_PER_THREAD = 128 << 10
 
 _lock = threading.Lock()
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
