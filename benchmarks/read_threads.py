@@ -14,7 +14,8 @@ Every figure is measured in this run, next to the limit of the same bytes. Four 
 3. ``ds.batches(256, order=...)`` against a loop of ``read_batch`` over the same order,
    with a consumer that takes about as long per batch as the read (a numpy pass over the
    batch, which releases the GIL, as a training step would);
-4. what ``read_batch(out=...)`` saves over a new array per batch.
+4. what ``read_batch(out=...)`` saves over a new array per batch (table 1 also has 1 and
+   2 threads with ``out=``, each thread its own array, as a loader into pinned memory).
 
 Samples/s are the best of ``--repeat`` runs (runs alternate between the settings, so load
 from other processes hits them alike); ratios are of those best figures.
@@ -103,14 +104,22 @@ def best(settings: dict[str, Callable[[], float]], repeat: int) -> dict[str, flo
     return got
 
 
-def reader(datasets: list[acumen.Dataset], batches: list[list[np.ndarray]], **options):
-    """work(t) for rate(): thread t reads its own batches from datasets[t] (or [0])."""
+def reader(
+    datasets: list[acumen.Dataset],
+    batches: list[list[np.ndarray]],
+    own_out: bool = False,
+    **options,
+):
+    """work(t) for rate(): thread t reads its own batches from datasets[t] (or [0]), into
+    an array of its own with ``own_out``."""
     position = [0] * len(batches)
+    first = datasets[0]
+    outs = [np.empty((BATCH, *first.shape), first.dtype) if own_out else None for _ in batches]
 
     def work(t: int) -> int:
         ds = datasets[t % len(datasets)]
         mine = batches[t]
-        ds.read_batch(mine[position[t] % len(mine)], **options)
+        ds.read_batch(mine[position[t] % len(mine)], out=outs[t], **options)
         position[t] += 1
         return BATCH
 
@@ -169,9 +178,9 @@ def raw_table(root: Path, counts: dict[str, int], seconds: float, repeat: int) -
     print("\n## 1. raw read_batch, 1 vs 2 threads (samples/s; 256 random in a window of 4 chunks)")
     print(
         "| size | storage | 1 thread | 2 threads, one dataset | 2 threads, two datasets "
-        "| memcpy 1 thread | memcpy 2 threads |"
+        "| 1 thread, out= | 2 threads, out= | memcpy 1 thread | memcpy 2 threads |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, count in counts.items():
         path = make(root, label, "raw", count)
         for storage in ("mmap", "seek"):
@@ -187,6 +196,8 @@ def raw_table(root: Path, counts: dict[str, int], seconds: float, repeat: int) -
                     "1": lambda d=datasets, b=batches: rate(reader(d[:1], b), 1, seconds),
                     "2 same": lambda d=datasets, b=batches: rate(reader(d[:1], b), 2, seconds),
                     "2 own": lambda d=datasets, b=batches: rate(reader(d, b), 2, seconds),
+                    "1 out": lambda d=datasets, b=batches: rate(reader(d[:1], b, True), 1, seconds),
+                    "2 out": lambda d=datasets, b=batches: rate(reader(d[:1], b, True), 2, seconds),
                     "copy 1": lambda c=copy: rate(c, 1, seconds),
                     "copy 2": lambda c=copy: rate(c, 2, seconds),
                 },
@@ -196,6 +207,7 @@ def raw_table(root: Path, counts: dict[str, int], seconds: float, repeat: int) -
             print(
                 f"| {label} | {storage} | {one:,.0f} | {got['2 same']:,.0f} "
                 f"({got['2 same'] / one:.2f}x) | {got['2 own']:,.0f} ({got['2 own'] / one:.2f}x) "
+                f"| {got['1 out']:,.0f} | {got['2 out']:,.0f} ({got['2 out'] / got['1 out']:.2f}x) "
                 f"| {got['copy 1']:,.0f} | {got['copy 2']:,.0f} "
                 f"({got['copy 2'] / got['copy 1']:.2f}x) |"
             )
