@@ -119,7 +119,8 @@ def reader(
     def work(t: int) -> int:
         ds = datasets[t % len(datasets)]
         mine = batches[t]
-        ds.read_batch(mine[position[t] % len(mine)], out=outs[t], **options)
+        out = options.get("out", outs[t])
+        ds.read_batch(mine[position[t] % len(mine)], **{**options, "out": out})
         position[t] += 1
         return BATCH
 
@@ -248,8 +249,9 @@ def decode_table(root: Path, counts: dict[str, int], seconds: float, repeat: int
 
 def consume(batch: np.ndarray, passes: int) -> None:
     """A stand-in for a training step: numpy passes over the batch (GIL released)."""
+    data = batch.reshape(-1).view(np.uint8)
     for _ in range(passes):
-        np.add(batch, 1, out=batch, casting="unsafe")
+        np.add(data, 1, out=data)
 
 
 def iterate_table(root: Path, counts: dict[str, int], seconds: float, repeat: int) -> None:
@@ -265,11 +267,12 @@ def iterate_table(root: Path, counts: dict[str, int], seconds: float, repeat: in
             # A consumer as slow as a read: its passes measured once against read_batch.
             probe = ds.read_batch(order[:BATCH])
             start = time.perf_counter()
-            ds.read_batch(order[:BATCH])
-            read_time = time.perf_counter() - start
+            for at in range(0, 20 * BATCH, BATCH):
+                ds.read_batch(order[at : at + BATCH])
+            read_time = (time.perf_counter() - start) / 20
             start = time.perf_counter()
-            consume(probe, 1)
-            passes = max(1, round(read_time / max(1e-9, time.perf_counter() - start)))
+            consume(probe, 20)
+            passes = max(1, round(20 * read_time / max(1e-9, time.perf_counter() - start)))
             for name, work in (("none", 0), (f"{passes} numpy passes", passes)):
 
                 def loop(work: int = work, ds: acumen.Dataset = ds, order=order) -> float:
