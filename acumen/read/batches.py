@@ -206,7 +206,7 @@ class BatchReads:
                 except CorruptDatasetError as error:
                     row = order[k if starts is None else starts[k]]
                     raise sample_error(self.root, int(positions[row]), error) from None
-            raise
+            # Every run read this time (a file grown back meanwhile): the batch is whole.
 
     def _chunk_rows(self, chunk: int, size: int) -> np.ndarray | None:
         """A zero-copy chunk's bytes as rows of ``size`` bytes, kept while the chunk is open
