@@ -7,7 +7,7 @@ import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from acumen.abc.codec import Buffer
@@ -119,6 +119,24 @@ class Storage(Plugin, ABC):
         for buffer, size in zip(buffers, sizes, strict=True):
             buffer[:] = data[start : start + size]
             start += size
+
+    def read_runs(
+        self,
+        chunk_ids: Sequence[int],
+        offsets: Sequence[int],
+        sizes: Sequence[int],
+        buffers: Iterable[Sequence[memoryview]],
+    ) -> None:
+        """:meth:`read_into` for each run in turn: ``sizes[k]`` bytes from ``offsets[k]`` of
+        chunk ``chunk_ids[k]`` into the buffers ``buffers[k]`` (which hold that many bytes).
+
+        A batch's reads in one call, so that a storage can make them with little Python
+        between the system calls (the seek storage: one ``preadv`` each, in a loop run
+        in C); by default a loop of :meth:`read_into`. Errors as :meth:`read_into`.
+        """
+        read_into = self.read_into
+        for chunk_id, offset, parts in zip(chunk_ids, offsets, buffers, strict=True):
+            read_into(chunk_id, offset, parts)
 
     def handle(self, chunk_id: int) -> Any:
         """The open handle of a chunk, opening it on first use (thread-safe)."""

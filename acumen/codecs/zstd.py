@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,17 @@ logger = logging.getLogger(__name__)
 _frame_content_size = zstandard.frame_content_size
 #: A zstd block decodes to at most 128 KiB and takes at least 4 bytes (an RLE block).
 MAX_RATIO = (128 << 10) // 4
+#: decode_batch decodes samples smaller than this in one call for many frames; larger ones
+#: one by one: measured (147 KiB images), the many-frame call's one large buffer (page
+#: faults, then a copy) cost 386 us a sample against 264 (1 KiB samples: 4 us against 5).
+MANY_FRAMES_BELOW = 32 << 10
 
 
 class ZstdCodec(Codec):
     name = "zstd"
+    # Frames decode with the GIL released: 147 KiB images 1.7-2.1x on 2 threads; 1 KiB
+    # samples (many frames in one GIL-free call per thread) 1.3x on a quiet machine.
+    threads_from_bytes = 0
 
     def __init__(
         self,
@@ -147,6 +155,32 @@ class ZstdCodec(Codec):
         if declared in (-1, zstandard.CONTENTSIZE_UNKNOWN):  # (frame_content_size says -1)
             raise undecodable(self.name, ValueError("the frame does not declare its size"))
         raise size_mismatch(self.name, declared, decoded_size)
+
+    def decode_batch(self, payloads: Sequence[Buffer], decoded_size: int, out: memoryview) -> None:
+        # zstandard's decoder of many frames: one call, a loop in C with the GIL released.
+        # Every frame must declare decoded_size and hold at most MAX_RATIO per byte, as
+        # decode asks; anything else (and any error) goes one by one, to say what is wrong.
+        count = len(payloads)
+        if not count or not decoded_size or decoded_size >= MANY_FRAMES_BELOW:
+            super().decode_batch(payloads, decoded_size, out)
+            return
+        try:
+            declared = np.fromiter(map(_frame_content_size, payloads), np.int64, count)
+            lengths = np.fromiter(map(len, payloads), np.int64, count)
+            if (declared != decoded_size).any() or (lengths * MAX_RATIO < decoded_size).any():
+                raise zstandard.ZstdError("a frame to decode on its own")
+            sizes = np.full(count, decoded_size, np.uint64)
+            frames = self._decompressor().multi_decompress_to_buffer(
+                payloads, decompressed_sizes=sizes.tobytes(), threads=1
+            )
+        except zstandard.ZstdError:
+            super().decode_batch(payloads, decoded_size, out)
+            return
+        ends = range(decoded_size, (count + 1) * decoded_size, decoded_size)
+        for _ in map(
+            out.__setitem__, map(slice, range(0, count * decoded_size, decoded_size), ends), frames
+        ):
+            pass
 
     # --- pickling: the configuration, plus a trained dictionary for worker processes --
     def __getstate__(self) -> dict:

@@ -1,23 +1,28 @@
 """Reading many samples at once: ``Dataset.read_batch``.
 
-Samples of one shape go into one new array. Raw payloads are copied in runs of adjacent
-ones (one ``preadv`` per run with the seek storage), or gathered as rows of mapped chunks
-with ``take``; compressed payloads decode straight into their rows, on threads if asked.
+Samples of one shape go into one array (new, or the caller's ``out``). Raw payloads are
+copied in runs of adjacent ones (one ``preadv`` per run with the seek storage, the loop over
+runs in C), or gathered as rows of mapped chunks with ``take`` (which releases the GIL);
+compressed payloads decode straight into their rows, on threads where that pays
+(:mod:`acumen.read.decoding`). Few Python steps per batch, and the copies made with the GIL
+released, so that threads reading batches at once run side by side.
 :class:`BatchReads` holds these reads; the dataset binds the state they use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from acumen.abc.codec import Codec
 from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError, sample_error
 from acumen.format.index_table import IndexTable
+from acumen.read.decoding import default_threads, in_slices
 from acumen.read.index_checks import IndexChecks
 
 # Samples this large are gathered into a batch one by one: measured (256 random samples,
@@ -32,6 +37,7 @@ class BatchReads:
     root: Path
     table: IndexTable
     dtype: Any
+    codec: Codec
     storage: Storage
     field_readers: list[Any]
     verify: str | None
@@ -73,17 +79,43 @@ class BatchReads:
             raise IndexError(f"sample {wrong} is out of range for a dataset of {n} samples")
         return positions
 
-    def _batch(self, positions: np.ndarray, threads: int | None) -> Any:
+    def _batch(self, positions: np.ndarray, threads: int | None, out: Any = None) -> Any:
         """``read_batch`` of checked ``positions``."""
         self._checks.check_positions(positions)
+        if out is not None:
+            out = self._check_out(out, len(positions))
         if self.storage.batched_reads:  # a remote store: every payload fetched at once
-            held = self._gather_held(positions)
+            held = self._gather_held(positions, out)
             if held is not None:
                 return held
             self.storage.prefetch(self.table.ranges(positions))
-        return self._batch_read(positions, threads)
+        return self._batch_read(positions, threads, out)
 
-    def _gather_held(self, positions: np.ndarray) -> np.ndarray | None:
+    def _check_out(self, out: Any, count: int) -> np.ndarray:
+        """``out`` if it can take a batch of ``count`` samples, else an error saying why."""
+        if self.field_readers or self._fixed_shape is None:
+            raise ValueError(
+                f"read_batch(out=...) needs samples of one shape; {self.root} has "
+                f"{'fields' if self.field_readers else 'samples of several shapes'}: "
+                "read the batch without out (a list of samples)"
+            )
+        want = (count, *self._fixed_shape)
+        if not isinstance(out, np.ndarray):
+            raise TypeError(
+                f"out must be a numpy array of shape {want} and dtype {self.dtype}, "
+                f"got {type(out).__name__}"
+            )
+        if out.dtype != self.dtype:
+            raise TypeError(f"out has dtype {out.dtype}; this dataset's samples are {self.dtype}")
+        if out.shape != want:
+            raise ValueError(f"out has shape {out.shape}; a batch of {count} needs {want}")
+        if not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous (np.ascontiguousarray, or np.empty)")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only: the batch is written into it")
+        return out
+
+    def _gather_held(self, positions: np.ndarray, out: np.ndarray | None) -> np.ndarray | None:
         """A remote batch of raw samples of one shape: the rows whose bytes the storage
         holds (in memory, or in its disk cache) gathered at once, span by span; the others
         fetched together and read as usual. None: not such a batch (read it as usual)."""
@@ -97,7 +129,9 @@ class BatchReads:
             or not len(positions)
         ):
             return None
-        batch = np.empty((len(positions), *self._fixed_shape), dtype=self.dtype)
+        batch = (
+            out if out is not None else np.empty((len(positions), *self._fixed_shape), self.dtype)
+        )
         if batch.nbytes == 0:
             return batch
         flat = batch.reshape(len(positions), -1).view(np.uint8)
@@ -110,10 +144,12 @@ class BatchReads:
             batch[missing] = rest
         return batch
 
-    def _batch_read(self, positions: np.ndarray, threads: int | None) -> Any:
+    def _batch_read(self, positions: np.ndarray, threads: int | None, out: Any = None) -> Any:
         if self.field_readers or self._fixed_shape is None:
             return [self._array(int(i)) for i in positions]
-        batch = np.empty((len(positions), *self._fixed_shape), dtype=self.dtype)
+        batch = (
+            out if out is not None else np.empty((len(positions), *self._fixed_shape), self.dtype)
+        )
         if not len(positions) or batch.nbytes == 0:
             return batch
         if self._verify_samples:
@@ -128,7 +164,8 @@ class BatchReads:
     def _copy_raw_runs(self, positions: np.ndarray, batch: np.ndarray) -> None:
         chunks = self.table.chunk_ids[positions]
         offsets = self.table.offsets[positions]
-        flat = batch.reshape(len(positions), -1).view(np.uint8)
+        count = len(positions)
+        flat = batch.reshape(count, -1).view(np.uint8)
         if self._direct and self._gather_rows(chunks, offsets, flat):
             return
         size = flat.shape[1]
@@ -136,32 +173,40 @@ class BatchReads:
         # Runs of samples adjacent in the same chunk file are read as one range, straight
         # into their rows of the batch (one preadv with the seek storage).
         chunk_sorted, offset_sorted = chunks[order], offsets[order]
-        cuts = (
-            np.flatnonzero(
-                (chunk_sorted[1:] != chunk_sorted[:-1])
-                | (offset_sorted[1:] - offset_sorted[:-1] != size)
-            )
-            + 1
+        new_run = (chunk_sorted[1:] != chunk_sorted[:-1]) | (
+            offset_sorted[1:] - offset_sorted[:-1] != size
         )
-        starts = [0, *cuts.tolist()]
         out = memoryview(flat.reshape(-1))
-        buffers = [out[start : start + size] for start in (order * size).tolist()]
-        read_into = self.storage.read_into
+        first = order * size
+        buffers = list(map(out.__getitem__, map(slice, first.tolist(), (first + size).tolist())))
+        if new_run.all():  # every run one sample (random batches): no grouping in Python
+            starts = None
+            runs: list = list(zip(buffers))
+            run_chunks, run_offsets = chunk_sorted.tolist(), offset_sorted.tolist()
+            sizes = np.full(count, size, np.int64)
+        else:
+            starts = np.flatnonzero(np.concatenate(([True], new_run)))
+            bounds = [*starts.tolist(), count]
+            runs = [buffers[a:b] for a, b in pairwise(bounds)]
+            run_chunks = chunk_sorted[starts].tolist()
+            run_offsets = offset_sorted[starts].tolist()
+            sizes = np.diff(starts, append=count) * size
         if self.verify is not None:  # checks each chunk on first touch
             for chunk in np.unique(chunk_sorted).tolist():
                 self._read_bytes(chunk, 0, 0)
-        start = 0
         try:
-            for start, end, chunk, offset in zip(
-                starts,
-                [*starts[1:], len(order)],
-                chunk_sorted[starts].tolist(),
-                offset_sorted[starts].tolist(),
-                strict=True,
+            self.storage.read_runs(run_chunks, run_offsets, sizes, runs)
+        except CorruptDatasetError:
+            # Which run: read them one by one, and name the first sample of the one that fails.
+            for k, (chunk, offset, parts) in enumerate(
+                zip(run_chunks, run_offsets, runs, strict=True)
             ):
-                read_into(chunk, offset, buffers[start:end])
-        except CorruptDatasetError as error:
-            raise sample_error(self.root, int(positions[order[start]]), error) from None
+                try:
+                    self.storage.read_into(chunk, offset, parts)
+                except CorruptDatasetError as error:
+                    row = order[k if starts is None else starts[k]]
+                    raise sample_error(self.root, int(positions[row]), error) from None
+            # Every run read this time (a file grown back meanwhile): the batch is whole.
 
     def _chunk_rows(self, chunk: int, size: int) -> np.ndarray | None:
         """A zero-copy chunk's bytes as rows of ``size`` bytes, kept while the chunk is open
@@ -231,49 +276,69 @@ class BatchReads:
             if table is None or top >= len(table):
                 return False
             table.take(row_sorted[start:end], 0, gathered[start:end], "clip")
-        flat[order] = gathered  # back in the order asked for
+        # Back in the order asked for, with take (it releases the GIL; a fancy-index
+        # assignment of a few hundred rows holds it).
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        gathered.take(inverse, 0, flat, "clip")
         return True
 
     def _decode_into(self, positions: np.ndarray, batch: np.ndarray, threads: int | None) -> None:
-        table = self.table
-        chunks, offsets = table.chunk_ids[positions], table.offsets[positions]
-        order = np.lexsort((offsets, chunks))
-        jobs = zip(
-            order.tolist(),
-            chunks[order].tolist(),
-            offsets[order].tolist(),
-            table.sizes[positions][order].tolist(),
-            strict=True,
-        )
+        count = len(positions)
         size = batch[0].nbytes
         out = memoryview(batch.reshape(-1).view(np.uint8))
-        read, decode, root = self._read_bytes, self._decode, self.root
-        # A zero-copy storage read without checks: payloads are slices of its chunk views.
-        views = self.storage.views if self._direct else None
+        payloads = self._payloads(positions)
+        if payloads is None:  # a read failed: one by one, to name the sample
+            self._decode_one_by_one(positions, out, size)
+            return
+        workers = threads if threads is not None else default_threads(self.codec, size, count)
+        decode_batch = self.codec.decode_batch
 
-        def decode_one(job: tuple[int, int, int, int]) -> None:
-            row, chunk, offset, length = job
-            view = views[chunk] if views is not None else None
+        def work(start: int, end: int) -> None:
+            decode_batch(payloads[start:end], size, out[start * size : end * size])
+
+        try:
+            in_slices(work, count, workers)
+        except CorruptDatasetError:
+            self._decode_one_by_one(positions, out, size)  # raises, naming the sample
+
+    def _payloads(self, positions: np.ndarray) -> list | None:
+        """The payloads of ``positions``, in their order: slices of the chunk views with a
+        zero-copy storage read without checks, else read in file order. None if a read
+        fails."""
+        table = self.table
+        chunks, offsets = table.chunk_ids[positions], table.offsets[positions]
+        ends = (offsets + table.sizes[positions]).tolist()
+        chunk_list, offset_list = chunks.tolist(), offsets.tolist()
+        if self._direct:
+            views = self.storage.views
+            sources = list(map(views.__getitem__, chunk_list))
+            if None in sources:
+                for chunk in set(chunk_list):
+                    self.storage.handle(chunk)
+                views = self.storage.views
+                sources = list(map(views.__getitem__, chunk_list))
+            if None not in sources:
+                return list(map(memoryview.__getitem__, sources, map(slice, offset_list, ends)))
+        order = np.lexsort((offsets, chunks))
+        sizes = table.sizes[positions][order].tolist()
+        try:
+            got = list(
+                map(self._read_bytes, chunks[order].tolist(), offsets[order].tolist(), sizes)
+            )
+        except CorruptDatasetError:
+            return None
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return list(map(got.__getitem__, inverse.tolist()))
+
+    def _decode_one_by_one(self, positions: np.ndarray, out: memoryview, size: int) -> None:
+        """Each sample read and decoded on its own: the first that fails is raised, named."""
+        table = self.table
+        read, decode = self._read_bytes, self._decode
+        for row, i in enumerate(positions.tolist()):
             try:
-                payload = view[offset : offset + length] if view else read(chunk, offset, length)
+                payload = read(int(table.chunk_ids[i]), int(table.offsets[i]), int(table.sizes[i]))
                 out[row * size : row * size + size] = decode(payload, size)
             except CorruptDatasetError as error:
-                raise sample_error(root, int(positions[row]), error) from None
-
-        # Sequential by default: measured on 2 cores, thread hand-off cost more than it saved
-        # for zstd/lz4 (small samples and 224x224x3 images alike); worth it for slow codecs.
-        workers = threads or 1
-        if workers > 1:
-            jobs = list(jobs)
-            with ThreadPoolExecutor(workers) as pool:
-                for _ in pool.map(decode_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))):
-                    pass
-            return
-        row = 0
-        try:  # decode_one inlined: the loop is most of a batch's time with fast codecs
-            for row, chunk, offset, length in jobs:
-                view = views[chunk] if views is not None else None
-                payload = view[offset : offset + length] if view else read(chunk, offset, length)
-                out[row * size : row * size + size] = decode(payload, size)
-        except CorruptDatasetError as error:
-            raise sample_error(root, int(positions[row]), error) from None
+                raise sample_error(self.root, i, error) from None

@@ -23,6 +23,7 @@ from acumen.abc.storage import Storage
 from acumen.errors import CorruptDatasetError
 from acumen.format.index_table import IndexTable
 from acumen.format.manifest import Manifest
+from acumen.read.batch_iter import batches
 from acumen.read.batches import BatchReads
 from acumen.read.index_checks import BLOCK_SHIFT, ChunkFiles, IndexChecks, payload_rules
 from acumen.read.prefetching import Prefetcher, done
@@ -213,15 +214,43 @@ class Dataset(SampleReads, BatchReads):
         return {k: v if isinstance(v, bytes) else v.copy() for k, v in sample.items()}
 
     # --- batches ----------------------------------------------------------------------
-    def read_batch(self, indices: Any, *, threads: int | None = None) -> Any:
+    def read_batch(self, indices: Any, *, threads: int | None = None, out: Any = None) -> Any:
         """Many samples at once: one new (writable) array ``(len(indices), *shape)`` when
         every sample has the same shape, else a list of arrays (dicts, with fields).
 
+        ``out``: a C-contiguous, writable array of that shape and the dataset's dtype to
+        write the batch into (and return), for samples of one shape: reuse one buffer, or
+        gather straight into pinned memory. Safe to call from several threads at once (on
+        one dataset or several); the copies run with the GIL released, so threads gather
+        side by side.
+
         Reads are sorted by file position and adjacent payloads read in one go; compressed
-        payloads decode straight into the batch, on ``threads`` threads if given (the
-        decompressors release the GIL; it pays for slow codecs such as gzip or images).
+        payloads decode straight into the batch, on ``threads`` threads (by default as many
+        as pay: several for large batches of a codec that releases the GIL, such as zstd,
+        one otherwise; ``threads=1`` keeps the decoding on the calling thread).
         """
-        return self._batch(self._positions(indices), threads)
+        return self._batch(self._positions(indices), threads, out)
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        order: Any = None,
+        drop_last: bool = False,
+        target: str | None = None,
+    ) -> Iterator[Any]:
+        """The samples in batches of ``batch_size``, for a loop without torch (numpy, JAX).
+
+        ``order``: the positions to read, in that order (any index array, such as a
+        sampler's epoch order; default: every sample in storage order); each is handed
+        out once per pass, the last batch shorter unless ``drop_last``. A batch is an array
+        ``(batch_size, *shape)`` as from :meth:`read_batch` (samples of several shapes: a
+        list of arrays; fields: a list of dicts); with ``target`` (a metadata column),
+        ``(batch, values)`` with the column's values as a numpy array. The next batches
+        (at most two) are read on a background thread while you use this one, and a
+        remote dataset fetches the bytes of the batch after that meanwhile.
+        """
+        return batches(self, batch_size, order, drop_last, target)
 
     def prefetch(self, indices: Any) -> Future:
         """Start fetching these samples' bytes in the background, so that reading them later

@@ -17,6 +17,7 @@ refused.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,8 @@ class IndexChecks:
         self.in_place = _in_place_columns(table)
         self.n = len(table)
         self.pending = bytearray(b"\x01") * (-(-self.n // BLOCK))
+        self._pending_array = np.frombuffer(self.pending, np.uint8)  # the same bytes
+        self._lock = threading.Lock()  # one thread checks a block; others wait for it
         self._unchecked = len(self.pending)
         self._damaged: dict[int, str] = {}  # row -> message, in damaged blocks only
         self._bad_text: dict[int, str] = {}  # row -> message, rows of damaged metadata
@@ -114,7 +117,10 @@ class IndexChecks:
         """:meth:`check` for many samples; the first damaged one in ``positions`` is raised."""
         if self.clean or not len(positions):
             return
-        blocks = np.unique(positions >> BLOCK_SHIFT).tolist()
+        touched = positions >> BLOCK_SHIFT
+        if not self._pending_array[touched].any():  # every block checked and sound
+            return
+        blocks = np.unique(touched).tolist()
         for block in blocks:
             if self.pending[block] == _UNCHECKED:
                 self._check_block(block)
@@ -151,6 +157,11 @@ class IndexChecks:
 
     # --- checking ---------------------------------------------------------------------------
     def _check_block(self, block: int) -> None:
+        with self._lock:  # threads reading at once: each block checked (and counted) once
+            if self.pending[block] == _UNCHECKED:
+                self._check_block_now(block)
+
+    def _check_block_now(self, block: int) -> None:
         start = block << BLOCK_SHIFT
         end = min(self.n, start + BLOCK)
         damaged = self._damaged_rows(start, end)

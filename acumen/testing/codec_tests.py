@@ -199,6 +199,29 @@ class CodecTests:
                 with pytest.raises(CorruptDatasetError):
                     codec.decode(payload, wrong)
 
+    def test_decode_batch_is_decode_of_each(self) -> None:
+        """``decode_batch`` (samples of one size into one buffer) gives what ``decode``
+        gives for each, for small and large samples, and refuses what it refuses."""
+        rng = np.random.default_rng(5)
+        for codec in self.codecs():
+            for size in (1, 700, 100 << 10):
+                arrays = [self.make_array(np.dtype("u1"), (size,), rng) for _ in range(5)]
+                if any(a is None for a in arrays):
+                    continue
+                payloads = [bytes(array_bytes(codec.encode(a))) for a in arrays]
+                out = bytearray(5 * size)
+                codec.decode_batch(payloads, size, memoryview(out))
+                want = b"".join(bytes(codec.decode(p, size)) for p in payloads)
+                assert bytes(out) == want
+                self.assert_decoded(np.stack(arrays), np.frombuffer(out, np.uint8).reshape(5, -1))
+                if codec.is_identity:
+                    continue
+                for damaged in (payloads[3][:-1], b""):
+                    with pytest.raises(CorruptDatasetError):
+                        codec.decode_batch([*payloads[:3], damaged], size, memoryview(out[:-size]))
+                with pytest.raises(CorruptDatasetError):
+                    codec.decode_batch(payloads[:2], size + 1, memoryview(bytearray(2 * size + 2)))
+
     #: Sizes a small payload is said to decode to (a hostile index).
     huge_declared_sizes: ClassVar[tuple[int, ...]] = (1 << 30, 1 << 40, 2**63, 2**64, 10**30)
     #: The most a codec may allocate while refusing such a payload.

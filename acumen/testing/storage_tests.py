@@ -110,6 +110,23 @@ class StorageTests:
                     with pytest.raises(CorruptDatasetError, match=path.replace("\\", ".")):
                         storage.read_into(3, offset, buffers)
 
+    def test_read_runs_fills_each_run(self, files) -> None:
+        for storage in self.storages(files):
+            with storage:
+                ranges = [r for r in self.ranges(files) if r[2]]
+                outs = [bytearray(b"\xee" * size) for _, _, size in ranges]
+                runs = [[memoryview(o)[: len(o) // 2], memoryview(o)[len(o) // 2 :]] for o in outs]
+                storage.read_runs(
+                    [r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges], runs
+                )
+                for out, (chunk_id, offset, size) in zip(outs, ranges, strict=True):
+                    assert bytes(out) == self.expected(files, chunk_id, offset, size)
+                path, data = files[3]
+                with pytest.raises(CorruptDatasetError, match=path.replace("\\", ".")):
+                    storage.read_runs(
+                        [3, 3], [0, len(data) - 1], [1, 2], [[bytearray(1)], [bytearray(2)]]
+                    )
+
     def test_views_of_zero_copy_storages(self, files) -> None:
         for storage in self.storages(files):
             assert len(storage.views) == len(files)
