@@ -28,6 +28,7 @@ import torch
 from acumen.read.dataset import Dataset
 from acumen.torch.batch import Padded
 from acumen.torch.dataset import READS_INTO, TorchDataset
+from acumen.torch.sampler import ChunkShuffleSampler
 
 #: Threads by default: measured on 2 cores (docs/benchmarks.md, issue 15), two threads
 #: gather images faster than one; more than the cores available only add hand-offs.
@@ -137,9 +138,8 @@ class BatchLoader:
             for start in range(0, stop, size):
                 yield np.arange(start, min(start + size, n))
             return
-        batches = getattr(self.sampler, "batches", None)
-        if batches is not None:  # a ChunkShuffleSampler cuts its order in arrays itself
-            yield from batches(size, self.drop_last)
+        if isinstance(self.sampler, ChunkShuffleSampler):  # cuts its order in arrays itself
+            yield from self.sampler.batches(size, self.drop_last)
             return
         order = iter(self.sampler)
         while True:
