@@ -96,9 +96,10 @@ class Row:
     note: str = ""
 
 
-def timed(loader: Iterable[Any], seconds: float) -> float:
+def timed(loader: Iterable[Any], seconds: float, whole_epochs: bool = False) -> float:
     """Samples/s over passes of ``loader`` (epochs, one after another) for ``seconds``, from
-    its first batch: the start-up before it is not counted."""
+    its first batch: the start-up before it is not counted. ``whole_epochs``: never leave
+    a pass in the middle (MosaicML streaming waits for an unfinished epoch forever)."""
     count = 0
     start = None
     while True:
@@ -108,19 +109,23 @@ def timed(loader: Iterable[Any], seconds: float) -> float:
                 continue
             samples = batch[0] if isinstance(batch, (tuple, list)) else batch
             count += len(samples)
-            if time.perf_counter() - start > seconds:
+            if not whole_epochs and time.perf_counter() - start > seconds:
                 return count / (time.perf_counter() - start)
         if start is None:
             raise ValueError("the loader yielded nothing")
+        if whole_epochs and time.perf_counter() - start > seconds:
+            return count / (time.perf_counter() - start)
 
 
-def best(make: Callable[[], Iterable[Any]], rounds: int, seconds: float) -> float:
+def best(
+    make: Callable[[], Iterable[Any]], rounds: int, seconds: float, whole_epochs: bool = False
+) -> float:
     """The best of ``rounds`` timings, each of a new loader (a DataLoader with workers keeps
     them from one pass to the next: its first pass's start-up is not counted)."""
     rates = []
     for _ in range(rounds):
         loader = make()
-        rates.append(timed(loader, seconds))
+        rates.append(timed(loader, seconds, whole_epochs))
         del loader
         gc.collect()  # its workers stop here, not in a process forked later
     return max(rates)
@@ -345,23 +350,27 @@ def mds_rows(root: Path, work: Workload, rounds: int, seconds: float) -> list[Ro
     with streaming.MDSWriter(out=str(path), columns={"x": column, "label": "int"}) as writer:
         for i in range(work.n):
             writer.write({"x": work.sample(i), "label": i % 10})
-    ds = streaming.StreamingDataset(local=str(path), batch_size=BATCH, shuffle=True)
 
     def loader(workers: int) -> Iterable[Any]:
+        ds = streaming.StreamingDataset(local=str(path), batch_size=BATCH, shuffle=True)
+        opened.append(ds)  # kept alive: each holds shared memory for the folder
         batches = DataLoader(
             ds, batch_size=BATCH, num_workers=workers, persistent_workers=workers > 0
         )
         return Repeat(lambda: ((b["x"], b["label"]) for b in batches))
 
+    # Workers first, each run on a new StreamingDataset: its file locks, once used here,
+    # refuse a forked worker ("inherited across fork").
+    opened: list[Any] = []
     rows = [
         Row(
             f"MosaicML streaming {streaming.__version__}: DataLoader, {w} workers",
-            best(lambda w=w: loader(w), rounds, seconds),
+            best(lambda w=w: loader(w), rounds, seconds, whole_epochs=True),
             note,
         )
-        for w in (0, 2)
+        for w in (2, 0)
     ]
-    return rows
+    return rows[::-1]
 
 
 PEERS = [("lmdb", lmdb_rows), ("litdata", litdata_rows), ("streaming", mds_rows)]
