@@ -30,8 +30,9 @@ from acumen.torch.batch import Padded
 from acumen.torch.dataset import READS_INTO, TorchDataset
 from acumen.torch.sampler import ChunkShuffleSampler
 
-#: Threads by default: measured on 2 cores (docs/benchmarks.md, issue 15), two threads
-#: gather images faster than one; more than the cores available only add hand-offs.
+#: Threads by default for batches of TASK_BYTES or more: measured on 2 cores
+#: (docs/benchmarks.md, issue 15), two threads gather images faster than one; smaller
+#: batches are mostly Python work under the GIL, and one thread gathers them fastest.
 DEFAULT_THREADS = 2
 #: Bytes of samples a thread gathers per task: small batches go several to a task, since
 #: handing a task to a thread and its result back costs tens of microseconds.
@@ -73,8 +74,8 @@ class BatchLoader:
         self.dataset = dataset if isinstance(dataset, TorchDataset) else TorchDataset(dataset)
         self.batch_size = batch_size
         self.sampler = sampler
-        self.threads = threads or DEFAULT_THREADS
         self.drop_last = drop_last
+        self.threads = threads or (DEFAULT_THREADS if self._batches_per_task() == 1 else 1)
         self.device = torch.device(device) if device is not None else None
         cuda = torch.cuda.is_available()
         if self.device is not None and self.device.type == "cuda" and not cuda:
