@@ -151,3 +151,16 @@ def test_spans_merge_touching_samples_per_chunk(local_path: Path) -> None:
         assert spans(ds, window) == [(1, 0, 1600), (2, 0, 1600)]
         assert spans(ds, np.array([0, 2, 1])) == [(0, 0, 192)]
         assert spans(ds, np.array([0, 2])) == [(0, 0, 64), (0, 128, 64)]
+
+
+def test_batch_loader_over_http_is_the_local_epoch(
+    tmp_path: Path, local_path: Path, http_server
+) -> None:
+    from acumen.torch import BatchLoader
+
+    url = serve(local_path, http_server)
+    expected = epoch(TorchDataset(local_path, target="label"))
+    remote = TorchDataset(url, target="label", cache=tmp_path / "cache")
+    sampler = ChunkShuffleSampler(remote, window=2, seed=3)
+    got = [(x.tolist(), y.tolist()) for x, y in BatchLoader(remote, 16, sampler=sampler)]
+    assert got == expected

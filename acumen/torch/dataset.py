@@ -1,7 +1,15 @@
-"""``TorchDataset``: an acumen dataset's samples as tensors, a batch read at once."""
+"""``TorchDataset``: an acumen dataset's samples as tensors, a batch read at once.
+
+Two ways in from a DataLoader. ``ds[indices]`` (a list, as a ``BatchSampler`` gives with
+``batch_size=None``) is a whole batch: one ``read_batch``, one tensor per batch (see
+:mod:`acumen.torch.batch`), no per-sample objects. ``__getitems__`` (``batch_size=256``)
+builds the same batch and hands it out as per-sample items for the DataLoader's collate;
+:func:`acumen.torch.collate` takes the batch back without stacking them again.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +27,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from acumen.read.ahead import chunk_extents, load_chunks
 from acumen.read.dataset import Dataset
 from acumen.read.opening import open_dataset
+from acumen.torch.batch import Samples, collate, column_batch, samples_batch, split, target_items
 
 Target = bool | str | Sequence[str]
 
@@ -29,7 +38,12 @@ class TorchDataset(_TorchDataset):
     ``target`` says what comes with each sample: ``None``/``False`` the tensor alone, a column
     name ``(tensor, value)``, a list of names ``(tensor, {name: value})``, ``True`` the whole
     metadata dict. ``fields`` picks fields of a multi-field dataset (a dict of tensors; bytes
-    fields stay bytes). ``transform`` is applied to each sample (before batching).
+    fields stay bytes). ``transform`` is applied to each sample, ``batch_transform`` to each
+    batch's samples (the tensor, :class:`~acumen.torch.Padded` or dict of fields; not the
+    target), in every form: ``ds[i]`` is a batch of one for it.
+
+    ``ds[i]`` is one sample; ``ds[[i, j, ...]]`` a batch: for
+    ``DataLoader(ds, batch_size=None, sampler=BatchSampler(sampler, 256, drop_last=False))``.
     """
 
     def __init__(
@@ -38,6 +52,7 @@ class TorchDataset(_TorchDataset):
         *,
         target: Target | None = None,
         transform: Callable[[Any], Any] | None = None,
+        batch_transform: Callable[[Any], Any] | None = None,
         fields: Sequence[str] | None = None,
         storage: str | None = None,
         storage_options: dict[str, Any] | None = None,
@@ -61,6 +76,8 @@ class TorchDataset(_TorchDataset):
         self.dataset = dataset
         self.target = target
         self.transform = transform
+        self.batch_transform = batch_transform
+        self._columns = _target_columns(dataset, target)
         #: Set by a prefetching ChunkShuffleSampler: reads stay within a window of chunks,
         #: so a process brings each chunk from the disk cache into memory whole.
         self.chunk_local = False
@@ -90,22 +107,65 @@ class TorchDataset(_TorchDataset):
             return tensor, metadata[self.target]
         return tensor, {name: metadata[name] for name in self.target}
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: Any) -> Any:
+        if _is_many(index):
+            return self.batch(index)
         position = self.dataset._position(index)
+        if self.batch_transform is not None:
+            return self.__getitems__([position])[0]
         return self._item(self.dataset._array(position), position)
 
+    def batch(self, indices: Any) -> Any:
+        """Samples ``indices`` as one batch: the samples' batch, or ``(samples, target)``."""
+        return self._batch(self.dataset._positions(indices))
+
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
-        """A batch's samples from one read (the DataLoader collates them)."""
+        """A batch's samples from one read, one item each, for the DataLoader's collate
+        (:func:`acumen.torch.collate` takes the batch itself, with no stacking)."""
         positions = self.dataset._positions(list(indices))
+        if self.transform is not None and self.batch_transform is None:
+            # Each sample transformed and left to the loader's collate_fn: a transform may
+            # return what only the user's collate_fn takes.
+            samples = [self.transform(s) for s in _sample_tensors(self._read(positions))]
+            if not self.target:
+                return samples
+            return list(zip(samples, target_items(self._target(positions)), strict=True))
+        batch = self._batch(positions)
+        if self.target:
+            samples, target = batch
+            items = Samples(zip(split(samples), target_items(target), strict=True))
+        else:
+            items = Samples(split(batch))
+        items.batch = batch
+        return items
+
+    def _read(self, positions: np.ndarray, out: np.ndarray | None = None) -> Any:
+        """``read_batch`` of ``positions``, whole chunks loaded first for a prefetching sampler."""
         self.read_here = True
         if self.chunk_local and self.dataset.storage.batched_reads:
             self._load_chunks(positions)
-        batch = self.dataset.read_batch(positions)
-        if isinstance(batch, np.ndarray) and batch.flags.writeable and len(batch):
-            # One tensor over the new batch array, then a view per sample (no conversion each).
-            tensors = torch.from_numpy(batch).unbind(0)
-            return [self._item(t, p) for t, p in zip(tensors, positions.tolist(), strict=True)]
-        return [self._item(sample, int(p)) for sample, p in zip(batch, positions, strict=True)]
+        return gather(self.dataset, positions, out)
+
+    def _batch(self, positions: np.ndarray, out: np.ndarray | None = None) -> Any:
+        """The batch of ``positions`` as every batch form yields it (``out``: an array of
+        the batch's shape to read it into, for a dataset of one shape)."""
+        read = self._read(positions, out)
+        if self.transform is None:
+            samples = samples_batch(read)
+        else:
+            samples = collate([self.transform(s) for s in _sample_tensors(read)])
+        if self.batch_transform is not None:
+            samples = self.batch_transform(samples)
+        if not self.target:
+            return samples
+        return samples, self._target(positions)
+
+    def _target(self, positions: np.ndarray) -> Any:
+        """The target of a batch: a column's values, or a dict of columns."""
+        metadata = self.dataset.table.metadata
+        if isinstance(self.target, str):
+            return column_batch(metadata, self.target, positions)
+        return {name: column_batch(metadata, name, positions) for name in self._columns}
 
     def _load_chunks(self, positions: np.ndarray) -> None:
         """The chunks of a batch from the disk cache into memory, whole, when the disk cache
@@ -121,7 +181,51 @@ class TorchDataset(_TorchDataset):
         return {**self.__dict__, "_extents": None}
 
 
+#: Whether ``read_batch`` fills an array it is given (``out=``): BatchLoader then reads each
+#: batch into an array it hands out again once the loop has let go of it (a new array's
+#: pages are faulted in on first write: for images that costs more than the copy).
+READS_INTO = "out" in inspect.signature(Dataset.read_batch).parameters
+
+
+def gather(dataset: Dataset, positions: np.ndarray, out: np.ndarray | None = None) -> Any:
+    """The one place a batch's samples are read (every loader's reads come here); into
+    ``out`` (an array of the batch's shape and dtype) where ``read_batch`` can."""
+    if out is not None and READS_INTO:
+        return dataset.read_batch(positions, out=out)
+    return dataset.read_batch(positions)
+
+
+def _target_columns(dataset: Dataset, target: Target | None) -> list[str]:
+    """The metadata columns a target names (checked here, at once, not at the first batch)."""
+    if not target:
+        return []
+    names = dataset.columns
+    wanted = names if target is True else [target] if isinstance(target, str) else list(target)
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise ValueError(
+            f"target: {dataset.root} has no metadata column(s) {unknown}; its columns: {names}"
+        )
+    return wanted
+
+
+def _is_many(index: Any) -> bool:
+    """Whether ``index`` asks for a batch (a list, tuple, range or 1-d array of indices)."""
+    if isinstance(index, (list, tuple, range)):
+        return True
+    return isinstance(index, (np.ndarray, torch.Tensor)) and index.ndim > 0
+
+
+def _sample_tensors(read: Any) -> list[Any]:
+    """What ``read_batch`` returned as one tensor (or dict of them) per sample."""
+    if isinstance(read, np.ndarray) and read.flags.writeable:
+        return list(torch.from_numpy(read).unbind(0))
+    return [_as_tensor(sample) for sample in read]
+
+
 def _as_tensor(sample: Any) -> Any:
+    if isinstance(sample, torch.Tensor):
+        return sample
     if isinstance(sample, dict):
         return {k: v if isinstance(v, bytes) else _as_tensor(v) for k, v in sample.items()}
     array = np.asarray(sample)

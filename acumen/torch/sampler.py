@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from itertools import islice
 
 import numpy as np
 import torch
@@ -91,12 +92,29 @@ class ChunkShuffleSampler(Sampler[int]):
         self.rank = rank
         self.drop_last = drop_last
         self.epoch = 0
-        self.start = 0  # samples of this epoch already handed out (for resuming)
+        self._start = 0
+        #: The iterator of a local pass, its first sample and length: ``start`` follows it.
+        self._live: tuple[Iterator[int], int, int] | None = None
         n = len(self.chunk_ids)
         if drop_last:
             self.per_rank = n // num_replicas
         else:
             self.per_rank = -(-n // num_replicas)
+
+    @property
+    def start(self) -> int:
+        """Samples of this epoch already handed out (for resuming); 0 once a pass is over."""
+        live = self._live
+        if live is None:
+            return self._start
+        positions, first, count = live
+        left = positions.__length_hint__()  # type: ignore[attr-defined]
+        return first + count - left if left else 0
+
+    @start.setter
+    def start(self, value: int) -> None:
+        self._live = None
+        self._start = value
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -132,29 +150,43 @@ class ChunkShuffleSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         order, cuts = self._plan()
-        first = self.rank * self.per_rank + self.start
+        start = self.start
+        first = self.rank * self.per_rank + start
         rest = order[first : (self.rank + 1) * self.per_rank]
         if self._dataset is not None and len(rest):
-            inside = [c - first for c in cuts if first < c < first + len(rest)]
-            data = self._data
-            if data is not None:
-                data.read_here = False  # until a batch is read here: workers may read them
-            positions: Iterator[int] = ahead(
-                self._dataset,
-                rest,
-                inside,
-                self.prefetch,
-                None if data is None else lambda: not data.read_here,
-            )
-        else:
-            positions = iter(rest.tolist())
+            self._live = None
+            return self._fetched(rest, [c - first for c in cuts if first < c < first + len(rest)])
+        # A list's own iterator (no Python code per sample: a loader takes millions a
+        # second); ``start`` reads how far it has gone.
+        positions = iter(rest.tolist())
+        self._live = (positions, start, len(rest))
+        return positions
+
+    def _fetched(self, rest: np.ndarray, inside: list[int]) -> Iterator[int]:
+        """This rank's rest of the epoch, each window handed out once its bytes are here."""
+        data = self._data
+        if data is not None:
+            data.read_here = False  # until a batch is read here: workers may read them
+        positions = ahead(
+            self._dataset,  # type: ignore[arg-type]
+            rest,
+            inside,
+            self.prefetch,
+            None if data is None else lambda: not data.read_here,
+        )
         for position in positions:
-            self.start += 1
+            self._start += 1
             yield position
-        self.start = 0
+        self._start = 0
 
     def __len__(self) -> int:
         return self.per_rank
+
+    def batches(self, batch_size: int, drop_last: bool = False) -> ChunkBatches:
+        """This order in batches of positions, as ``BatchSampler(self, batch_size,
+        drop_last)`` gives them, but each an array cut from the order (no Python per
+        sample): ``DataLoader(ds, batch_size=None, sampler=sampler.batches(256))``."""
+        return ChunkBatches(self, batch_size, drop_last)
 
     def state_dict(self, consumed: int | None = None) -> dict[str, int]:
         """Where this epoch stands. Give ``consumed``, the samples your loop has used: a
@@ -167,3 +199,40 @@ class ChunkShuffleSampler(Sampler[int]):
             raise ValueError(f"the state is of seed {state['seed']}, this sampler's is {self.seed}")
         self.epoch = int(state["epoch"])
         self.start = int(state["start"])
+
+
+class ChunkBatches(Sampler[np.ndarray]):
+    """A :class:`ChunkShuffleSampler`'s order as arrays of ``batch_size`` positions (the last
+    one smaller unless ``drop_last``); ``start``, ``state_dict`` and ``set_epoch`` stay the
+    sampler's (a batch counts as handed out once yielded)."""
+
+    def __init__(self, sampler: ChunkShuffleSampler, batch_size: int, drop_last: bool) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        n, size = len(self.sampler), self.batch_size
+        return n // size if self.drop_last else -(-n // size)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        sampler, size = self.sampler, self.batch_size
+        if sampler._dataset is not None:  # prefetching: the sampler's own pace, sample by sample
+            order = iter(sampler)
+            while len(positions := np.fromiter(islice(order, size), np.int64)):
+                if self.drop_last and len(positions) < size:
+                    break
+                yield positions
+            return
+        order, _ = sampler._plan()
+        first = sampler.start
+        base = sampler.rank * sampler.per_rank
+        rest = order[base + first : base + sampler.per_rank]
+        stop = len(rest) - len(rest) % size if self.drop_last else len(rest)
+        for at in range(0, stop, size):
+            positions = rest[at : at + size]
+            sampler.start = first + at + len(positions)
+            yield positions
+        sampler.start = 0
