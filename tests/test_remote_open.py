@@ -175,6 +175,38 @@ def _read_in_child(blob: bytes, i: int) -> bytes:
     return pickle.loads(blob).read(i).tobytes()
 
 
+def test_a_forked_child_never_closes_the_parents_connections(tmp_path: Path, http_server) -> None:
+    """A child makes its own filesystem; the parent's, inherited, must never be closed
+    there: closing takes its sockets out of the epoll the two processes share, and the
+    parent's next reads wait for ever (a DataLoader epoch hung this way)."""
+    import gc
+    import os
+    import threading
+
+    url = serve_http(write_local(tmp_path / "local", "raw", "csv"), http_server)
+    first = acumen.open(url, cache=tmp_path / "c1", cache_size=0)
+    second = acumen.open(url, cache=tmp_path / "c2", cache_size=0)  # same session, unread
+    first.read_batch(list(range(0, N, 2)))  # connections open in the parent
+    pid = os.fork()
+    if pid == 0:  # the child: reads (a filesystem of its own), drops the parent's
+        code = 0
+        try:
+            first.read_batch(list(range(1, N, 2)))
+            gc.collect()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(second.read_batch(list(range(N)))))
+    reader.daemon = True
+    reader.start()
+    reader.join(30)
+    assert got, "the parent's read after the child's did not finish in 30 s"
+    for row, i in zip(got[0], range(N), strict=True):
+        assert row.tobytes() == sample(i).tobytes()
+
+
 def test_a_missing_dataset_names_the_url(tmp_path: Path, http_server, s3_server, s3_bucket):
     with pytest.raises(DatasetNotFoundError, match=r"http://.*/nothing"):
         acumen.open(http_server.url("nothing"), cache=tmp_path / "cache")

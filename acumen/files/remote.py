@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import re
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -42,6 +43,31 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 #: At most this many requests in flight at once, by default.
 MAX_REQUESTS = 64
+
+#: The filesystems a forked child inherited, kept until it ends and never closed. fsspec
+#: closes a filesystem's session when the filesystem is collected (its cache is cleared in
+#: a child, acumen makes a new filesystem there), and closing takes the session's sockets
+#: out of the event loop's epoll, which a child shares with its parent: the parent then
+#: waits for ever for the replies on them (seen as a DataLoader epoch that hung).
+_INHERITED: list[Any] = []
+
+
+def _keep_inherited_filesystems() -> None:
+    """In a forked child: hold every fsspec filesystem the parent had cached."""
+    spec = sys.modules.get("fsspec.spec")
+    if spec is None:
+        return
+    pending = [spec.AbstractFileSystem]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        cache = cls.__dict__.get("_cache")
+        if isinstance(cache, dict):
+            _INHERITED.extend(cache.values())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_keep_inherited_filesystems)
 
 
 def _text(path: object) -> str | None:
@@ -129,6 +155,8 @@ class RemoteStore:
                 fs = filesystem(self.url, pooled(self))
             except ImportError as error:
                 raise RemoteError(f"{self.url}: {error}") from error
+            if self._fs is not None:  # the parent's: never closed here (see _INHERITED)
+                _INHERITED.append(self._fs)
             self._fs, self._pid = fs, os.getpid()
         return self._fs
 
