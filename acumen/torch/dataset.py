@@ -9,7 +9,6 @@ builds the same batch and hands it out as per-sample items for the DataLoader's 
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -181,16 +180,12 @@ class TorchDataset(_TorchDataset):
         return {**self.__dict__, "_extents": None}
 
 
-#: Whether ``read_batch`` fills an array it is given (``out=``): BatchLoader then reads each
-#: batch into an array it hands out again once the loop has let go of it (a new array's
-#: pages are faulted in on first write: for images that costs more than the copy).
-READS_INTO = "out" in inspect.signature(Dataset.read_batch).parameters
-
-
 def gather(dataset: Dataset, positions: np.ndarray, out: np.ndarray | None = None) -> Any:
     """The one place a batch's samples are read (every loader's reads come here); into
-    ``out`` (an array of the batch's shape and dtype) where ``read_batch`` can."""
-    if out is not None and READS_INTO:
+    ``out`` (an array of the batch's shape and dtype) when given: BatchLoader reads each
+    batch into an array it hands out again once the loop has let go of it (a new array's
+    pages are faulted in on first write: for images that costs more than the copy)."""
+    if out is not None:
         return dataset.read_batch(positions, out=out)
     return dataset.read_batch(positions)
 

@@ -27,7 +27,7 @@ import torch
 
 from acumen.read.dataset import Dataset
 from acumen.torch.batch import Padded
-from acumen.torch.dataset import READS_INTO, TorchDataset
+from acumen.torch.dataset import TorchDataset
 from acumen.torch.sampler import ChunkShuffleSampler
 
 #: Threads by default for batches of TASK_BYTES or more: measured on 2 cores
@@ -153,7 +153,7 @@ class BatchLoader:
         """Whether batches are read into reused arrays: samples of one shape, read as they
         are (no per-sample transform), where ``read_batch`` takes ``out=``."""
         data = self.dataset
-        return READS_INTO and data.dataset.shape is not None and data.transform is None
+        return data.dataset.shape is not None and data.transform is None
 
     def _batches_per_task(self) -> int:
         """How many batches a thread gathers at once: about TASK_BYTES of samples."""
