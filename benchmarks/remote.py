@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib.util
+import itertools
 import os
 import platform
 import shutil
@@ -313,8 +314,10 @@ def dataloader_epochs(base_url: str, root: Path, tmp: Path, workloads, counter: 
     """One epoch through ``torch.utils.data.DataLoader`` with ``ChunkShuffleSampler``
     (window 4, its prefetch at the default 128 MiB): over the local copy, then the URL with
     a fresh cache (cold) and again with that cache (warm, a new ``TorchDataset``), with 0
-    and 2 workers (fork). Batches of 256 (W1) and 64 (W2); torch on one thread (the cores
-    are shared with the server). Rows: samples/s, MB/s, GETs, time against the local one."""
+    and 2 workers (fork), in both forms: per sample (``batch_size=N``, the items collated)
+    and whole batches (``batch_size=None, sampler=sampler.batches(N)``). Batches of 256 (W1)
+    and 64 (W2); torch on one thread (the cores are shared with the server). Rows:
+    samples/s, MB/s, GETs, time against the local one in the same form."""
     try:
         import torch
         from torch.utils.data import DataLoader
@@ -324,12 +327,13 @@ def dataloader_epochs(base_url: str, root: Path, tmp: Path, workloads, counter: 
         return []
     torch.set_num_threads(1)
 
-    def one(data, workers: int, batch: int) -> tuple[float, int, int]:
+    def one(data, workers: int, batch: int, form: str) -> tuple[float, int, int]:
         sampler = ChunkShuffleSampler(data, window=4, seed=0)
+        whole = form == "batches"
         loader = DataLoader(
             data,
-            batch_size=batch,
-            sampler=sampler,
+            batch_size=None if whole else batch,
+            sampler=sampler.batches(batch) if whole else sampler,
             num_workers=workers,
             multiprocessing_context="fork" if workers else None,
         )
@@ -341,18 +345,19 @@ def dataloader_epochs(base_url: str, root: Path, tmp: Path, workloads, counter: 
     rows = []
     for name, _, _, sample_bytes in workloads:
         batch = 256 if name == "W1" else 64
-        for workers in (0, 2):
-            local_s, count, _ = one(TorchDataset(root / name.lower()), workers, batch)
-            cache = tmp / f"cache-epoch-{name}-{workers}"
+        for workers, form in itertools.product((0, 2), ("samples", "batches")):
+            local_s, count, _ = one(TorchDataset(root / name.lower()), workers, batch, form)
+            cache = tmp / f"cache-epoch-{name}-{workers}-{form}"
             url = f"{base_url}/{name.lower()}"
             for label in ("cold", "warm"):
                 data = TorchDataset(url, cache=cache)
-                seconds, count, gets = one(data, workers, batch)
+                seconds, count, gets = one(data, workers, batch, form)
                 data.dataset.close()  # untimed: the disk-cache writes still queued finish
                 rows.append(
                     {
                         "workload": name,
                         "workers": workers,
+                        "form": form,
                         "pass": label,
                         "samples/s": count / seconds,
                         "MB/s": count * sample_bytes / seconds / 1e6,

@@ -164,3 +164,27 @@ def test_batch_loader_over_http_is_the_local_epoch(
     sampler = ChunkShuffleSampler(remote, window=2, seed=3)
     got = [(x.tolist(), y.tolist()) for x, y in BatchLoader(remote, 16, sampler=sampler)]
     assert got == expected
+
+
+def test_batches_of_a_prefetching_sampler_cut_its_order_and_resume(
+    tmp_path: Path, local_path: Path, http_server
+) -> None:
+    url = serve(local_path, http_server)
+    remote = TorchDataset(url, target="label", cache=tmp_path / "cache")
+    sampler = ChunkShuffleSampler(remote, window=2, seed=3)
+    sampler.set_epoch(2)
+    order = sampler.epoch_order()
+    got = list(sampler.batches(16))
+    assert all(len(b) == 16 for b in got[:-1]) and 0 < len(got[-1]) <= 16
+    assert np.concatenate(got).tolist() == order.tolist()
+    assert sampler.start == 0  # a finished pass
+    taken = []
+    for batch in sampler.batches(16, drop_last=True):
+        taken.append(batch)
+        if len(taken) == 3:
+            break
+    assert sampler.state_dict()["start"] == 48
+    resumed = ChunkShuffleSampler(remote, window=2, seed=3)
+    resumed.load_state_dict(sampler.state_dict())
+    rest = list(resumed.batches(16, drop_last=True))
+    assert np.concatenate(taken + rest).tolist() == order[: len(order) // 16 * 16].tolist()

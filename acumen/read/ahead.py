@@ -103,6 +103,19 @@ def ahead(
     while it says True (the samples are read by other processes, DataLoader workers), a block
     is handed out only once its bytes are also written to the disk cache, where those
     processes look (written in the background, while the next blocks are fetched)."""
+    for piece in ahead_pieces(dataset, positions, cuts, ahead_bytes, for_others):
+        yield from piece.tolist()
+
+
+def ahead_pieces(
+    dataset: Dataset,
+    positions: np.ndarray,
+    cuts: Sequence[int] = (),
+    ahead_bytes: int = AHEAD_BYTES,
+    for_others: Callable[[], bool] | None = None,
+) -> Iterator[np.ndarray]:
+    """:func:`ahead`'s positions as arrays of at most a few hundred, for a reader of whole
+    batches (no Python step per sample)."""
     positions = np.asarray(positions, dtype=np.int64)
     sizes = dataset.table.sizes[positions]
     planned = blocks(sizes, cuts, max(1, ahead_bytes // 2))
@@ -142,7 +155,7 @@ def ahead(
                 wait()
         top_up(k)
         for at in range(start, end, _LOOK_EVERY):
-            yield from positions[at : min(end, at + _LOOK_EVERY)].tolist()
+            yield positions[at : min(end, at + _LOOK_EVERY)]
             top_up(k)
 
 

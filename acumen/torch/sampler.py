@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from itertools import islice
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from acumen.read.ahead import AHEAD_BYTES, ahead
+from acumen.read.ahead import AHEAD_BYTES, ahead_pieces
 from acumen.read.dataset import Dataset
 from acumen.torch.dataset import TorchDataset
 
@@ -164,20 +163,31 @@ class ChunkShuffleSampler(Sampler[int]):
 
     def _fetched(self, rest: np.ndarray, inside: list[int]) -> Iterator[int]:
         """This rank's rest of the epoch, each window handed out once its bytes are here."""
+        for piece in self._pieces(rest, inside):
+            for position in piece.tolist():
+                self._start += 1
+                yield position
+        self._start = 0
+
+    def _pieces(self, rest: np.ndarray, inside: list[int]) -> Iterator[np.ndarray]:
+        """:meth:`_fetched`'s positions as arrays (``start`` is the caller's to advance)."""
         data = self._data
         if data is not None:
             data.read_here = False  # until a batch is read here: workers may read them
-        positions = ahead(
+        return ahead_pieces(
             self._dataset,  # type: ignore[arg-type]
             rest,
             inside,
             self.prefetch,
             None if data is None else lambda: not data.read_here,
         )
-        for position in positions:
-            self._start += 1
-            yield position
-        self._start = 0
+
+    def _rest(self) -> tuple[np.ndarray, list[int]]:
+        """This rank's positions not handed out yet, and where its windows end in them."""
+        order, cuts = self._plan()
+        first = self.rank * self.per_rank + self.start
+        rest = order[first : (self.rank + 1) * self.per_rank]
+        return rest, [c - first for c in cuts if first < c < first + len(rest)]
 
     def __len__(self) -> int:
         return self.per_rank
@@ -219,12 +229,24 @@ class ChunkBatches(Sampler[np.ndarray]):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         sampler, size = self.sampler, self.batch_size
-        if sampler._dataset is not None:  # prefetching: the sampler's own pace, sample by sample
-            order = iter(sampler)
-            while len(positions := np.fromiter(islice(order, size), np.int64)):
-                if self.drop_last and len(positions) < size:
-                    break
-                yield positions
+        if sampler._dataset is not None:  # prefetching: each block once its bytes are here
+            rest, inside = sampler._rest()
+            sampler._live = None
+            held: list[np.ndarray] = []
+            count = 0
+            for piece in sampler._pieces(rest, inside) if len(rest) else ():
+                held.append(piece)
+                count += len(piece)
+                while count >= size:
+                    joined = np.concatenate(held) if len(held) > 1 else held[0]
+                    held = [joined[size:]] if len(joined) > size else []
+                    count -= size
+                    sampler._start += size
+                    yield joined[:size]
+            if count and not self.drop_last:
+                sampler._start += count
+                yield np.concatenate(held)
+            sampler._start = 0
             return
         order, _ = sampler._plan()
         first = sampler.start
