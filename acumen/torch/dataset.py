@@ -185,9 +185,7 @@ def gather(dataset: Dataset, positions: np.ndarray, out: np.ndarray | None = Non
     ``out`` (an array of the batch's shape and dtype) when given: BatchLoader reads each
     batch into an array it hands out again once the loop has let go of it (a new array's
     pages are faulted in on first write: for images that costs more than the copy)."""
-    if out is not None:
-        return dataset.read_batch(positions, out=out)
-    return dataset.read_batch(positions)
+    return dataset._batch(positions, None, out)  # positions checked already (_positions)
 
 
 def _target_columns(dataset: Dataset, target: Target | None) -> list[str]:
