@@ -278,9 +278,7 @@ class BatchReads:
             table.take(row_sorted[start:end], 0, gathered[start:end], "clip")
         # Back in the order asked for, with take (it releases the GIL; a fancy-index
         # assignment of a few hundred rows holds it).
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        gathered.take(inverse, 0, flat, "clip")
+        gathered.take(_inverse(order), 0, flat, "clip")
         return True
 
     def _decode_into(self, positions: np.ndarray, batch: np.ndarray, threads: int | None) -> None:
@@ -328,9 +326,7 @@ class BatchReads:
             )
         except CorruptDatasetError:
             return None
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        return list(map(got.__getitem__, inverse.tolist()))
+        return list(map(got.__getitem__, _inverse(order).tolist()))
 
     def _decode_one_by_one(self, positions: np.ndarray, out: memoryview, size: int) -> None:
         """Each sample read and decoded on its own: the first that fails is raised, named."""
@@ -342,3 +338,10 @@ class BatchReads:
                 out[row * size : row * size + size] = decode(payload, size)
             except CorruptDatasetError as error:
                 raise sample_error(self.root, i, error) from None
+
+
+def _inverse(order: np.ndarray) -> np.ndarray:
+    """The permutation that puts ``order``-sorted rows back where they came from (O(n))."""
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return inverse

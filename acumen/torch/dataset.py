@@ -94,7 +94,7 @@ class TorchDataset(_TorchDataset):
         return self.dataset.table.chunk_ids
 
     def _item(self, sample: Any, position: int) -> Any:
-        tensor = sample if isinstance(sample, torch.Tensor) else _as_tensor(sample)
+        tensor = _as_tensor(sample)
         if self.transform is not None:
             tensor = self.transform(tensor)
         if not self.target:

@@ -148,13 +148,11 @@ class ChunkShuffleSampler(Sampler[int]):
         return order[:total], cuts
 
     def __iter__(self) -> Iterator[int]:
-        order, cuts = self._plan()
         start = self.start
-        first = self.rank * self.per_rank + start
-        rest = order[first : (self.rank + 1) * self.per_rank]
+        rest, inside = self._rest()
         if self._dataset is not None and len(rest):
             self._live = None
-            return self._fetched(rest, [c - first for c in cuts if first < c < first + len(rest)])
+            return self._fetched(rest, inside)
         # A list's own iterator (no Python code per sample: a loader takes millions a
         # second); ``start`` reads how far it has gone.
         positions = iter(rest.tolist())
@@ -248,10 +246,8 @@ class ChunkBatches(Sampler[np.ndarray]):
                 yield np.concatenate(held)
             sampler._start = 0
             return
-        order, _ = sampler._plan()
         first = sampler.start
-        base = sampler.rank * sampler.per_rank
-        rest = order[base + first : base + sampler.per_rank]
+        rest, _ = sampler._rest()
         stop = len(rest) - len(rest) % size if self.drop_last else len(rest)
         for at in range(0, stop, size):
             positions = rest[at : at + size]
