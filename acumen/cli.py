@@ -14,6 +14,7 @@ from acumen.cli_options import add_remote_options, check_used, for_path
 from acumen.errors import AcumenError, quote
 from acumen.format.checksums import sealed
 from acumen.format.layout import WRITING_MARKER
+from acumen.versions import commands as version_commands
 
 #: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
@@ -100,8 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     clean.add_argument("url")
     clean.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
     add_remote_options(clean)
+    version_commands.add_parsers(commands)
     args = parser.parse_args(argv)
     try:
+        if args.command in version_commands.NAMES:
+            return version_commands.run(args)
         if args.command == "demo":
             from acumen.demo import run
 

@@ -165,3 +165,9 @@ class RemoteError(AcumenError, OSError):
 
     def __str__(self) -> str:  # OSError would print "[Errno ...]" for two arguments
         return str(self.args[0]) if self.args else ""
+
+
+class CommitConflictError(AcumenError):
+    """Another writer committed the version this change was based on first, and the change
+    cannot be replayed on the newer version (a delete by positions, a compaction): nothing
+    of it was committed; read the dataset again and redo it."""

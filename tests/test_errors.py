@@ -272,13 +272,13 @@ def test_manifest_wrong_value_names_file_and_key(dataset, edit, key, problem):
 def test_manifest_from_a_newer_acumen_says_upgrade(dataset):
     root, _ = dataset
     manifest = manifest_of(root)
-    manifest["format_version"] = 2
+    manifest["format_version"] = 3
     save_manifest(root, manifest)
     with pytest.raises(ManifestError) as caught:
         acumen.open(root)
     assert caught.value.key == "format_version"
     message = str(caught.value)
-    assert f"is 2, but this acumen ({acumen.__version__}) reads up to 1" in message
+    assert f"is 3, but this acumen ({acumen.__version__}) reads up to 2" in message
     upgrade = "upgrade acumen (reinstall it from its repository, or `git pull` in an editable "
     upgrade += "clone)"
     assert upgrade in message

@@ -42,6 +42,7 @@ LAYERS = {
     "acumen.clean": 5,
     "acumen.verify_remote": 5,
     "acumen.demo": 5,
+    "acumen.versions": 5,
     "acumen": 5,
 }
 #: Parts of one layer that must not know each other.

@@ -26,8 +26,9 @@ import pytest
 import acumen
 from acumen.convert import ConversionError, convert
 from acumen.convert import sources as convert_sources
-from acumen.convert.merge import _concat_metadata
+from acumen.convert.merge import _check_metadata
 from acumen.errors import SampleError
+from acumen.format.index_concat import concat_metadata
 from acumen.format.metadata import ColumnSpec, MetadataTable
 
 MODULE = "tests.test_metadata_types"
@@ -239,11 +240,12 @@ def test_parts_that_disagree_are_refused_naming_them() -> None:
     ints = MetadataTable(2, {"x": np.array([1, 2])}, [ColumnSpec("x", "int")])
     floats = MetadataTable(1, {"x": np.array([2.5])}, [ColumnSpec("x", "float")])
     with pytest.raises(ConversionError) as caught:
-        _concat_metadata([ints, floats], ["parts/part-000000", "parts/part-000001"])
+        _check_metadata([ints, floats], ["parts/part-000000", "parts/part-000001"])
     message = str(caught.value)
     assert "parts/part-000000 has 'x' (int), parts/part-000001 has 'x' (float)" in message
     assert "remove the output folder and run the conversion again" in message
-    merged = _concat_metadata([ints, ints], ["a", "b"])  # agreeing parts merge as before
+    _check_metadata([ints, ints], ["a", "b"])  # agreeing parts merge as before
+    merged = concat_metadata([ints, ints], ["a", "b"])
     assert merged.specs == [ColumnSpec("x", "int")] and merged.column("x").tolist() == [1, 2] * 2
 
 

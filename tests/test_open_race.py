@@ -67,7 +67,7 @@ def test_a_writer_committing_during_the_open_is_read_from_its_manifest(
     """open saw no manifest and read the index as an original's; the writer committed
     meanwhile: the dataset opens from its manifest, as what the writer wrote."""
     folder, manifest = writer_between_index_and_manifest(tmp_path)
-    read_index = opening._read_index
+    read_index = opening.read_index_file
     reads = []
 
     def commit_after_the_first_read(*args):
@@ -77,7 +77,7 @@ def test_a_writer_committing_during_the_open_is_read_from_its_manifest(
             manifest.rename(folder / MANIFEST_FILE)
         return table
 
-    monkeypatch.setattr(opening, "_read_index", commit_after_the_first_read)
+    monkeypatch.setattr(opening, "read_index_file", commit_after_the_first_read)
     ds = acumen.open(folder)
     assert len(reads) == 2
     assert ds.dtype == np.int16

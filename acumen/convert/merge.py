@@ -22,10 +22,11 @@ from acumen.files.claim import Claim
 from acumen.files.local import write_atomically
 from acumen.format.dtypes import dtype_from_json
 from acumen.format.fields import FieldSpec
+from acumen.format.index_concat import concat_tables as join_tables
 from acumen.format.index_table import FieldColumns, IndexTable
 from acumen.format.layout import MANIFEST_FILE, chunk_file_name
 from acumen.format.manifest import ChunkEntry, Manifest
-from acumen.format.metadata import NUMPY_DTYPES, MetadataTable
+from acumen.format.metadata import MetadataTable
 from acumen.format.shapes import ShapeColumn
 from acumen.write.commit import build_manifest, commit_dataset
 
@@ -139,53 +140,27 @@ def concat_tables(
     tables: list[IndexTable], settings: WriterSettings, part_names: list[str] | None = None
 ) -> IndexTable:
     """One index from the parts' indexes (their chunk names already global)."""
-    names: list[str] = []
-    chunk_ids = []
-    for table in tables:
-        chunk_ids.append(table.chunk_ids.astype(np.int64) + len(names))
-        names += table.chunk_names
+    names = part_names or [f"part {n}" for n in range(len(tables))]
+    _check_metadata([t.metadata for t in tables], names)
     field_names = list(settings.fields) if settings.fields is not None else None
-    return IndexTable(
-        chunk_names=names,
-        chunk_ids=np.concatenate(chunk_ids) if chunk_ids else np.zeros(0, np.int32),
-        offsets=_concat([t.offsets for t in tables], np.int64),
-        sizes=_concat([t.sizes for t in tables], np.int64),
-        shapes=_concat_shapes([t.shapes for t in tables]) if field_names is None else None,
-        metadata=_concat_metadata(
-            [t.metadata for t in tables], part_names or [f"part {n}" for n in range(len(tables))]
-        ),
-        fields={
-            name: FieldColumns(
-                _concat([t.fields[name].sizes for t in tables], np.int64),
-                _concat_shapes([t.fields[name].shapes for t in tables]),
-            )
-            for name in field_names or []
-        },
-    )
+    if not tables:
+        return IndexTable(
+            [],
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            None if field_names else ShapeColumn(0),
+            MetadataTable.empty(0),
+            {
+                name: FieldColumns(np.zeros(0, np.int64), ShapeColumn(0))
+                for name in field_names or []
+            },
+        )
+    return join_tables(tables, field_names, names)
 
 
-def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
-
-
-def _concat_shapes(columns: list[ShapeColumn]) -> ShapeColumn:
-    fixed = {c.fixed for c in columns if len(c)}
-    total = sum(len(c) for c in columns)
-    if len(fixed) == 1 and None not in fixed:
-        return ShapeColumn(total, fixed=fixed.pop())
-    offsets, flats, base = [np.zeros(1, np.int64)], [], 0
-    for column in columns:
-        column_offsets, flat = column.to_ragged()
-        offsets.append(column_offsets[1:] - column_offsets[0] + base)
-        flats.append(flat[column_offsets[0] : column_offsets[-1]])
-        base += int(column_offsets[-1] - column_offsets[0])
-    return ShapeColumn.from_ragged(
-        np.concatenate(offsets), np.concatenate(flats) if flats else np.zeros(0, np.int64)
-    )
-
-
-def _concat_metadata(tables: list[MetadataTable], part_names: list[str]) -> MetadataTable:
-    """The parts' metadata, one after the other. The parts share the columns the conversion's
+def _check_metadata(tables: list[MetadataTable], part_names: list[str]) -> None:
+    """The parts share the columns the conversion's
     first item fixed, so they agree; parts written by an acumen that did not fix them may
     not, and then no column is converted to agree: an int column made float would read
     ``1`` back as ``1.0`` for every sample of the int parts."""
@@ -193,7 +168,7 @@ def _concat_metadata(tables: list[MetadataTable], part_names: list[str]) -> Meta
         (table, name) for table, name in zip(tables, part_names, strict=True) if len(table)
     ]
     if not filled:
-        return MetadataTable.empty(0)
+        return
     first, first_name = filled[0]
     for table, name in filled[1:]:
         if table.specs != first.specs:
@@ -203,13 +178,6 @@ def _concat_metadata(tables: list[MetadataTable], part_names: list[str]) -> Meta
                 "types for some items. Make every item's metadata have the same keys and types "
                 "(floats as 1.0, not 1), remove the output folder and run the conversion again"
             )
-    columns = {
-        spec.name: np.concatenate(
-            [np.asarray(t.column(spec.name)).astype(NUMPY_DTYPES[spec.type]) for t, _ in filled]
-        )
-        for spec in first.specs
-    }
-    return MetadataTable(sum(len(t) for t, _ in filled), columns, first.specs)
 
 
 def _describe(table: MetadataTable) -> str:

@@ -20,9 +20,12 @@ ORIGINAL_INDEX_FILE = "index.csv"
 CHUNK_FILE_PATTERN = "chunks/chunk_{n}.chnk"
 
 
-def chunk_file_name(number: int) -> str:
-    """The original's chunk name, relative to the dataset root."""
-    return CHUNK_FILE_PATTERN.format(n=number)
+def chunk_file_name(number: int, folder: str = "chunks") -> str:
+    """The original's chunk name, relative to the dataset root; a later commit of a
+    versioned dataset writes its chunks in a folder of its own (``chunks/<token>``)."""
+    if folder == "chunks":
+        return CHUNK_FILE_PATTERN.format(n=number)
+    return f"{folder}/chunk_{number}.chnk"
 
 
 #: The longest name a file inside a dataset may have (Linux's PATH_MAX; longer names

@@ -23,9 +23,14 @@ from acumen.format.fields import FIELD_TYPES, check_field_name
 from acumen.format.layout import CHUNK_FILE_PATTERN, MANIFEST_FILE
 from acumen.format.metadata import COLUMN_TYPES, ColumnSpec
 from acumen.format.shapes import MAX_NDIM
+from acumen.format.versions import VersionInfo
 
 FORMAT_NAME = "acumen"
-FORMAT_VERSION = 1
+#: The highest format version this acumen reads. A dataset written once is version 1; one
+#: that changed (append, delete, compact) is version 2: its manifest adds the keys of
+#: :class:`~acumen.format.versions.VersionInfo`, which a version-1 reader must not ignore.
+FORMAT_VERSION = 2
+WRITE_ONCE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,17 @@ class Manifest:
     #: their path in the dataset; empty in datasets written before acumen recorded them.
     files: dict[str, str] = field(default_factory=dict)
     acumen_version: str = __version__
-    format_version: int = FORMAT_VERSION
+    #: A versioned dataset's manifest (format version 2): its version, parent, segments...
+    versioned: VersionInfo | None = None
+
+    @property
+    def format_version(self) -> int:
+        return WRITE_ONCE_FORMAT if self.versioned is None else FORMAT_VERSION
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the index files, deleted ones included (= ``n_samples`` when none are)."""
+        return self.n_samples if self.versioned is None else self.versioned.n_rows
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,12 +96,17 @@ class Manifest:
             "plugins": self.plugins,
             **({"fields": self.fields} if self.fields is not None else {}),
             **({"files": dict(self.files)} if self.files else {}),
+            **(self.versioned.to_json() if self.versioned is not None else {}),
         }
 
-    def write(self, root: Path) -> None:
-        """Write ``manifest.json`` atomically, sealed with its own checksum."""
+    def text(self) -> bytes:
+        """The manifest as stored: sealed with its own checksum, one key a line."""
         text = json.dumps(sealed(self.to_json()), indent=1, ensure_ascii=False) + "\n"
-        write_atomically(root / MANIFEST_FILE, text.encode("utf-8"))
+        return text.encode("utf-8")
+
+    def write(self, root: Path) -> None:
+        """Write ``manifest.json`` atomically."""
+        write_atomically(root / MANIFEST_FILE, self.text())
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
@@ -147,12 +167,21 @@ class Manifest:
                     check.checksum(entry, prefix),
                 )
             chunks.append(chunk)
-        if sum(c.n_samples for c in chunks) != n_samples:
+        versioned = VersionInfo.from_json(raw, path) if version >= 2 else None
+        rows = n_samples if versioned is None else versioned.n_rows
+        if sum(c.n_samples for c in chunks) != rows:
+            what = "n_samples" if versioned is None else "the segments' rows"
             raise ManifestError(
                 path,
                 "chunks",
-                f"sample counts add up to {sum(c.n_samples for c in chunks)}, "
-                f"not n_samples = {n_samples}",
+                f"sample counts add up to {sum(c.n_samples for c in chunks)}, not {what} = {rows}",
+            )
+        if versioned is not None and rows - versioned.n_deleted != n_samples:
+            raise ManifestError(
+                path,
+                "n_samples",
+                f"is {n_samples}, but {rows} rows less {versioned.n_deleted} deleted leave "
+                f"{rows - versioned.n_deleted}",
             )
         columns = []
         for i, entry in enumerate(check.get(raw, "metadata", list)):
@@ -180,7 +209,7 @@ class Manifest:
             fields=fields,
             files=files,
             acumen_version=str(raw.get("acumen_version", "unknown")),
-            format_version=version,
+            versioned=versioned,
         )
 
     def install_hint(self, kind: str) -> str | None:

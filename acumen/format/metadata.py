@@ -162,7 +162,18 @@ class MetadataCollector:
     column never changes type: metadata comes back with the types it was written with.
     """
 
-    def __init__(self, declared: Sequence[ColumnSpec] | None = None, origin: str = "") -> None:
+    def __init__(
+        self,
+        declared: Sequence[ColumnSpec] | None = None,
+        origin: str = "",
+        existing: Sequence[ColumnSpec] | None = None,
+        rows_before: int = 0,
+    ) -> None:
+        """``existing``: the columns of a dataset this one's samples are appended to (every
+        sample needs them; the first sample may add columns, ``float`` or ``str`` only when
+        there are ``rows_before`` older rows that will read them as missing)."""
+        self._existing = list(existing) if existing is not None else None
+        self._rows_before = rows_before
         self._names: list[str] | None = None
         self._keyset: frozenset[str] = frozenset()
         self._values: dict[str, list] = {}
@@ -217,7 +228,7 @@ class MetadataCollector:
             for values in self._values.values():
                 if len(values) > self._n:
                     values.pop()
-            if self._n == 0 and self._origin is None:
+            if self._n == 0 and (self._origin is None or self._existing is not None):
                 self._names = None  # nor do its keys become the columns
             raise
         if exotic:
@@ -236,8 +247,33 @@ class MetadataCollector:
             if kind == "int" and not _INT64_MIN <= int(value) <= _INT64_MAX:  # type: ignore[call-overload]
                 raise _int64_overflow(name, value, sample)
             kinds[name] = kind
-        self._columns([ColumnSpec(name, kind) for name, kind in kinds.items()])
+        specs = [ColumnSpec(name, kind) for name, kind in kinds.items()]
+        if self._existing is not None:
+            specs = self._appended_columns(kinds, sample)
+            self._origin = "the dataset"
+        self._columns(specs)
         self._first = sample
+
+    def _appended_columns(self, kinds: dict[str, str], sample: int | str) -> list[ColumnSpec]:
+        """The dataset's columns, then those the first appended sample adds."""
+        existing = self._existing or []
+        missing = [spec.name for spec in existing if spec.name not in kinds]
+        if missing:
+            raise SampleError(
+                f"sample {sample}: metadata lacks the dataset's columns {missing}; every "
+                "appended sample needs the columns the dataset has"
+            )
+        known = {spec.name for spec in existing}
+        added = [ColumnSpec(name, kind) for name, kind in kinds.items() if name not in known]
+        for spec in added:
+            if self._rows_before and spec.type not in ("float", "str"):
+                raise SampleError(
+                    f"sample {sample}: metadata {spec.name!r} is a new column of type "
+                    f"{spec.type}, and the dataset's {self._rows_before} samples before it "
+                    "would have no value; a column added later must be float (NaN for "
+                    "missing) or str (empty for missing)"
+                )
+        return existing + added
 
     def _columns(self, specs: Sequence[ColumnSpec]) -> None:
         self._names = [spec.name for spec in specs]
@@ -269,6 +305,11 @@ class MetadataCollector:
 
     def _wrong_type(self, name: str, value: object, kind: str, sample: int | str) -> SampleError:
         column = self._kinds[name]
+        if self._existing is not None:
+            return SampleError(
+                f"sample {sample}: metadata {name!r} is {kind} ({quote(value)}) but the "
+                f"dataset's column is {column}; a column holds one type"
+            )
         if self._origin is None:
             fixed = f"earlier samples gave {column} (first at sample {self._first})"
         else:

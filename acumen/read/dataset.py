@@ -168,6 +168,12 @@ class Dataset(SampleReads, BatchReads):
         return self._fixed_shape
 
     @property
+    def version(self) -> int:
+        """The version this dataset was opened at (1 for one that never changed)."""
+        info = self.manifest.versioned if self.manifest is not None else None
+        return info.version if info is not None else 1
+
+    @property
     def columns(self) -> list[str]:
         """The metadata column names."""
         return self.table.metadata.names

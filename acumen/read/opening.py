@@ -8,7 +8,6 @@ caller supplies (defaults: float16, raw, as the original reader).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ import numpy as np
 from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.errors import (
-    AcumenError,
     CorruptDatasetError,
     DatasetNotFoundError,
     IncompleteDatasetError,
@@ -36,6 +34,8 @@ from acumen.format.dtypes import dtype_from_json, storage_dtype
 from acumen.format.index_table import IndexTable
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE, WRITING_MARKER, resolve_inside
 from acumen.format.manifest import Manifest
+from acumen.format.version_files import load_version, version_path
+from acumen.index_formats.segments import read_index_file, read_version_table
 from acumen.plugins import PluginSpec
 from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files, check_manifest_agrees, check_named_files
@@ -61,6 +61,7 @@ def open_dataset(
     storage_options: dict[str, Any] | None = None,
     cache: str | os.PathLike[str] | None = None,
     cache_size: int | None = None,
+    version: int | None = None,
 ) -> Dataset:
     """Open the dataset at ``path`` (its folder, its manifest or its index file, or a URL).
 
@@ -83,6 +84,10 @@ def open_dataset(
     chunks are read where they are, one ranged GET per sample (the ``remote`` storage).
     The bytes fetched are kept under ``cache``/chunks, shared by every process, at most
     ``cache_size`` bytes (default 10 GiB; 0: none kept on disk).
+
+    ``version``: a dataset that changed (appends, deletes) keeps its versions; None opens
+    the newest, a number that version (``acumen history`` lists them). The dataset keeps
+    reading the version it opened while writers commit newer ones.
     """
     if verify not in (None, "chunk", "sample"):
         raise ValueError(f"verify must be None, 'chunk' or 'sample', got {verify!r}")
@@ -93,6 +98,10 @@ def open_dataset(
                 f"verify='chunk' would download every chunk file of {path}: use "
                 "verify='sample' (datasets written with checksums='sample'), or check every "
                 f"chunk object once, streamed: `acumen verify {path}`"
+            )
+        if version is not None:
+            raise ValueError(
+                f"version= is for local datasets for now; {path} opens at its newest version"
             )
         mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked)
         parts = _read_parts(mirror.root, asked, verify, mirror.manifest)
@@ -116,7 +125,7 @@ def open_dataset(
         raise ValueError(f"storage_options is for URLs (s3://, https://...), not {path!r}")
     root = _dataset_root(Path(local_path(path)))
     while True:
-        parts = _read_parts(root, asked, verify)
+        parts = _read_parts(root, asked, verify, version=version)
         if parts.manifest is not None or not _written_meanwhile(root):
             break
     chunk_paths, file_sizes = locate_chunks(root, parts.table.chunk_names)
@@ -156,29 +165,41 @@ class _Parts:
 
 
 def _read_parts(
-    root: Path, asked: OpenOverrides, verify: str | None, loaded: Manifest | None = None
+    root: Path,
+    asked: OpenOverrides,
+    verify: str | None,
+    loaded: Manifest | None = None,
+    version: int | None = None,
 ) -> _Parts:
     """``loaded``: the manifest of ``root`` when the caller has read it already (a remote
-    dataset's mirror)."""
+    dataset's mirror); ``version``: which version of a local dataset (None: the newest)."""
     manifest_path = root / MANIFEST_FILE
     if loaded is not None or manifest_path.exists():  # a manifest that is no file is refused
-        manifest = loaded if loaded is not None else Manifest.load(manifest_path)
+        if loaded is None:
+            manifest_path = version_path(root, version)
+        manifest = loaded if loaded is not None else load_version(root, version)
         codec_plugin = _from_manifest(manifest_path, manifest, "codec")
         index_plugin = _from_manifest(manifest_path, manifest, "index")
         asked.check_index_format(root, index_plugin, manifest.index["file"])
         if not manifest.fields:
             asked.check_array(root, manifest.dtype, codec_plugin)
+        if manifest.versioned is not None:
+            index_path, table = _read_version(root, manifest, index_plugin, verify)
+            check_manifest_agrees(manifest_path, manifest, table)
+            return _Parts(manifest, codec_plugin, index_path, table, manifest.dtype)
         index_path = resolve_inside(root, manifest.index["file"], "index file")
         # Before a parser reads it: a damaged index is refused by its checksum.
         check_named_files(
             root, manifest, [manifest.index["file"]], "index file", verify is not None
         )
-        table = _read_index(index_plugin, index_path, manifest.metadata)
+        table = read_index_file(index_plugin, index_path, manifest.metadata)
         check_manifest_agrees(manifest_path, manifest, table)
         return _Parts(manifest, codec_plugin, index_path, table, manifest.dtype)
+    if version not in (None, 1):
+        raise DatasetNotFoundError(f"{root}: no version {version}: an original dataset has one")
     index_plugin = asked.original_index_format()
     index_path = root / index_plugin.filename
-    table = _read_index(index_plugin, index_path, None)
+    table = read_index_file(index_plugin, index_path, None)
     dtype = storage_dtype(asked.dtype if asked.dtype is not None else ORIGINAL_DEFAULT_DTYPE)
     return _Parts(None, asked.original_codec(), index_path, table, dtype)
 
@@ -256,18 +277,19 @@ def assemble(
     )
 
 
-def _read_index(index_plugin: Any, index_path: Path, columns: Any) -> IndexTable:
-    with contextlib.suppress(FileNotFoundError):  # each index format words a missing file
-        stat_regular(index_path, "index file")  # before a plugin opens it (a FIFO would hang)
-    try:
-        return index_plugin.read(index_path, columns)
-    except AcumenError:
-        raise
-    except Exception as error:  # a parser's own error on a damaged or hostile file
-        raise CorruptDatasetError(
-            f"{index_path}: the index does not parse: {type(error).__name__}: "
-            f"{shorten(str(error), 400)}"
-        ) from None
+def _read_version(
+    root: Path, manifest: Manifest, index_plugin: Any, verify: str | None
+) -> tuple[Path, IndexTable]:
+    """A versioned dataset's index: segments and deletion vector checked against their
+    checksums, then read (the path returned names the index in messages)."""
+    info = manifest.versioned
+    assert info is not None
+    names = [segment.file for segment in info.segments]
+    names += [info.deletions.file] if info.deletions is not None else []
+    check_named_files(root, manifest, names, "index segment", verify is not None)
+    table = read_version_table(root, manifest, index_plugin)
+    first = info.segments[0].file if info.segments else manifest.index["file"]
+    return resolve_inside(root, first, "index segment"), table
 
 
 def _written_meanwhile(root: Path) -> bool:

@@ -31,12 +31,16 @@ _WRITE_BUFFER = 1 << 20
 
 
 class ChunkWriter:
-    def __init__(self, root: Path, chunk_size_bytes: int, durable: bool = True) -> None:
+    def __init__(
+        self, root: Path, chunk_size_bytes: int, durable: bool = True, folder: str = "chunks"
+    ) -> None:
+        """``folder``: where the chunk files go, relative to ``root`` (an append's own)."""
         if isinstance(chunk_size_bytes, bool) or not isinstance(chunk_size_bytes, int):
             raise TypeError(f"chunk_size_bytes must be an int, got {chunk_size_bytes!r}")
         if chunk_size_bytes <= 0:
             raise ValueError(f"chunk_size_bytes must be positive, got {chunk_size_bytes}")
         self.root = root
+        self.folder = folder
         self.limit = chunk_size_bytes
         self.durable = durable
         self.chunks: list[ChunkEntry] = []
@@ -89,12 +93,12 @@ class ChunkWriter:
         hasher = xxhash.xxh3_64()
         self._hash = hasher
         self._update = hasher.update
-        final = self.root / chunk_file_name(self._number)
+        final = self.root / chunk_file_name(self._number, self.folder)
         # Written under a temporary name, renamed when complete: a chunk file under its
         # real name is always whole.
         self._path = final.with_name(f".{final.name}.tmp")
         with writing(self.root, self._path):
-            (self.root / "chunks").mkdir(exist_ok=True)
+            final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
                 raise FileExistsError(f"{final} exists already: another writer?")
             self._file = open(self._path, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
@@ -111,12 +115,11 @@ class ChunkWriter:
             self._sealer.wait()
             self._sealer = None
         file, self._file = self._file, None
-        final = self.root / chunk_file_name(self._number)
+        final = self.root / chunk_file_name(self._number, self.folder)
         self._sealer = _Sealer(self.root, file, self._path, final, self.durable)
         checksum = f"xxh3_64:{self._hash.hexdigest()}"
-        self.chunks.append(
-            ChunkEntry(chunk_file_name(self._number), self._size, self._count, checksum)
-        )
+        name = chunk_file_name(self._number, self.folder)
+        self.chunks.append(ChunkEntry(name, self._size, self._count, checksum))
         self.position = len(self.chunks)
         self._bytes_before += self._size
         self._size = 0
@@ -144,7 +147,7 @@ class ChunkWriter:
                 self._file.close()
             self._file = None
             with contextlib.suppress(OSError):  # then it stays under its temporary name
-                os.replace(self._path, self.root / chunk_file_name(self._number))
+                os.replace(self._path, self.root / chunk_file_name(self._number, self.folder))
 
 
 class _Sealer:

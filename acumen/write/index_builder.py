@@ -19,10 +19,15 @@ from acumen.format.shapes import ShapeColumn
 
 class IndexBuilder:
     def __init__(
-        self, metadata_columns: Sequence[ColumnSpec] | None = None, metadata_from: str = ""
+        self,
+        metadata_columns: Sequence[ColumnSpec] | None = None,
+        metadata_from: str = "",
+        existing: Sequence[ColumnSpec] | None = None,
+        rows_before: int = 0,
     ) -> None:
         """``metadata_columns`` fixes the metadata columns before the first sample (else the
-        first sample does); ``metadata_from`` says where they came from, for errors."""
+        first sample does); ``metadata_from`` says where they came from, for errors;
+        ``existing`` and ``rows_before``: an append's (see MetadataCollector)."""
         self._chunk_ids = array("i")
         self._offsets = array("q")
         self._sizes = array("q")
@@ -32,7 +37,7 @@ class IndexBuilder:
         self._shapes: list[tuple[int, ...]] | None = None
         self._field_sizes: list[array] = []  # multi-field datasets: one array per field
         self._field_shapes: list[list[tuple[int, ...]]] = []
-        self._metadata = MetadataCollector(metadata_columns, metadata_from)
+        self._metadata = MetadataCollector(metadata_columns, metadata_from, existing, rows_before)
         self.checksums: list[int] | None = None  # per-record xxh3-64, when the writer keeps them
         #: Validate and keep a sample's metadata, before its bytes are written:
         #: ``check_metadata(metadata, sample)`` (the collector's own method: no extra call).

@@ -24,6 +24,7 @@ from acumen.files.remote import is_url, local_path
 from acumen.format.manifest import Manifest
 from acumen.format.metadata import ColumnSpec
 from acumen.plugins import PluginSpec
+from acumen.write.append import Append, check_shapes
 from acumen.write.chunk_writer import ChunkWriter
 from acumen.write.commit import build_manifest, commit_dataset, store_resources
 from acumen.write.encoding import RecordEncoder, field_specs
@@ -69,9 +70,9 @@ class Writer:
         self,
         output_path: str | os.PathLike[str],
         *,
-        codec: PluginSpec = "raw",
-        index_format: PluginSpec = "csv",
-        chunk_size_bytes: int = DEFAULT_CHUNK_SIZE,
+        codec: PluginSpec | None = None,
+        index_format: PluginSpec | None = None,
+        chunk_size_bytes: int | None = None,
         dtype: Any = None,
         fields: Mapping[str, Any] | None = None,
         durable: bool = True,
@@ -83,6 +84,7 @@ class Writer:
         storage_options: Mapping[str, Any] | None = None,
         cache: str | os.PathLike[str] | None = None,
         publish_extra: Sequence[str] = (),
+        mode: str = "create",
     ) -> None:
         """``metadata_types_from`` says where ``metadata_types`` came from, for errors (a
         conversion's part: the conversion's first item).
@@ -92,9 +94,39 @@ class Writer:
         by :meth:`close`, ``manifest.json`` last; ``storage_options`` go to fsspec. A URL
         that holds a dataset (or another writer's upload) is refused here, before any
         sample, and again at the publication. ``publish_extra``: files the caller may put in
-        the folder (a report, by ``read_back``) that are published too, when there."""
+        the folder (a report, by ``read_back``) that are published too, when there.
+
+        ``mode="append"`` adds the samples to the complete dataset at ``output_path`` as its
+        next version (docs/versions.md): its dtype, fields, codec, index format and chunk
+        size are the dataset's (leave them out, or give the same); samples must have its
+        fixed shape, if it has one, and its metadata columns (a new column may be added:
+        float or str, missing in older samples). Only new files are written."""
         if checksums not in ("chunk", "sample"):
             raise ValueError(f"checksums must be 'chunk' or 'sample', got {checksums!r}")
+        if mode not in ("create", "append"):
+            raise ValueError(f"mode must be 'create' or 'append', got {mode!r}")
+        self._appending: Append | None = None
+        self._expected_shapes: list | None = None
+        if mode == "append":
+            if is_url(output_path):
+                raise ValueError(f"{output_path}: appending to a URL is not supported yet")
+            if metadata_types is not None or read_back is not None:
+                raise ValueError("an append takes the dataset's metadata types; no read_back")
+            self._start_append(Path(local_path(output_path)), codec, index_format, dtype, fields)
+            codec, index_format, chunk_size_bytes = (
+                self._appending.codec(),
+                self._appending.index_format,
+                self._appending.base.chunk_size_bytes,
+            )
+            dtype = self._appending.base.dtype if not self._appending.base.fields else None
+            if self._appending.sample_checksums:
+                checksums = "sample"
+            elif checksums == "sample":
+                self._appending.abandon()
+                raise ValueError(
+                    f"{output_path}: the dataset keeps no per-sample checksums, so an append "
+                    "cannot add them (checksums='chunk')"
+                )
         self.url: str | None = None
         self._destination = None
         if is_url(output_path):
@@ -107,20 +139,35 @@ class Writer:
         elif storage_options is not None:
             raise ValueError(f"storage_options= is for a URL, not the local path {output_path}")
         self.root = Path(local_path(output_path))
-        self.codec = plugins.codec(codec)
-        self.index_format = plugins.index_format(index_format)
+        self.codec = plugins.codec(codec if codec is not None else "raw")
+        self.index_format = plugins.index_format(index_format or "csv")
         if fields is not None and dtype is not None:
             raise ValueError("give each field its dtype in fields=, not dtype=")
         specs = field_specs(fields, self.codec) if fields is not None else None
+        if self._appending is not None:
+            specs = self._appending.field_specs()
         # safe_cast: the given dtypes were fixed by a first sample elsewhere (a conversion's
         # parts), so later samples must cast safely, as if it had been fixed here.
         self._encoder = RecordEncoder(self.codec, dtype, specs, safe_cast=safe_cast)
+        appending = self._appending
         self._index = IndexBuilder(  # checks the declared metadata columns
             _column_specs(metadata_types),
             metadata_types_from or "the Writer's metadata_types",
+            appending.metadata_columns() if appending else None,
+            appending.base.n_samples if appending else 0,
         )
-        self._chunks = ChunkWriter(self.root, chunk_size_bytes, durable)  # checks the limit
-        self._claim = claim_new_folder(self.root, current_kind("Writer"))
+        self._chunks = ChunkWriter(  # checks the limit
+            self.root,
+            DEFAULT_CHUNK_SIZE if chunk_size_bytes is None else chunk_size_bytes,
+            durable,
+            appending.chunk_folder if appending else "chunks",
+        )
+        if appending is not None:
+            self._claim = appending.claim
+            shapes = appending.expected_shapes()
+            self._expected_shapes = shapes if any(s is not None for s in shapes) else None
+        else:
+            self._claim = claim_new_folder(self.root, current_kind("Writer"))
         # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).
         self._sample_checksums = checksums == "sample"
         self._read_back = read_back
@@ -139,6 +186,18 @@ class Writer:
         self._check_metadata = self._index.check_metadata
         self._index_add = self._index.add
         self._append_payload = self._chunks.append
+
+    def _start_append(
+        self, root: Path, codec: Any, index_format: Any, dtype: Any, fields: Any
+    ) -> None:
+        if fields is not None:
+            raise ValueError("an append takes the dataset's fields; leave fields= out")
+        self._appending = Append.start(root, current_kind("Writer"))
+        try:
+            self._appending.check_arguments(codec=codec, index_format=index_format, dtype=dtype)
+        except BaseException:
+            self._appending.abandon()
+            raise
 
     def __len__(self) -> int:
         return self._count
@@ -187,6 +246,8 @@ class Writer:
         state = self._encoder.snapshot() if self._training is None else None
         try:
             arrays = self._encoder.prepare(sample, position)
+            if self._expected_shapes is not None:  # an append to a dataset of fixed shape
+                check_shapes(self._expected_shapes, [a.shape for a in arrays], position)
             if self._training is None:  # decided with the first sample
                 self._training = [c for c in self._encoder.codecs() if c.training_samples()]
             payloads = None if self._training else self._encoder.encode_prepared(arrays, position)
@@ -208,7 +269,12 @@ class Writer:
 
     def _settle(self) -> None:
         """Open the hot path of :meth:`add` once nothing is left to decide per sample."""
-        if self._training or self._encoder.multi_field or self._sample_checksums:
+        if (
+            self._training
+            or self._encoder.multi_field
+            or self._sample_checksums
+            or self._expected_shapes is not None
+        ):
             return
         encoder = self._encoder.single
         self._plain_dtype = encoder.dtype
@@ -290,6 +356,10 @@ class Writer:
         table = self._index.finish(
             [c.file for c in chunks], [f.name for f in fields] if fields is not None else None
         )
+        if self._appending is not None:
+            self.manifest = self._appending.finish(table, chunks)
+            logger.info("appended %d samples to %s", len(table), self.root)
+            return self.manifest
         self.manifest = build_manifest(
             table,
             self.codec,
