@@ -331,7 +331,11 @@ class ShapeColumn:
         if self._fixed is not None:
             return np.full(count, math.prod(self._fixed), dtype=np.int64)
         if self._offsets is None:
-            counts = np.full(count, self._shared(), dtype=np.int64)
+            # A shared product beyond 2**62 (int64 cannot hold it) makes every sample either
+            # impossible (zeroed by counts_of) or empty (a zero varying dimension): clipped,
+            # the product stays exact for every sample whose count is kept.
+            shared = min(self._shared(), _MAX_ELEMENTS + 1)
+            counts = np.full(count, shared, dtype=np.int64)
             values = self._values[start:end].reshape(count, -1)
             for k in range(values.shape[1]):
                 counts *= values[:, k]
