@@ -164,13 +164,44 @@ def write_job(spec: dict[str, Any]) -> None:
             writer.add(sample(i), i=i)
 
 
+# An append's kill points: its chunks, its segment, the version's exclusive create, the
+# manifest.json that follows it and (csv) the index.csv the original reader sees.
+APPEND_PROBES = (
+    "os.replace",
+    "os.link",
+    "acumen.write.writer.Writer.add",
+    "acumen.write.chunk_writer.ChunkWriter._finish_chunk",
+    "acumen.files.local.replace_durably",
+    "acumen.files.local.write_atomically",
+    "acumen.files.local.fsync_directory",
+    "acumen.format.version_files.commit_version",
+    "acumen.write.versioning.refresh_view",
+    "acumen.write.append.Append.finish",
+    "acumen.index_formats.csv.CsvIndex.write",
+    "acumen.index_formats.parquet.ParquetIndex.write",
+)
+
+
+def append_job(spec: dict[str, Any]) -> None:
+    """Samples ``start`` .. ``start + n - 1`` appended to the complete dataset at ``path``."""
+    import acumen
+
+    with acumen.Writer(spec["path"], mode="append", durable=False) as writer:
+        for i in range(spec["start"], spec["start"] + spec["n"]):
+            writer.add(sample(i), i=i)
+
+
 def convert_job(spec: dict[str, Any]) -> None:
     from acumen.convert import convert
 
     convert(convert_config(spec["root"], spec["chunk_size_bytes"], spec["part_size"]))
 
 
-JOBS = {"write": (write_job, PROBES), "convert": (convert_job, CONVERT_PROBES)}
+JOBS = {
+    "write": (write_job, PROBES),
+    "convert": (convert_job, CONVERT_PROBES),
+    "append": (append_job, APPEND_PROBES),
+}
 
 
 def _child(request: dict[str, Any]) -> None:
