@@ -104,8 +104,11 @@ class Append:
         dataset's fixed shape, None where shapes vary (or it has no samples yet)."""
         if not self.base.n_samples:
             return [None] * max(1, len(self.base.fields or []))
-        if self.base.fields:
-            return [_shape(entry.get("shape")) for entry in self.base.fields]
+        if self.base.fields:  # a bytes field's length is its content's: never checked
+            return [
+                _shape(entry.get("shape")) if entry["type"] == "array" else None
+                for entry in self.base.fields
+            ]
         return [self.base.shape]
 
     def metadata_columns(self) -> list[ColumnSpec]:

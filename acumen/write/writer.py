@@ -85,6 +85,7 @@ class Writer:
         cache: str | os.PathLike[str] | None = None,
         publish_extra: Sequence[str] = (),
         mode: str = "create",
+        new_shapes: bool = False,
     ) -> None:
         """``metadata_types_from`` says where ``metadata_types`` came from, for errors (a
         conversion's part: the conversion's first item).
@@ -99,8 +100,9 @@ class Writer:
         ``mode="append"`` adds the samples to the complete dataset at ``output_path`` as its
         next version (docs/versions.md): its dtype, fields, codec, index format and chunk
         size are the dataset's (leave them out, or give the same); samples must have its
-        fixed shape, if it has one, and its metadata columns (a new column may be added:
-        float or str, missing in older samples). Only new files are written."""
+        fixed shape, if it has one (``new_shapes=True`` allows others: the dataset's shape
+        becomes variable), and its metadata columns (a new column may be added: float or
+        str, missing in older samples). Only new files are written."""
         if checksums not in ("chunk", "sample"):
             raise ValueError(f"checksums must be 'chunk' or 'sample', got {checksums!r}")
         if mode not in ("create", "append"):
@@ -165,7 +167,8 @@ class Writer:
         if appending is not None:
             self._claim = appending.claim
             shapes = appending.expected_shapes()
-            self._expected_shapes = shapes if any(s is not None for s in shapes) else None
+            if any(s is not None for s in shapes) and not new_shapes:
+                self._expected_shapes = shapes
         else:
             self._claim = claim_new_folder(self.root, current_kind("Writer"))
         # checksums="sample": each record's payload checksum in the index too (ai:xxh3_64).

@@ -1,0 +1,275 @@
+"""Appends: samples added to a complete dataset as new versions, over every plugin
+combination; versions pinned by readers; settings checked against the dataset's; the
+original reader sees every live sample; concurrent appenders never lose a commit."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import acumenindexer
+import numpy as np
+import pytest
+
+import acumen
+from acumen.cli import main as cli
+from acumen.errors import DatasetNotFoundError, IncompleteDatasetError, ManifestError, SampleError
+from acumen.format.versions import list_versions
+from acumen.verify import verify
+from acumen.versions.history import history
+
+CODECS = ["raw", "gzip", "zstd", "lz4"]
+INDEXES = ["csv", "parquet", "arrow"]
+
+
+def value(i: int) -> np.ndarray:
+    return np.arange(6, dtype=np.float32).reshape(2, 3) + i
+
+
+def write(path: Path, start: int, n: int, mode: str = "create", **options) -> acumen.Writer:
+    with acumen.Writer(path, mode=mode, durable=False, **options) as writer:
+        for i in range(start, start + n):
+            writer.add(value(i), i=i, name=f"s{i}")
+    return writer
+
+
+def check(path: Path, n: int, version: int | None = None) -> None:
+    with acumen.open(path, version=version) as ds:
+        assert len(ds) == n
+        for i in range(n):
+            array, metadata = ds[i]
+            assert np.array_equal(array, value(i)), i
+            assert metadata == {"i": i, "name": f"s{i}"}
+        batch = ds.read_batch(np.arange(n)[::-1])
+        assert np.array_equal(batch, np.stack([value(i) for i in range(n)][::-1]))
+
+
+@pytest.mark.parametrize("index_format", INDEXES)
+@pytest.mark.parametrize("codec", CODECS)
+def test_appends_read_back_at_every_version(tmp_path, codec, index_format):
+    path = tmp_path / "ds"
+    write(path, 0, 5, codec=codec, index_format=index_format, dtype="float32", chunk_size_bytes=64)
+    write(path, 5, 4, mode="append")
+    write(path, 9, 3, mode="append")
+    check(path, 12)
+    check(path, 5, version=1)
+    check(path, 9, version=2)
+    assert [e.n_samples for e in history(path)] == [5, 9, 12]
+    assert [e.operation for e in history(path)] == ["write", "append", "append"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["format_version"] == 2 and manifest["version"] == 3
+    assert manifest["parent"] == 2
+    assert verify(path, progress=False).ok
+    with acumen.open(path) as ds:
+        assert ds.version == 3
+        assert ds.storage.paths[0].endswith("chunks/chunk_0.chnk")  # never rewritten
+
+
+def test_a_reader_keeps_its_version_while_appends_commit(tmp_path):
+    path = tmp_path / "ds"
+    write(path, 0, 4, dtype="float32", index_format="arrow")
+    with acumen.open(path) as before:
+        write(path, 4, 4, mode="append")
+        assert len(before) == 4 and before.version == 1
+        assert np.array_equal(before.read(3), value(3))
+        check(path, 8)
+
+
+def test_existing_chunks_and_index_files_are_never_rewritten(tmp_path):
+    path = tmp_path / "ds"
+    write(path, 0, 5, dtype="float32", index_format="parquet", chunk_size_bytes=64)
+    before = {
+        p: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+        for p in path.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    }
+    write(path, 5, 5, mode="append")
+    for p, (inode, mtime, data) in before.items():
+        assert (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) == (inode, mtime, data)
+
+
+def test_the_original_reader_sees_every_live_sample_after_appends(tmp_path):
+    for codec in ("raw", "gzip"):
+        path = tmp_path / codec
+        write(path, 0, 3, codec=codec, dtype="float32", chunk_size_bytes=64)
+        write(path, 3, 4, mode="append")
+        index = acumenindexer.load_index(str(path / "index.csv"))
+        assert list(index["i"]) == list(range(7))
+        read = acumenindexer.read_from_index(
+            index, dtype=np.float32, use_gzip=codec == "gzip", chunk_paths=str(path)
+        )
+        for i in range(7):
+            array, metadata = read(i)
+            assert np.array_equal(np.asarray(array).reshape(2, 3), value(i))
+            assert metadata["name"] == f"s{i}"
+
+
+def test_fields_a_trained_dictionary_and_sample_checksums_carry_over(tmp_path):
+    fields = {"image": {"dtype": "uint8", "codec": "lz4"}, "jpeg": "bytes"}
+    path = tmp_path / "fields"
+    with acumen.Writer(path, fields=fields, checksums="sample", index_format="arrow") as w:
+        w.add({"image": np.full((2, 2), 1, np.uint8), "jpeg": b"ab"}, k=1)
+    with acumen.Writer(path, mode="append") as w:
+        w.add({"image": np.full((2, 2), 2, np.uint8), "jpeg": b"cde"}, k=2)
+    with acumen.open(path) as ds:
+        assert [ds[i][0]["jpeg"] for i in range(2)] == [b"ab", b"cde"]
+        assert ds.table.checksums is not None and len(ds.table.checksums) == 2
+    assert verify(path, progress=False).ok
+    trained = tmp_path / "zstd"
+    codec = {"name": "zstd", "configuration": {"dictionary_size": 1024, "train_samples": 8}}
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 4, 64).astype(np.uint8) for _ in range(24)]
+    with acumen.Writer(trained, codec=codec) as w:
+        for row in rows[:12]:
+            w.add(row)
+    dictionary = (trained / "codecs" / "data.zstd.dict").read_bytes()
+    with acumen.Writer(trained, mode="append") as w:
+        for row in rows[12:]:
+            w.add(row)
+    assert (trained / "codecs" / "data.zstd.dict").read_bytes() == dictionary
+    with acumen.open(trained) as ds:
+        assert all(np.array_equal(ds[i][0], rows[i]) for i in range(24))
+
+
+def test_a_new_metadata_column_reads_as_missing_in_older_samples(tmp_path):
+    path = tmp_path / "ds"
+    write(path, 0, 2, dtype="float32", index_format="parquet")
+    with acumen.Writer(path, mode="append") as w:
+        w.add(value(2), i=2, name="s2", score=0.5, note="new")
+    with acumen.open(path) as ds:
+        assert ds.metadata(0) == {
+            "i": 0,
+            "name": "s0",
+            "score": pytest.approx(np.nan, nan_ok=True),
+            "note": "",
+        }
+        assert ds.metadata(2) == {"i": 2, "name": "s2", "score": 0.5, "note": "new"}
+        assert ds.columns == ["i", "name", "score", "note"]
+    refusals = [
+        ({"count": 7}, "new column of type int"),
+        ({"note": None}, r"lacks the dataset's columns \['note'\]"),
+        ({"i": 3.5}, r"'i' is float .* the dataset's column is int"),
+    ]
+    for change, message in refusals:
+        metadata = {"i": 3, "name": "s3", "score": 1.0, "note": "", **change}
+        metadata = {k: v for k, v in metadata.items() if v is not None}
+        with pytest.raises(SampleError, match=message), acumen.Writer(path, mode="append") as w:
+            w.add(value(3), **metadata)
+    assert len(acumen.open(path)) == 3  # the refused appends committed nothing
+
+
+def test_settings_that_differ_from_the_dataset_are_refused(tmp_path):
+    path = tmp_path / "ds"
+    write(path, 0, 2, codec="zstd", dtype="float32", index_format="arrow")
+    with pytest.raises(ValueError, match="codec='lz4' differs from the dataset's"):
+        acumen.Writer(path, mode="append", codec="lz4")
+    with pytest.raises(ValueError, match="index_format='csv' differs"):
+        acumen.Writer(path, mode="append", index_format="csv")
+    with pytest.raises(ValueError, match="dtype='int8' differs"):
+        acumen.Writer(path, mode="append", dtype="int8")
+    acumen.Writer(path, mode="append", codec="zstd", dtype="float32").close()  # agreeing
+    shape = r"sample 1: shape \(3, 2\) differs .* \(2, 3\)"
+    with pytest.raises(SampleError, match=shape), acumen.Writer(path, mode="append") as w:
+        w.add(value(2), i=2, name="s2")
+        w.add(np.zeros((3, 2), np.float32), i=3, name="s3")
+    with acumen.Writer(path, mode="append") as w:  # cast as a create would (astype)
+        w.add(value(2).astype(np.float64), i=2, name="s2")
+    check(path, 3)
+    assert len(history(path)) == 2  # refused and empty appends made no version
+
+
+def test_only_a_complete_acumen_dataset_takes_an_append(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="no dataset to change"):
+        acumen.Writer(tmp_path / "missing", mode="append")
+    original = tmp_path / "orig"
+    original.mkdir()
+    (original / "index.csv").write_text("ai:chunk_name,ai:offset_bytes,ai:size_bytes,ai:shape\n")
+    with pytest.raises(DatasetNotFoundError, match="original acumenindexer dataset"):
+        acumen.Writer(original, mode="append")
+    writer = acumen.Writer(tmp_path / "partial", dtype="float32")
+    writer.add(value(0))
+    writer.abort()
+    with pytest.raises(IncompleteDatasetError, match="incomplete"):
+        acumen.Writer(tmp_path / "partial", mode="append")
+    with pytest.raises(ValueError, match="mode must be"):
+        acumen.Writer(tmp_path / "x", mode="overwrite")
+
+
+def test_versions_that_do_not_exist_are_named(tmp_path):
+    path = tmp_path / "ds"
+    write(path, 0, 2, dtype="float32")
+    with pytest.raises(DatasetNotFoundError, match="never changed"):
+        acumen.open(path, version=2)
+    write(path, 2, 2, mode="append")
+    with pytest.raises(DatasetNotFoundError, match="no version 7; it has versions 1-2"):
+        acumen.open(path, version=7)
+
+
+def test_a_version_file_that_lies_about_its_number_is_refused(tmp_path):
+    path = tmp_path / "ds"
+    write(path, 0, 2, dtype="float32")
+    write(path, 2, 2, mode="append")
+    second = path / "_versions" / f"{2:020d}.json"
+    os.replace(second, path / "_versions" / f"{3:020d}.json")
+    with pytest.raises(ManifestError, match="must be 3, as the file's name says"):
+        acumen.open(path)
+
+
+def test_a_damaged_segment_is_refused_by_its_checksum(tmp_path):
+    path = tmp_path / "ds"
+    write(path, 0, 2, dtype="float32", index_format="parquet")
+    write(path, 2, 2, mode="append")
+    (segment,) = (path / "_index").glob("*.parquet")
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    with pytest.raises(acumen.CorruptDatasetError, match="checksum"):
+        acumen.open(path)
+    assert not verify(path, progress=False).ok
+    check(path, 2, version=1)  # the version before it does not need it
+
+
+def test_history_command(tmp_path, capsys):
+    path = tmp_path / "ds"
+    write(path, 0, 2, dtype="float32")
+    assert cli(["history", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[::2] == ["1", "write"]
+    write(path, 2, 3, mode="append")
+    assert cli(["history", str(path), "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [(e["version"], e["parent"], e["operation"], e["n_samples"]) for e in entries] == [
+        (1, None, "write", 2),
+        (2, 1, "append", 5),
+    ]
+
+
+def _append_many(path: str, worker: int, count: int) -> None:
+    for k in range(count):
+        with acumen.Writer(path, mode="append", durable=False) as writer:
+            writer.add(np.full(2, worker * 100 + k, np.int64), worker=worker, k=k)
+
+
+def test_concurrent_appenders_never_lose_a_commit(tmp_path):
+    path = tmp_path / "ds"
+    with acumen.Writer(path, dtype="int64", index_format="arrow") as writer:
+        writer.add(np.full(2, -1, np.int64), worker=-1, k=-1)
+    workers, count = 4, 5
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_append_many, args=(str(path), w, count)) for w in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    assert list_versions(path) == list(range(1, 2 + workers * count))
+    with acumen.open(path) as ds:
+        seen = sorted((ds.metadata(i)["worker"], ds.metadata(i)["k"]) for i in range(len(ds)))
+        assert seen == [(-1, -1)] + [(w, k) for w in range(workers) for k in range(count)]
+        for i in range(len(ds)):
+            meta = ds.metadata(i)
+            assert ds.read(i).tolist() == [meta["worker"] * 100 + meta["k"]] * 2 or meta["k"] < 0
+    assert verify(path, progress=False).ok
