@@ -216,6 +216,12 @@ def test_only_live_samples_of_the_newest_version_are_carried(tmp_path: Path) -> 
     appended = [n for n in names if n.count("/") == 3]
     assert appended and all(n.startswith("chunks/0/") for n in appended)  # chunks/0/<token>/..
     assert verify(tmp_path / "out", progress=False).ok
+    # once it changes, version 1 is the concatenation (its provenance kept there only)
+    with acumen.Writer(tmp_path / "out", mode="append") as writer:
+        writer.add(sample(2, 0), label=0, name="p2-0")
+    assert [e.operation for e in history(tmp_path / "out")] == ["concat", "append"]
+    assert acumen.open(tmp_path / "out", version=1).manifest.concat_of == manifest.concat_of
+    assert acumen.open(tmp_path / "out").manifest.concat_of is None
 
 
 @pytest.mark.parametrize("codec", ["raw", "gzip"])

@@ -148,3 +148,24 @@ def test_sampler_and_torch_dataset(tmp_path: Path) -> None:
                 got[row] = label
         assert sorted(got) == sorted(value(i) for i in range(n))
         assert all(got[v] == v % 100 for v in got)
+
+
+def test_remote_parts_read_through_one_storage(http_server, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from acumen.torch import ChunkShuffleSampler
+
+    for k, n in enumerate(SIZES[:2]):
+        write(http_server.root / f"p{k}", k, n)
+    urls = [http_server.url(f"p{k}") for k in range(2)]
+    ds = acumen.open_many(urls, cache=tmp_path / "cache")
+    assert ds.storage.name == "remote" and ds.storage.batched_reads
+    n = len(ds)
+    assert ds.read_batch(np.arange(n))[:, 0].tolist() == [value(i) for i in range(n)]
+    # the sampler prefetches the view's windows (blocks of global chunk ids) ahead
+    order = list(ChunkShuffleSampler(ds, window=2, seed=5))
+    assert sorted(order) == list(range(n))
+    fresh = acumen.open_many(urls, cache=tmp_path / "cache")  # from the disk cache
+    assert [fresh.read(i)[0] for i in order] == [value(i) for i in order]
+    local = write(tmp_path / "local", 2, 3)
+    with pytest.raises(ValueError, match="local and remote parts cannot be mixed"):
+        acumen.open_many([acumen.open(urls[0], cache=tmp_path / "cache"), acumen.open(local)])
