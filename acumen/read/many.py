@@ -168,7 +168,10 @@ def join_parts(parts: Sequence[Dataset]) -> Joined:
     """The parts joined (their agreement checked first), for a view or ``acumen.concat``."""
     labels = [f"part {k} ({part.root})" for k, part in enumerate(parts)]
     check_parts_agree(parts, labels)
-    specs = joined_columns([part.table.metadata.specs for part in parts], labels)
+    filled = [k for k, part in enumerate(parts) if len(part)]  # an empty part lacks nothing
+    specs = joined_columns(
+        [parts[k].table.metadata.specs for k in filled], [labels[k] for k in filled]
+    )
     tables = [
         dataclasses.replace(
             part.table,
@@ -287,7 +290,8 @@ def joined_columns(specs: Sequence[Sequence[ColumnSpec]], labels: Sequence[str])
 
 
 def _with_columns(metadata: MetadataTable, specs: list[ColumnSpec]) -> MetadataTable:
-    """``metadata`` with every column of ``specs``, in that order (missing ones filled)."""
+    """``metadata`` with every column of ``specs``, in that order (missing ones filled; an
+    empty part may lack any column)."""
     if metadata.names == [spec.name for spec in specs]:
         return metadata
     n = len(metadata)
@@ -295,7 +299,7 @@ def _with_columns(metadata: MetadataTable, specs: list[ColumnSpec]) -> MetadataT
         spec.name: (
             metadata.raw_column(spec.name)
             if spec.name in metadata.names
-            else np.full(n, MISSING[spec.type], dtype=NUMPY_DTYPES[spec.type])
+            else np.full(n, MISSING.get(spec.type, 0), dtype=NUMPY_DTYPES[spec.type])
         )
         for spec in specs
     }
