@@ -25,6 +25,7 @@ import acumen
 from acumen.cli import main
 from acumen.errors import DatasetExistsError, DatasetWriteError, IncompleteDatasetError
 from acumen.format.checksums import file_checksum
+from acumen.format.manifest import Manifest
 from acumen.format.versions import Deletions, deletion_bytes, new_token
 from acumen.verify import verify
 from acumen.versions.history import history
@@ -261,6 +262,8 @@ def test_refusals(tmp_path: Path) -> None:
     (tmp_path / "full" / "x").write_text("mine")
     with pytest.raises(DatasetExistsError, match="not an empty folder"):
         acumen.concat([part], tmp_path / "full")
+    with pytest.raises(ValueError, match=r"inside .* one of the datasets"):
+        acumen.concat([part], part / "out")
     with pytest.raises(ValueError, match="local datasets"):
         acumen.concat([part], "s3://bucket/out")
     with pytest.raises(TypeError, match="list of dataset paths"):
@@ -311,3 +314,10 @@ def test_a_concat_killed_half_way_never_opens(tmp_path: Path, point: str) -> Non
         acumen.open(tmp_path / "out")
     for k, part in enumerate(parts):  # the parts are untouched
         assert_reads(part, expected([(k, range(8))]))
+
+
+def test_a_damaged_concat_of_is_a_manifest_error(tmp_path: Path) -> None:
+    raw = acumen.concat([write(tmp_path / "p0", 0, n=1)], tmp_path / "out").to_json()
+    raw["concat_of"] = [{"path": "p0", "version": "one"}]
+    with pytest.raises(acumen.ManifestError, match=r"concat_of\[0\]\.version"):
+        Manifest.from_json(raw, tmp_path / "out" / "manifest.json")

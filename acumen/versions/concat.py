@@ -69,6 +69,13 @@ def concat(
                 "hard-linked); read remote ones together with acumen.open_many"
             )
     target = Path(local_path(out))
+    for source in sources:
+        root = Path(local_path(source)).resolve()
+        if target.resolve().is_relative_to(root):
+            raise ValueError(
+                f"{target} is inside {source}, one of the datasets concatenated: choose an "
+                "output outside them"
+            )
     parts: list[Dataset] = []
     try:
         for source in sources:
