@@ -7,8 +7,9 @@
 >>> array, metadata = ds[0]
 
 ``import acumen`` stays light (every DataLoader worker pays for it): what only writes
-(``acumen.Writer``, ``acumen.split_into_chunks``) and conversion (``acumen.convert``,
-``acumen.ConfigError``, ``acumen.ConversionError``) load on first use.
+(``acumen.Writer``, ``acumen.split_into_chunks``, ``acumen.concat``), ``acumen.open_many``
+and conversion (``acumen.convert``, ``acumen.ConfigError``, ``acumen.ConversionError``)
+load on first use.
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ from acumen.read.opening import open_dataset as open
 
 if TYPE_CHECKING:
     from acumen.convert import ConfigError, ConversionError, convert
+    from acumen.read.many import ConcatDataset, open_many
+    from acumen.versions.concat import concat
     from acumen.write.split import split_into_chunks
     from acumen.write.writer import Writer
 
 __all__ = [
     "AcumenError",
     "ArgumentConflictError",
+    "ConcatDataset",
     "ConfigError",
     "ConversionError",
     "CorruptDatasetError",
@@ -59,16 +63,21 @@ __all__ = [
     "SampleError",
     "Writer",
     "__version__",
+    "concat",
     "convert",
     "open",
+    "open_many",
     "split_into_chunks",
 ]
 
 # Loaded on first use (PEP 562): the module that defines each name.
 _LAZY = {
+    "ConcatDataset": "acumen.read.many",
     "ConfigError": "acumen.convert.config",
     "ConversionError": "acumen.convert.parts",
+    "concat": "acumen.versions.concat",
     "convert": "acumen.convert.run",
+    "open_many": "acumen.read.many",
     "split_into_chunks": "acumen.write.split",
     "Writer": "acumen.write.writer",
 }

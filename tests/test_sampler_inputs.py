@@ -35,7 +35,7 @@ def test_concat_dataset_is_a_clear_type_error(two: tuple[TorchDataset, TorchData
     message = str(caught.value)
     assert "ConcatDataset" in message
     assert "acumen.torch.TorchDataset" in message and "acumen.Dataset" in message
-    assert "one sampler per dataset" in message  # what to do instead, today
+    assert "acumen.open_many([a, b])" in message  # what to do instead
 
 
 @pytest.mark.parametrize("data", [[1, 2, 3], None, "ds"], ids=["list", "None", "path"])

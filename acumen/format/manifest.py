@@ -59,6 +59,9 @@ class Manifest:
     acumen_version: str = __version__
     #: A versioned dataset's manifest (format version 2): its version, parent, segments...
     versioned: VersionInfo | None = None
+    #: A dataset made by ``acumen.concat``: its parts as given, each with the version read
+    #: (``[{"path": ..., "version": N}]``); a reader that does not know the key ignores it.
+    concat_of: list[dict[str, Any]] | None = None
 
     @property
     def format_version(self) -> int:
@@ -97,6 +100,7 @@ class Manifest:
             **({"fields": self.fields} if self.fields is not None else {}),
             **({"files": dict(self.files)} if self.files else {}),
             **(self.versioned.to_json() if self.versioned is not None else {}),
+            **({"concat_of": self.concat_of} if self.concat_of is not None else {}),
         }
 
     def text(self) -> bytes:
@@ -210,6 +214,7 @@ class Manifest:
             files=files,
             acumen_version=str(raw.get("acumen_version", "unknown")),
             versioned=versioned,
+            concat_of=check.concat_of(raw) if "concat_of" in raw else None,
         )
 
     def install_hint(self, kind: str) -> str | None:
@@ -305,6 +310,16 @@ class _Checker:
                     f"must look like 'xxh3_64:<16 hex>', got {quote(value)}",
                 )
         return dict(files)
+
+    def concat_of(self, raw: dict) -> list[dict[str, Any]]:
+        entries = self.get(raw, "concat_of", list)
+        for i, entry in enumerate(entries):
+            prefix = f"concat_of[{i}]."
+            if not isinstance(entry, dict):
+                raise ManifestError(self.path, prefix[:-1], "must be an object")
+            self.get(entry, "path", str, prefix=prefix)
+            self.count(entry, "version", prefix=prefix)
+        return [dict(entry) for entry in entries]
 
     def count(self, obj: dict, key: str, prefix: str = "") -> int:
         value = self.get(obj, key, int, prefix)

@@ -25,6 +25,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from acumen.read.ahead import chunk_extents, load_chunks
 from acumen.read.dataset import Dataset
+from acumen.read.many import open_many
 from acumen.read.opening import open_dataset
 from acumen.torch.batch import Samples, collate, column_batch, samples_batch, split, target_items
 
@@ -41,13 +42,16 @@ class TorchDataset(_TorchDataset):
     batch's samples (the tensor, :class:`~acumen.torch.Padded` or dict of fields; not the
     target), in every form: ``ds[i]`` is a batch of one for it.
 
+    ``source``: a dataset's path, an opened dataset, or a list of paths read as one
+    (:func:`acumen.open_many`: one sampler shuffles across them, with chunk locality).
+
     ``ds[i]`` is one sample; ``ds[[i, j, ...]]`` a batch: for
     ``DataLoader(ds, batch_size=None, sampler=BatchSampler(sampler, 256, drop_last=False))``.
     """
 
     def __init__(
         self,
-        source: str | os.PathLike[str] | Dataset,
+        source: str | os.PathLike[str] | Dataset | Sequence[str | os.PathLike[str]],
         *,
         target: Target | None = None,
         transform: Callable[[Any], Any] | None = None,
@@ -65,8 +69,9 @@ class TorchDataset(_TorchDataset):
                 )
             dataset = source
         else:
-            dataset = open_dataset(
-                source,
+            opener = open_many if isinstance(source, (list, tuple)) else open_dataset
+            dataset = opener(
+                source,  # type: ignore[arg-type]
                 storage=storage,
                 fields=fields,
                 storage_options=storage_options,

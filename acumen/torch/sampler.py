@@ -25,8 +25,9 @@ def _dataset_of(data: object) -> Dataset:
     hint = ""
     if isinstance(data, torch.utils.data.ConcatDataset):
         hint = (
-            "; a ConcatDataset of acumen datasets is not supported yet: use one sampler per "
-            "dataset (or write the samples into one dataset)"
+            "; for several acumen datasets use one view, acumen.open_many([a, b]) (its chunk "
+            "ids span every part): ChunkShuffleSampler(acumen.open_many([a, b])) and "
+            "TorchDataset(acumen.open_many([a, b]))"
         )
     elif isinstance(data, (str, os.PathLike)):
         hint = f"; open the path first: ChunkShuffleSampler(TorchDataset({str(data)!r}))"

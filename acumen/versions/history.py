@@ -42,7 +42,8 @@ def history(path: str | os.PathLike[str]) -> list[VersionEntry]:
     if not numbers:
         manifest = Manifest.load(root / MANIFEST_FILE)
         when = _written_at(root / MANIFEST_FILE)
-        return [VersionEntry(1, None, when, "write", manifest.n_samples, 0)]
+        operation = "concat" if manifest.concat_of is not None else "write"
+        return [VersionEntry(1, None, when, operation, manifest.n_samples, 0)]
     return [_entry(load_version(root, n)) for n in numbers]
 
 

@@ -94,7 +94,7 @@ def as_versioned(root: Path, manifest: Manifest, index_plugin: Any) -> Manifest:
     info = VersionInfo(
         1,
         None,
-        "write",
+        "concat" if manifest.concat_of is not None else "write",
         [Segment(segment, len(table), len(manifest.metadata))],
         committed_at=written,
         sample_checksums=table.checksums is not None,
@@ -147,7 +147,7 @@ def next_version(
         chunks=list(base.chunks) if chunks is None else chunks,
         files=dict(base.files) if files is None else files,
         acumen_version=__version__,
-        **changes,
+        **{"concat_of": None, **changes},  # where the samples came from: version 1 says
     )
 
 
