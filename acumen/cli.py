@@ -51,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--jobs", type=_count, help="files (for a URL: 16 MiB blocks) checked at once (default: 4)"
     )
     verify.add_argument("--chunks-only", action="store_true", help="do not decode samples")
+    which = verify.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="check this version (default: the newest)")
+    which.add_argument(
+        "--all-versions", action="store_true", help="check every version, oldest first"
+    )
     verify.add_argument("--dtype", type=_dtype, help="dtype of an original acumenindexer dataset")
     verify.add_argument("--gzip", action="store_true", help="an original dataset uses gzip")
     add_remote_options(verify)
@@ -125,9 +130,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.gzip:
                 options["use_gzip"] = True
             options.update(for_path(args, args.path))
-            report = run_verify(args.path, jobs=args.jobs, samples=not args.chunks_only, **options)
-            print(report)
-            return 0 if report.ok else 1
+            versions: list[int | None] = [args.version]
+            if args.all_versions:
+                from acumen.versions.history import history
+
+                versions = [entry.version for entry in history(args.path)]
+            ok = True
+            for version in versions:
+                chosen = {"version": version} if version is not None else {}
+                report = run_verify(
+                    args.path, jobs=args.jobs, samples=not args.chunks_only, **options, **chosen
+                )
+                print(f"version {version}: {report}" if len(versions) > 1 else report)
+                ok = ok and report.ok
+            return 0 if ok else 1
         elif args.command == "convert":
             from acumen.cli_options import convert_config
             from acumen.convert import check, convert

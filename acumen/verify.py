@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from acumen import plugins
 from acumen.abc.codec import Buffer
 from acumen.errors import (
     AcumenError,
@@ -25,11 +26,14 @@ from acumen.errors import (
     sample_error,
 )
 from acumen.files.remote import is_url
+from acumen.format.versions import list_versions
+from acumen.index_formats.segments import read_index_file
 from acumen.progress import Progress
 from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_named_files
 from acumen.read.opening import open_dataset
 from acumen.read.verifiers import chunk_problem, unreadable
+from acumen.write.versioning import has_view
 
 
 @dataclass
@@ -80,6 +84,8 @@ def verify(
     jobs = jobs or min(4, os.cpu_count() or 1)
     with dataset:
         _check_named_files(dataset, report)
+        if not remote:
+            _check_view(dataset, report)
         report.problems.extend(dataset.check_index())
         if remote:
             from acumen.verify_remote import check_streaming
@@ -137,7 +143,7 @@ def _check_named_files(dataset: Dataset, report: VerifyReport) -> None:
     manifest = dataset.manifest
     if manifest is None:
         return
-    if manifest.index["file"] not in manifest.files:
+    if manifest.versioned is None and manifest.index["file"] not in manifest.files:
         report.notes.append(
             f"{dataset.root}: the manifest records no checksum of the index (written before "
             "acumen recorded them): only its rows were checked"
@@ -153,6 +159,30 @@ def _check_named_files(dataset: Dataset, report: VerifyReport) -> None:
             report.problems.append(str(error).replace(str(root), shown))
         except OSError as error:
             report.problems.append(unreadable(f"{shown}/{name}", error))
+
+
+def _check_view(dataset: Dataset, report: VerifyReport) -> None:
+    """A changed csv dataset's ``index.csv`` (what the original acumenindexer reads) holds
+    exactly the newest version's live samples."""
+    manifest = dataset.manifest
+    if manifest is None or manifest.versioned is None or not has_view(manifest):
+        return
+    root = Path(dataset.root)
+    if list_versions(root)[-1] != manifest.versioned.version:
+        return  # an older version: index.csv follows the newest
+    path = root / manifest.index["file"]
+    try:
+        plugin = plugins.index_format(manifest.index)
+        view = read_index_file(plugin, path, manifest.metadata)
+    except (AcumenError, OSError) as error:
+        report.problems.append(f"{error} (index.csv is what the original acumenindexer reads)")
+        return
+    if view != dataset.table:
+        report.problems.append(
+            f"{path}: does not hold version {manifest.versioned.version}'s {len(dataset)} live "
+            f"samples ({len(view)} rows): the original acumenindexer would read another "
+            "version; the next commit or `acumen vacuum` rewrites it"
+        )
 
 
 def _sample_read(

@@ -273,3 +273,18 @@ def test_concurrent_appenders_never_lose_a_commit(tmp_path):
             meta = ds.metadata(i)
             assert ds.read(i).tolist() == [meta["worker"] * 100 + meta["k"]] * 2 or meta["k"] < 0
     assert verify(path, progress=False).ok
+
+
+def test_verify_checks_every_version_and_the_original_readers_index(tmp_path, capsys):
+    path = tmp_path / "ds"
+    write(path, 0, 3, dtype="float32")
+    write(path, 3, 2, mode="append")
+    assert cli(["verify", str(path), "--all-versions"]) == 0
+    out = capsys.readouterr().out
+    assert "version 1: " in out and "version 2: " in out and out.count("all well") == 2
+    stale = (path / "index.csv").read_text().splitlines()[:-1]  # one live sample short
+    (path / "index.csv").write_text("\n".join(stale) + "\n")
+    report = verify(path, progress=False)
+    assert not report.ok
+    assert "does not hold version 2's 5 live samples (4 rows)" in str(report)
+    assert verify(path, progress=False, version=1).ok  # index.csv follows the newest only
