@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 import acumenindexer
@@ -288,3 +289,16 @@ def test_verify_checks_every_version_and_the_original_readers_index(tmp_path, ca
     assert not report.ok
     assert "does not hold version 2's 5 live samples (4 rows)" in str(report)
     assert verify(path, progress=False, version=1).ok  # index.csv follows the newest only
+
+
+def test_a_changed_dataset_opens_over_http_at_its_newest_version(tmp_path, http_server):
+    path = tmp_path / "ds"
+    write(path, 0, 3, dtype="float32", index_format="arrow", chunk_size_bytes=64)
+    write(path, 3, 3, mode="append")
+    shutil.copytree(path, http_server.root / "ds")
+    with acumen.open(http_server.url("ds"), cache=tmp_path / "cache") as ds:
+        assert ds.version == 2 and len(ds) == 6
+        assert all(np.array_equal(ds[i][0], value(i)) for i in range(6))
+        assert np.array_equal(ds.read_batch([5, 0]), np.stack([value(5), value(0)]))
+    with pytest.raises(ValueError, match="version= is for local datasets"):
+        acumen.open(http_server.url("ds"), version=1, cache=tmp_path / "cache")

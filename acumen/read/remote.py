@@ -75,10 +75,14 @@ class RemoteMirror:
         write_atomically(root / MANIFEST_FILE, data, root)
         manifest = Manifest.load(root / MANIFEST_FILE)  # checked and its seal verified
         index = manifest.index["file"]
-        _fetch(store, root, index, manifest.files.get(index), "index file")
+        if manifest.versioned is None:
+            _fetch(store, root, index, manifest.files.get(index), "index file")
+        # A changed dataset's index is its segments and deletion vector: all in ``files``.
+        segments = {s.file for s in manifest.versioned.segments} if manifest.versioned else set()
         for name, checksum in manifest.files.items():
-            if name != index:
-                _fetch(store, root, name, checksum, "codec resource")
+            if name != index or manifest.versioned is not None:
+                what = "index segment" if name in segments else "codec resource"
+                _fetch(store, root, name, checksum, what)
         return cls(url, store, root, manifest)
 
     def locate_chunks(self, names: list[str]) -> tuple[list[str], np.ndarray]:
