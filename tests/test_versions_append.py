@@ -291,14 +291,36 @@ def test_verify_checks_every_version_and_the_original_readers_index(tmp_path, ca
     assert verify(path, progress=False, version=1).ok  # index.csv follows the newest only
 
 
-def test_a_changed_dataset_opens_over_http_at_its_newest_version(tmp_path, http_server):
+def test_a_changed_dataset_opens_from_a_url_at_any_version(
+    tmp_path, http_server, s3_server, s3_bucket
+):
+    """Over S3 the newest version is listed; over HTTP (no listing) manifest.json decides,
+    which a writer's crash may leave one version behind: a whole version all the same."""
+    from tests.test_remote_open import upload_s3
+
     path = tmp_path / "ds"
     write(path, 0, 3, dtype="float32", index_format="arrow", chunk_size_bytes=64)
     write(path, 3, 3, mode="append")
+    behind = (path / "manifest.json").read_bytes()
+    write(path, 6, 2, mode="append")
+    (path / "manifest.json").write_bytes(behind)  # killed before manifest.json followed
+    s3_url = upload_s3(path, s3_server, s3_bucket)
     shutil.copytree(path, http_server.root / "ds")
-    with acumen.open(http_server.url("ds"), cache=tmp_path / "cache") as ds:
-        assert ds.version == 2 and len(ds) == 6
-        assert all(np.array_equal(ds[i][0], value(i)) for i in range(6))
-        assert np.array_equal(ds.read_batch([5, 0]), np.stack([value(5), value(0)]))
-    with pytest.raises(ValueError, match="version= is for local datasets"):
-        acumen.open(http_server.url("ds"), version=1, cache=tmp_path / "cache")
+    http_url = http_server.url("ds")
+    options = {"storage_options": s3_server.storage_options, "cache": tmp_path / "c1"}
+    for url, newest, kwargs in [
+        (s3_url, 3, options),
+        (http_url, 2, {"cache": tmp_path / "c2"}),
+    ]:
+        with acumen.open(url, **kwargs) as ds:
+            assert ds.version == newest and len(ds) == [3, 6, 8][newest - 1]
+            assert all(np.array_equal(ds[i][0], value(i)) for i in range(len(ds)))
+            assert np.array_equal(
+                ds.read_batch([len(ds) - 1, 0]), np.stack([value(len(ds) - 1), value(0)])
+            )
+        for version, n in [(1, 3), (2, 6), (3, 8)]:
+            with acumen.open(url, version=version, **kwargs) as ds:
+                assert ds.version == version and len(ds) == n
+                assert np.array_equal(ds[n - 1][0], value(n - 1))
+        with pytest.raises(DatasetNotFoundError, match="no version 9"):
+            acumen.open(url, version=9, **kwargs)

@@ -48,14 +48,19 @@ def new_token() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(6)
 
 
+def version_number(name: str) -> int | None:
+    """The number of a version file's name (``00000000000000000002.json``), else None."""
+    match = _VERSION_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
 def list_versions(root: Path) -> list[int]:
     """The committed version numbers of a dataset folder, ascending (empty: not versioned)."""
     try:
         names = os.listdir(root / VERSIONS_DIR)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    found = (_VERSION_NAME.fullmatch(name) for name in names)
-    return sorted(int(match.group(1)) for match in found if match)
+    return sorted(n for n in map(version_number, names) if n is not None)
 
 
 @dataclass(frozen=True)
@@ -236,4 +241,5 @@ __all__ = [
     "new_token",
     "parse_deletions",
     "version_file",
+    "version_number",
 ]

@@ -99,11 +99,7 @@ def open_dataset(
                 "verify='sample' (datasets written with checksums='sample'), or check every "
                 f"chunk object once, streamed: `acumen verify {path}`"
             )
-        if version is not None:
-            raise ValueError(
-                f"version= is for local datasets for now; {path} opens at its newest version"
-            )
-        mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked)
+        mirror = RemoteMirror.fetch(str(os.fspath(path)), storage_options, cache, asked, version)
         parts = _read_parts(mirror.root, asked, verify, mirror.manifest)
         chunk_paths, file_sizes = mirror.locate_chunks(parts.table.chunk_names)
         options = {

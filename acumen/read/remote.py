@@ -12,6 +12,7 @@ in that manifest differs from the mirrored copy's.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,7 @@ from acumen.errors import (
     CorruptDatasetError,
     DatasetNotFoundError,
     IncompleteDatasetError,
+    ManifestError,
     quote,
 )
 from acumen.files.cache_dir import url_folder
@@ -32,6 +34,7 @@ from acumen.files.remote import RemoteStore
 from acumen.format.checksums import CHECKSUM, bytes_checksum, file_checksum
 from acumen.format.layout import MANIFEST_FILE, MAX_NAME_LENGTH, ORIGINAL_INDEX_FILE
 from acumen.format.manifest import Manifest
+from acumen.format.versions import VERSIONS_DIR, version_file, version_number
 from acumen.read.overrides import OpenOverrides
 
 
@@ -51,10 +54,18 @@ class RemoteMirror:
         storage_options: dict[str, Any] | None,
         cache: str | os.PathLike[str] | None,
         asked: OpenOverrides,
+        version: int | None = None,
     ) -> RemoteMirror:
+        """``version``: which version of a changed dataset (None: the newest)."""
         url = _dataset_url(url)
         store = RemoteStore(url, storage_options)
         root = _mirror_folder(url, cache)
+        if version is None:
+            version = _newest_version(store)
+        if version is not None:
+            mirror = cls._version(url, store, root, version)
+            if mirror is not None:
+                return mirror
         manifest_url = store.url_of(MANIFEST_FILE)
         try:
             data = store.read_bytes(manifest_url, "manifest")
@@ -74,6 +85,37 @@ class RemoteMirror:
             return cls(url, store, root, None)
         write_atomically(root / MANIFEST_FILE, data, root)
         manifest = Manifest.load(root / MANIFEST_FILE)  # checked and its seal verified
+        return cls._mirrored(url, store, root, manifest)
+
+    @classmethod
+    def _version(
+        cls, url: str, store: RemoteStore, root: Path, version: int
+    ) -> RemoteMirror | None:
+        """Version ``version``'s manifest (its own file: never the mirror's manifest.json,
+        which another process may be opening at another version), then its files; None
+        for version 1 of a dataset that never changed (its manifest.json is that)."""
+        relative = version_file(version)
+        try:
+            data = store.read_bytes(store.url_of(relative), "version manifest")
+        except FileNotFoundError:
+            if version == 1:
+                return None
+            raise DatasetNotFoundError(f"{url}: no version {version} ({relative})") from None
+        path = root.joinpath(*relative.split("/"))
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise ManifestError(store.url_of(relative), None, f"not valid JSON: {error}") from None
+        manifest = Manifest.from_json(raw, store.url_of(relative))
+        if manifest.versioned is None or manifest.versioned.version != version:
+            raise ManifestError(path, "version", f"must be {version}, as the file's name says")
+        return cls._mirrored(url, store, root, manifest)
+
+    @classmethod
+    def _mirrored(
+        cls, url: str, store: RemoteStore, root: Path, manifest: Manifest
+    ) -> RemoteMirror:
+        """The files ``manifest`` names, mirrored under ``root``."""
         index = manifest.index["file"]
         if manifest.versioned is None:
             _fetch(store, root, index, manifest.files.get(index), "index file")
@@ -156,6 +198,19 @@ def _fetch(
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, data, root)
+
+
+def _newest_version(store: RemoteStore) -> int | None:
+    """The newest version of a changed dataset, listed (one request), or None when it has
+    none or the store cannot list (an HTTP server: then manifest.json, which follows the
+    newest version, possibly one behind after a writer's crash, is read)."""
+    fs = store.fs
+    try:
+        names = fs.ls(fs._strip_protocol(store.url_of(VERSIONS_DIR)), detail=False)
+    except Exception:  # no folder, no listing (HTTP), a refusal: manifest.json decides
+        return None
+    numbers = [version_number(PurePosixPath(str(name)).name) for name in names]
+    return max((n for n in numbers if n is not None), default=None)
 
 
 def _marker_text(store: RemoteStore) -> str:
