@@ -38,6 +38,9 @@ from acumen.read.opening import open_dataset as open
 
 if TYPE_CHECKING:
     from acumen.convert import ConfigError, ConversionError, convert
+    from acumen.versions.compact import compact
+    from acumen.versions.delete import delete
+    from acumen.versions.vacuum import vacuum
     from acumen.write.split import split_into_chunks
     from acumen.write.writer import Writer
 
@@ -59,9 +62,12 @@ __all__ = [
     "SampleError",
     "Writer",
     "__version__",
+    "compact",
     "convert",
+    "delete",
     "open",
     "split_into_chunks",
+    "vacuum",
 ]
 
 # Loaded on first use (PEP 562): the module that defines each name.
@@ -71,6 +77,9 @@ _LAZY = {
     "convert": "acumen.convert.run",
     "split_into_chunks": "acumen.write.split",
     "Writer": "acumen.write.writer",
+    "compact": "acumen.versions.compact",
+    "delete": "acumen.versions.delete",
+    "vacuum": "acumen.versions.vacuum",
 }
 
 
