@@ -179,6 +179,10 @@ def test_compact_keeps_samples_and_frees_bytes(tmp_path, index_format):
     check(path, ids)
     check(path, list(range(40)), 2)  # older versions read as they did
     assert chunk_bytes(path) < before / 2
+    fresh = acumen.open(write(tmp_path / "fresh", ids, "zstd", index_format)).manifest.chunks
+    assert [(c.size_bytes, c.n_samples) for c in manifest.chunks] == [
+        (c.size_bytes, c.n_samples) for c in fresh
+    ]  # every chunk was rewritten: cut where a writer cuts them
     assert acumen.compact(path, min_live=0.9).versioned.version == info.version  # nothing left
     assert verify(path, progress=False).ok
 
@@ -267,6 +271,27 @@ def test_vacuum_removes_exactly_what_no_kept_version_names(tmp_path, capsys):
     assert len(history(path)) == newest
     (path / "_writers" / live).rmdir()  # as a finished writer leaves it: its files are orphans
     assert vacuum(path, keep=2).removed == [f"_index/{live}.csv", f"chunks/{live}/chunk_0.chnk"]
+
+
+def test_commands_say_what_they_did(tmp_path, capsys):
+    path = write(tmp_path / "ds", range(10))
+    assert cli.main(["delete", str(path), "--indices", "3,5,7"]) == 0
+    assert "deleted 3 of 10 samples: version 2 (from version 1) has 7 samples" in (
+        capsys.readouterr().out
+    )
+    assert cli.main(["compact", str(path), "--min-live", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "compacted version 2 into version 3: the index rewritten, 3 deleted rows" in out
+    assert cli.main(["compact", str(path)]) == 0
+    assert "nothing to compact" in capsys.readouterr().out
+    assert cli.main(["vacuum", str(path)]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert cli.main(["delete", str(path), "--indices", "9"]) == 1
+    assert "samples [9] are out of range" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["delete", str(path), "--indices", "1", "--where", "label == 1"])
+    assert usage.value.code == 2
+    check(path, [0, 1, 2, 4, 6, 8, 9])
 
 
 def test_vacuum_of_a_write_once_dataset_does_nothing(tmp_path, capsys):

@@ -17,6 +17,7 @@ anything else is a :class:`~acumen.errors.CommitConflictError`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import mmap
 import os
 from dataclasses import dataclass
@@ -185,7 +186,11 @@ def _rewrite(
         writer = ChunkWriter(root, operation.base.chunk_size_bytes, folder=operation.chunk_folder)
         try:
             positions = _copy(root, writer, table, moved, names, declared, offsets)
-            written = writer.close()
+            counts = np.bincount(positions)  # a run is one append: the writer counts runs
+            written = [
+                dataclasses.replace(c, n_samples=int(counts[k]))
+                for k, c in enumerate(writer.close())
+            ]
         except BaseException:
             writer.abandon()
             raise
@@ -209,25 +214,52 @@ def _copy(
     offsets: np.ndarray,
 ) -> np.ndarray:
     """Copy the payloads of rows ``moved`` (in order) into ``writer``; their new offsets go
-    into ``offsets``; returns each row's chunk position in the writer's list."""
+    into ``offsets``; returns each row's chunk position in the writer's list.
+
+    Rows whose payloads follow one another in the same source file and land in the same new
+    chunk are copied as one run (one ``append``): a chunk of ten thousand tiny samples is a
+    few copies, not ten thousand. The new chunks are cut where the writer's own rule cuts
+    them, payload by payload (:func:`_cuts`), so each run lands whole in its chunk."""
+    sources_of = table.chunk_ids[moved].astype(np.int64)
+    starts = table.offsets[moved]
+    sizes = table.sizes[moved].astype(np.int64)
+    cut = _cuts(sizes, writer.limit)
+    split = (np.diff(sources_of) != 0) | (starts[1:] != starts[:-1] + sizes[:-1])
+    split |= np.isin(np.arange(1, len(moved)), cut)
+    bounds = [0, *(np.flatnonzero(split) + 1).tolist(), len(moved)]
     positions = np.empty(len(moved), dtype=np.int64)
-    source_ids = table.chunk_ids[moved]
     sources: dict[int, memoryview] = {}
     maps: list[mmap.mmap] = []
     try:
-        for j, (row, cid) in enumerate(zip(moved.tolist(), source_ids.tolist(), strict=True)):
+        for a, b in itertools.pairwise(bounds):
+            cid = int(sources_of[a])
             data = sources.get(cid)
             if data is None:
                 data = sources[cid] = _mapped(root, declared[names[cid]], maps)
-            start, size = int(table.offsets[row]), int(table.sizes[row])
-            offsets[row] = writer.append(data[start : start + size], size)
-            positions[j] = writer.position
+            first, end = int(starts[a]), int(starts[b - 1] + sizes[b - 1])
+            offset = writer.append(data[first:end], end - first)
+            offsets[moved[a:b]] = starts[a:b] - first + offset
+            positions[a:b] = writer.position
     finally:
         for view in sources.values():
             view.release()
         for mapped in maps:
             mapped.close()
     return positions
+
+
+def _cuts(sizes: np.ndarray, limit: int) -> np.ndarray:
+    """Where :class:`ChunkWriter` starts a new chunk for payloads of ``sizes`` in turn: a
+    payload goes into the current chunk unless that would take it beyond ``limit``."""
+    ends = np.cumsum(sizes)
+    cuts, first, before = [], 0, 0
+    while first < len(sizes):
+        after = int(np.searchsorted(ends, before + limit, side="right"))
+        after = max(after, first + 1)  # a payload larger than a chunk: alone in one
+        if after < len(sizes):
+            cuts.append(after)
+        first, before = after, int(ends[after - 1])
+    return np.array(cuts, dtype=np.int64)
 
 
 def _mapped(root: Path, entry: ChunkEntry, maps: list[mmap.mmap]) -> memoryview:
