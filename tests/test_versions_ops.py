@@ -13,6 +13,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -124,14 +125,14 @@ def test_delete_nothing_everything_and_refusals(tmp_path, capsys):
     assert n_versions(path) == 0 and not list((path / "_writers").glob("*/*"))
     assert cli.main(["delete", str(path), "--where", "label >= -1"]) == 0
     assert (
-        "deleted 6 of 6 samples: version 2 (from version 1) has 0 samples"
+        "deleted 6 of 6 samples (where label >= -1): version 2 (from version 1) has 0 samples"
         in capsys.readouterr().out
     )
     with acumen.open(path) as ds:
         assert len(ds) == 0 and list(ds) == []
     assert verify(path, progress=False).ok
     assert cli.main(["delete", str(path), "--where", "label == 1"]) == 0
-    assert "nothing deleted" in capsys.readouterr().out
+    assert "nothing deleted: no sample matched where label == 1" in capsys.readouterr().out
     append(path, [20])
     check(path, [20])
     acumen.compact(path)
@@ -199,6 +200,25 @@ def test_compact_merges_segments_without_deletions(tmp_path):
     assert acumen.compact(tmp_path / "ds").versioned.version == manifest.versioned.version
     once = write(tmp_path / "once", range(3))
     assert acumen.compact(once).versioned is None and n_versions(once) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=40), st.integers(1, 20))
+def test_compaction_cuts_chunks_where_the_writer_does(sizes, limit):
+    """The runs a compaction copies land in the chunks a payload-by-payload write makes
+    (payloads larger than a chunk, and empty ones, included)."""
+    from acumen.versions.compact import _cuts
+    from acumen.write.chunk_writer import ChunkWriter
+
+    with tempfile.TemporaryDirectory() as folder:
+        writer = ChunkWriter(Path(folder), limit, durable=False)
+        positions = []
+        for size in sizes:
+            writer.append(b"x" * size, size)
+            positions.append(writer.position)
+        writer.close()
+    cuts = _cuts(np.array(sizes, dtype=np.int64), limit).tolist()
+    assert cuts == [k for k in range(1, len(sizes)) if positions[k] != positions[k - 1]]
 
 
 def test_compact_refuses_to_copy_a_damaged_chunk(tmp_path):
@@ -276,7 +296,7 @@ def test_vacuum_removes_exactly_what_no_kept_version_names(tmp_path, capsys):
 def test_commands_say_what_they_did(tmp_path, capsys):
     path = write(tmp_path / "ds", range(10))
     assert cli.main(["delete", str(path), "--indices", "3,5,7"]) == 0
-    assert "deleted 3 of 10 samples: version 2 (from version 1) has 7 samples" in (
+    assert "deleted 3 of 10 samples (samples 3,5,7): version 2 (from version 1) has 7" in (
         capsys.readouterr().out
     )
     assert cli.main(["compact", str(path), "--min-live", "1"]) == 0

@@ -39,6 +39,7 @@ class Deleted:
     n_deleted: int
     before: int  # the version the samples were deleted from
     n_before: int  # its samples
+    what: str = ""  # the condition, or the sample numbers
 
     @property
     def version(self) -> int:
@@ -47,9 +48,13 @@ class Deleted:
 
     def __str__(self) -> str:
         if not self.n_deleted:
-            return f"nothing deleted: no sample matched; the dataset stays at version {self.before}"
+            return (
+                f"nothing deleted: no sample matched {self.what}; the dataset stays at "
+                f"version {self.before}"
+            )
         return (
-            f"deleted {self.n_deleted:,} of {self.n_before:,} samples: version {self.version} "
+            f"deleted {self.n_deleted:,} of {self.n_before:,} samples ({self.what}): "
+            f"version {self.version} "
             f"(from version {self.before}) has {self.manifest.n_samples:,} samples"
         )
 
@@ -75,14 +80,16 @@ def delete_samples(
     if indices is not None:
         chosen = _indices(indices)
         selection: _Selection = _ByIndices(root, chosen)
+        what = f"samples {_shown(chosen)}"
     else:
         if not isinstance(where, str) or not where.strip():
             raise ValueError(f'where= must be a condition such as "label == -1", got {where!r}')
         selection = _ByCondition(root, where)
+        what = f"where {where}"
     newest = newest_manifest(root)
     rows = selection.rows(newest)
     if not len(rows):
-        return Deleted(newest, 0, _version(newest), newest.n_samples)
+        return Deleted(newest, 0, _version(newest), newest.n_samples, what)
     operation = Operation.start(root, "delete", newest)
     try:
         first = operation.base
@@ -108,13 +115,14 @@ def delete_samples(
                 files={**files, operation.deletion_file: checksum},
                 n_samples=info.n_rows - len(deleted),
             )
-            made["result"] = Deleted(manifest, len(rows), info.version, newer.n_samples)
+            made["result"] = Deleted(manifest, len(rows), info.version, newer.n_samples, what)
             return manifest
 
         commit_change(root, build, operation.index_format)
     except _NothingLeft as nothing:
         operation.fail()
-        return Deleted(nothing.newest, 0, _version(nothing.newest), nothing.newest.n_samples)
+        newest = nothing.newest
+        return Deleted(newest, 0, _version(newest), newest.n_samples, what)
     except BaseException:
         operation.fail()
         raise
