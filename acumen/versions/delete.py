@@ -23,7 +23,7 @@ import numpy as np
 
 from acumen.errors import SampleError
 from acumen.format.manifest import Manifest
-from acumen.format.versions import Deletions, deletion_bytes, live_positions
+from acumen.format.versions import Deletions, VersionInfo, deletion_bytes, live_positions
 from acumen.index_formats.segments import deleted_rows
 from acumen.read.opening import open_dataset
 from acumen.versions.change import Operation, dataset_root, require_only_appends
@@ -142,7 +142,7 @@ def _version(manifest: Manifest) -> int:
     return manifest.versioned.version if manifest.versioned is not None else 1
 
 
-def _is_deletions(info, name: str) -> bool:  # type: ignore[no-untyped-def]
+def _is_deletions(info: VersionInfo, name: str) -> bool:
     return info.deletions is not None and name == info.deletions.file
 
 
