@@ -23,6 +23,7 @@ from acumen._version import __version__
 from acumen.errors import (
     AcumenError,
     ArgumentConflictError,
+    CommitConflictError,
     CorruptDatasetError,
     DatasetExistsError,
     DatasetNotFoundError,
@@ -40,13 +41,17 @@ from acumen.read.opening import open_dataset as open
 if TYPE_CHECKING:
     from acumen.convert import ConfigError, ConversionError, convert
     from acumen.read.many import ConcatDataset, open_many
+    from acumen.versions.compact import compact
     from acumen.versions.concat import concat
+    from acumen.versions.delete import delete
+    from acumen.versions.vacuum import vacuum
     from acumen.write.split import split_into_chunks
     from acumen.write.writer import Writer
 
 __all__ = [
     "AcumenError",
     "ArgumentConflictError",
+    "CommitConflictError",
     "ConcatDataset",
     "ConfigError",
     "ConversionError",
@@ -63,11 +68,14 @@ __all__ = [
     "SampleError",
     "Writer",
     "__version__",
+    "compact",
     "concat",
     "convert",
+    "delete",
     "open",
     "open_many",
     "split_into_chunks",
+    "vacuum",
 ]
 
 # Loaded on first use (PEP 562): the module that defines each name.
@@ -80,6 +88,9 @@ _LAZY = {
     "open_many": "acumen.read.many",
     "split_into_chunks": "acumen.write.split",
     "Writer": "acumen.write.writer",
+    "compact": "acumen.versions.compact",
+    "delete": "acumen.versions.delete",
+    "vacuum": "acumen.versions.vacuum",
 }
 
 

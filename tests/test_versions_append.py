@@ -289,6 +289,8 @@ def test_verify_checks_every_version_and_the_original_readers_index(tmp_path, ca
     assert not report.ok
     assert "does not hold version 2's 5 live samples (4 rows)" in str(report)
     assert verify(path, progress=False, version=1).ok  # index.csv follows the newest only
+    assert acumen.vacuum(path).refreshed == ["index.csv"]  # what vacuum puts right
+    assert verify(path, progress=False).ok
 
 
 def test_a_changed_dataset_opens_from_a_url_at_any_version(

@@ -19,9 +19,36 @@ def add_parsers(commands: Any) -> None:
     concat.add_argument(
         "--copy", action="store_true", help="copy the chunk files (another file system)"
     )
+    delete = commands.add_parser(
+        "delete", help="delete samples in a new version (nothing is rewritten)"
+    )
+    delete.add_argument("path")
+    which = delete.add_mutually_exclusive_group(required=True)
+    which.add_argument("--where", help='a condition on the metadata, e.g. "label == -1"')
+    which.add_argument(
+        "--indices", type=_indices, help="sample numbers of the newest version, e.g. 3,5,7"
+    )
+    compact = commands.add_parser(
+        "compact", help="one index segment of live rows; mostly deleted chunk files rewritten"
+    )
+    compact.add_argument("path")
+    compact.add_argument(
+        "--min-live",
+        type=_share,
+        default=0.5,
+        help="rewrite chunk files whose live bytes are below this share of them (default 0.5)",
+    )
+    vacuum = commands.add_parser(
+        "vacuum", help="remove the files no kept version names (old versions stop opening)"
+    )
+    vacuum.add_argument("path")
+    vacuum.add_argument(
+        "--keep", type=_positive, default=1, help="how many newest versions keep their files"
+    )
+    vacuum.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
 
 
-NAMES = ("history", "concat")
+NAMES = ("history", "concat", "delete", "compact", "vacuum")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,4 +66,48 @@ def run(args: argparse.Namespace) -> int:
             f"{args.out}: {manifest.n_samples:,} samples from {len(args.sources)} datasets "
             f"({len(manifest.chunks)} chunk files {how})"
         )
+    elif args.command == "delete":
+        from acumen.versions.delete import delete_samples
+
+        print(delete_samples(args.path, where=args.where, indices=args.indices))
+    elif args.command == "compact":
+        from acumen.versions.compact import compact_dataset
+
+        print(compact_dataset(args.path, min_live=args.min_live))
+    elif args.command == "vacuum":
+        from acumen.versions.vacuum import vacuum
+
+        print(vacuum(args.path, keep=args.keep, dry_run=args.dry_run))
     return 0
+
+
+def _indices(text: str) -> list[int]:
+    """``3,5,7`` (an argparse type): sample numbers, separated by commas."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"not sample numbers separated by commas: {text!r}")
+    return values
+
+
+def _share(text: str) -> float:
+    """A number from 0 to 1 (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"not a share from 0 to 1: {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value

@@ -23,7 +23,7 @@ from acumen import plugins
 from acumen._version import __version__
 from acumen.errors import CommitConflictError, DatasetNotFoundError, IncompleteDatasetError
 from acumen.files.claim import owner_of
-from acumen.files.local import fsync_directory, replace_durably
+from acumen.files.local import fsync_directory, replace_durably, write_atomically
 from acumen.format.checksums import file_checksum
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE, WRITING_MARKER
 from acumen.format.manifest import ChunkEntry, Manifest
@@ -186,3 +186,23 @@ def refresh_view(root: Path, manifest: Manifest, index_plugin: Any) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+
+
+def follow_newest(root: Path) -> list[str]:
+    """Make ``manifest.json`` (and a csv dataset's ``index.csv``) follow the newest version
+    again after a writer died between its commit and those copies; the files rewritten."""
+    versions = list_versions(root)
+    if not versions:
+        return []
+    newest = load_version(root, versions[-1])
+    rewritten = []
+    if (root / MANIFEST_FILE).read_bytes() != newest.text():
+        write_atomically(root / MANIFEST_FILE, newest.text())
+        rewritten.append(MANIFEST_FILE)
+    if has_view(newest):
+        plugin = index_plugin_of(newest, root)
+        current = read_index_file(plugin, root / ORIGINAL_INDEX_FILE, newest.metadata)
+        if current != read_version_table(root, newest, plugin):
+            refresh_view(root, newest, plugin)
+            rewritten.append(ORIGINAL_INDEX_FILE)
+    return rewritten
