@@ -32,6 +32,7 @@ from acumen.format.manifest import ChunkEntry, Manifest
 from acumen.format.metadata import ColumnSpec
 from acumen.format.shapes import ShapeColumn
 from acumen.format.versions import SEGMENTS_DIR, Segment, new_token
+from acumen.write.tiers import merge_span, merged_table
 from acumen.write.versioning import (
     as_versioned,
     commit_change,
@@ -129,7 +130,7 @@ class Append:
         if not len(table):
             self.abandon()
             return self.base
-        segment, checksum = self._write_segment(table)
+        segment, checksum = self._write_segment(table, self.token)
         entry = Segment(segment, len(table), len(table.metadata.specs))
 
         def build(newest: Manifest) -> Manifest:
@@ -143,12 +144,15 @@ class Append:
                     f"{self.root}: another writer changed the metadata columns meanwhile: "
                     f"{error}; nothing of this append was committed"
                 ) from None
+            segments, files = self._tiered(
+                newest, entry, table, {**newest.files, segment: checksum}
+            )
             return next_version(
                 newest,
                 "append",
-                segments=[*newest.versioned.segments, entry],  # type: ignore[union-attr]
+                segments=segments,
                 chunks=[*newest.chunks, *chunks],
-                files={**newest.files, segment: checksum},
+                files=files,
                 n_samples=newest.n_samples + len(table),
                 metadata=metadata,
                 shape=_joined_shape(newest, table.shapes),
@@ -159,8 +163,24 @@ class Append:
         self._release()
         return manifest
 
-    def _write_segment(self, table: IndexTable) -> tuple[str, str]:
-        segment = f"{SEGMENTS_DIR}/{self.token}.{self.index_format.filename.rsplit('.', 1)[1]}"
+    def _tiered(
+        self, newest: Manifest, entry: Segment, table: IndexTable, files: dict[str, str]
+    ) -> tuple[list[Segment], dict[str, str]]:
+        """The version's segments with this append's last; when that leaves a full tier
+        at the end, those segments merged into one new file (see acumen.write.tiers)."""
+        segments = [*newest.versioned.segments, entry]  # type: ignore[union-attr]
+        span = merge_span([s.n_rows for s in segments])
+        if not span:
+            return segments, files
+        merged = merged_table(self.root, newest, segments[-span:-1], table, self.index_format)
+        name, checksum = self._write_segment(merged, f"{self.token}-merged")
+        for old in segments[-span:]:
+            files.pop(old.file, None)
+        files[name] = checksum
+        return [*segments[:-span], Segment(name, len(merged), len(merged.metadata.specs))], files
+
+    def _write_segment(self, table: IndexTable, stem: str) -> tuple[str, str]:
+        segment = f"{SEGMENTS_DIR}/{stem}.{self.index_format.filename.rsplit('.', 1)[1]}"
         final = self.root / segment
         temporary = final.with_name(f".{final.name}.tmp")
         try:

@@ -119,7 +119,12 @@ def split_into_chunks(
     codec_plugin = plugins.codec(codec) if codec is not None else None
     level = logging.INFO if verbose else logging.DEBUG
     logger.log(
-        level, "%s %s with %d job(s), codec %s", mode, output_path, n_jobs, codec_plugin or "its own"
+        level,
+        "%s %s with %d job(s), codec %s",
+        mode,
+        output_path,
+        n_jobs,
+        codec_plugin or "its own",
     )
     options: dict[str, Any] = {"mode": "append"} if appending else {"read_back": read_back}
     if appending and read_back is not None:
