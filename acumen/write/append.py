@@ -117,8 +117,8 @@ class Append:
         for name, value in given.items():
             if value is None:
                 continue
-            recorded = _recorded(self.base, name)
-            if not _agrees(name, value, recorded):
+            recorded = recorded_setting(self.base, name)
+            if not setting_agrees(name, value, recorded):
                 raise ValueError(
                     f"{self.root}: {name}={quote(value)} differs from the dataset's "
                     f"{quote(recorded)}; an append takes the dataset's settings (leave {name} out)"
@@ -243,14 +243,16 @@ def _joined_fields(newest: Manifest, table: IndexTable) -> list[dict] | None:
 def _check_same_dataset(root: Path, base: Manifest, newest: Manifest) -> None:
     """A version committed meanwhile must still hold what this append was encoded for."""
     for key in ("dtype", "codec", "fields", "index"):
-        if _recorded(base, key) != _recorded(newest, key):
+        if recorded_setting(base, key) != recorded_setting(newest, key):
             raise CommitConflictError(
                 f"{root}: another writer changed the dataset's {key} meanwhile (now "
-                f"{quote(_recorded(newest, key))}); nothing of this append was committed"
+                f"{quote(recorded_setting(newest, key))}); nothing of this append was committed"
             )
 
 
-def _recorded(manifest: Manifest, name: str) -> Any:
+def recorded_setting(manifest: Manifest, name: str) -> Any:
+    """What ``manifest`` records for a setting an append must agree with (``dtype``,
+    ``codec``, ``index_format``, ``fields``...)."""
     if name == "dtype":
         return None if manifest.fields else str(manifest.dtype)
     if name == "index_format" or name == "index":
@@ -258,7 +260,8 @@ def _recorded(manifest: Manifest, name: str) -> Any:
     return getattr(manifest, name)
 
 
-def _agrees(name: str, given: Any, recorded: Any) -> bool:
+def setting_agrees(name: str, given: Any, recorded: Any) -> bool:
+    """Whether a setting given to an append (a name, a config, a plugin) is the recorded one."""
     if name == "dtype":
         return recorded is not None and str(np.dtype(given).newbyteorder("<")) == recorded
     if isinstance(given, str):
