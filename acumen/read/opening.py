@@ -318,11 +318,7 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
         if head and tail not in ("", ".", "..") and "\\" not in name and ":" not in tail:
             folder = folders.get(head)
             if folder is None:
-                try:
-                    folder = str(resolve_inside(root, head, "chunk file folder"))
-                except CorruptDatasetError:  # reported below as the full check words it
-                    folder = ""
-                folders[head] = folder
+                folder = folders[head] = _folder_inside(root, head, folders)
             if folder:
                 candidate = os.path.join(folder, tail)
                 try:
@@ -348,6 +344,28 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
                 ) from None
         paths.append(path)
     return paths, sizes
+
+
+def _folder_inside(root: Path, head: str, folders: dict[str, str]) -> str:
+    """The path of the chunk folder ``head`` when it resolves inside the dataset, else "".
+    ``chunks/<token>`` (an append's folder: one per append) costs one ``lstat`` once
+    ``chunks`` is resolved: a real folder, not a link, inside a folder that is inside."""
+    parent, _, leaf = head.rpartition("/")
+    if parent and leaf not in ("", ".", ".."):
+        above = folders.get(parent)
+        if above is None:
+            above = folders[parent] = _folder_inside(root, parent, folders)
+        if above:
+            candidate = os.path.join(above, leaf)
+            try:
+                if stat.S_ISDIR(os.lstat(candidate).st_mode):
+                    return candidate
+            except (OSError, ValueError):
+                pass
+    try:
+        return str(resolve_inside(root, head, "chunk file folder"))
+    except CorruptDatasetError:  # reported by the caller as the full check words it
+        return ""
 
 
 def _from_manifest(manifest_path: Path, manifest: Manifest, key: str) -> Any:
