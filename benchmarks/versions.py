@@ -14,7 +14,9 @@ Printed in one run, next to the issue's targets:
 (b) Opening a dataset after 1,000 appends (of 100 samples each, to a dataset of 1 million
     written by a ``Writer``) against the same samples written at once by one ``Writer``:
     median ``acumen.open`` time, and the segments the newest version has (appends merge
-    their segments in tiers: acumen/write/tiers.py). Target: <= 2x.
+    their segments in tiers: acumen/write/tiers.py). Target: <= 2x. "one segment": the
+    grown dataset with its whole index in one file and its chunk files as they are (one per
+    append): what is left of the cost once the index is not in segments.
 (c) A 100-million-sample arrow index built by 100 appends of 1 million rows (``--quick``: 10
     million by 10): each append is the real commit (``Append.start`` / ``finish``: segment,
     tier merges, version file) of a synthetic index whose chunk files are sparse; then the
@@ -28,7 +30,9 @@ sized for a machine of 23 GB and 2 cores. Figures are noisy on shared cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
+import os
 import statistics
 import tempfile
 import time
@@ -147,7 +151,10 @@ def bench_open_after_appends(tmp: Path, quick: bool) -> None:
         f"(b) opening after {appends:,} appends of {each} samples to {base:,} vs the same "
         "samples written at once; target <= 2x"
     )
-    print(f"    {'index':8} {'segments':>8} {'appended ms':>12} {'at once ms':>11} {'ratio':>6}")
+    print(
+        f"    {'index':8} {'segments':>8} {'appended ms':>12} {'one segment ms':>15} "
+        f"{'at once ms':>11} {'ratio':>6}"
+    )
     for fmt in ("arrow", "parquet"):
         grown, once = tmp / f"b-{fmt}", tmp / f"b-{fmt}-once"
         write_samples(grown, base, index_format=fmt, dtype="int32")
@@ -157,13 +164,34 @@ def bench_open_after_appends(tmp: Path, quick: bool) -> None:
         with acumen.open(grown) as ds:
             segments = len(ds.manifest.versioned.segments)
             assert len(ds) == base + appends * each
+        single = one_segment_copy(grown, tmp / f"b-{fmt}-single")
         grown_ms = median_ms(lambda g=grown: acumen.open(g), 7)
+        single_ms = median_ms(lambda o=single: acumen.open(o), 7)
         once_ms = median_ms(lambda o=once: acumen.open(o), 7)
         print(
-            f"    {fmt:8} {segments:>8} {grown_ms:>12.1f} {once_ms:>11.1f} "
+            f"    {fmt:8} {segments:>8} {grown_ms:>12.1f} {single_ms:>15.1f} {once_ms:>11.1f} "
             f"{grown_ms / once_ms:>6.2f}",
             flush=True,
         )
+
+
+def one_segment_copy(grown: Path, root: Path) -> Path:
+    """The grown dataset's newest version with its index as one file (its chunk files hard
+    links): what opening it would cost if every segment were merged, chunk files as they are."""
+    with acumen.open(grown) as ds:
+        table, manifest = ds.table, ds.manifest
+    for chunk in manifest.chunks:
+        (root / chunk.file).parent.mkdir(parents=True, exist_ok=True)
+        os.link(grown / chunk.file, root / chunk.file)
+    index_format = plugins.index_format(manifest.index)
+    index_format.write(table, root / index_format.filename)
+    dataclasses.replace(
+        manifest,
+        versioned=None,
+        index={**manifest.index, "file": index_format.filename},
+        files={index_format.filename: file_checksum(root / index_format.filename)},
+    ).write(root)
+    return root
 
 
 def bench_big_index(tmp: Path, quick: bool) -> None:

@@ -225,7 +225,7 @@ def _finish(
     if readers:
         asked.check_fields(root, readers)
     if manifest is not None:
-        resources = [name for name in manifest.files if name != manifest.index["file"]]
+        resources = [name for name in manifest.files if name not in _index_files(manifest)]
         check_named_files(root, manifest, resources, "codec resource", verify is not None)
     return assemble(
         shown_as if shown_as is not None else root,
@@ -275,6 +275,14 @@ def assemble(
         ChunkFiles(index_path, chunk_paths, file_sizes),
         check_first_block=True,
     )
+
+
+def _index_files(manifest: Manifest) -> set[str]:
+    """The files of the index (hashed with it, not again as codec resources)."""
+    info = manifest.versioned
+    segments = [s.file for s in info.segments] if info is not None else []
+    deletions = [info.deletions.file] if info is not None and info.deletions else []
+    return {manifest.index["file"], *segments, *deletions}
 
 
 def _read_version(
@@ -347,9 +355,8 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
 
 
 def _folder_inside(root: Path, head: str, folders: dict[str, str]) -> str:
-    """The path of the chunk folder ``head`` when it resolves inside the dataset, else "".
-    ``chunks/<token>`` (an append's folder: one per append) costs one ``lstat`` once
-    ``chunks`` is resolved: a real folder, not a link, inside a folder that is inside."""
+    """The path of the chunk folder ``head`` if it resolves inside the dataset, else "": an
+    append's ``chunks/<token>`` costs one ``lstat`` (a real folder in one that is inside)."""
     parent, _, leaf = head.rpartition("/")
     if parent and leaf not in ("", ".", ".."):
         above = folders.get(parent)
