@@ -22,6 +22,7 @@ from acumen.files.remote import is_url, local_path
 SOURCE_KINDS = ("glob", "table", "callable")
 ENGINES = ("local", "dask")
 ON_ERROR = ("raise", "skip")
+MODES = ("create", "append")
 _SECTIONS = {
     "source": {
         "glob",
@@ -43,6 +44,7 @@ _SECTIONS = {
         "fields",
         "storage_options",
         "cache",
+        "mode",
     },
     "run": {"n_jobs", "engine", "on_error", "part_size", "scheduler", "progress"},
 }
@@ -91,6 +93,10 @@ class OutputConfig:
     url: str | None = None  # output.path when it is a URL: published there once committed
     storage_options: Mapping[str, Any] | None = None
     cache: str | None = None
+    #: "create" a new dataset, or "append" to the complete one at ``path`` (docs/convert.md)
+    mode: str = "create"
+    #: The output keys the config sets (an append checks those against the dataset).
+    given: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,15 @@ class ConvertConfig:
         of the result obeys the setting the conversion finished with. The report lists what
         was skipped.
         """
+        output: dict[str, Any] = {
+            "codec": self.output.codec,
+            "index_format": self.output.index_format,
+            "chunk_size_bytes": self.output.chunk_size_bytes,
+            "dtype": self.output.dtype,
+            "fields": self.output.fields,
+        }
+        if self.output.mode != "create":  # (a create's fingerprint as older acumens saved it)
+            output["mode"] = self.output.mode
         return {
             "source": {
                 "kind": self.source.kind,
@@ -140,13 +155,7 @@ class ConvertConfig:
                 "arguments": dict(self.source.arguments),
             },
             "reader": dict(self.reader),
-            "output": {
-                "codec": self.output.codec,
-                "index_format": self.output.index_format,
-                "chunk_size_bytes": self.output.chunk_size_bytes,
-                "dtype": self.output.dtype,
-                "fields": self.output.fields,
-            },
+            "output": output,
             "part_size": self.run.part_size,  # None: automatic, saved in the state's plan
         }
 
@@ -353,8 +362,27 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
             field_specs(fields, plugins.codec(codec))
         except (AcumenError, ValueError, TypeError) as error:
             raise check.fail("output.fields", str(error)) from None
+    mode = check.choice(output_raw, "output", "mode", MODES, "create")
+    if mode == "append" and url is not None:
+        raise check.fail("output.mode", "'append' is for a local output.path for now")
     output = OutputConfig(
-        out_path, codec, index_format, chunk_size_bytes, dtype, fields, url, storage_options, cache
+        out_path,
+        codec,
+        index_format,
+        chunk_size_bytes,
+        dtype,
+        fields,
+        url,
+        storage_options,
+        cache,
+        mode,
+        tuple(
+            sorted(
+                key
+                for key in output_raw
+                if key in ("codec", "index_format", "chunk_size", "dtype", "fields")
+            )
+        ),
     )
 
     run_raw = check.section(raw, "run", required=False)
@@ -375,6 +403,18 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
         progress=check.typed(run_raw, "run", "progress", bool, True),
     )
     return ConvertConfig(source_config, reader, output, run, origin, folder)
+
+
+def fingerprint_differences(previous: dict[str, Any], fingerprint: dict[str, Any]) -> list[str]:
+    """The keys of ``fingerprint`` that ``previous`` (a saved one) has otherwise. Keys only
+    the saved one has are settings that no longer decide the bytes (an older acumen kept
+    ``on_error`` there). A config without ``run.part_size`` continues with the part size
+    the conversion started with, whichever chose it."""
+    return sorted(
+        k
+        for k in fingerprint
+        if previous.get(k) != fingerprint[k] and not (k == "part_size" and fingerprint[k] is None)
+    )
 
 
 def parse_byte_size(value: Any) -> int | None:

@@ -37,19 +37,28 @@ def merge_parts(
     output: Path, part_dirs: list[Path], settings: WriterSettings, state_dir: Path, claim: Claim
 ) -> Manifest:
     """Move the parts' chunk files into ``output`` and commit it (``claim`` is released)."""
+    plan = move_chunks(output, part_dirs, state_dir)
+    return _commit(output, plan["parts"], settings, claim)
+
+
+def move_chunks(
+    output: Path, part_dirs: list[Path], state_dir: Path, folder: str = "chunks"
+) -> dict[str, Any]:
+    """The parts' chunk files renamed into ``output/folder`` with one numbering, as planned
+    (the plan is saved first: a rerun finishes the renames); the plan is returned."""
     plan_path = state_dir / PLAN_FILE
     if plan_path.is_file():
         plan = json.loads(plan_path.read_text(encoding="utf-8"))
     else:
-        plan = _plan(output, part_dirs)
+        plan = _plan(output, part_dirs, folder)
         write_atomically(plan_path, json.dumps(plan).encode("utf-8"))
-    (output / "chunks").mkdir(exist_ok=True)
+    (output / folder).mkdir(parents=True, exist_ok=True)
     for source, target in plan["moves"]:
         if (output / source).exists():
             os.replace(output / source, output / target)
         elif not (output / target).exists():
             raise CorruptDatasetError(f"{output / source}: a part's chunk file is missing")
-    return _commit(output, plan["parts"], settings, claim)
+    return plan
 
 
 def merge_uploaded(
@@ -77,6 +86,22 @@ def _commit(
 ) -> Manifest:
     """The parts' indexes as one, with their chunks' new names; then the commit."""
     index_format = plugins.index_format(settings.index_format)
+    table, chunks = joined_parts(output, parts, settings)
+    # The codecs with their trained resources opened: the manifest checksums each one (and
+    # a publication uploads the files it names).
+    codec = _opened(settings.codec, settings)
+    fields, dtypes = _field_specs(settings)
+    manifest = build_manifest(
+        table, codec, index_format, chunks, settings.chunk_size_bytes, fields, dtypes
+    )
+    commit_dataset(output, table, index_format, manifest, claim)
+    return manifest
+
+
+def joined_parts(
+    output: Path, parts: list[dict[str, Any]], settings: WriterSettings
+) -> tuple[IndexTable, list[ChunkEntry]]:
+    """The parts' indexes as one and their chunk files, under the names the plan gave."""
     tables, chunks, names = [], [], []
     for part in parts:
         directory = output / part["directory"]
@@ -92,25 +117,16 @@ def _commit(
             ChunkEntry(renamed[c.file], c.size_bytes, c.n_samples, c.checksum)
             for c in manifest.chunks
         ]
-    table = concat_tables(tables, settings, names)
-    # The codecs with their trained resources opened: the manifest checksums each one (and
-    # a publication uploads the files it names).
-    codec = _opened(settings.codec, settings)
-    fields, dtypes = _field_specs(settings)
-    manifest = build_manifest(
-        table, codec, index_format, chunks, settings.chunk_size_bytes, fields, dtypes
-    )
-    commit_dataset(output, table, index_format, manifest, claim)
-    return manifest
+    return concat_tables(tables, settings, names), chunks
 
 
-def _plan(output: Path, part_dirs: list[Path]) -> dict[str, Any]:
+def _plan(output: Path, part_dirs: list[Path], folder: str) -> dict[str, Any]:
     moves, parts, number = [], [], 0
     for directory in part_dirs:
         manifest = Manifest.load(directory / MANIFEST_FILE)
         renamed = {}
         for entry in manifest.chunks:
-            target = chunk_file_name(number)
+            target = chunk_file_name(number, folder)
             number += 1
             moves.append([(directory / entry.file).relative_to(output).as_posix(), target])
             renamed[entry.file] = target

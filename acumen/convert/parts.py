@@ -91,7 +91,8 @@ class WriterSettings:
     dtype: Any  # dtype JSON, or None (no sample seen)
     fields: dict[str, dict[str, Any]] | None  # name -> {"type", "dtype" (JSON), "codec" config}
     resources_root: str  # the folder holding trained resources (the output)
-    safe_cast: bool  # dtypes came from the first sample, not from the config
+    safe_cast: bool | str  # dtypes came from the first sample (or the dataset appended to:
+    # "values"), not from the config
     # The metadata columns ({"name", "type"} each) the first item gave, fixed for every part
     # so that all agree (None: settled by an older acumen; each part's first item fixes them).
     metadata: list[dict[str, str]] | None = None
@@ -307,6 +308,14 @@ def _write_items(
     if progress is not None and added > reported:
         progress(added - reported, writer.bytes_written - written)
     return source_bytes, skipped
+
+
+def tidy_for_resume(state: Path) -> None:
+    """What a killed run left in the parts of a conversion's ``state``, removed: attempts
+    of dead workers, records being made."""
+    remove_dead_attempts(state / "parts")
+    for stray in (state / "parts").glob("part-*.record-*"):  # a record being made, killed
+        shutil.rmtree(stray, ignore_errors=True)
 
 
 def remove_dead_attempts(parts: Path) -> None:

@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from acumen import plugins
-from acumen.convert.config import ConfigError, ConvertConfig, load_config
+from acumen.convert import appending
+from acumen.convert.config import (
+    ConfigError,
+    ConvertConfig,
+    fingerprint_differences,
+    load_config,
+)
 from acumen.convert.merge import merge_parts, merge_uploaded
 from acumen.convert.parts import (
     ConversionError,
@@ -38,7 +44,7 @@ from acumen.convert.parts import (
     choose_part_size,
     metadata_columns,
     part_reusable,
-    remove_dead_attempts,
+    tidy_for_resume,
 )
 from acumen.convert.remote_source import open_item
 from acumen.convert.sources import (
@@ -125,8 +131,9 @@ def convert(
             f"items{where}"
         )
     destination = _destination(cfg)
-    if _finished_earlier(cfg, output, state):
-        manifest = Manifest.load(output / MANIFEST_FILE)
+    earlier = _finished_earlier(cfg, output, state)
+    if earlier is not None:
+        manifest = earlier
         report = json.loads((output / REPORT_FILE).read_text(encoding="utf-8"))
         if destination is not None:  # committed locally: (re)publish, which tidies it all
             destination.publish(output, manifest, extra=[REPORT_FILE])
@@ -209,6 +216,8 @@ def _run(
         clean_scratch(UploadTarget.of(cfg.output))  # (emptied by the uploads)
         firsts = [r.first if r.first is not None else -1 for r in results]
         manifest = merge_uploaded(output, part_dirs, firsts, settings, claim)
+    elif cfg.output.mode == "append":
+        manifest = appending.merge(output, part_dirs, settings, state, claim)
     else:
         manifest = merge_parts(output, part_dirs, settings, state, claim)
     return results, skipped, manifest, part_size
@@ -246,32 +255,28 @@ def _destination(cfg: ConvertConfig) -> Any:
     )
 
 
-def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> bool:
-    """A conversion with this config committed its dataset but did not remove its state."""
+def _finished_earlier(cfg: ConvertConfig, output: Path, state: Path) -> Manifest | None:
+    """What a conversion with this config committed without removing its state (None:
+    it did not commit)."""
+    if cfg.output.mode == "append":
+        return appending.finished(cfg, output, state)
     saved = state / "config.json"
-    return (
+    done = (
         (output / MANIFEST_FILE).is_file()
         and not (output / WRITING_MARKER).exists()
         and saved.is_file()
-        and not _differences(json.loads(saved.read_text(encoding="utf-8")), cfg.fingerprint())
+        and not fingerprint_differences(
+            json.loads(saved.read_text(encoding="utf-8")), cfg.fingerprint()
+        )
     )
-
-
-def _differences(previous: dict[str, Any], fingerprint: dict[str, Any]) -> list[str]:
-    """The keys of ``fingerprint`` that ``previous`` (a saved one) has otherwise. Keys only
-    the saved one has are settings that no longer decide the bytes (an older acumen kept
-    ``on_error`` there). A config without ``run.part_size`` continues with the part size
-    the conversion started with (:func:`_part_size`), whichever chose it."""
-    return sorted(
-        k
-        for k in fingerprint
-        if previous.get(k) != fingerprint[k] and not (k == "part_size" and fingerprint[k] is None)
-    )
+    return Manifest.load(output / MANIFEST_FILE) if done else None
 
 
 def _claim(cfg: ConvertConfig, output: Path, state: Path) -> Claim:
     """Claim ``output`` for this conversion: a new folder, or one a conversion with the same
     config left (killed, or failed: its claim is dead); a live claim is never taken over."""
+    if cfg.output.mode == "append":
+        return appending.claim(cfg, output, state)
     fingerprint = cfg.fingerprint()
     saved = state / "config.json"
     if (output / WRITING_MARKER).exists():
@@ -315,7 +320,7 @@ def _resumable(cfg: ConvertConfig, owner: Owner, output: Path, state: Path) -> b
         return names <= {STATE_DIR, WRITING_MARKER}
     previous = json.loads(saved.read_text(encoding="utf-8"))
     fingerprint = cfg.fingerprint()
-    changed = _differences(previous, fingerprint)
+    changed = fingerprint_differences(previous, fingerprint)
     if changed:
         raise ConfigError(
             f"{cfg.origin}: {output} was started with another config (differs in "
@@ -333,9 +338,7 @@ def _start_or_resume(claim: Claim, fingerprint: dict[str, Any], state: Path) -> 
         write_atomically(saved, json.dumps(fingerprint, sort_keys=True).encode("utf-8"))
         return
     logger.info("resuming the conversion into %s", claim.root)
-    remove_dead_attempts(state / "parts")
-    for stray in (state / "parts").glob("part-*.record-*"):  # a record being made, killed
-        shutil.rmtree(stray, ignore_errors=True)
+    tidy_for_resume(state)
 
 
 def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
@@ -343,6 +346,8 @@ def _settings(cfg: ConvertConfig, output: Path, state: Path) -> WriterSettings:
     saved = state / "settings.json"
     if saved.is_file():
         return WriterSettings.from_json(json.loads(saved.read_text(encoding="utf-8")))
+    if cfg.output.mode == "append":
+        return appending.settings(cfg, output, state)
     codec = plugins.codec(cfg.output.codec)
     specs = field_specs(cfg.output.fields, codec) if cfg.output.fields is not None else None
     encoder = RecordEncoder(codec, cfg.output.dtype, specs)

@@ -40,14 +40,16 @@ def concat_tables(
             [numbers.setdefault(name, len(numbers)) for name in table.chunk_names],
             dtype=np.int32,
         )
-        chunk_ids.append(mapping[table.chunk_ids] if len(mapping) else table.chunk_ids)
+        # (the first table's chunks keep their numbers: no copy to renumber them)
+        identity = np.array_equal(mapping, np.arange(len(mapping)))
+        chunk_ids.append(table.chunk_ids if identity else mapping[table.chunk_ids])
     names = list(numbers)
     checksums = [t.checksums for t in tables]
     return IndexTable(
         chunk_names=names,
         chunk_ids=_concat(chunk_ids, np.int32),
         offsets=_concat([t.offsets for t in tables], np.int64),
-        sizes=_concat([t.sizes for t in tables], np.int64),
+        sizes=_concat([t.sizes for t in tables], _common([t.sizes for t in tables])),
         shapes=concat_shapes([t.shapes for t in tables]) if field_names is None else None,
         metadata=concat_metadata(
             [t.metadata for t in tables],
@@ -65,7 +67,13 @@ def concat_tables(
 
 
 def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+    """One copy: the arrays concatenated straight into ``dtype``."""
+    return np.concatenate(arrays, dtype=dtype) if arrays else np.zeros(0, dtype)
+
+
+def _common(sizes: list[np.ndarray]) -> type:
+    """int32 when every size column is (narrowed: half the memory, kept so), else int64."""
+    return np.int32 if all(s.dtype == np.int32 for s in sizes) else np.int64
 
 
 def concat_shapes(columns: list[ShapeColumn]) -> ShapeColumn:

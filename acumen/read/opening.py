@@ -221,7 +221,7 @@ def _finish(
     if readers:
         asked.check_fields(root, readers)
     if manifest is not None:
-        resources = [name for name in manifest.files if name != manifest.index["file"]]
+        resources = [name for name in manifest.files if name not in _index_files(manifest)]
         check_named_files(root, manifest, resources, "codec resource", verify is not None)
     return assemble(
         shown_as if shown_as is not None else root,
@@ -273,6 +273,14 @@ def assemble(
     )
 
 
+def _index_files(manifest: Manifest) -> set[str]:
+    """The files of the index (hashed with it, not again as codec resources)."""
+    info = manifest.versioned
+    segments = [s.file for s in info.segments] if info is not None else []
+    deletions = [info.deletions.file] if info is not None and info.deletions else []
+    return {manifest.index["file"], *segments, *deletions}
+
+
 def _read_version(
     root: Path, manifest: Manifest, index_plugin: Any, verify: str | None
 ) -> tuple[Path, IndexTable]:
@@ -314,11 +322,7 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
         if head and tail not in ("", ".", "..") and "\\" not in name and ":" not in tail:
             folder = folders.get(head)
             if folder is None:
-                try:
-                    folder = str(resolve_inside(root, head, "chunk file folder"))
-                except CorruptDatasetError:  # reported below as the full check words it
-                    folder = ""
-                folders[head] = folder
+                folder = folders[head] = _folder_inside(root, head, folders)
             if folder:
                 candidate = os.path.join(folder, tail)
                 try:
@@ -344,6 +348,27 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
                 ) from None
         paths.append(path)
     return paths, sizes
+
+
+def _folder_inside(root: Path, head: str, folders: dict[str, str]) -> str:
+    """The path of the chunk folder ``head`` if it resolves inside the dataset, else "": an
+    append's ``chunks/<token>`` costs one ``lstat`` (a real folder in one that is inside)."""
+    parent, _, leaf = head.rpartition("/")
+    if parent and leaf not in ("", ".", ".."):
+        above = folders.get(parent)
+        if above is None:
+            above = folders[parent] = _folder_inside(root, parent, folders)
+        if above:
+            candidate = os.path.join(above, leaf)
+            try:
+                if stat.S_ISDIR(os.lstat(candidate).st_mode):
+                    return candidate
+            except (OSError, ValueError):
+                pass
+    try:
+        return str(resolve_inside(root, head, "chunk file folder"))
+    except CorruptDatasetError:  # reported by the caller as the full check words it
+        return ""
 
 
 def _from_manifest(manifest_path: Path, manifest: Manifest, key: str) -> Any:

@@ -32,6 +32,7 @@ from acumen.format.manifest import ChunkEntry, Manifest
 from acumen.format.metadata import ColumnSpec
 from acumen.format.shapes import ShapeColumn
 from acumen.format.versions import SEGMENTS_DIR, Segment, new_token
+from acumen.write.tiers import merge_span, merged_table
 from acumen.write.versioning import (
     as_versioned,
     commit_change,
@@ -119,8 +120,8 @@ class Append:
         for name, value in given.items():
             if value is None:
                 continue
-            recorded = _recorded(self.base, name)
-            if not _agrees(name, value, recorded):
+            recorded = recorded_setting(self.base, name)
+            if not setting_agrees(name, value, recorded):
                 raise ValueError(
                     f"{self.root}: {name}={quote(value)} differs from the dataset's "
                     f"{quote(recorded)}; an append takes the dataset's settings (leave {name} out)"
@@ -132,7 +133,7 @@ class Append:
         if not len(table):
             self.abandon()
             return self.base
-        segment, checksum = self._write_segment(table)
+        segment, checksum = self._write_segment(table, self.token)
         entry = Segment(segment, len(table), len(table.metadata.specs))
 
         def build(newest: Manifest) -> Manifest:
@@ -146,12 +147,15 @@ class Append:
                     f"{self.root}: another writer changed the metadata columns meanwhile: "
                     f"{error}; nothing of this append was committed"
                 ) from None
+            segments, files = self._tiered(
+                newest, entry, table, {**newest.files, segment: checksum}
+            )
             return next_version(
                 newest,
                 "append",
-                segments=[*newest.versioned.segments, entry],  # type: ignore[union-attr]
+                segments=segments,
                 chunks=[*newest.chunks, *chunks],
-                files={**newest.files, segment: checksum},
+                files=files,
                 n_samples=newest.n_samples + len(table),
                 metadata=metadata,
                 shape=_joined_shape(newest, table.shapes),
@@ -162,8 +166,24 @@ class Append:
         self._release()
         return manifest
 
-    def _write_segment(self, table: IndexTable) -> tuple[str, str]:
-        segment = f"{SEGMENTS_DIR}/{self.token}.{self.index_format.filename.rsplit('.', 1)[1]}"
+    def _tiered(
+        self, newest: Manifest, entry: Segment, table: IndexTable, files: dict[str, str]
+    ) -> tuple[list[Segment], dict[str, str]]:
+        """The version's segments with this append's last; when that leaves a full tier
+        at the end, those segments merged into one new file (see acumen.write.tiers)."""
+        segments = [*newest.versioned.segments, entry]  # type: ignore[union-attr]
+        span = merge_span([s.n_rows for s in segments])
+        if not span:
+            return segments, files
+        merged = merged_table(self.root, newest, segments[-span:-1], table, self.index_format)
+        name, checksum = self._write_segment(merged, f"{self.token}-merged")
+        for old in segments[-span:]:
+            files.pop(old.file, None)
+        files[name] = checksum
+        return [*segments[:-span], Segment(name, len(merged), len(merged.metadata.specs))], files
+
+    def _write_segment(self, table: IndexTable, stem: str) -> tuple[str, str]:
+        segment = f"{SEGMENTS_DIR}/{stem}.{self.index_format.filename.rsplit('.', 1)[1]}"
         final = self.root / segment
         temporary = final.with_name(f".{final.name}.tmp")
         try:
@@ -226,14 +246,16 @@ def _joined_fields(newest: Manifest, table: IndexTable) -> list[dict] | None:
 def _check_same_dataset(root: Path, base: Manifest, newest: Manifest) -> None:
     """A version committed meanwhile must still hold what this append was encoded for."""
     for key in ("dtype", "codec", "fields", "index"):
-        if _recorded(base, key) != _recorded(newest, key):
+        if recorded_setting(base, key) != recorded_setting(newest, key):
             raise CommitConflictError(
                 f"{root}: another writer changed the dataset's {key} meanwhile (now "
-                f"{quote(_recorded(newest, key))}); nothing of this append was committed"
+                f"{quote(recorded_setting(newest, key))}); nothing of this append was committed"
             )
 
 
-def _recorded(manifest: Manifest, name: str) -> Any:
+def recorded_setting(manifest: Manifest, name: str) -> Any:
+    """What ``manifest`` records for a setting an append must agree with (``dtype``,
+    ``codec``, ``index_format``, ``fields``...)."""
     if name == "dtype":
         return None if manifest.fields else str(manifest.dtype)
     if name == "index_format" or name == "index":
@@ -241,7 +263,8 @@ def _recorded(manifest: Manifest, name: str) -> Any:
     return getattr(manifest, name)
 
 
-def _agrees(name: str, given: Any, recorded: Any) -> bool:
+def setting_agrees(name: str, given: Any, recorded: Any) -> bool:
+    """Whether a setting given to an append (a name, a config, a plugin) is the recorded one."""
     if name == "dtype":
         return recorded is not None and str(np.dtype(given).newbyteorder("<")) == recorded
     if isinstance(given, str):

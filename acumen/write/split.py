@@ -60,7 +60,7 @@ def split_into_chunks(
     dtype: Any = ORIGINAL_DTYPE,
     use_gzip: bool = False,
     codec: PluginSpec | None = None,
-    index_format: PluginSpec = "csv",
+    index_format: PluginSpec | None = None,
     verbose: bool = False,
     fields: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
@@ -69,6 +69,7 @@ def split_into_chunks(
     storage_options: Mapping[str, Any] | None = None,
     cache: str | os.PathLike[str] | None = None,
     publish_extra: Sequence[str] = (),
+    mode: str = "create",
 ) -> Manifest:
     """Write every item of ``data_list`` as one sample of a new dataset at ``output_path``.
 
@@ -87,23 +88,47 @@ def split_into_chunks(
     the spawn start method (a module-level function, not a lambda).
     ``output_path`` may be a URL: see :class:`acumen.Writer` (``storage_options``, ``cache``,
     ``publish_extra``).
+
+    ``mode="append"`` adds the samples to the complete dataset at ``output_path`` as its
+    next version (see :class:`acumen.Writer`): its dtype, codec, index format and chunk
+    size are the dataset's (leave them out, or give the same); a cast to its dtype that
+    loses a value is refused unless ``safe_cast=False``.
     """
-    if not is_url(output_path) and os.path.exists(output_path):
+    if mode not in ("create", "append"):
+        raise ValueError(f"mode must be 'create' or 'append', got {mode!r}")
+    appending = mode == "append"
+    if appending:
+        if dtype is ORIGINAL_DTYPE:  # the dataset's, checked: no value may be lost
+            dtype = None
+            safe_cast = "values" if safe_cast is None else safe_cast
+    elif not is_url(output_path) and os.path.exists(output_path):
         if os.path.exists(os.path.join(output_path, WRITING_MARKER)):
             raise refusal(Path(output_path))  # whose claim, and whether it is alive
         raise DatasetExistsError(f"{output_path} already exists; acumen never writes over data")
     if codec is None:
-        codec = "gzip" if use_gzip else "raw"
+        codec = "gzip" if use_gzip else (None if appending else "raw")
     elif use_gzip and plugins.codec(codec).name != "gzip":
         raise ValueError(f"use_gzip=True contradicts codec={codec!r}; give one of them")
     if safe_cast is None:
         safe_cast = "values" if dtype is ORIGINAL_DTYPE and fields is None else False
     if dtype is ORIGINAL_DTYPE:
         dtype = ORIGINAL_DTYPE.dtype
+    if index_format is None and not appending:
+        index_format = "csv"
     n_jobs = _job_count(n_jobs)
-    codec_plugin = plugins.codec(codec)
+    codec_plugin = plugins.codec(codec) if codec is not None else None
     level = logging.INFO if verbose else logging.DEBUG
-    logger.log(level, "writing %s with %d job(s), codec %s", output_path, n_jobs, codec_plugin)
+    logger.log(
+        level,
+        "%s %s with %d job(s), codec %s",
+        mode,
+        output_path,
+        n_jobs,
+        codec_plugin or "its own",
+    )
+    options: dict[str, Any] = {"mode": "append"} if appending else {"read_back": read_back}
+    if appending and read_back is not None:
+        raise ValueError("read_back= is for a new dataset; an append takes none")
     with Writer(
         output_path,
         codec=codec_plugin,
@@ -112,10 +137,10 @@ def split_into_chunks(
         dtype=dtype if fields is None else None,
         fields=fields,
         safe_cast=safe_cast,
-        read_back=read_back,
         storage_options=storage_options,
         cache=cache,
         publish_extra=publish_extra,
+        **options,
     ) as writer:
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,
