@@ -326,3 +326,40 @@ def test_a_changed_dataset_opens_from_a_url_at_any_version(
                 assert np.array_equal(ds[n - 1][0], value(n - 1))
         with pytest.raises(DatasetNotFoundError, match="no version 9"):
             acumen.open(url, version=9, **kwargs)
+
+
+def test_appends_to_a_dataset_in_s3_commit_by_conditional_create(tmp_path, s3_server, s3_bucket):
+    """Two appenders at one URL: both land (the second builds again on the first's
+    version); manifest.json and index.csv follow; readers see each version."""
+    from tests.test_remote_open import upload_s3
+
+    path = tmp_path / "ds"
+    write(path, 0, 3, dtype="float32", chunk_size_bytes=64)  # csv: index.csv follows too
+    url = upload_s3(path, s3_server, s3_bucket)
+    options = {"storage_options": s3_server.storage_options, "cache": tmp_path / "cache"}
+    first = acumen.Writer(url, mode="append", durable=False, **options)
+    second = acumen.Writer(url, mode="append", durable=False, **options)
+    for writer, start in [(first, 3), (second, 5)]:
+        for i in range(start, start + 2):
+            writer.add(value(i), i=i, name=f"s{i}")
+    assert first.close().versioned.version == 2
+    assert second.close().versioned.version == 3  # built again on version 2
+    with acumen.open(url, **options) as ds:
+        assert ds.version == 3 and len(ds) == 7
+        assert all(np.array_equal(ds[i][0], value(i)) for i in range(7))
+        assert [ds.metadata(i)["i"] for i in range(7)] == list(range(7))
+    with acumen.open(url, version=1, **options) as ds:
+        assert len(ds) == 3
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server.storage_options)
+    index = fs.cat(f"{url}/index.csv").decode().splitlines()
+    assert len(index) == 8 and index[-1].split(",")[-2:] == ["6", "s6"]
+    assert json.loads(fs.cat(f"{url}/manifest.json"))["version"] == 3
+    assert not list((tmp_path / "cache").rglob("change-*"))  # staging folders removed
+    entries = history(url, storage_options=s3_server.storage_options)
+    assert [(e.version, e.operation, e.n_samples) for e in entries] == [
+        (1, "write", 3),
+        (2, "append", 5),
+        (3, "append", 7),
+    ]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from acumen.cli_options import add_remote_options, check_used, for_path
+
 
 def add_parsers(commands: Any) -> None:
     """Add this package's subcommands to the ``acumen`` parser."""
     history = commands.add_parser("history", help="list a dataset's versions, oldest first")
     history.add_argument("path")
     history.add_argument("--json", action="store_true", help="a JSON list, for scripts")
+    add_remote_options(history)
     concat = commands.add_parser(
         "concat", help="a new dataset of the samples of others (their chunk files hard-linked)"
     )
@@ -56,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "history":
         from acumen.versions.history import format_history, history
 
-        print(format_history(history(args.path), args.json))
+        check_used(args, args.path)
+        options = for_path(args, args.path).get("storage_options")
+        print(format_history(history(args.path, storage_options=options), args.json))
     elif args.command == "concat":
         from acumen.versions.concat import concat
 

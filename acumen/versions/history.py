@@ -13,7 +13,7 @@ from acumen.files.remote import is_url, local_path
 from acumen.format.layout import MANIFEST_FILE
 from acumen.format.manifest import Manifest
 from acumen.format.version_files import load_version
-from acumen.format.versions import list_versions
+from acumen.format.versions import VERSIONS_DIR, list_versions, version_file, version_number
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,14 @@ class VersionEntry:
     n_deleted: int
 
 
-def history(path: str | os.PathLike[str]) -> list[VersionEntry]:
-    """Every version of the local dataset at ``path``, oldest first. A dataset that never
-    changed has one, version 1 (its write)."""
+def history(
+    path: str | os.PathLike[str], *, storage_options: dict | None = None
+) -> list[VersionEntry]:
+    """Every version of the dataset at ``path`` (a folder, or a URL of a store that lists
+    objects: S3, GCS, Azure), oldest first. A dataset that never changed has one, version 1
+    (its write)."""
     if is_url(path):
-        raise ValueError(f"{path}: acumen history reads local datasets for now")
+        return _remote_history(str(path), storage_options)
     root = Path(local_path(path))
     if root.is_file() and root.name == MANIFEST_FILE:
         root = root.parent
@@ -45,6 +48,36 @@ def history(path: str | os.PathLike[str]) -> list[VersionEntry]:
         operation = "concat" if manifest.concat_of is not None else "write"
         return [VersionEntry(1, None, when, operation, manifest.n_samples, 0)]
     return [_entry(load_version(root, n)) for n in numbers]
+
+
+def _remote_history(url: str, storage_options: dict | None) -> list[VersionEntry]:
+    from acumen.files.remote import RemoteStore  # fsspec: only for a URL
+
+    store = RemoteStore(url.rstrip("/"), storage_options)
+    fs = store.fs
+    try:
+        names = fs.ls(fs._strip_protocol(store.url_of(VERSIONS_DIR)), detail=False)
+    except FileNotFoundError:
+        names = []
+    numbers = sorted(n for n in (version_number(str(p).rsplit("/", 1)[-1]) for p in names) if n)
+    if not numbers:
+        where = store.url_of(MANIFEST_FILE)
+        try:
+            manifest = Manifest.from_json(json.loads(store.read_bytes(where, "manifest")), where)
+        except FileNotFoundError:
+            raise DatasetNotFoundError(
+                f"{url}: not an acumen dataset (no {MANIFEST_FILE})"
+            ) from None
+        if manifest.versioned is None:
+            return [VersionEntry(1, None, "", "write", manifest.n_samples, 0)]
+        return [_entry(manifest)]  # a store that cannot list: the newest, as manifest.json says
+    entries = []
+    for number in numbers:
+        where = store.url_of(version_file(number))
+        entries.append(
+            _entry(Manifest.from_json(json.loads(store.read_bytes(where, "version")), where))
+        )
+    return entries
 
 
 def _entry(manifest: Manifest) -> VersionEntry:

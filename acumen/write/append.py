@@ -22,6 +22,7 @@ from acumen.abc.codec import Codec
 from acumen.errors import CommitConflictError, SampleError, quote
 from acumen.files.claim import Claim, claim_new_folder
 from acumen.files.local import replace_durably, write_failed
+from acumen.files.remote import is_url, local_path
 from acumen.format.checksums import file_checksum
 from acumen.format.dtypes import dtype_from_json
 from acumen.format.fields import FieldSpec
@@ -54,15 +55,56 @@ class Append:
     token: str
     claim: Claim
     index_format: Any
+    #: A dataset at a URL: its versions in the store (``root`` is the staging folder).
+    remote: Any = None
 
     @classmethod
-    def start(cls, root: Path, kind: str) -> Append:
-        newest = newest_manifest(root)
-        index_format = index_plugin_of(newest, root)
-        base = as_versioned(root, newest, index_format)  # version 1, if it never changed
+    def start(cls, root: Path, kind: str, remote: Any = None) -> Append:
+        if remote is not None:
+            base = remote.newest()
+            index_format = index_plugin_of(base, root)
+        else:
+            newest = newest_manifest(root)
+            index_format = index_plugin_of(newest, root)
+            base = as_versioned(root, newest, index_format)  # version 1, if it never changed
         token = new_token()
         claim = claim_new_folder(root / WRITERS_DIR / token, kind)
-        return cls(root, base, token, claim, index_format)
+        return cls(root, base, token, claim, index_format, remote)
+
+    @classmethod
+    def for_writer(
+        cls,
+        path: Any,
+        storage_options: Any,
+        cache: Any,
+        kind: str,
+        **given: Any,
+    ) -> Append:
+        """The append a ``Writer(path, mode="append", ...)`` makes: ``given`` (codec,
+        index_format, dtype, fields) must agree with the dataset's. A URL is changed through
+        a staging folder (:mod:`acumen.write.remote_versions`)."""
+        if given.pop("fields", None) is not None:
+            raise ValueError("an append takes the dataset's fields; leave fields= out")
+        remote = None
+        if is_url(path):
+            from acumen.write.remote_versions import RemoteVersions  # fsspec: for a URL
+
+            remote = RemoteVersions(str(path), storage_options, cache, index_plugin_of)
+            path = remote.staging
+        elif storage_options is not None:
+            raise ValueError(f"storage_options= is for a URL, not the local path {path}")
+        try:
+            append = cls.start(Path(local_path(path)), kind, remote)
+        except BaseException:
+            if remote is not None:
+                remote.close()
+            raise
+        try:
+            append.check_arguments(**given)
+        except BaseException:
+            append.abandon()
+            raise
+        return append
 
     @property
     def chunk_folder(self) -> str:
@@ -162,8 +204,10 @@ class Append:
                 fields=_joined_fields(newest, table),
             )
 
-        manifest = commit_change(self.root, build, self.index_format)
+        manifest = commit_change(self.root, build, self.index_format, self.remote)
         self._release()
+        if self.remote is not None:
+            self.remote.close()
         return manifest
 
     def _tiered(
@@ -175,6 +219,8 @@ class Append:
         span = merge_span([s.n_rows for s in segments])
         if not span:
             return segments, files
+        if self.remote is not None:  # the segments a merge reads, from the store
+            self.remote.fetch(newest, [s.file for s in segments[-span:-1]])
         merged = merged_table(self.root, newest, segments[-span:-1], table, self.index_format)
         name, checksum = self._write_segment(merged, f"{self.token}-merged")
         for old in segments[-span:]:
@@ -205,6 +251,8 @@ class Append:
     def abandon(self) -> None:
         """Nothing is committed: the claim goes (its marker stays until ``vacuum``)."""
         self.claim.abandon()
+        if self.remote is not None:  # the staging folder: nothing in it is the store's
+            self.remote.close()
 
 
 def check_shapes(expected: list[tuple[int, ...] | None], shapes: list, sample: int) -> None:

@@ -152,16 +152,28 @@ def next_version(
 
 
 def commit_change(
-    root: Path, build: Callable[[Manifest], Manifest], index_plugin: Any | None = None
+    root: Path,
+    build: Callable[[Manifest], Manifest],
+    index_plugin: Any | None = None,
+    remote: Any = None,
 ) -> Manifest:
     """Commit ``build(newest version)`` as the next version. If another writer committed
     that number first, ``build`` runs again on the newer version: it raises
-    :class:`CommitConflictError` when the change does not hold there."""
+    :class:`CommitConflictError` when the change does not hold there. ``remote``: a
+    dataset in a store (``RemoteVersions``), changed through the staging folder ``root``."""
     for _ in range(MAX_ATTEMPTS):
-        newest = newest_manifest(root)
-        plugin = index_plugin or index_plugin_of(newest, root)
-        manifest = build(as_versioned(root, newest, plugin))
-        if commit_version(root, manifest):
+        if remote is not None:
+            base = remote.newest()
+            plugin = index_plugin or index_plugin_of(base, root)
+        else:
+            newest = newest_manifest(root)
+            plugin = index_plugin or index_plugin_of(newest, root)
+            base = as_versioned(root, newest, plugin)
+        manifest = build(base)
+        if remote is not None and remote.create(manifest):
+            remote.after(manifest, plugin)
+            return manifest
+        if remote is None and commit_version(root, manifest):
             refresh_view(root, manifest, plugin)
             return manifest
     raise CommitConflictError(

@@ -110,25 +110,30 @@ class Writer:
         self._appending: Append | None = None
         self._expected_shapes: list | None = None
         if mode == "append":
-            if is_url(output_path):
-                raise ValueError(f"{output_path}: appending to a URL is not supported yet")
             if metadata_types is not None or read_back is not None:
                 raise ValueError("an append takes the dataset's metadata types; no read_back")
-            self._start_append(Path(local_path(output_path)), codec, index_format, dtype, fields)
-            codec, index_format, chunk_size_bytes = (
-                self._appending.codec(),
-                self._appending.index_format,
-                self._appending.base.chunk_size_bytes,
+            self._appending = appending = Append.for_writer(
+                output_path,
+                storage_options,
+                cache,
+                current_kind("Writer"),
+                codec=codec,
+                index_format=index_format,
+                dtype=dtype,
+                fields=fields,
             )
-            dtype = self._appending.base.dtype if not self._appending.base.fields else None
-            if self._appending.sample_checksums:
+            codec, index_format = appending.codec(), appending.index_format
+            chunk_size_bytes = appending.base.chunk_size_bytes
+            dtype = appending.base.dtype if not appending.base.fields else None
+            if appending.sample_checksums:
                 checksums = "sample"
             elif checksums == "sample":
-                self._appending.abandon()
+                appending.abandon()
                 raise ValueError(
                     f"{output_path}: the dataset keeps no per-sample checksums, so an append "
                     "cannot add them (checksums='chunk')"
                 )
+            output_path, storage_options = appending.root, None
         self.url: str | None = None
         self._destination = None
         if is_url(output_path):
@@ -189,18 +194,6 @@ class Writer:
         self._check_metadata = self._index.check_metadata
         self._index_add = self._index.add
         self._append_payload = self._chunks.append
-
-    def _start_append(
-        self, root: Path, codec: Any, index_format: Any, dtype: Any, fields: Any
-    ) -> None:
-        if fields is not None:
-            raise ValueError("an append takes the dataset's fields; leave fields= out")
-        self._appending = Append.start(root, current_kind("Writer"))
-        try:
-            self._appending.check_arguments(codec=codec, index_format=index_format, dtype=dtype)
-        except BaseException:
-            self._appending.abandon()
-            raise
 
     def __len__(self) -> int:
         return self._count
@@ -361,7 +354,8 @@ class Writer:
         )
         if self._appending is not None:
             self.manifest = self._appending.finish(table, chunks)
-            logger.info("appended %d samples to %s", len(table), self.root)
+            where = self._appending.remote.url if self._appending.remote else self.root
+            logger.info("appended %d samples to %s", len(table), where)
             return self.manifest
         self.manifest = build_manifest(
             table,
@@ -391,7 +385,10 @@ class Writer:
             try:
                 self._chunks.abandon()
             finally:
-                self._claim.abandon()  # the marker stays: the folder is incomplete
+                if self._appending is not None:
+                    self._appending.abandon()  # its claim (and a URL's staging folder)
+                else:
+                    self._claim.abandon()  # the marker stays: the folder is incomplete
 
     def _check_open(self) -> None:
         if self._closed:
