@@ -363,3 +363,17 @@ def test_appends_to_a_dataset_in_s3_commit_by_conditional_create(tmp_path, s3_se
         (2, "append", 5),
         (3, "append", 7),
     ]
+
+
+def test_compact_merges_the_small_chunk_files_of_many_appends(tmp_path):
+    path = tmp_path / "ds"
+    write(path, 0, 2, dtype="float32", index_format="arrow", chunk_size_bytes=1024)
+    for start in range(2, 40, 2):
+        write(path, start, 2, mode="append")
+    with acumen.open(path) as ds:
+        assert len(ds.storage.paths) == 20  # one small chunk file per append
+    acumen.compact(path)
+    check(path, 40)
+    with acumen.open(path) as ds:
+        assert len(ds.storage.paths) == 40 * 24 // 1024 + 1  # full chunk files again
+    assert verify(path, progress=False).ok

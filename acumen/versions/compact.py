@@ -7,6 +7,9 @@ never laundered into a fresh checksum). The other chunk files are referenced as 
 deleted bytes and all; a chunk file with no live sample is no longer referenced. ``acumen
 vacuum`` then removes what no kept version names.
 
+Chunk files smaller than a quarter of the dataset's chunk size (what small appends leave)
+are rewritten together into full-size ones when there are several.
+
 With no deletions at all, a compaction still merges the index segments (one per append)
 into one. If another writer commits first, the compaction is not built again (it may have
 read gigabytes): only versions that appended are kept, their segments after the compacted
@@ -78,6 +81,10 @@ def _segments(count: int) -> str:
     return "the index rewritten" if count == 1 else f"{count} index segments made one"
 
 
+#: A chunk file below ``chunk_size_bytes / SMALL_CHUNK`` is small: merged with the others.
+SMALL_CHUNK = 4
+
+
 def compact(path: str | os.PathLike[str], *, min_live: float = 0.5) -> Manifest:
     """Compact the dataset at ``path`` into a new version (its manifest returned; the
     newest unchanged when there is nothing to do): one index segment of the live rows, and
@@ -126,6 +133,11 @@ def _compact(operation: Operation, min_live: float) -> Compacted:
     live_bytes = np.bincount(table.chunk_ids, weights=table.sizes, minlength=len(names))
     live_rows = np.bincount(table.chunk_ids, minlength=len(names))
     rewrite = (live_bytes < min_live * sizes) & (live_rows > 0)
+    # Small chunk files (one per small append) are rewritten together into full ones: a
+    # thousand appends of a few samples would otherwise leave a thousand files to open.
+    small = (sizes < base.chunk_size_bytes / SMALL_CHUNK) & (live_rows > 0)
+    if small.sum() > 1:
+        rewrite |= small
     if len(info.segments) == 1 and not len(deleted) and not rewrite.any():
         return _nothing(base, info.version)
     table, chunks = _rewrite(operation, table, rewrite, live_rows, declared)
