@@ -16,7 +16,8 @@ Printed in one run, next to the issue's targets:
     median ``acumen.open`` time, and the segments the newest version has (appends merge
     their segments in tiers: acumen/write/tiers.py). Target: <= 2x. "one segment": the
     grown dataset with its whole index in one file and its chunk files as they are (one per
-    append): what is left of the cost once the index is not in segments.
+    append): what is left of the cost once the index is not in segments; "compacted": after
+    ``acumen compact``, which also merges the appends' small chunk files.
 (c) A 100-million-sample arrow index built by 100 appends of 1 million rows (``--quick``: 10
     million by 10): each append is the real commit (``Append.start`` / ``finish``: segment,
     tier merges, version file) of a synthetic index whose chunk files are sparse; then the
@@ -153,7 +154,7 @@ def bench_open_after_appends(tmp: Path, quick: bool) -> None:
     )
     print(
         f"    {'index':8} {'segments':>8} {'appended ms':>12} {'one segment ms':>15} "
-        f"{'at once ms':>11} {'ratio':>6}"
+        f"{'at once ms':>11} {'ratio':>6} {'compacted ms':>13} {'ratio':>6}"
     )
     for fmt in ("arrow", "parquet"):
         grown, once = tmp / f"b-{fmt}", tmp / f"b-{fmt}-once"
@@ -168,9 +169,11 @@ def bench_open_after_appends(tmp: Path, quick: bool) -> None:
         grown_ms = median_ms(lambda g=grown: acumen.open(g), 7)
         single_ms = median_ms(lambda o=single: acumen.open(o), 7)
         once_ms = median_ms(lambda o=once: acumen.open(o), 7)
+        acumen.compact(grown)  # one segment, the appends' small chunk files merged
+        compacted_ms = median_ms(lambda g=grown: acumen.open(g), 7)
         print(
             f"    {fmt:8} {segments:>8} {grown_ms:>12.1f} {single_ms:>15.1f} {once_ms:>11.1f} "
-            f"{grown_ms / once_ms:>6.2f}",
+            f"{grown_ms / once_ms:>6.2f} {compacted_ms:>13.1f} {compacted_ms / once_ms:>6.2f}",
             flush=True,
         )
 
