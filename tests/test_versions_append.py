@@ -283,11 +283,15 @@ def test_verify_checks_every_version_and_the_original_readers_index(tmp_path, ca
     assert cli(["verify", str(path), "--all-versions"]) == 0
     out = capsys.readouterr().out
     assert "version 1: " in out and "version 2: " in out and out.count("all well") == 2
-    stale = (path / "index.csv").read_text().splitlines()[:-1]  # one live sample short
-    (path / "index.csv").write_text("\n".join(stale) + "\n")
+    current = (path / "index.csv").read_text()
+    first = json.loads((path / "_versions" / f"{1:020d}.json").read_text())["segments"][0]
+    (path / "index.csv").write_text((path / first["file"]).read_text())  # as a crash leaves it
+    report = verify(path, progress=False)
+    assert report.ok and "holds version 1, not the newest (2)" in str(report)
+    (path / "index.csv").write_text("\n".join(current.splitlines()[:-1]) + "\n")
     report = verify(path, progress=False)
     assert not report.ok
-    assert "does not hold version 2's 5 live samples (4 rows)" in str(report)
+    assert "does not hold version 2's 5 live samples (4 rows), nor its parent's" in str(report)
     assert verify(path, progress=False, version=1).ok  # index.csv follows the newest only
     assert acumen.vacuum(path).refreshed == ["index.csv"]  # what vacuum puts right
     assert verify(path, progress=False).ok

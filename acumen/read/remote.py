@@ -60,8 +60,6 @@ class RemoteMirror:
         url = _dataset_url(url)
         store = RemoteStore(url, storage_options)
         root = _mirror_folder(url, cache)
-        if version is None:
-            version = _newest_version(store)
         if version is not None:
             mirror = cls._version(url, store, root, version)
             if mirror is not None:
@@ -85,6 +83,12 @@ class RemoteMirror:
             return cls(url, store, root, None)
         write_atomically(root / MANIFEST_FILE, data, root)
         manifest = Manifest.load(root / MANIFEST_FILE)  # checked and its seal verified
+        if manifest.versioned is not None:  # changed: a newer version than manifest.json?
+            newest = _newest_version(store)
+            if newest is not None and newest > manifest.versioned.version:
+                mirror = cls._version(url, store, root, newest)
+                if mirror is not None:
+                    return mirror
         return cls._mirrored(url, store, root, manifest)
 
     @classmethod
@@ -201,9 +205,10 @@ def _fetch(
 
 
 def _newest_version(store: RemoteStore) -> int | None:
-    """The newest version of a changed dataset, listed (one request), or None when it has
-    none or the store cannot list (an HTTP server: then manifest.json, which follows the
-    newest version, possibly one behind after a writer's crash, is read)."""
+    """The newest version of a changed dataset, listed (one request, made only for a
+    dataset whose manifest.json says it changed: a dataset written once opens with no
+    listing), or None when the store cannot list (an HTTP server: then manifest.json, which
+    follows the newest version, possibly one behind after a writer's crash, is read)."""
     fs = store.fs
     try:
         names = fs.ls(fs._strip_protocol(store.url_of(VERSIONS_DIR)), detail=False)
