@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from acumen.cli_options import add_remote_options, check_used, for_path
+from acumen.cli_options import positive_count as _count
 from acumen.errors import AcumenError, quote
 from acumen.format.checksums import sealed
 from acumen.format.layout import WRITING_MARKER
@@ -189,17 +190,6 @@ def _after_interrupt(args: argparse.Namespace) -> str:
     if args.command == "recode" and (Path(args.destination) / WRITING_MARKER).exists():
         return f"; {args.destination} is left incomplete: remove it before recoding again"
     return ""
-
-
-def _count(text: str) -> int:
-    """A positive whole number (an argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
-    return value
 
 
 def _jobs(text: str) -> int:

@@ -110,3 +110,14 @@ def convert_config(config: Any, args: argparse.Namespace) -> Any:
     staging = url_folder(output.url, cache, "staging", create=False) / "convert"
     output = dataclasses.replace(output, storage_options=options, cache=cache, path=staging)
     return dataclasses.replace(config, output=output)
+
+
+def positive_count(text: str) -> int:
+    """A positive whole number (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value

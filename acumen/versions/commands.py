@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from acumen.cli_options import add_remote_options, check_used, for_path
+from acumen.cli_options import add_remote_options, check_used, for_path, positive_count
 
 
 def add_parsers(commands: Any) -> None:
@@ -46,7 +46,7 @@ def add_parsers(commands: Any) -> None:
     )
     vacuum.add_argument("path")
     vacuum.add_argument(
-        "--keep", type=_positive, default=1, help="how many newest versions keep their files"
+        "--keep", type=positive_count, default=1, help="how many newest versions keep their files"
     )
     vacuum.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
 
@@ -105,14 +105,4 @@ def _share(text: str) -> float:
         value = -1.0
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"not a share from 0 to 1: {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
     return value
