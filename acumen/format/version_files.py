@@ -38,9 +38,10 @@ def version_path(root: Path, version: int | None) -> Path:
     return root / version_file(number)
 
 
-def load_version(root: Path, version: int | None = None) -> Manifest:
-    """The manifest of ``version`` (None: the newest), checked to be that version."""
-    path = version_path(root, version)
+def load_version(root: Path, version: int | None = None, path: Path | None = None) -> Manifest:
+    """The manifest of ``version`` (None: the newest), checked to be that version;
+    ``path``: its file, when the caller has found it already (:func:`version_path`)."""
+    path = path if path is not None else version_path(root, version)
     manifest = Manifest.load(path)
     if path.name != MANIFEST_FILE:
         number = int(path.stem)

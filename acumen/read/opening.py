@@ -173,7 +173,7 @@ def _read_parts(
     if loaded is not None or manifest_path.exists():  # a manifest that is no file is refused
         if loaded is None:
             manifest_path = version_path(root, version)
-        manifest = loaded if loaded is not None else load_version(root, version)
+        manifest = loaded if loaded is not None else load_version(root, path=manifest_path)
         codec_plugin = _from_manifest(manifest_path, manifest, "codec")
         index_plugin = _from_manifest(manifest_path, manifest, "index")
         asked.check_index_format(root, index_plugin, manifest.index["file"])
