@@ -381,3 +381,21 @@ def test_compact_merges_the_small_chunk_files_of_many_appends(tmp_path):
     with acumen.open(path) as ds:
         assert len(ds.storage.paths) == 40 * 24 // 1024 + 1  # full chunk files again
     assert verify(path, progress=False).ok
+
+
+def test_a_pickled_dataset_stays_at_its_version(tmp_path):
+    """DataLoader workers unpickle the dataset: they read the version the parent opened."""
+    import pickle
+
+    path = tmp_path / "ds"
+    write(path, 0, 3, dtype="float32", index_format="arrow")
+    with acumen.open(path) as ds:
+        write(path, 3, 3, mode="append")
+        acumen.delete(path, indices=[0])
+        copy = pickle.loads(pickle.dumps(ds))
+        assert copy.version == 1 and len(copy) == 3
+        assert np.array_equal(copy.read(0), value(0))
+    with acumen.open(path) as ds:
+        copy = pickle.loads(pickle.dumps(ds))
+        assert copy.version == 3 and len(copy) == 5
+        assert np.array_equal(copy.read(0), value(1))
