@@ -90,9 +90,10 @@ def main() -> None:
         show("concat (link=False):", lambda: concat(False))
         show("open the concat:", lambda: acumen.open(root / "out"))
         view, one = acumen.open_many(paths), acumen.open(paths[0])
+        joined = acumen.open(root / "out")  # the same samples as the view, one dataset
         rng = np.random.default_rng(0)
         count = min(200_000, n)
-        for name, ds in (("one part", one), ("open_many view", view)):
+        for name, ds in (("one part", one), ("concat dataset", joined), ("open_many view", view)):
             order = rng.integers(0, len(ds), count)
             per_sample(ds, order[:1000])  # first touches: maps, index checks
             ds.check_index()
