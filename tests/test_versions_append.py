@@ -399,3 +399,12 @@ def test_a_pickled_dataset_stays_at_its_version(tmp_path):
         copy = pickle.loads(pickle.dumps(ds))
         assert copy.version == 3 and len(copy) == 5
         assert np.array_equal(copy.read(0), value(1))
+
+
+def test_a_parallel_split_append_checks_shapes_too(tmp_path):
+    path = tmp_path / "ds"
+    acumen.split_into_chunks([(value(i), {"i": i, "name": f"s{i}"}) for i in range(2)], path)
+    wrong = [(np.zeros((3, 3), np.float32), {"i": i, "name": "x"}) for i in range(4)]
+    with pytest.raises(SampleError, match=r"shape \(3, 3\) differs from the dataset's \(2, 3\)"):
+        acumen.split_into_chunks(wrong, path, mode="append", n_jobs=2)
+    check(path, 2)

@@ -255,7 +255,7 @@ class Append:
             self.remote.close()
 
 
-def check_shapes(expected: list[tuple[int, ...] | None], shapes: list, sample: int) -> None:
+def check_shapes(expected: list[tuple[int, ...] | None], shapes: list, sample: int | str) -> None:
     """A sample's shapes (one per field) against the dataset's fixed ones."""
     for k, (want, got) in enumerate(zip(expected, shapes, strict=True)):
         if want is not None and tuple(got) != want:

@@ -307,6 +307,8 @@ class Writer:
         self._check_open()
         if self.training:
             raise ValueError("samples encoded elsewhere need a settled, trained encoder")
+        if self._expected_shapes is not None:  # an append to a dataset of fixed shape
+            check_shapes(self._expected_shapes, shapes, label)
         self._index.check_metadata(metadata, label)
         self._count += 1
         return self._append(payloads, shapes)
