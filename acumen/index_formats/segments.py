@@ -20,7 +20,7 @@ from acumen.format.index_table import IndexTable
 from acumen.format.layout import resolve_inside
 from acumen.format.manifest import Manifest
 from acumen.format.metadata import ColumnSpec
-from acumen.format.versions import live_positions, parse_deletions
+from acumen.format.versions import Segment, live_positions, parse_deletions
 
 
 def read_index_file(
@@ -41,24 +41,28 @@ def read_index_file(
         ) from None
 
 
+def read_segment(root: Path, manifest: Manifest, segment: Segment, index_plugin: Any) -> IndexTable:
+    """One segment of ``manifest``'s version, checked to hold the rows it says."""
+    path = resolve_inside(root, segment.file, "index segment")
+    if not path.exists():
+        version = manifest.versioned.version if manifest.versioned is not None else 1
+        raise CorruptDatasetError(
+            f"{path}: index segment of version {version} is missing (removed by `acumen "
+            "vacuum`, or the folder was copied in part)"
+        )
+    table = read_index_file(index_plugin, path, manifest.metadata[: segment.n_columns])
+    if len(table) != segment.n_rows:
+        raise CorruptDatasetError(
+            f"{path}: index segment has {len(table)} rows, the manifest says {segment.n_rows}"
+        )
+    return table
+
+
 def read_segments(root: Path, manifest: Manifest, index_plugin: Any) -> IndexTable:
     """Every row of the version's segments, deleted ones included (physical positions)."""
     info = manifest.versioned
     assert info is not None
-    tables = []
-    for segment in info.segments:
-        path = resolve_inside(root, segment.file, "index segment")
-        if not path.exists():
-            raise CorruptDatasetError(
-                f"{path}: index segment of version {info.version} is missing (removed by "
-                "`acumen vacuum`, or the folder was copied in part)"
-            )
-        table = read_index_file(index_plugin, path, manifest.metadata[: segment.n_columns])
-        if len(table) != segment.n_rows:
-            raise CorruptDatasetError(
-                f"{path}: index segment has {len(table)} rows, the manifest says {segment.n_rows}"
-            )
-        tables.append(table)
+    tables = [read_segment(root, manifest, segment, index_plugin) for segment in info.segments]
     field_names = [entry["name"] for entry in manifest.fields] if manifest.fields else None
     try:
         return concat_tables(tables, field_names, [s.file for s in info.segments])

@@ -26,7 +26,7 @@ from acumen.format.index_table import IndexTable
 from acumen.format.layout import resolve_inside
 from acumen.format.manifest import Manifest
 from acumen.format.versions import Segment
-from acumen.index_formats.segments import read_index_file
+from acumen.index_formats.segments import read_segment
 
 #: Segments of one tier that are merged into one of the next.
 FANOUT = 8
@@ -70,13 +70,7 @@ def merged_table(
                 f"{path}: index segment differs from the checksum its version records (or it "
                 "has none): run `acumen verify`; nothing of this append was committed"
             )
-        segment_table = read_index_file(index_format, path, newest.metadata[: segment.n_columns])
-        if len(segment_table) != segment.n_rows:
-            raise CorruptDatasetError(
-                f"{path}: index segment has {len(segment_table)} rows, its version says "
-                f"{segment.n_rows}"
-            )
-        tables.append(segment_table)
+        tables.append(read_segment(root, newest, segment, index_format))
     tables.append(table)
     field_names = [entry["name"] for entry in newest.fields] if newest.fields else None
     return concat_tables(tables, field_names, [s.file for s in older] + ["this append"])
