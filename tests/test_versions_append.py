@@ -408,3 +408,31 @@ def test_a_parallel_split_append_checks_shapes_too(tmp_path):
     with pytest.raises(SampleError, match=r"shape \(3, 3\) differs from the dataset's \(2, 3\)"):
         acumen.split_into_chunks(wrong, path, mode="append", n_jobs=2)
     check(path, 2)
+
+
+def test_vacuum_of_a_url_removes_what_no_kept_version_names(tmp_path, s3_server, s3_bucket):
+    """Objects of an append that died before its commit, and those only older versions
+    name, go; those a kept version names, or younger than the grace, stay."""
+    import s3fs
+
+    from tests.test_remote_open import upload_s3
+
+    path = tmp_path / "ds"
+    write(path, 0, 3, dtype="float32", index_format="arrow", chunk_size_bytes=64)
+    write(path, 3, 3, mode="append")
+    url = upload_s3(path, s3_server, s3_bucket)
+    fs = s3fs.S3FileSystem(**s3_server.storage_options)
+    orphan = f"{url}/chunks/20260101T000000-0123456789ab/chunk_0.chnk"
+    fs.pipe(orphan, b"left by a dead append")
+    options = {"storage_options": s3_server.storage_options}
+    young = acumen.vacuum(url, **options)  # the orphan is younger than an hour: it stays
+    assert young.removed == [] and young.running_writers == ["20260101T000000-0123456789ab"]
+    assert fs.exists(orphan)
+    kept_both = acumen.vacuum(url, keep=2, grace=0, **options)
+    assert kept_both.removed == ["chunks/20260101T000000-0123456789ab/chunk_0.chnk"]
+    assert not fs.exists(orphan)
+    assert acumen.vacuum(url, keep=2, grace=0, **options).removed == []
+    with acumen.open(url, cache=tmp_path / "cache", **options) as ds:
+        assert len(ds) == 6 and np.array_equal(ds[5][0], value(5))
+    with acumen.open(url, version=1, cache=tmp_path / "cache", **options) as ds:
+        assert len(ds) == 3

@@ -43,6 +43,10 @@ def version_file(number: int) -> str:
     return f"{VERSIONS_DIR}/{number:020d}.json"
 
 
+#: What :func:`new_token` makes, found in a file's name (whose change wrote it).
+TOKEN = re.compile(r"\d{8}T\d{6}-[0-9a-f]{12}")
+
+
 def new_token() -> str:
     """A name no other writer picks: the time (sortable, readable) and 48 random bits."""
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(6)
@@ -231,6 +235,7 @@ __all__ = [
     "DELETIONS_DIR",
     "OPERATIONS",
     "SEGMENTS_DIR",
+    "TOKEN",
     "VERSIONS_DIR",
     "Deletions",
     "Segment",

@@ -49,6 +49,13 @@ def add_parsers(commands: Any) -> None:
         "--keep", type=positive_count, default=1, help="how many newest versions keep their files"
     )
     vacuum.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+    vacuum.add_argument(
+        "--grace",
+        type=float,
+        help="a URL: leave objects younger than this many seconds (default 3600: a writer "
+        "may still be uploading them)",
+    )
+    add_remote_options(vacuum)
 
 
 NAMES = ("history", "concat", "delete", "compact", "vacuum")
@@ -82,7 +89,17 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "vacuum":
         from acumen.versions.vacuum import vacuum
 
-        print(vacuum(args.path, keep=args.keep, dry_run=args.dry_run))
+        check_used(args, args.path)
+        options = for_path(args, args.path).get("storage_options")
+        print(
+            vacuum(
+                args.path,
+                keep=args.keep,
+                dry_run=args.dry_run,
+                storage_options=options,
+                grace=args.grace,
+            )
+        )
     return 0
 
 

@@ -27,15 +27,20 @@ from pathlib import Path
 
 from acumen.errors import DatasetNotFoundError, IncompleteDatasetError
 from acumen.files.claim import WRITING_MARKER, inspect, owner_of, pid_alive
+from acumen.files.remote import is_url
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE
 from acumen.format.version_files import load_version
-from acumen.format.versions import DELETIONS_DIR, SEGMENTS_DIR, VERSIONS_DIR, list_versions
+from acumen.format.versions import (
+    DELETIONS_DIR,
+    SEGMENTS_DIR,
+    TOKEN,
+    VERSIONS_DIR,
+    list_versions,
+)
 from acumen.versions.change import dataset_root
 from acumen.write.append import WRITERS_DIR
 from acumen.write.versioning import follow_newest
 
-#: Tokens as :func:`acumen.format.versions.new_token` makes them.
-_TOKEN = re.compile(r"\d{8}T\d{6}-[0-9a-f]{12}")
 #: A temporary file of :func:`acumen.files.local.write_atomically` (``.NAME.tmp-PID``).
 _TEMPORARY = re.compile(r"\..+\.tmp(?:-(\d+))?")
 #: An empty claim folder younger than this may be a writer between mkdir and its marker.
@@ -64,8 +69,8 @@ class VacuumReport:
         lines = [f"  {name}" for name in self.removed]
         if self.running_writers:
             lines.append(
-                f"left alone: the files of {len(self.running_writers)} running writer(s) "
-                f"({', '.join(self.running_writers)})"
+                f"left alone: the files of {len(self.running_writers)} writer(s) that may be "
+                f"running ({', '.join(self.running_writers)})"
             )
         if self.refreshed:
             lines.append(f"rewritten to follow the newest version: {', '.join(self.refreshed)}")
@@ -76,12 +81,37 @@ class VacuumReport:
         return "\n".join(lines)
 
 
-def vacuum(path: str | os.PathLike[str], *, keep: int = 1, dry_run: bool = False) -> VacuumReport:
+def vacuum(
+    path: str | os.PathLike[str],
+    *,
+    keep: int = 1,
+    dry_run: bool = False,
+    storage_options: dict | None = None,
+    grace: float | None = None,
+) -> VacuumReport:
     """Remove the files of the dataset at ``path`` that none of its newest ``keep``
     versions names (``dry_run``: list them, remove nothing). Readers of kept versions are
-    unaffected; older versions stay listed by ``acumen history`` but no longer open."""
+    unaffected; older versions stay listed by ``acumen history`` but no longer open.
+
+    ``path`` may be a URL (S3, GCS, Azure: a store that lists): objects modified within
+    ``grace`` seconds (default an hour) are left alone, since a store keeps no claim of a
+    writer still uploading (see :mod:`acumen.versions.vacuum_remote`)."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ValueError(f"keep must be a whole number of versions, at least 1, got {keep!r}")
+    if is_url(path):
+        from acumen.versions.vacuum_remote import GRACE_SECONDS, vacuum_remote
+
+        report = VacuumReport(str(path).rstrip("/"), dry_run=dry_run)  # type: ignore[arg-type]
+        return vacuum_remote(
+            str(path),
+            report,
+            keep=keep,
+            dry_run=dry_run,
+            storage_options=storage_options,
+            grace=GRACE_SECONDS if grace is None else grace,
+        )
+    if storage_options is not None or grace is not None:
+        raise ValueError(f"storage_options= and grace= are for a URL, not {path}")
     root = dataset_root(path, "vacuum")
     report = VacuumReport(root, dry_run=dry_run)
     if owner_of(root) is not None:
@@ -101,7 +131,7 @@ def vacuum(path: str | os.PathLike[str], *, keep: int = 1, dry_run: bool = False
     report.running_writers = sorted(running)
     doomed = []
     for name in found:
-        tokens = set(_TOKEN.findall(name))
+        tokens = set(TOKEN.findall(name))
         if name in named or tokens & running or not _removable_temporary(name):
             continue
         doomed.append(name)
@@ -202,7 +232,7 @@ def _remove_empty_folders(root: Path, running: set[str]) -> None:
     for parent in ("chunks", WRITERS_DIR):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             for name in os.listdir(root / parent):
-                if _TOKEN.fullmatch(name) and name not in running:
+                if TOKEN.fullmatch(name) and name not in running:
                     with contextlib.suppress(OSError):  # not empty: left as it is
                         (root / parent / name).rmdir()
 

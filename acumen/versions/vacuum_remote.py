@@ -1,0 +1,108 @@
+"""``acumen vacuum URL``: the objects of a changed dataset in a store that no kept version
+names, removed.
+
+A store has no claims a running writer holds (``_writers/<token>/`` is local), so what a
+change still uploading has written cannot be told from what a dead one left by name: both
+are named by no version yet. Objects modified within ``grace`` seconds (an hour by
+default) are therefore left alone; an append that uploads for longer than that while a
+vacuum runs would lose its files, and its commit would then fail its readers' checks
+(a chunk missing), never return wrong bytes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from typing import Any
+
+from acumen.errors import DatasetNotFoundError
+from acumen.files.remote import RemoteStore
+from acumen.files.remote_write import RemoteWriter
+from acumen.format.layout import MANIFEST_FILE
+from acumen.format.manifest import Manifest
+from acumen.format.versions import (
+    DELETIONS_DIR,
+    SEGMENTS_DIR,
+    TOKEN,
+    VERSIONS_DIR,
+    version_file,
+    version_number,
+)
+
+#: Objects younger than this (seconds) may be a running writer's: never removed.
+GRACE_SECONDS = 3600.0
+
+
+def vacuum_remote(
+    url: str,
+    report: Any,
+    *,
+    keep: int,
+    dry_run: bool,
+    storage_options: dict[str, Any] | None,
+    grace: float = GRACE_SECONDS,
+) -> Any:
+    """Fill ``report`` (a VacuumReport) for the dataset at ``url``, removing unless
+    ``dry_run``."""
+    store = RemoteStore(url.rstrip("/"), storage_options)
+    fs = store.fs
+    base = fs._strip_protocol(store.url).rstrip("/")
+    try:
+        listed = fs.ls(f"{base}/{VERSIONS_DIR}", detail=False)
+    except FileNotFoundError:
+        listed = []
+    numbers = sorted(n for n in (version_number(str(p).rsplit("/", 1)[-1]) for p in listed) if n)
+    if not numbers:
+        if store.size(store.url_of(MANIFEST_FILE)) is None:
+            raise DatasetNotFoundError(f"{url}: not an acumen dataset (no {MANIFEST_FILE})")
+        return report  # written once: every object is the one version's
+    report.kept_versions = numbers[-keep:]
+    named = set()
+    for number in report.kept_versions:
+        where = store.url_of(version_file(number))
+        manifest = Manifest.from_json(json.loads(store.read_bytes(where, "version")), where)
+        info = manifest.versioned
+        assert info is not None
+        named.update(c.file for c in manifest.chunks)
+        named.update(s.file for s in info.segments)
+        named.update(manifest.files)
+        if info.deletions is not None:
+            named.add(info.deletions.file)
+    now, recent, doomed = time.time(), set(), []
+    for folder in ("chunks", SEGMENTS_DIR, DELETIONS_DIR):
+        try:
+            found = fs.find(f"{base}/{folder}", detail=True)
+        except FileNotFoundError:
+            continue
+        for path, info in sorted(found.items()):
+            name = path[len(base) + 1 :]
+            if name in named or info.get("type") == "directory":
+                continue
+            modified = _modified(info)
+            if modified is None or now - modified < grace:
+                recent.update(TOKEN.findall(name) or [name])
+                continue
+            doomed.append(name)
+            report.removed.append(name)
+            report.bytes_freed += int(info.get("size") or 0)
+    report.running_writers = sorted(recent)
+    if doomed and not dry_run:
+        RemoteWriter(store).delete_many(doomed, "object no kept version names")
+    return report
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """When an object was last written (seconds since the epoch), as the store says."""
+    for key in ("LastModified", "last_modified", "updated", "mtime"):
+        value = info.get(key)
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
