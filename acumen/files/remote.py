@@ -318,6 +318,18 @@ class RemoteStore:
                 raise self._failure(result, urls[n], starts[n], sizes[n], what)
         return out
 
+    def names_in(self, relative: str) -> list[str]:
+        """The names of the objects in the folder ``relative`` (none when it is absent),
+        listed afresh: a listing fsspec cached would miss what another writer added."""
+        fs = self.fs
+        folder = fs._strip_protocol(self.url_of(relative))
+        fs.invalidate_cache(folder)
+        try:
+            found = fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return []
+        return [str(path).rstrip("/").rsplit("/", 1)[-1] for path in found]
+
     def size(self, url: str) -> int | None:
         """The object's size in bytes, or None when there is no such object."""
         return self.sizes([url])[0]

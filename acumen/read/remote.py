@@ -209,12 +209,11 @@ def _newest_version(store: RemoteStore) -> int | None:
     dataset whose manifest.json says it changed: a dataset written once opens with no
     listing), or None when the store cannot list (an HTTP server: then manifest.json, which
     follows the newest version, possibly one behind after a writer's crash, is read)."""
-    fs = store.fs
     try:
-        names = fs.ls(fs._strip_protocol(store.url_of(VERSIONS_DIR)), detail=False)
-    except Exception:  # no folder, no listing (HTTP), a refusal: manifest.json decides
+        names = store.names_in(VERSIONS_DIR)
+    except Exception:  # no listing (HTTP), a refusal: manifest.json decides
         return None
-    numbers = [version_number(PurePosixPath(str(name)).name) for name in names]
+    numbers = [version_number(name) for name in names]
     return max((n for n in numbers if n is not None), default=None)
 
 

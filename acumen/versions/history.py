@@ -54,12 +54,7 @@ def _remote_history(url: str, storage_options: dict | None) -> list[VersionEntry
     from acumen.files.remote import RemoteStore  # fsspec: only for a URL
 
     store = RemoteStore(url.rstrip("/"), storage_options)
-    fs = store.fs
-    try:
-        names = fs.ls(fs._strip_protocol(store.url_of(VERSIONS_DIR)), detail=False)
-    except FileNotFoundError:
-        names = []
-    numbers = sorted(n for n in (version_number(str(p).rsplit("/", 1)[-1]) for p in names) if n)
+    numbers = sorted(n for n in map(version_number, store.names_in(VERSIONS_DIR)) if n)
     if not numbers:
         where = store.url_of(MANIFEST_FILE)
         try:

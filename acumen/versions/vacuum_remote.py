@@ -48,11 +48,7 @@ def vacuum_remote(
     store = RemoteStore(url.rstrip("/"), storage_options)
     fs = store.fs
     base = fs._strip_protocol(store.url).rstrip("/")
-    try:
-        listed = fs.ls(f"{base}/{VERSIONS_DIR}", detail=False)
-    except FileNotFoundError:
-        listed = []
-    numbers = sorted(n for n in (version_number(str(p).rsplit("/", 1)[-1]) for p in listed) if n)
+    numbers = sorted(n for n in map(version_number, store.names_in(VERSIONS_DIR)) if n)
     if not numbers:
         if store.size(store.url_of(MANIFEST_FILE)) is None:
             raise DatasetNotFoundError(f"{url}: not an acumen dataset (no {MANIFEST_FILE})")

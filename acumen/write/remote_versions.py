@@ -67,13 +67,7 @@ class RemoteVersions:
 
     # --- reading the store -----------------------------------------------------------------
     def numbers(self) -> list[int]:
-        fs = self.store.fs
-        try:
-            names = fs.ls(fs._strip_protocol(self.store.url_of(VERSIONS_DIR)), detail=False)
-        except FileNotFoundError:
-            return []
-        fs.invalidate_cache()  # the next listing must see a version committed meanwhile
-        found = (version_number(PurePosixPath(str(name)).name) for name in names)
+        found = map(version_number, self.store.names_in(VERSIONS_DIR))
         return sorted(n for n in found if n is not None)
 
     def newest(self) -> Manifest:
