@@ -5,8 +5,8 @@ A store has no claims a running writer holds (``_writers/<token>/`` is local), s
 change still uploading has written cannot be told from what a dead one left by name: both
 are named by no version yet. Objects modified within ``grace`` seconds (an hour by
 default) are therefore left alone; an append that uploads for longer than that while a
-vacuum runs would lose its files, and its commit would then fail its readers' checks
-(a chunk missing), never return wrong bytes.
+vacuum runs would lose its files, and reads of its samples would then fail naming the
+missing chunk, never return wrong bytes.
 """
 
 from __future__ import annotations
