@@ -164,12 +164,23 @@ class RemoteVersions:
         """Upload the change's new files, then create its version file if absent: False
         when another writer created it first."""
         names = [c.file for c in manifest.chunks] + list(manifest.files)
-        for name in names:
-            path = self.staging.joinpath(*PurePosixPath(name).parts)
-            if name in self._remote or name in self._uploaded or not path.is_file():
-                continue
-            self.writer.put_file(path, name, "new file")
-            self._uploaded.add(name)
+        ours = [
+            name
+            for name in names
+            if name not in self._remote
+            and self.staging.joinpath(*PurePosixPath(name).parts).is_file()
+        ]
+        for _ in range(2):  # uploaded, then checked: a vacuum past its grace may remove
+            for name in ours:  # what a long upload sent first (then it is sent again)
+                if name not in self._uploaded:
+                    path = self.staging.joinpath(*PurePosixPath(name).parts)
+                    self.writer.put_file(path, name, "new file")
+                    self._uploaded.add(name)
+            sizes = self.store.sizes([self.store.url_of(name) for name in ours])
+            missing = {name for name, size in zip(ours, sizes, strict=True) if size is None}
+            if not missing:
+                break
+            self._uploaded -= missing
         number = manifest.versioned.version  # type: ignore[union-attr]
         try:
             self.writer.put_bytes(version_file(number), manifest.text(), "version", create=True)
