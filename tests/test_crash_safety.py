@@ -179,8 +179,8 @@ def test_sigkill_at_every_step_of_a_write(server, tmp_path, codec, index_format)
     assert outcome(tmp_path / "t", N) == "complete"
     points = kill_points(trace)
     if (codec, index_format) not in CONFIGS[:2]:  # the other two: from the last chunk on
-        first = trace.index("acumen.write.chunk_writer.ChunkWriter._finish_chunk|enter")
-        points = points[first:]
+        last = "acumen.write.chunk_writer.ChunkWriter._finish_chunk|enter"
+        points = points[len(trace) - 1 - trace[::-1].index(last) :]
     seen: Counter = Counter()
     for k, point in enumerate(points):
         path = tmp_path / f"k{k}" / "ds"
@@ -194,7 +194,7 @@ def test_sigkill_at_every_step_of_a_write(server, tmp_path, codec, index_format)
         {"absent", "empty"} if len(points) == len(trace) else set()
     )
     assert expected <= set(seen), seen
-    assert sum(seen.values()) == len(points) > 40
+    assert sum(seen.values()) == len(points) > (40 if len(points) == len(trace) else 15)
 
 
 MARKER_UNLINK = ("pathlib.Path.unlink", "enter", 1)
