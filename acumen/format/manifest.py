@@ -112,9 +112,23 @@ class Manifest:
         """Write ``manifest.json`` atomically."""
         write_atomically(root / MANIFEST_FILE, self.text())
 
+    def named_files(self) -> set[str]:
+        """Every file this manifest names: chunk files, index files (a version's segments
+        and deletion vector), codec resources."""
+        named = {chunk.file for chunk in self.chunks} | set(self.files)
+        if self.versioned is not None:
+            named.update(self.versioned.index_files())
+        return named
+
     @classmethod
     def load(cls, path: Path) -> Manifest:
         data = read_regular_bytes(path, "manifest")  # a FIFO or a device is refused unread
+        return cls.parse(data, path)
+
+    @classmethod
+    def parse(cls, data: bytes, path: Path | str) -> Manifest:
+        """A manifest from its stored bytes (a file's, or an object's in a store: ``path``
+        names it in errors), validated."""
         try:
             raw = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError as error:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from acumen.errors import DatasetNotFoundError, ManifestError
-from acumen.files.local import fsync_directory, write_atomically
+from acumen.files.local import fsync_directory, read_regular_bytes, write_atomically
 from acumen.format.layout import MANIFEST_FILE
 from acumen.format.manifest import Manifest
 from acumen.format.versions import VERSIONS_DIR, list_versions, version_file
@@ -42,11 +42,18 @@ def load_version(root: Path, version: int | None = None, path: Path | None = Non
     """The manifest of ``version`` (None: the newest), checked to be that version;
     ``path``: its file, when the caller has found it already (:func:`version_path`)."""
     path = path if path is not None else version_path(root, version)
-    manifest = Manifest.load(path)
-    if path.name != MANIFEST_FILE:
-        number = int(path.stem)
-        if manifest.versioned is None or manifest.versioned.version != number:
-            raise ManifestError(path, "version", f"must be {number}, as the file's name says")
+    if path.name == MANIFEST_FILE:
+        return Manifest.load(path)
+    return parse_version(read_regular_bytes(path, "manifest"), path, int(path.stem))
+
+
+def parse_version(data: bytes, where: Path | str, number: int) -> Manifest:
+    """The manifest of version ``number`` from its file's bytes (local, or an object in a
+    store), checked to be that version: a file renamed or copied under another number is
+    refused, never read as the version its name says."""
+    manifest = Manifest.parse(data, where)
+    if manifest.versioned is None or manifest.versioned.version != number:
+        raise ManifestError(where, "version", f"must be {number}, as the file's name says")
     return manifest
 
 
@@ -85,4 +92,4 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
-__all__ = ["VERSIONS_DIR", "commit_version", "load_version", "version_path"]
+__all__ = ["VERSIONS_DIR", "commit_version", "load_version", "parse_version", "version_path"]

@@ -95,7 +95,7 @@ class VersionInfo:
     operation: str
     segments: list[Segment]
     deletions: Deletions | None = None
-    committed_at: str = field(default_factory=lambda: _now())
+    committed_at: str = field(default_factory=lambda: utc_text())
     #: Every row of every segment has ``ai:xxh3_64`` (a writer's ``checksums="sample"``).
     sample_checksums: bool = False
 
@@ -107,6 +107,11 @@ class VersionInfo:
     @property
     def n_deleted(self) -> int:
         return self.deletions.count if self.deletions is not None else 0
+
+    def index_files(self) -> list[str]:
+        """The files that make the version's index: its segments, then its deletion vector."""
+        files = [segment.file for segment in self.segments]
+        return files + ([self.deletions.file] if self.deletions is not None else [])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -176,8 +181,9 @@ class VersionInfo:
         return info
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def utc_text(seconds: float | None = None) -> str:
+    """A time (now when None) as a version records it: UTC, ISO 8601, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _is_int(value: object) -> bool:
@@ -245,6 +251,7 @@ __all__ = [
     "live_positions",
     "new_token",
     "parse_deletions",
+    "utc_text",
     "version_file",
     "version_number",
 ]

@@ -276,9 +276,7 @@ def assemble(
 def _index_files(manifest: Manifest) -> set[str]:
     """The files of the index (hashed with it, not again as codec resources)."""
     info = manifest.versioned
-    segments = [s.file for s in info.segments] if info is not None else []
-    deletions = [info.deletions.file] if info is not None and info.deletions else []
-    return {manifest.index["file"], *segments, *deletions}
+    return {manifest.index["file"], *(info.index_files() if info is not None else [])}
 
 
 def _read_version(
@@ -288,9 +286,7 @@ def _read_version(
     checksums, then read (the path returned names the index in messages)."""
     info = manifest.versioned
     assert info is not None
-    names = [segment.file for segment in info.segments]
-    names += [info.deletions.file] if info.deletions is not None else []
-    check_named_files(root, manifest, names, "index segment", verify is not None)
+    check_named_files(root, manifest, info.index_files(), "index segment", verify is not None)
     table = read_version_table(root, manifest, index_plugin)
     first = info.segments[0].file if info.segments else manifest.index["file"]
     return resolve_inside(root, first, "index segment"), table

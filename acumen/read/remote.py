@@ -12,7 +12,6 @@ in that manifest differs from the mirrored copy's.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,7 +23,6 @@ from acumen.errors import (
     CorruptDatasetError,
     DatasetNotFoundError,
     IncompleteDatasetError,
-    ManifestError,
     quote,
 )
 from acumen.files.cache_dir import url_folder
@@ -34,6 +32,7 @@ from acumen.files.remote import RemoteStore
 from acumen.format.checksums import CHECKSUM, bytes_checksum, file_checksum
 from acumen.format.layout import MANIFEST_FILE, MAX_NAME_LENGTH, ORIGINAL_INDEX_FILE
 from acumen.format.manifest import Manifest
+from acumen.format.version_files import parse_version
 from acumen.format.versions import VERSIONS_DIR, version_file, version_number
 from acumen.read.overrides import OpenOverrides
 
@@ -105,14 +104,7 @@ class RemoteMirror:
             if version == 1:
                 return None
             raise DatasetNotFoundError(f"{url}: no version {version} ({relative})") from None
-        path = root.joinpath(*relative.split("/"))
-        try:
-            raw = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            raise ManifestError(store.url_of(relative), None, f"not valid JSON: {error}") from None
-        manifest = Manifest.from_json(raw, store.url_of(relative))
-        if manifest.versioned is None or manifest.versioned.version != version:
-            raise ManifestError(path, "version", f"must be {version}, as the file's name says")
+        manifest = parse_version(data, store.url_of(relative), version)
         return cls._mirrored(url, store, root, manifest)
 
     @classmethod
@@ -124,10 +116,10 @@ class RemoteMirror:
         if manifest.versioned is None:
             _fetch(store, root, index, manifest.files.get(index), "index file")
         # A changed dataset's index is its segments and deletion vector: all in ``files``.
-        segments = {s.file for s in manifest.versioned.segments} if manifest.versioned else set()
+        index_files = set(manifest.versioned.index_files()) if manifest.versioned else set()
         for name, checksum in manifest.files.items():
             if name != index or manifest.versioned is not None:
-                what = "index segment" if name in segments else "codec resource"
+                what = "index segment" if name in index_files else "codec resource"
                 _fetch(store, root, name, checksum, what)
         return cls(url, store, root, manifest)
 

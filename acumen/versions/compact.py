@@ -143,7 +143,7 @@ def _compact(operation: Operation, min_live: float) -> Compacted:
     table, chunks = _rewrite(operation, table, rewrite, live_rows, declared)
     segment, checksum = operation.write_segment(table)
     entry = Segment(segment, len(table), len(base.metadata))
-    named = {s.file for s in info.segments} | ({info.deletions.file} if info.deletions else set())
+    named = set(info.index_files())
     files = {k: v for k, v in base.files.items() if k not in named}
     files[segment] = checksum
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,8 +11,14 @@ from acumen.errors import DatasetNotFoundError
 from acumen.files.remote import is_url, local_path
 from acumen.format.layout import MANIFEST_FILE
 from acumen.format.manifest import Manifest
-from acumen.format.version_files import load_version
-from acumen.format.versions import VERSIONS_DIR, list_versions, version_file, version_number
+from acumen.format.version_files import load_version, parse_version
+from acumen.format.versions import (
+    VERSIONS_DIR,
+    list_versions,
+    utc_text,
+    version_file,
+    version_number,
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ def _remote_history(url: str, storage_options: dict | None) -> list[VersionEntry
     if not numbers:
         where = store.url_of(MANIFEST_FILE)
         try:
-            manifest = Manifest.from_json(json.loads(store.read_bytes(where, "manifest")), where)
+            manifest = Manifest.parse(store.read_bytes(where, "manifest"), where)
         except FileNotFoundError:
             raise DatasetNotFoundError(
                 f"{url}: not an acumen dataset (no {MANIFEST_FILE})"
@@ -69,9 +74,7 @@ def _remote_history(url: str, storage_options: dict | None) -> list[VersionEntry
     entries = []
     for number in numbers:
         where = store.url_of(version_file(number))
-        entries.append(
-            _entry(Manifest.from_json(json.loads(store.read_bytes(where, "version")), where))
-        )
+        entries.append(_entry(parse_version(store.read_bytes(where, "version"), where, number)))
     return entries
 
 
@@ -89,8 +92,7 @@ def _entry(manifest: Manifest) -> VersionEntry:
 
 
 def _written_at(path: Path) -> str:
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime))
+    return utc_text(path.stat().st_mtime)
 
 
 def format_history(entries: list[VersionEntry], as_json: bool = False) -> str:

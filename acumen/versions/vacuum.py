@@ -205,16 +205,7 @@ def _young(folder: Path) -> bool:
 
 def _named(root: Path, versions: list[int]) -> set[str]:
     """Every file the ``versions`` name."""
-    named: set[str] = set()
-    for number in versions:
-        manifest = load_version(root, number)
-        info = manifest.versioned
-        assert info is not None
-        named.update(c.file for c in manifest.chunks)
-        named.update(s.file for s in info.segments)
-        named.update(manifest.files)
-        if info.deletions is not None:
-            named.add(info.deletions.file)
+    named = set().union(*(load_version(root, number).named_files() for number in versions))
     return {os.path.normpath(name).replace(os.sep, "/") for name in named}
 
 

@@ -12,7 +12,6 @@ missing chunk, never return wrong bytes.
 from __future__ import annotations
 
 import datetime
-import json
 import time
 from typing import Any
 
@@ -20,7 +19,7 @@ from acumen.errors import DatasetNotFoundError
 from acumen.files.remote import RemoteStore
 from acumen.files.remote_write import RemoteWriter
 from acumen.format.layout import MANIFEST_FILE
-from acumen.format.manifest import Manifest
+from acumen.format.version_files import parse_version
 from acumen.format.versions import (
     DELETIONS_DIR,
     SEGMENTS_DIR,
@@ -54,17 +53,10 @@ def vacuum_remote(
             raise DatasetNotFoundError(f"{url}: not an acumen dataset (no {MANIFEST_FILE})")
         return report  # written once: every object is the one version's
     report.kept_versions = numbers[-keep:]
-    named = set()
+    named: set[str] = set()
     for number in report.kept_versions:
         where = store.url_of(version_file(number))
-        manifest = Manifest.from_json(json.loads(store.read_bytes(where, "version")), where)
-        info = manifest.versioned
-        assert info is not None
-        named.update(c.file for c in manifest.chunks)
-        named.update(s.file for s in info.segments)
-        named.update(manifest.files)
-        if info.deletions is not None:
-            named.add(info.deletions.file)
+        named |= parse_version(store.read_bytes(where, "version"), where, number).named_files()
     now, recent, doomed = time.time(), set(), []
     for folder in ("chunks", SEGMENTS_DIR, DELETIONS_DIR):
         try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import shutil
 from pathlib import PurePosixPath
 from typing import Any
@@ -27,7 +26,6 @@ from acumen.errors import (
     CorruptDatasetError,
     DatasetNotFoundError,
     IncompleteDatasetError,
-    ManifestError,
 )
 from acumen.files.cache_dir import url_folder
 from acumen.files.claim import WRITING_MARKER
@@ -37,6 +35,7 @@ from acumen.files.remote_write import RemoteWriter
 from acumen.format.checksums import bytes_checksum, file_checksum
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE
 from acumen.format.manifest import Manifest
+from acumen.format.version_files import parse_version
 from acumen.format.versions import (
     SEGMENTS_DIR,
     VERSIONS_DIR,
@@ -80,12 +79,8 @@ class RemoteVersions:
         (self.staging / VERSIONS_DIR).mkdir(exist_ok=True)
         write_atomically(self.staging / version_file(number), text)
         write_atomically(self.staging / MANIFEST_FILE, text)
-        resources = [
-            name
-            for name in manifest.files
-            if not name.startswith((SEGMENTS_DIR + "/", "_deletions/"))
-            and name not in {s.file for s in manifest.versioned.segments}  # type: ignore[union-attr]
-        ]
+        index_files = set(manifest.versioned.index_files())  # type: ignore[union-attr]
+        resources = [name for name in manifest.files if name not in index_files]
         self.fetch(manifest, resources)
         return manifest
 
@@ -113,15 +108,8 @@ class RemoteVersions:
             raise CorruptDatasetError(f"{self.store.url_of(name)}: {what} is missing") from None
 
     def _load(self, number: int) -> Manifest:
-        where = self.store.url_of(version_file(number))
-        try:
-            raw = json.loads(self._read(version_file(number), "version manifest"))
-        except ValueError as error:
-            raise ManifestError(where, None, f"not valid JSON: {error}") from None
-        manifest = Manifest.from_json(raw, where)
-        if manifest.versioned is None or manifest.versioned.version != number:
-            raise ManifestError(where, "version", f"must be {number}, as the file's name says")
-        return manifest
+        data = self._read(version_file(number), "version manifest")
+        return parse_version(data, self.store.url_of(version_file(number)), number)
 
     def _version_one(self) -> Manifest:
         """Version 1 of a dataset written once, committed to the store (its index file is
@@ -134,7 +122,7 @@ class RemoteVersions:
                     f"{self.url}: incomplete: a writer's marker is there and no manifest"
                 ) from None
             raise DatasetNotFoundError(f"{self.url}: no dataset to change") from None
-        manifest = Manifest.from_json(json.loads(data), self.store.url_of(MANIFEST_FILE))
+        manifest = Manifest.parse(data, self.store.url_of(MANIFEST_FILE))
         if manifest.versioned is not None:
             return manifest  # listed nothing, yet versioned: a store that cannot list
         index_file = manifest.index["file"]
@@ -163,10 +151,9 @@ class RemoteVersions:
     def create(self, manifest: Manifest) -> bool:
         """Upload the change's new files, then create its version file if absent: False
         when another writer created it first."""
-        names = [c.file for c in manifest.chunks] + list(manifest.files)
         ours = [
             name
-            for name in names
+            for name in sorted(manifest.named_files())
             if name not in self._remote
             and self.staging.joinpath(*PurePosixPath(name).parts).is_file()
         ]
@@ -195,10 +182,7 @@ class RemoteVersions:
             return
         self.writer.put_bytes(MANIFEST_FILE, manifest.text(), "manifest")
         if manifest.index.get("name") == "csv" and manifest.index["file"] == ORIGINAL_INDEX_FILE:
-            info = manifest.versioned
-            names = [s.file for s in info.segments]  # type: ignore[union-attr]
-            names += [info.deletions.file] if info.deletions else []  # type: ignore[union-attr]
-            self.fetch(manifest, names)
+            self.fetch(manifest, manifest.versioned.index_files())  # type: ignore[union-attr]
             view = self.staging / f".{ORIGINAL_INDEX_FILE}.view"
             index_plugin.write(read_version_table(self.staging, manifest, index_plugin), view)
             self.writer.put_file(view, ORIGINAL_INDEX_FILE, "index for the original reader")

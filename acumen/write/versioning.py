@@ -35,6 +35,7 @@ from acumen.format.versions import (
     VersionInfo,
     list_versions,
     new_token,
+    utc_text,
 )
 from acumen.index_formats.segments import read_index_file, read_version_table
 
@@ -90,7 +91,7 @@ def as_versioned(root: Path, manifest: Manifest, index_plugin: Any) -> Manifest:
         except OSError:  # a file system without hard links
             shutil.copyfile(root / index_file, root / segment)
         files[segment] = files.pop(index_file, None) or file_checksum(root / segment)
-    written = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_mtime(root / MANIFEST_FILE)))
+    written = utc_text(_mtime(root / MANIFEST_FILE))
     info = VersionInfo(
         1,
         None,
