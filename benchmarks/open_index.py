@@ -22,21 +22,19 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from direct_dataset import median_ms, sparse_chunks, write_direct
 
 import acumen
 from acumen import plugins
-from acumen.format.checksums import file_checksum
 from acumen.format.index_table import IndexTable
-from acumen.format.manifest import ChunkEntry, Manifest
+from acumen.format.manifest import ChunkEntry
 from acumen.format.metadata import ColumnSpec, MetadataTable
 from acumen.format.shapes import ShapeColumn
 
@@ -84,34 +82,8 @@ def make_table(
 
 
 def make_dataset(root: Path, table: IndexTable, chunks: list[ChunkEntry], fmt: str) -> None:
-    index_format = plugins.index_format(fmt)
-    (root / "chunks").mkdir(parents=True)
-    for chunk in chunks:
-        with open(root / chunk.file, "wb") as file:
-            file.truncate(chunk.size_bytes)  # sparse: no payload bytes written
-    index_format.write(table, root / index_format.filename)
-    Manifest(  # as a writer leaves it: the index's checksum recorded, the manifest sealed
-        n_samples=len(table),
-        dtype=np.dtype("<f2"),
-        shape=table.shapes.fixed,
-        codec=plugins.codec("raw").get_config(),
-        index={**index_format.get_config(), "file": index_format.filename},
-        chunks=chunks,
-        chunk_size_bytes=CHUNK_BYTES,
-        metadata=table.metadata.specs,
-        files={index_format.filename: file_checksum(root / index_format.filename)},
-    ).write(root)
-
-
-def median_ms(call: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - start)
-        del result
-    return statistics.median(times) * 1000
+    sparse_chunks(root, chunks)  # no payload bytes written
+    write_direct(root, table, chunks, dtype="<f2", chunk_size_bytes=CHUNK_BYTES, index=fmt)
 
 
 def read_memory(call: Callable[[], object]) -> tuple[float, float]:

@@ -32,39 +32,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gc
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from direct_dataset import median_ms, sparse_chunks, write_direct
 
 import acumen
 from acumen import plugins
 from acumen.format.checksums import file_checksum
 from acumen.format.index_table import IndexTable
 from acumen.format.layout import chunk_file_name
-from acumen.format.manifest import ChunkEntry, Manifest
+from acumen.format.manifest import ChunkEntry
 from acumen.format.metadata import MetadataTable
 from acumen.format.shapes import ShapeColumn
 from acumen.write.append import Append
 
 CHUNK_BYTES = 10 << 20
 SAMPLE = np.zeros(1, np.int32)  # 4 bytes
-
-
-def median_ms(call: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - start)
-        del result
-    return statistics.median(times) * 1000
 
 
 def synthetic_table(n: int, folder: str = "chunks") -> tuple[IndexTable, list[ChunkEntry]]:
@@ -85,30 +73,11 @@ def synthetic_table(n: int, folder: str = "chunks") -> tuple[IndexTable, list[Ch
     return table, [ChunkEntry(name, s * 4, s) for name, s in zip(names, sizes, strict=True)]
 
 
-def sparse_chunks(root: Path, chunks: list[ChunkEntry]) -> None:
-    for chunk in chunks:
-        (root / chunk.file).parent.mkdir(parents=True, exist_ok=True)
-        with open(root / chunk.file, "wb") as file:
-            file.truncate(chunk.size_bytes)
-
-
 def synthetic_dataset(root: Path, n: int, fmt: str) -> None:
     """A dataset of ``n`` 4-byte int32 samples, written at once, without payload."""
     table, chunks = synthetic_table(n)
     sparse_chunks(root, chunks)
-    index_format = plugins.index_format(fmt)
-    index_format.write(table, root / index_format.filename)
-    Manifest(
-        n_samples=n,
-        dtype=np.dtype("<i4"),
-        shape=(1,),
-        codec=plugins.codec("raw").get_config(),
-        index={**index_format.get_config(), "file": index_format.filename},
-        chunks=chunks,
-        chunk_size_bytes=CHUNK_BYTES,
-        metadata=[],
-        files={index_format.filename: file_checksum(root / index_format.filename)},
-    ).write(root)
+    write_direct(root, table, chunks, dtype="<i4", chunk_size_bytes=CHUNK_BYTES, index=fmt)
 
 
 def write_samples(root: Path, n: int, **options: object) -> None:

@@ -38,12 +38,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from direct_dataset import write_direct
 
 import acumen
-from acumen import plugins
-from acumen.format.checksums import bytes_checksum, file_checksum
+from acumen.format.checksums import bytes_checksum
 from acumen.format.index_table import IndexTable
-from acumen.format.manifest import ChunkEntry, Manifest
+from acumen.format.manifest import ChunkEntry
 from acumen.format.metadata import ColumnSpec, MetadataTable
 from acumen.format.shapes import ShapeColumn
 
@@ -70,19 +70,7 @@ def build(root: Path, values: np.ndarray) -> float:
     table = IndexTable(
         names, chunk_ids, offsets, np.full(n, 4), ShapeColumn(n, fixed=(1,)), metadata
     )
-    index_format = plugins.index_format("arrow")
-    index_format.write(table, root / index_format.filename)
-    Manifest(
-        n_samples=n,
-        dtype=np.dtype("<i4"),
-        shape=(1,),
-        codec=plugins.codec("raw").get_config(),
-        index={**index_format.get_config(), "file": index_format.filename},
-        chunks=chunks,
-        chunk_size_bytes=CHUNK_BYTES,
-        metadata=SPECS,
-        files={index_format.filename: file_checksum(root / index_format.filename)},
-    ).write(root)
+    write_direct(root, table, chunks, dtype="<i4", chunk_size_bytes=CHUNK_BYTES)
     return time.perf_counter() - start
 
 
