@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acumen import hookspecs
 from acumen.abc.codec import Codec
@@ -26,6 +26,9 @@ from acumen.plugins.discovery import (
 )
 from acumen.plugins.registry import Registry
 
+if TYPE_CHECKING:
+    from acumen.format.manifest import Manifest
+
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ENV_VAR",
@@ -36,6 +39,7 @@ __all__ = [
     "discover",
     "from_manifest",
     "index_format",
+    "named_by",
     "plugin_class",
     "reader",
     "registry",
@@ -139,6 +143,32 @@ def from_manifest(
             f"{key}.configuration",
             f"{refuses}: {type(error).__name__}: {shorten(str(error))}",
         ) from None
+
+
+def named_by(
+    manifest: Manifest,
+    key: str,
+    source: str | os.PathLike[str],
+    asked_by: str | None = None,
+) -> Plugin:
+    """The plugin ``manifest`` (read from ``source``) names under ``key``: ``"codec"``,
+    ``"index"`` or ``"fields[i].codec"``, through :func:`from_manifest`, with the
+    distribution the manifest recorded as the hint of what to install."""
+    if key == "codec":
+        kind, config, hint = "codec", manifest.codec, "codec"
+    elif key == "index":
+        kind, config, hint = "index_format", manifest.index, "index"
+    else:  # fields[i].codec
+        config = (manifest.fields or [])[int(key[len("fields[") : key.index("]")])]["codec"]
+        kind, hint = "codec", f"codec:{config['name']}"
+    return from_manifest(
+        kind,
+        config,
+        source=source,
+        key=key,
+        asked_by=asked_by,
+        install_hint=manifest.install_hint(hint),
+    )
 
 
 def _instantiate(kind: str, spec: PluginSpec, args: tuple, lookup: dict) -> Plugin:

@@ -174,8 +174,9 @@ def _read_parts(
         if loaded is None:
             manifest_path = version_path(root, version)
         manifest = loaded if loaded is not None else load_version(root, path=manifest_path)
-        codec_plugin = _from_manifest(manifest_path, manifest, "codec")
-        index_plugin = _from_manifest(manifest_path, manifest, "index")
+        asked_by = str(manifest_path.parent)
+        codec_plugin = plugins.named_by(manifest, "codec", manifest_path, asked_by)
+        index_plugin = plugins.named_by(manifest, "index", manifest_path, asked_by)
         asked.check_index_format(root, index_plugin, manifest.index["file"])
         if not manifest.fields:
             asked.check_array(root, manifest.dtype, codec_plugin)
@@ -367,19 +368,6 @@ def _folder_inside(root: Path, head: str, folders: dict[str, str]) -> str:
         return ""
 
 
-def _from_manifest(manifest_path: Path, manifest: Manifest, key: str) -> Any:
-    """The codec (``key`` "codec") or index format ("index") the manifest names."""
-    kind, config = ("codec", manifest.codec) if key == "codec" else ("index_format", manifest.index)
-    return plugins.from_manifest(
-        kind,
-        config,
-        source=manifest_path,
-        key=key,
-        asked_by=str(manifest_path.parent),
-        install_hint=manifest.install_hint(key),
-    )
-
-
 def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[FieldReader]:
     declared = [entry["name"] for entry in manifest.fields or []]
     if declared != list(table.fields):
@@ -390,14 +378,7 @@ def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[Fi
     readers = []
     for i, entry in enumerate(manifest.fields or []):
         name = entry["name"]
-        codec = plugins.from_manifest(
-            "codec",
-            entry["codec"],
-            source=root / MANIFEST_FILE,
-            key=f"fields[{i}].codec",
-            asked_by=str(root),
-            install_hint=manifest.install_hint(f"codec:{entry['codec']['name']}"),
-        )
+        codec = plugins.named_by(manifest, f"fields[{i}].codec", root / MANIFEST_FILE, str(root))
         codec.open_resources(root)
         columns = table.fields[name]
         readers.append(

@@ -115,13 +115,9 @@ class Append:
         """Whether the dataset keeps each sample's checksum (then so must the append)."""
         return self.base.versioned is not None and self.base.versioned.sample_checksums
 
-    def codec(self) -> Codec:
-        return self._codec(self.base.codec, "codec", self.base.install_hint("codec"))
-
-    def _codec(self, config: dict, key: str, hint: str | None) -> Codec:
-        codec = plugins.from_manifest(
-            "codec", config, source=self.root / MANIFEST_FILE, key=key, install_hint=hint
-        )
+    def codec(self, key: str = "codec") -> Codec:
+        """The dataset's codec (or a field's: ``fields[i].codec``), its resources open."""
+        codec = plugins.named_by(self.base, key, self.root / MANIFEST_FILE)
         codec.open_resources(self.root)  # a trained dictionary: frames must use it
         return codec
 
@@ -133,11 +129,7 @@ class Append:
                 entry["name"],
                 entry["type"],
                 dtype_from_json(entry["dtype"]),
-                self._codec(
-                    entry["codec"],
-                    f"fields[{i}].codec",
-                    self.base.install_hint(f"codec:{entry['codec']['name']}"),
-                ),
+                self.codec(f"fields[{i}].codec"),
             )
             for i, entry in enumerate(self.base.fields)
         ]

@@ -65,13 +65,8 @@ def newest_manifest(root: Path) -> Manifest:
 
 
 def index_plugin_of(manifest: Manifest, root: Path) -> Any:
-    return plugins.from_manifest(
-        "index_format",
-        manifest.index,
-        source=root / MANIFEST_FILE,
-        key="index",
-        install_hint=manifest.install_hint("index"),
-    )
+    """The index format of the dataset at ``root`` whose manifest is ``manifest``."""
+    return plugins.named_by(manifest, "index", root / MANIFEST_FILE)
 
 
 def as_versioned(root: Path, manifest: Manifest, index_plugin: Any) -> Manifest:
