@@ -20,15 +20,13 @@ from typing import Any
 
 from acumen.errors import CommitConflictError
 from acumen.files.claim import Claim, claim_new_folder
-from acumen.files.local import fsync_directory, replace_durably, write_failed
 from acumen.files.remote import is_url, local_path
-from acumen.format.checksums import file_checksum
 from acumen.format.index_table import IndexTable
 from acumen.format.layout import MANIFEST_FILE
 from acumen.format.manifest import Manifest
 from acumen.format.version_files import load_version
 from acumen.format.versions import DELETIONS_DIR, SEGMENTS_DIR, list_versions, new_token
-from acumen.write.append import WRITERS_DIR
+from acumen.write.append import WRITERS_DIR, release_claim, write_new_file
 from acumen.write.versioning import as_versioned, index_plugin_of, newest_manifest
 
 
@@ -64,7 +62,7 @@ class Operation:
             index_format = index_plugin_of(newest, root)
             base = as_versioned(root, newest, index_format)
         except BaseException:
-            _release(claim)
+            release_claim(claim)
             raise
         return cls(root, base, token, claim, index_format)
 
@@ -101,30 +99,18 @@ class Operation:
         )
 
     def _write_file(self, name: str, write: Any, what: str) -> str:
-        final = self.root / name
-        temporary = final.with_name(f".{final.name}.tmp")
-        try:
-            final.parent.mkdir(exist_ok=True)
-            write(temporary)
-            checksum = file_checksum(temporary, what)
-            replace_durably(temporary, final)
-            fsync_directory(final.parent)
-        except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise write_failed(self.root, temporary, error) from error
-        return checksum
+        return write_new_file(self.root, name, write, what)
 
     def finish(self) -> None:
         """Committed (or nothing to commit): the claim goes."""
-        _release(self.claim)
+        release_claim(self.claim)
 
     def fail(self) -> None:
         """Something went wrong: unless a version names them (the commit landed before the
         error), this operation's files go, then its claim. What cannot be removed stays for
         ``vacuum``, with the claim (a dead one, once this process ends)."""
         if self._committed():
-            _release(self.claim)
+            release_claim(self.claim)
             return
         try:
             shutil.rmtree(self.root / self.chunk_folder, ignore_errors=False)
@@ -137,7 +123,7 @@ class Operation:
             for path in (self.root / folder).glob(f"*{self.token}*"):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-        _release(self.claim)
+        release_claim(self.claim)
 
     def _committed(self) -> bool:
         """Whether a version after the base names a file of this operation."""
@@ -149,12 +135,6 @@ class Operation:
                 if any(self.token in name for name in manifest.files):
                     return True
         return False
-
-
-def _release(claim: Claim) -> None:
-    claim.release()
-    with contextlib.suppress(OSError):
-        claim.root.rmdir()
 
 
 def operations_since(root: Path, base: int, newest: int) -> list[tuple[int, str]]:

@@ -11,6 +11,7 @@ leaves its files alone; a crash leaves files that no version names, which ``vacu
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from acumen import plugins
 from acumen.abc.codec import Codec
 from acumen.errors import CommitConflictError, SampleError, quote
 from acumen.files.claim import Claim, claim_new_folder
-from acumen.files.local import replace_durably, write_failed
+from acumen.files.local import fsync_directory, replace_durably, write_failed
 from acumen.files.remote import is_url, local_path
 from acumen.format.checksums import file_checksum
 from acumen.format.dtypes import dtype_from_json
@@ -222,29 +223,43 @@ class Append:
 
     def _write_segment(self, table: IndexTable, stem: str) -> tuple[str, str]:
         segment = f"{SEGMENTS_DIR}/{stem}.{self.index_format.filename.rsplit('.', 1)[1]}"
-        final = self.root / segment
-        temporary = final.with_name(f".{final.name}.tmp")
-        try:
-            final.parent.mkdir(exist_ok=True)
-            self.index_format.write(table, temporary)
-            checksum = file_checksum(temporary, "index segment")
-            replace_durably(temporary, final)
-        except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise write_failed(self.root, temporary, error) from error
-        return segment, checksum
+        write = functools.partial(self.index_format.write, table)  # write(temporary)
+        return segment, write_new_file(self.root, segment, write, "index segment")
 
     def _release(self) -> None:
-        self.claim.release()
-        with contextlib.suppress(OSError):
-            self.claim.root.rmdir()
+        release_claim(self.claim)
 
     def abandon(self) -> None:
         """Nothing is committed: the claim goes (its marker stays until ``vacuum``)."""
         self.claim.abandon()
         if self.remote is not None:  # the staging folder: nothing in it is the store's
             self.remote.close()
+
+
+def write_new_file(root: Path, name: str, write: Any, what: str) -> str:
+    """A change's new file ``name`` in the dataset at ``root``: ``write(temporary)`` makes
+    it under a temporary name, then it is checksummed, fsynced and renamed into place (its
+    folder fsynced); a failure (a full disk) leaves no temporary file. Its checksum."""
+    final = root / name
+    temporary = final.with_name(f".{final.name}.tmp")
+    try:
+        final.parent.mkdir(exist_ok=True)
+        write(temporary)
+        checksum = file_checksum(temporary, what)
+        replace_durably(temporary, final)
+        fsync_directory(final.parent)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise write_failed(root, temporary, error) from error
+    return checksum
+
+
+def release_claim(claim: Claim) -> None:
+    """A change is over: its claim goes, and its ``_writers/<token>/`` folder with it."""
+    claim.release()
+    with contextlib.suppress(OSError):
+        claim.root.rmdir()
 
 
 def check_shapes(expected: list[tuple[int, ...] | None], shapes: list, sample: int | str) -> None:
