@@ -38,7 +38,12 @@ class _Pool(ProcessPoolExecutor):
     """Each task runs marked busy, so Ctrl-C tells a running worker from an idle one."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        return super().submit(_Task(fn), *args, **kwargs)
+        # A submit may start workers. They start with SIGINT blocked (a child inherits the
+        # mask) until their handler is in place: a Ctrl-C in between would otherwise raise
+        # in the middle of their start-up and print its traceback. Here a Ctrl-C waits
+        # blocked for microseconds and is then delivered, never lost.
+        with _sigint_blocked():
+            return super().submit(_Task(fn), *args, **kwargs)
 
 
 class _Task:
@@ -67,12 +72,26 @@ def process_pool(
     )
 
 
+class _sigint_blocked:
+    """Block SIGINT in this thread for the block (where signal masks exist)."""
+
+    def __enter__(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            self.before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.before)
+
+
 def _start_worker(
     creator: int, method: str, initializer: Callable[..., None] | None, initargs: tuple
 ) -> None:
     end_with(creator, method)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored
         signal.signal(signal.SIGINT, _on_interrupt)
+    if hasattr(signal, "pthread_sigmask"):  # a Ctrl-C that came while blocked runs now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if initializer is not None:
         initializer(*initargs)
 
@@ -80,10 +99,16 @@ def _start_worker(
 def _on_interrupt(signum: int, frame: object) -> None:
     """Ctrl-C reaches every process of the terminal's job, the workers too. A running task
     stops (its KeyboardInterrupt goes back to the pool's creator, which stops too); an idle
-    worker ends quietly, without a traceback of the wait it was in."""
+    or starting worker lets it pass and ends when the creator shuts the pool down.
+
+    An idle worker must not end by itself: it waits in the pool's queue, and ending just
+    after it took the queue's lock (or mid-way through a message) would leave the lock
+    taken or the pipe half read, and the shutdown waiting forever for the workers behind
+    it. Raised while starting, the pool would print a KeyboardInterrupt as a failed
+    initializer.
+    """
     if _busy:
         raise KeyboardInterrupt
-    raise SystemExit(128 + signal.SIGINT)
 
 
 def end_with(creator: int, method: str) -> None:
