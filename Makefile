@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/ruff check acumen tests benchmarks plugins
 	$(BIN)/ruff format --check acumen tests benchmarks plugins
 	$(foreach p,$(PLUGINS),$(BIN)/python -m pytest -p no:cacheprovider -q $(p)/tests &&) true
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix acumen tests benchmarks plugins
