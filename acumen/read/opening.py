@@ -9,7 +9,6 @@ caller supplies (defaults: float16, raw, as the original reader).
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,9 @@ from acumen.errors import (
     DatasetNotFoundError,
     IncompleteDatasetError,
     quote,
-    shorten,
 )
 from acumen.files.cache_dir import cache_root
 from acumen.files.claim import owner_of, read_back_allowed
-from acumen.files.local import stat_regular
 from acumen.files.remote import is_url, local_path
 from acumen.format.dtypes import dtype_from_json, storage_dtype
 from acumen.format.index_table import IndexTable
@@ -37,6 +34,7 @@ from acumen.format.manifest import Manifest
 from acumen.format.version_files import load_version, version_path
 from acumen.index_formats.segments import read_index_file, read_version_table
 from acumen.plugins import PluginSpec
+from acumen.read.chunk_paths import locate_chunks
 from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_chunk_files, check_manifest_agrees, check_named_files
 from acumen.read.index_checks import ChunkFiles
@@ -301,71 +299,6 @@ def _written_meanwhile(root: Path) -> bool:
     """
     _refuse_if_being_written(root)
     return (root / MANIFEST_FILE).exists()
-
-
-def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
-    """Each chunk name's path inside the dataset (``resolve_inside``), and the file's size
-    (-1 when it is missing), with one ``lstat`` per chunk: a name ``DIR/FILE`` is inside
-    when its folder resolves inside the dataset (resolved once per folder) and FILE is a
-    regular file, not a link. A link, or any unusual name, gets the full ``resolve_inside``,
-    and anything that is not a regular file (a FIFO, a device, a directory) is refused.
-    """
-    folders: dict[str, str] = {}
-    paths: list[str] = []
-    sizes = np.full(len(names), -1, dtype=np.int64)
-    for k, name in enumerate(names):
-        path = None
-        head, _, tail = name.rpartition("/") if isinstance(name, str) else ("", "", "")
-        if head and tail not in ("", ".", "..") and "\\" not in name and ":" not in tail:
-            folder = folders.get(head)
-            if folder is None:
-                folder = folders[head] = _folder_inside(root, head, folders)
-            if folder:
-                candidate = os.path.join(folder, tail)
-                try:
-                    info = os.lstat(candidate)
-                except FileNotFoundError:
-                    path = candidate
-                except (OSError, ValueError):  # ValueError: a NUL byte; worded below
-                    pass
-                else:
-                    if stat.S_ISREG(info.st_mode):
-                        path, sizes[k] = candidate, info.st_size
-        if path is None:
-            path = str(resolve_inside(root, name, "chunk file"))
-            try:
-                sizes[k] = stat_regular(path, "chunk file").st_size
-            except FileNotFoundError:
-                pass
-            except CorruptDatasetError:
-                raise
-            except OSError as error:  # a part of the name too long for the file system...
-                raise CorruptDatasetError(
-                    f"{shorten(path)}: chunk file cannot be looked up: {error.strerror}"
-                ) from None
-        paths.append(path)
-    return paths, sizes
-
-
-def _folder_inside(root: Path, head: str, folders: dict[str, str]) -> str:
-    """The path of the chunk folder ``head`` if it resolves inside the dataset, else "": an
-    append's ``chunks/<token>`` costs one ``lstat`` (a real folder in one that is inside)."""
-    parent, _, leaf = head.rpartition("/")
-    if parent and leaf not in ("", ".", ".."):
-        above = folders.get(parent)
-        if above is None:
-            above = folders[parent] = _folder_inside(root, parent, folders)
-        if above:
-            candidate = os.path.join(above, leaf)
-            try:
-                if stat.S_ISDIR(os.lstat(candidate).st_mode):
-                    return candidate
-            except (OSError, ValueError):
-                pass
-    try:
-        return str(resolve_inside(root, head, "chunk file folder"))
-    except CorruptDatasetError:  # reported by the caller as the full check words it
-        return ""
 
 
 def _field_readers(root: Path, manifest: Manifest, table: IndexTable) -> list[FieldReader]:
