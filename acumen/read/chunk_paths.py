@@ -39,9 +39,7 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
         path = None
         head, _, tail = name.rpartition("/") if isinstance(name, str) else ("", "", "")
         if head and tail not in ("", ".", "..") and "\\" not in name and ":" not in tail:
-            folder = folders.get(head)
-            if folder is None:
-                folder = folders[head] = _folder_inside(root, head, folders)
+            folder = _folder(root, head, folders)
             if folder:
                 candidate = folder + os.sep + tail
                 try:
@@ -69,14 +67,20 @@ def locate_chunks(root: Path, names: list[str]) -> tuple[list[str], np.ndarray]:
     return paths, sizes
 
 
+def _folder(root: Path, head: str, folders: dict[str, str]) -> str:
+    """:func:`_folder_inside`, once per folder: ``folders`` keeps what it found."""
+    folder = folders.get(head)
+    if folder is None:
+        folder = folders[head] = _folder_inside(root, head, folders)
+    return folder
+
+
 def _folder_inside(root: Path, head: str, folders: dict[str, str]) -> str:
     """The path of the chunk folder ``head`` if it resolves inside the dataset, else "": an
     append's ``chunks/<token>`` costs one ``lstat`` (a real folder in one that is inside)."""
     parent, _, leaf = head.rpartition("/")
     if parent and leaf not in ("", ".", ".."):
-        above = folders.get(parent)
-        if above is None:
-            above = folders[parent] = _folder_inside(root, parent, folders)
+        above = _folder(root, parent, folders)
         if above:
             candidate = above + os.sep + leaf
             try:
@@ -103,9 +107,7 @@ def _list_shared_folders(root: Path, names: list[str], folders: dict[str, str]) 
     for parent, leaves in shared.items():
         if len(leaves) < LIST_AT:
             continue
-        above = folders.get(parent)
-        if above is None:
-            above = folders[parent] = _folder_inside(root, parent, folders)
+        above = _folder(root, parent, folders)
         if not above:
             continue
         try:
