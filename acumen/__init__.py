@@ -41,6 +41,7 @@ from acumen.read.opening import open_dataset as open
 if TYPE_CHECKING:
     from acumen.convert import ConfigError, ConversionError, convert
     from acumen.read.many import ConcatDataset, open_many
+    from acumen.read.order import chunk_shuffle_order
     from acumen.versions.compact import compact
     from acumen.versions.concat import concat
     from acumen.versions.delete import delete
@@ -68,6 +69,7 @@ __all__ = [
     "SampleError",
     "Writer",
     "__version__",
+    "chunk_shuffle_order",
     "compact",
     "concat",
     "convert",
@@ -83,6 +85,7 @@ _LAZY = {
     "ConcatDataset": "acumen.read.many",
     "ConfigError": "acumen.convert.config",
     "ConversionError": "acumen.convert.parts",
+    "chunk_shuffle_order": "acumen.read.order",
     "concat": "acumen.versions.concat",
     "convert": "acumen.convert.run",
     "open_many": "acumen.read.many",

@@ -4,15 +4,18 @@ A file's blocks run in order, as one script, in a fresh temporary folder: what a
 by pasting them into a file. The script keeps the Markdown's line numbers (blank lines pad
 the gaps), so a traceback's line is the line in the document.
 
-Two marks, an HTML comment on the line before a block, say why a block is not run:
+Marks, an HTML comment on the line before a block, say why a block is not run, or when:
 
 - ``<!-- excerpt: PATH -->``: the block quotes the file PATH of this repository (a plugin's
   class body, say); it is checked instead: its lines must appear in PATH, in one run.
 - ``<!-- no-run: REASON -->``: it cannot run here (REASON says why). Keep these rare.
+- ``<!-- requires: MODULE [MODULE ...] -->``: it runs where these modules are importable (an
+  optional dependency such as jax) and is left out elsewhere; later blocks must not need it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -29,7 +32,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TIMEOUT = 120
 
 _FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<lang>[\w+-]*)\s*$")
-_MARK = re.compile(r"^\s*<!--\s*(?P<kind>no-run|excerpt):\s*(?P<value>.*?)\s*-->\s*$")
+_MARK = re.compile(r"^\s*<!--\s*(?P<kind>no-run|excerpt|requires):\s*(?P<value>.*?)\s*-->\s*$")
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,19 @@ class Block:
     document: Path
     line: int  # 1-based line of the block's first code line
     code: str
-    mark: tuple[str, str] | None  # ("no-run", reason) or ("excerpt", path)
+    mark: tuple[str, str] | None  # ("no-run", reason), ("excerpt", path), ("requires", mods)
 
     def where(self) -> str:
         return f"{self.document.relative_to(ROOT)}:{self.line}"
+
+    def runs(self) -> bool:
+        """Unmarked, or marked ``requires`` with every module named importable here."""
+        if self.mark is None:
+            return True
+        kind, value = self.mark
+        return kind == "requires" and all(
+            importlib.util.find_spec(name) is not None for name in value.split()
+        )
 
 
 def python_blocks(document: Path) -> list[Block]:
@@ -79,7 +91,7 @@ def script_of(blocks: list[Block]) -> str:
     """The runnable blocks as one script, each at its own line number in the document."""
     lines: list[str] = []
     for block in blocks:
-        if block.mark is not None:
+        if not block.runs():
             continue
         lines += [""] * (block.line - 1 - len(lines))
         lines += block.code.splitlines()
@@ -99,8 +111,8 @@ def test_the_documents_hold_python_blocks() -> None:
 def test_python_blocks_run_in_order(document: Path, tmp_path: Path) -> None:
     blocks = python_blocks(document)
     for block in blocks:
-        if block.mark is not None and block.mark[0] == "no-run":
-            assert block.mark[1], f"{block.where()}: a no-run mark must say why"
+        if block.mark is not None and block.mark[0] in ("no-run", "requires"):
+            assert block.mark[1], f"{block.where()}: a {block.mark[0]} mark must say what"
     script = tmp_path / f"{document.stem}_blocks.py"
     script.write_text(script_of(blocks), encoding="utf-8")
     work = tmp_path / "work"
@@ -149,7 +161,9 @@ def test_marks_and_fences_are_read_as_meant(tmp_path: Path) -> None:
     document.write_text(
         "text\n\n```python\nx = 1\n```\n\n<!-- no-run: needs a GPU -->\n```python\n"
         "import cuda\n```\n\n- item\n\n  ```python\n  y = x + 1\n  ```\n"
-        "<!-- excerpt: a/b.py -->\n\n```python\n    def f(self): ...\n```\n```bash\nls\n```\n",
+        "<!-- excerpt: a/b.py -->\n\n```python\n    def f(self): ...\n```\n```bash\nls\n```\n"
+        "<!-- requires: json -->\n```python\nz = 2\n```\n"
+        "<!-- requires: json no_such_module_acumen -->\n```python\nw = 3\n```\n",
         encoding="utf-8",
     )
     blocks = python_blocks(document)
@@ -158,7 +172,10 @@ def test_marks_and_fences_are_read_as_meant(tmp_path: Path) -> None:
         (9, "import cuda", ("no-run", "needs a GPU")),
         (15, "y = x + 1", None),
         (20, "def f(self): ...", ("excerpt", "a/b.py")),
+        (27, "z = 2", ("requires", "json")),
+        (31, "w = 3", ("requires", "json no_such_module_acumen")),
     ]
     script = script_of(blocks).splitlines()
-    assert script[3] == "x = 1" and script[14] == "y = x + 1" and len(script) == 15
+    assert script[3] == "x = 1" and script[14] == "y = x + 1" and script[26] == "z = 2"
+    assert len(script) == 27  # the block needing a module that is not there is left out
     assert contains_run(["a", "b", "c"], ["b", "c"]) and not contains_run(["a", "b"], ["b", "a"])

@@ -11,7 +11,7 @@ released, so that threads reading batches at once run side by side.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,17 @@ class BatchReads:
             wrong = np.asarray(indices).reshape(-1)[int(np.argmax(bad))]
             raise IndexError(f"sample {wrong} is out of range for a dataset of {n} samples")
         return positions
+
+    def _getitems(self, indices: Sequence[int]) -> list[tuple[Any, dict[str, Any]]]:
+        """``[ds[i] for i in indices]`` read as one batch (:meth:`read_batch`): the batched
+        read of Grain's random-access data source protocol, which an acumen dataset follows
+        as it is (``grain.MapDataset.source(ds)``). A record is ``(array, metadata)`` as
+        ``ds[i]`` gives it (a dict of fields for a multi-field dataset), arrays read-only."""
+        positions = self._positions(indices)
+        batch = self._batch(positions, None)
+        if isinstance(batch, np.ndarray):
+            batch.flags.writeable = False  # as ds[i]'s arrays are
+        return list(zip(batch, map(self.table.metadata.row, positions.tolist()), strict=True))
 
     def _batch(self, positions: np.ndarray, threads: int | None, out: Any = None) -> Any:
         """``read_batch`` of checked ``positions``."""
