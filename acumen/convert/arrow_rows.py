@@ -91,14 +91,23 @@ def column_values(array: Any) -> list[Any]:
     if isinstance(array, pa.ExtensionArray):  # (Hugging Face's Array2D, when registered)
         array = array.storage
     arrays = _list_arrays(array)
-    return arrays if arrays is not None else array.to_pylist()
+    if arrays is not None:
+        return arrays
+    if _numeric(array.type) and not array.null_count:  # numpy scalars keep int16 int16
+        return list(array.to_numpy(zero_copy_only=False))
+    return array.to_pylist()
+
+
+def _numeric(arrow_type: Any) -> bool:
+    import pyarrow.types as t
+
+    return t.is_integer(arrow_type) or t.is_floating(arrow_type) or t.is_boolean(arrow_type)
 
 
 def _list_arrays(array: Any) -> list[Any] | None:
     """Each row of a (nested) list column of numbers as an array; None for any other column
     (or one with nulls, or sliced children, read by ``to_pylist``)."""
     import pyarrow as pa
-    import pyarrow.types as t
 
     levels: list[np.ndarray] = []  # per list level: offsets into the next level's values
     fixed: list[int | None] = []
@@ -121,7 +130,7 @@ def _list_arrays(array: Any) -> list[Any] | None:
     leaf_type = current.type
     if not levels or current.null_count:
         return None
-    if not (t.is_integer(leaf_type) or t.is_floating(leaf_type) or t.is_boolean(leaf_type)):
+    if not _numeric(leaf_type):
         return None
     leaf = current.to_numpy(zero_copy_only=False)
     uniform = _uniform_shape(levels, len(array))
