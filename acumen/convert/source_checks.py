@@ -43,7 +43,9 @@ def check_rows_and_shards(
         suffixes = ROW_SUFFIXES if name == "column" else TABLE_SUFFIXES
         if not value.lower().endswith(suffixes):
             rows = " (the column reader reads rows of arrays: no CSV)" if name == "column" else ""
-            raise fail("source.table", f"must be a {', '.join(suffixes)} file{rows}, got {value}")
+            allowed = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}"
+            got = value if is_url(value) else Path(value).name
+            raise fail("source.table", f"must be a {allowed} file{rows}, got {got}")
         if name == "column":
             if "path_column" in source:
                 raise fail("source.path_column", "the column reader takes whole rows: leave it out")
