@@ -138,7 +138,8 @@ BAD_CONFIGS = {
     "unknown reader": (
         _set("reader", "name", "tiff"),
         "'reader'",
-        "reader 'tiff' is not installed; installed readers: bytes, callable, image, npy",
+        "reader 'tiff' is not installed; installed readers: bytes, callable, column, image, npy, "
+        "webdataset",
     ),
     "zstd level 99": (
         _set("output", "codec", {"name": "zstd", "configuration": {"level": 99}}),
@@ -166,7 +167,7 @@ BAD_CONFIGS = {
     "table not csv": (
         lambda c: c.update(source={"table": "config.json"}),
         "'source.table'",
-        "must be a .csv or .parquet file, got config.json",
+        "must be a .csv, .parquet, .arrow or .feather file, got config.json",
     ),
     "callable not importable": (
         lambda c: c.update(source={"callable": "no_such_module_xyz:items"}),

@@ -74,7 +74,7 @@ MISSPELT = {
     "reader": (
         lambda tmp: plugins.reader({"name": "imgae", "configuration": {}}),
         "reader 'imgae' is not installed; did you mean 'image'? "
-        "installed readers: bytes, callable, image, npy",
+        "installed readers: bytes, callable, column, image, npy, webdataset",
     ),
 }
 

@@ -49,6 +49,8 @@ BUILTINS = {
         "image": "acumen.readers.image:ImageReader",
         "bytes": "acumen.readers.bytes:BytesReader",
         "callable": "acumen.readers.callable:CallableReader",
+        "column": "acumen.readers.column:ColumnReader",
+        "webdataset": "acumen.readers.webdataset:WebDatasetReader",
     },
 }
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from acumen import plugins
+from acumen.convert.source_checks import check_rows_and_shards
 from acumen.errors import AcumenError
 from acumen.files.cache_dir import url_folder
 from acumen.files.remote import is_url, local_path
 
-SOURCE_KINDS = ("glob", "table", "callable")
+SOURCE_KINDS = ("glob", "table", "callable", "huggingface", "webdataset")
 ENGINES = ("local", "dask")
 ON_ERROR = ("raise", "skip")
 MODES = ("create", "append")
@@ -28,6 +29,9 @@ _SECTIONS = {
         "glob",
         "table",
         "callable",
+        "huggingface",
+        "webdataset",
+        "split",
         "path_column",
         "root",
         "path_metadata",
@@ -66,10 +70,10 @@ class ConfigError(AcumenError, ValueError):
 
 @dataclass(frozen=True)
 class SourceConfig:
-    kind: str  # glob | table | callable
-    value: str  # the pattern, table file or "module:function"
+    kind: str  # glob | table | callable | huggingface | webdataset
+    value: str  # the pattern, table file, "module:function", or saved dataset's folder
     root: Path  # relative paths in the source are relative to this
-    path_column: str = "path"
+    path_column: str | None = "path"  # None: the items are the table's rows
     path_metadata: str | None = "path"  # metadata key that records each item's path
     arguments: tuple[tuple[str, Any], ...] = ()  # keyword arguments for a callable source
     import_path: str | None = None  # the config's folder, searched for a callable source
@@ -287,21 +291,21 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
                 load_callable(value, "source.callable")
         except ValueError as error:
             raise check.fail("source.callable", str(error)) from None
-    elif kind == "table" and is_url(value):
-        if not value.lower().endswith((".csv", ".parquet")):
-            raise check.fail("source.table", f"must be a .csv or .parquet file, got {value}")
-    elif kind == "table":
+    elif kind == "table" and not is_url(value):
         table = Path(value) if Path(value).is_absolute() else base / value
         if not table.is_file():
             raise check.fail("source.table", f"no such file: {table}")
-        if table.suffix.lower() not in (".csv", ".parquet"):
-            raise check.fail("source.table", f"must be a .csv or .parquet file, got {table.name}")
         value = str(table)
+    path_column = check.typed(source, "source", "path_column", str, "path")
+    if kind != "callable":
+        value, path_column = check_rows_and_shards(
+            kind, value, source, raw.get("reader"), base, check.fail
+        )
     source_config = SourceConfig(
         kind,
         value,
         root,
-        check.typed(source, "source", "path_column", str, "path"),
+        path_column,
         path_metadata,
         tuple(sorted(arguments.items())),
         str(folder) if folder is not None else None,
@@ -312,7 +316,9 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
     reader_raw = check.section(raw, "reader", required=True)
     name = check.typed(reader_raw, "reader", "name", str, None)
     if name is None:
-        raise check.fail("reader.name", "is missing (npy, image, bytes, callable, or a plugin's)")
+        raise check.fail(
+            "reader.name", "is missing (npy, image, bytes, column, webdataset, callable, ...)"
+        )
     configuration = check.typed(reader_raw, "reader", "configuration", dict, {})
     with config_folder_on_path(str(folder) if folder is not None else None):
         check.plugin("reader", {"name": name, "configuration": configuration}, "reader")

@@ -1,4 +1,6 @@
-"""Where a conversion's items come from: a glob, a listing table, or a callable.
+"""Where a conversion's items come from: a glob, a listing table, or a callable; or rows (a
+table read by the ``column`` reader, a saved Hugging Face dataset: :mod:`.arrow_rows`,
+:mod:`.huggingface`) or webdataset samples (:mod:`.webdataset`).
 
 A glob or table at a URL is read through :mod:`acumen.convert.remote_source`: listed (or
 copied) once into the conversion's state, its items are :class:`SourceURL`.
@@ -42,6 +44,16 @@ def iter_items(
         yield from _glob_items(source)
     elif source.kind == "table":
         yield from _table_items(source, state)
+    elif source.kind == "huggingface":
+        from acumen.convert.huggingface import huggingface_rows
+
+        for row in huggingface_rows(Path(source.value), source.root):
+            yield row, {}
+    elif source.kind == "webdataset":
+        from acumen.convert.webdataset import webdataset_items
+
+        shards = _glob_items(source, with_metadata=False)
+        yield from webdataset_items((p for p, _ in shards), source.root, source.path_metadata)
     else:
         yield from _callable_items(source)
 
@@ -93,14 +105,15 @@ def count_items(
     A parquet table's row count is in its footer; a glob is listed (no file is opened), a
     CSV table read in batches and a callable's generator run, up to ``limit`` items.
     """
-    if (
-        source.kind == "table"
-        and Path(source.value).suffix.lower() == ".parquet"
-        and not is_url(source.value)
-    ):
-        import pyarrow.parquet as pq
+    local = not is_url(source.value)
+    if source.kind == "table" and Path(source.value).suffix.lower() != ".csv" and local:
+        from acumen.convert.arrow_rows import count_rows
 
-        return min(limit, pq.ParquetFile(source.value).metadata.num_rows)
+        return min(limit, count_rows(Path(source.value)))
+    if source.kind == "huggingface":
+        from acumen.convert.huggingface import huggingface_count
+
+        return min(limit, huggingface_count(Path(source.value)))
     if source.kind == "glob" and not source.remote:
         return sum(1 for _ in itertools.islice(_glob_items(source, with_metadata=False), limit))
     items = iter_items(source, state, listing)
@@ -235,10 +248,10 @@ def _remote_glob_items(
 
 # --- table ------------------------------------------------------------------------------
 def _table_batches(path: Path) -> Iterator[list[dict[str, Any]]]:
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
+    if path.suffix.lower() != ".csv":
+        from acumen.convert.arrow_rows import table_batches
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=_TABLE_BATCH):
+        for batch in table_batches(path, _TABLE_BATCH):
             yield batch.to_pylist()
         return
     import pandas as pd
@@ -300,6 +313,12 @@ def _table_rows(source: SourceConfig, table: Path) -> Iterator[SourceItem]:
     from acumen.convert.remote_source import SourceURL
 
     where = source.value
+    if source.path_column is None:  # the column reader's: each row is an item
+        from acumen.convert.arrow_rows import table_rows
+
+        name = source.value.rsplit("/", 1)[-1]
+        yield from ((row, {}) for row in table_rows(table, name))
+        return
     for rows in _table_batches(table):
         for row in rows:
             if source.path_column not in row:

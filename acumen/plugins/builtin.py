@@ -41,4 +41,6 @@ def acumen_readers() -> dict[str, str]:
         "image": "acumen.readers.image:ImageReader",
         "bytes": "acumen.readers.bytes:BytesReader",
         "callable": "acumen.readers.callable:CallableReader",
+        "column": "acumen.readers.column:ColumnReader",
+        "webdataset": "acumen.readers.webdataset:WebDatasetReader",
     }

@@ -31,6 +31,7 @@ from acumen.read.sample import FieldReader, SampleReads, direct_reader, scalars
 from acumen.read.verifiers import ChunkVerifier, SampleVerifier, chunk_checksums
 
 if TYPE_CHECKING:
+    import datasets
     import pandas as pd
 
 _ORIGINAL_DTYPE_HINT = "; is the dtype right (original datasets do not record it: pass dtype=...)?"
@@ -325,6 +326,21 @@ class Dataset(SampleReads, BatchReads):
         if not isinstance(mask, pd.Series) or mask.dtype != bool:
             raise ValueError(f"{expression!r} does not give one True/False per sample")
         return self.select(mask.to_numpy())
+
+    def to_huggingface(
+        self,
+        *,
+        column: str = "array",
+        batch_size: int = 1024,
+        path: str | os.PathLike[str] | None = None,
+    ) -> datasets.Dataset:
+        """The samples (column ``column``, or one column per field) and metadata columns as
+        a Hugging Face ``datasets.Dataset``, with features of their dtypes and shapes; built
+        in batches of ``batch_size``, in memory, or in an Arrow file at ``path`` (then
+        memory-mapped). Needs ``datasets`` (docs/usage.md, "Hugging Face")."""
+        from acumen.read.huggingface import to_huggingface
+
+        return to_huggingface(self, column=column, batch_size=batch_size, path=path)
 
     def check_index(self) -> list[str]:
         """Check every index row now (reads otherwise check each block when first read);
