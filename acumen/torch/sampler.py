@@ -11,6 +11,7 @@ from torch.utils.data import Sampler
 
 from acumen.read.ahead import AHEAD_BYTES, ahead_pieces
 from acumen.read.dataset import Dataset
+from acumen.read.shuffle_order import chunk_window_order
 from acumen.torch.dataset import TorchDataset
 
 
@@ -130,18 +131,8 @@ class ChunkShuffleSampler(Sampler[int]):
         cuts: list[int] = []
         if not self.shuffle:
             order = np.arange(n)
-        else:
-            rng = np.random.default_rng([self.seed, self.epoch])
-            by_chunk = np.argsort(self.chunk_ids, kind="stable")
-            bounds = np.flatnonzero(np.diff(self.chunk_ids[by_chunk])) + 1
-            groups = np.split(by_chunk, bounds) if n else []
-            groups = [groups[i] for i in rng.permutation(len(groups))]
-            pieces = []
-            for start in range(0, len(groups), self.window):
-                window = np.concatenate(groups[start : start + self.window])
-                pieces.append(window[rng.permutation(len(window))])
-                cuts.append((cuts[-1] if cuts else 0) + len(window))
-            order = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        else:  # the one order function (acumen.shuffle_report measures the same)
+            order, cuts = chunk_window_order(self.chunk_ids, self.window, self.seed, self.epoch)
         total = self.per_rank * self.num_replicas
         if total > n and n:
             order = np.concatenate([order, order[: total - n]])  # pad with samples again
