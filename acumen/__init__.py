@@ -7,9 +7,9 @@
 >>> array, metadata = ds[0]
 
 ``import acumen`` stays light (every DataLoader worker pays for it): what only writes
-(``acumen.Writer``, ``acumen.split_into_chunks``, ``acumen.concat``), ``acumen.open_many``
-and conversion (``acumen.convert``, ``acumen.ConfigError``, ``acumen.ConversionError``)
-load on first use.
+(``acumen.Writer``, ``acumen.split_into_chunks``, ``acumen.concat``), ``acumen.open_many``,
+``acumen.shuffle_report`` and conversion (``acumen.convert``, ``acumen.ConfigError``,
+``acumen.ConversionError``) load on first use.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from acumen.convert import ConfigError, ConversionError, convert
     from acumen.read.many import ConcatDataset, open_many
     from acumen.read.order import chunk_shuffle_order
+    from acumen.read.shuffle_report import ShuffleReport, shuffle_report
     from acumen.versions.compact import compact
     from acumen.versions.concat import concat
     from acumen.versions.delete import delete
@@ -67,6 +68,7 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFoundError",
     "SampleError",
+    "ShuffleReport",
     "Writer",
     "__version__",
     "chunk_shuffle_order",
@@ -76,6 +78,7 @@ __all__ = [
     "delete",
     "open",
     "open_many",
+    "shuffle_report",
     "split_into_chunks",
     "vacuum",
 ]
@@ -89,6 +92,8 @@ _LAZY = {
     "concat": "acumen.versions.concat",
     "convert": "acumen.convert.run",
     "open_many": "acumen.read.many",
+    "shuffle_report": "acumen.read.shuffle_report",
+    "ShuffleReport": "acumen.read.shuffle_report",
     "split_into_chunks": "acumen.write.split",
     "Writer": "acumen.write.writer",
     "compact": "acumen.versions.compact",

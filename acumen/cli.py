@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from acumen.cli_options import add_remote_options, check_used, for_path
 from acumen.cli_options import positive_count as _count
+from acumen.commands import shuffle_report as shuffle_command
 from acumen.errors import AcumenError, quote
 from acumen.format.checksums import sealed
 from acumen.format.layout import WRITING_MARKER
@@ -108,10 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     clean.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
     add_remote_options(clean)
     version_commands.add_parsers(commands)
+    shuffle_command.add_parsers(commands)
     args = parser.parse_args(argv)
     try:
         if args.command in version_commands.NAMES:
             return version_commands.run(args)
+        if args.command in shuffle_command.NAMES:
+            return shuffle_command.run(args)
         if args.command == "demo":
             from acumen.demo import run
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import acumen
-from acumen.read.order import window_order
+from acumen.read.order import chunk_window_order
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def test_a_window_order_is_a_chunk_local_permutation(
     chunks: list[int], window: int, seed: int
 ) -> None:
     chunk_ids = np.asarray(chunks, dtype=np.int64)
-    order, cuts = window_order(chunk_ids, window, np.random.default_rng(seed))
+    order, cuts = chunk_window_order(chunk_ids, window, seed)
     assert sorted(order.tolist()) == list(range(len(chunks)))
     assert cuts == sorted(cuts) and (cuts[-1] if cuts else 0) == len(chunks)
     ends = [0, *cuts]
