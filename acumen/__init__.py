@@ -7,9 +7,9 @@
 >>> array, metadata = ds[0]
 
 ``import acumen`` stays light (every DataLoader worker pays for it): what only writes
-(``acumen.Writer``, ``acumen.split_into_chunks``, ``acumen.concat``), ``acumen.open_many``
-and conversion (``acumen.convert``, ``acumen.ConfigError``, ``acumen.ConversionError``)
-load on first use.
+(``acumen.Writer``, ``acumen.split_into_chunks``, ``acumen.concat``), ``acumen.open_many``,
+``acumen.Mixture`` and conversion (``acumen.convert``, ``acumen.ConfigError``,
+``acumen.ConversionError``) load on first use.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from acumen.read.opening import open_dataset as open
 if TYPE_CHECKING:
     from acumen.convert import ConfigError, ConversionError, convert
     from acumen.read.many import ConcatDataset, open_many
+    from acumen.read.mixture import Mixture
     from acumen.versions.compact import compact
     from acumen.versions.concat import concat
     from acumen.versions.delete import delete
@@ -62,6 +63,7 @@ __all__ = [
     "DatasetWriteError",
     "IncompleteDatasetError",
     "ManifestError",
+    "Mixture",
     "PluginConflictError",
     "PluginLoadError",
     "PluginNotFoundError",
@@ -83,6 +85,7 @@ _LAZY = {
     "ConcatDataset": "acumen.read.many",
     "ConfigError": "acumen.convert.config",
     "ConversionError": "acumen.convert.parts",
+    "Mixture": "acumen.read.mixture",
     "concat": "acumen.versions.concat",
     "convert": "acumen.convert.run",
     "open_many": "acumen.read.many",
