@@ -87,10 +87,13 @@ class EpochSampler(Sampler[int]):
         self.rank = rank
         self.drop_last = drop_last
         self.epoch = 0
-        #: Where this epoch's pass began in the order (0, or where a resume put it).
+        #: Where this epoch's pass (or the last one) began in the order: 0, or where a
+        #: resume put it. Kept once the pass is over: the loop may still be consuming it.
         self._origin = 0
         #: This rank's samples handed out since ``_origin`` (while no live iterator runs).
         self._start = 0
+        #: Whether the last pass is over (the next one is then a whole epoch).
+        self._over = False
         #: The iterator of a local pass, its first sample and length: ``start`` follows it.
         self._live: tuple[Iterator[int], int, int] | None = None
         self._cached: tuple[Any, tuple[np.ndarray, list[int]]] | None = None
@@ -124,6 +127,8 @@ class EpochSampler(Sampler[int]):
     def _position(self) -> tuple[int, int]:
         """(origin, this rank's samples handed out since it); (0, 0) once a pass is over."""
         live = self._live
+        if self._over:
+            return 0, 0
         if live is None:
             return self._origin, self._start
         positions, first, count = live
@@ -138,16 +143,26 @@ class EpochSampler(Sampler[int]):
 
     @start.setter
     def start(self, value: int) -> None:
-        origin = self._position()[0]
+        """Where the loop stands in the current (or last) pass: the next pass starts there."""
         self._live = None
-        self._origin, self._start = origin, value
-        if value and value >= self._share(origin):
+        self._over = False
+        self._start = value
+        if value and value >= self._share(self._origin):
             self._finish()
 
-    def _finish(self) -> None:
-        """A pass is over: the next one is a whole epoch."""
+    def _begin(self) -> tuple[int, int]:
+        """A pass begins: where in the order (and this rank's samples handed out)."""
+        origin, start = self._position()
         self._live = None
-        self._origin = self._start = 0
+        self._over = False
+        self._origin, self._start = origin, start
+        return origin, start
+
+    def _finish(self) -> None:
+        """A pass is over: the next one is a whole epoch (``_origin`` stays that pass's)."""
+        self._live = None
+        self._over = True
+        self._start = 0
 
     def _share(self, origin: int, epoch: int | None = None) -> int:
         """This rank's samples in a pass that begins at ``origin``."""
@@ -167,7 +182,9 @@ class EpochSampler(Sampler[int]):
         loop that calls ``set_epoch`` after :meth:`load_state_dict` resumes there)."""
         if epoch != self.epoch:
             self.epoch = epoch
-            self._finish()
+            self._live = None
+            self._origin = self._start = 0
+            self._over = False
 
     def _rest(self) -> tuple[np.ndarray, list[int]]:
         """This rank's positions not handed out yet, and where its windows end in them."""
@@ -185,11 +202,9 @@ class EpochSampler(Sampler[int]):
         return rest, [c for c in inside if 0 < c < len(rest)]
 
     def __iter__(self) -> Iterator[int]:
-        origin, start = self._position()
+        _, start = self._begin()
         rest, inside = self._rest()
-        self._origin, self._start = origin, start
         if self._dataset is not None and len(rest):
-            self._live = None
             return self._fetched(rest, inside)
         # A list's own iterator (no Python code per sample: a loader takes millions a
         # second); ``start`` reads how far it has gone.
@@ -234,12 +249,15 @@ class EpochSampler(Sampler[int]):
         shares: ``{"epoch", "seed", "consumed", "samples", "order"}`` (a few dozen bytes).
 
         ``consumed``: the samples this rank's loop has used since the pass began (the
-        epoch's start, or the :meth:`load_state_dict` it resumed from); every rank has used
-        as many in DDP, so the state is the same on every rank. Give it: a DataLoader's
-        workers prefetch, so the sampler itself runs a few batches ahead. Without it, the
-        samples the sampler has handed out."""
-        origin, start = self._position()
-        here = start if consumed is None else int(consumed)
+        epoch's start, or the :meth:`load_state_dict` it resumed from), even when the
+        sampler has run to the pass's end ahead of the loop; every rank has used as many in
+        DDP, so the state is the same on every rank. Give it: a DataLoader's workers
+        prefetch, so the sampler itself runs a few batches ahead. Without it, the samples
+        the sampler has handed out (0 once a pass is over)."""
+        if consumed is None:
+            origin, here = self._position()
+        else:
+            origin, here = self._origin, int(consumed)
         if here < 0:
             raise ValueError(f"consumed must be 0 or more samples, got {consumed}")
         n = self._epoch_length(self.epoch)
@@ -283,7 +301,7 @@ class EpochSampler(Sampler[int]):
             raise ValueError(f"the state's consumed={consumed} is not in [0, {n}]")
         self.epoch = epoch
         self._live = None
-        self._origin, self._start = consumed, 0
+        self._origin, self._start, self._over = consumed, 0, False
 
     def _describe(self) -> str:
         return ", ".join(f"{v}" for v in self._settings())
@@ -307,10 +325,8 @@ class ChunkBatches(Sampler[np.ndarray]):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         sampler, size = self.sampler, self.batch_size
-        origin, first = sampler._position()
+        _, first = sampler._begin()
         rest, inside = sampler._rest()
-        sampler._live = None
-        sampler._origin, sampler._start = origin, first
         if sampler._dataset is not None:  # prefetching: each block once its bytes are here
             held: list[np.ndarray] = []
             count = 0
