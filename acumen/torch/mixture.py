@@ -159,12 +159,11 @@ class MixtureSampler(EpochSampler):
         mixture = self.mixture
         starts, lengths = mixture.starts, mixture.lengths
         order = np.empty(len(draws), np.int64)
-        by_source = np.argsort(draws, kind="stable")
-        counts = np.bincount(draws, minlength=len(lengths))
-        bounds = np.concatenate([[0], np.cumsum(counts)])
         cuts = []
-        for k, n in enumerate(lengths.tolist()):
-            at = by_source[bounds[k] : bounds[k + 1]]  # source k's draws, in the epoch's order
+        for k, (n, at) in enumerate(
+            zip(lengths.tolist(), by_source(draws, len(lengths)), strict=True)
+        ):
+            # at: source k's draws, in the epoch's order
             if not len(at):
                 continue
             ids = self.chunk_ids[starts[k] : starts[k] + n]
@@ -201,7 +200,6 @@ def draw_sources(
     lengths = np.asarray(lengths, np.int64)
     weights = np.asarray(weights, np.float64)
     sources = len(lengths)
-    dtype = np.int16 if sources < 1 << 15 else np.int32
     taken = np.zeros(sources, np.int64)
     active = lengths > 0
     targets = np.ones(sources, bool)
@@ -213,56 +211,67 @@ def draw_sources(
     while active.any():
         picked = np.flatnonzero(active)
         chances = weights[picked] / weights[picked].sum()
-        pending = targets & (taken < lengths)  # sources still to be read through
+        left = lengths - taken
+        pending = targets & (left > 0)  # sources still to be read through
+        share = np.zeros(sources)
+        share[picked] = chances
         if num_samples is not None:
             size = num_samples - total
         else:
-            share = np.zeros(sources)
-            share[picked] = chances
-            expected = (lengths - taken)[pending] / share[pending]
-            need = expected.max() if until == "all" else expected.min()
-            size = int(need * 1.05) + 64
+            expected = left[pending] / share[pending]
+            size = int((expected.max() if until == "all" else expected.min()) * 1.05) + 64
+        if not replacement:  # the block is cut where the first source runs out
+            size = min(size, int((left[picked] / chances).min() * 1.05) + 64)
         if size <= 0:
             break
-        edges = np.cumsum(chances)
-        edges[-1] = 1.0
-        draws = picked[np.searchsorted(edges, rng.random(size), side="right")].astype(dtype)
-        seen = _occurrences(draws, sources) + taken[draws]
+        draws = _pick(rng.random(size), picked, chances)
+        groups = by_source(draws, sources)
         cut, finished = size, num_samples is not None
         if not replacement:
-            over = np.flatnonzero(seen >= lengths[draws])
-            if len(over):
-                cut, finished = int(over[0]), False
+            for k in picked.tolist():
+                if len(groups[k]) > left[k] and groups[k][left[k]] < cut:
+                    cut, finished = int(groups[k][left[k]]), False
         if num_samples is None:
-            through = (seen == lengths[draws] - 1) & pending[draws]  # a first pass's last
-            hits = np.flatnonzero(through)
+            # where each source still to be read through takes its last sample
+            through = [
+                int(groups[k][left[k] - 1])
+                for k in np.flatnonzero(pending).tolist()
+                if len(groups[k]) >= left[k]
+            ]
             end = None
-            if until == "all":
-                firsts = {}
-                for at in hits.tolist():
-                    firsts.setdefault(int(draws[at]), at)
-                if len(firsts) == int(pending.sum()):
-                    end = max(firsts.values()) + 1
-            elif len(hits):
-                end = int(hits[0]) + 1
+            if until == "all" and len(through) == int(pending.sum()):
+                end = max(through) + 1
+            elif until != "all" and through:
+                end = min(through) + 1
             if end is not None and end <= cut:
                 cut, finished = end, True
-        kept = draws[:cut]
-        pieces.append(kept)
+        pieces.append(draws[:cut])
         total += cut
-        taken += np.bincount(kept, minlength=sources)
+        taken += [int(np.searchsorted(group, cut)) for group in groups]
         if not replacement:
             active &= taken < lengths
         if finished:
             break
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype)
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
 
 
-def _occurrences(draws: np.ndarray, sources: int) -> np.ndarray:
-    """For each draw, how many draws of its source came before it in ``draws``."""
+def _pick(uniform: np.ndarray, picked: np.ndarray, chances: np.ndarray) -> np.ndarray:
+    """The source of each draw: ``picked[j]`` where ``uniform`` falls in its share."""
+    edges = np.cumsum(chances)[:-1]
+    dtype = np.int16 if len(picked) < 1 << 15 else np.int32
+    if len(edges) <= 16:  # a few comparisons beat a binary search per draw
+        slot = np.zeros(len(uniform), dtype)
+        for edge in edges.tolist():
+            slot += uniform >= edge
+    else:
+        slot = np.searchsorted(edges, uniform, side="right").astype(dtype)
+    return picked.astype(dtype)[slot]
+
+
+def by_source(draws: np.ndarray, sources: int) -> list[np.ndarray]:
+    """For each source, the indices of its draws in ``draws``, in order."""
+    if sources <= 16:
+        return [np.flatnonzero(draws == k) for k in range(sources)]
     order = np.argsort(draws, kind="stable")
-    counts = np.bincount(draws, minlength=sources)
-    firsts = np.repeat(np.cumsum(counts) - counts, counts)
-    seen = np.empty(len(draws), np.int64)
-    seen[order] = np.arange(len(draws)) - firsts
-    return seen
+    bounds = np.cumsum(np.bincount(draws, minlength=sources))[:-1]
+    return np.split(order, bounds)

@@ -193,11 +193,12 @@ class EpochSampler(Sampler[int]):
         origin, start = self._position()
         world = self.num_replicas
         end = origin + self._share(origin) * world
-        if end > n and n:
-            order = np.resize(order, end)  # padded with the order's first samples again
-            cuts = [*cuts, n]
         first = origin + start * world + self.rank
         rest = order[first:end:world]
+        if end > n and n:  # padded with the order's first samples again
+            padding = np.arange(first + max(0, -(-(n - first) // world)) * world, end, world)
+            rest = np.concatenate([rest, order[padding % n]])
+            cuts = [*cuts, n]
         inside = [-(-(c - first) // world) for c in cuts if first < c < end]
         return rest, [c for c in inside if 0 < c < len(rest)]
 
