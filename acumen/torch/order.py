@@ -286,7 +286,7 @@ class EpochSampler(Sampler[int]):
         if "consumed" in state:
             consumed = int(state["consumed"])
         elif "start" in state and self.num_replicas == 1:
-            consumed = int(state["start"])  # saved before acumen 0.x: one rank's position
+            consumed = int(state["start"])  # saved by an earlier version: one rank's place
         else:
             raise ValueError(
                 "the state has no 'consumed' (a state saved with 'start' gave one rank's "
