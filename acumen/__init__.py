@@ -8,8 +8,8 @@
 
 ``import acumen`` stays light (every DataLoader worker pays for it): what only writes
 (``acumen.Writer``, ``acumen.split_into_chunks``, ``acumen.concat``), ``acumen.open_many``,
-``acumen.shuffle_report`` and conversion (``acumen.convert``, ``acumen.ConfigError``,
-``acumen.ConversionError``) load on first use.
+``acumen.Mixture``, ``acumen.shuffle_report``, ``acumen.chunk_shuffle_order`` and conversion
+(``acumen.convert``, ``acumen.ConfigError``, ``acumen.ConversionError``) load on first use.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from acumen.read.opening import open_dataset as open
 if TYPE_CHECKING:
     from acumen.convert import ConfigError, ConversionError, convert
     from acumen.read.many import ConcatDataset, open_many
+    from acumen.read.mixture import Mixture
     from acumen.read.order import chunk_shuffle_order
     from acumen.read.shuffle_report import ShuffleReport, shuffle_report
     from acumen.versions.compact import compact
@@ -64,6 +65,7 @@ __all__ = [
     "DatasetWriteError",
     "IncompleteDatasetError",
     "ManifestError",
+    "Mixture",
     "PluginConflictError",
     "PluginLoadError",
     "PluginNotFoundError",
@@ -89,6 +91,7 @@ _LAZY = {
     "ConfigError": "acumen.convert.config",
     "ConversionError": "acumen.convert.parts",
     "chunk_shuffle_order": "acumen.read.order",
+    "Mixture": "acumen.read.mixture",
     "concat": "acumen.versions.concat",
     "convert": "acumen.convert.run",
     "open_many": "acumen.read.many",

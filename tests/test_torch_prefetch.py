@@ -183,7 +183,7 @@ def test_batches_of_a_prefetching_sampler_cut_its_order_and_resume(
         taken.append(batch)
         if len(taken) == 3:
             break
-    assert sampler.state_dict()["start"] == 48
+    assert sampler.state_dict()["consumed"] == 48
     resumed = ChunkShuffleSampler(remote, window=2, seed=3)
     resumed.load_state_dict(sampler.state_dict())
     rest = list(resumed.batches(16, drop_last=True))

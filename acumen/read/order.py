@@ -11,6 +11,7 @@ order=...)`` for JAX or numpy).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def chunk_window_order(
-    chunk_ids: np.ndarray, window: int, seed: int, epoch: int = 0
+    chunk_ids: np.ndarray, window: int, seed: int | Sequence[int], epoch: int = 0
 ) -> tuple[np.ndarray, list[int]]:
     """Every sample's position in the order of epoch ``epoch``, and where each window ends.
 
@@ -28,13 +29,14 @@ def chunk_window_order(
     chunks, and the samples of each window shuffled among themselves: a reader then holds
     only one window of chunk files at a time. A window of every chunk is a full shuffle (a
     uniform random permutation). The order is a pure function of (``chunk_ids``,
-    ``window``, ``seed``, ``epoch``).
+    ``window``, ``seed``, ``epoch``). ``seed`` may be several numbers (a mixture gives each
+    source and pass its own order: ``(seed, epoch, 1, source)``, the pass as ``epoch``).
     """
     if window < 1:
         raise ValueError(f"window must be at least 1 chunk, got {window}")
     chunk_ids = np.asarray(chunk_ids)
     n = len(chunk_ids)
-    rng = np.random.default_rng([seed, epoch])
+    rng = np.random.default_rng([*(seed if isinstance(seed, Sequence) else [seed]), epoch])
     if n == 0:
         rng.permutation(0)
         return np.zeros(0, np.int64), []
@@ -66,7 +68,8 @@ def chunk_shuffle_order(
     """One epoch's positions in a chunk-local shuffled order, for ``ds.batches(order=...)``
     in a loop without torch: the order ``ChunkShuffleSampler(dataset, seed=seed,
     window=window)`` hands out in ``epoch`` on one rank, a function of ``(seed, epoch)``
-    alone. Split it between processes yourself (e.g. equal contiguous shares)."""
+    alone. Split it between processes yourself: strided (process ``r`` of ``world`` takes
+    ``order[r::world]``) as the samplers do, so that a run resumes on any number of them."""
     table = getattr(dataset, "table", None)
     if table is None:
         raise TypeError(

@@ -17,9 +17,10 @@ Needs torch (``pip install torch``, or acumen's ``torch`` extra)::
         for x, y in loader:
             ...
 
-``DataLoader(data, batch_size=256, sampler=sampler)`` works as well (``__getitems__``
-reads each batch at once and hands out its samples for the DataLoader's collate; with
-``collate_fn=acumen.torch.collate`` the batch comes back with no stacking). A
+Several datasets mixed by weight: ``MixtureSampler(acumen.Mixture([a, b], weights=[3, 1]))``
+(docs/training.md). ``DataLoader(data, batch_size=256, sampler=sampler)`` works as well
+(``__getitems__`` reads each batch at once and hands out its samples for the DataLoader's
+collate; with ``collate_fn=acumen.torch.collate`` the batch comes back with no stacking). A
 ``TorchDataset`` pickles as the dataset's index and configuration, and each worker reopens
 the files lazily: safe under fork, spawn and forkserver.
 """
@@ -27,6 +28,14 @@ the files lazily: safe under fork, spawn and forkserver.
 from acumen.torch.batch import Padded, collate
 from acumen.torch.dataset import TorchDataset
 from acumen.torch.loader import BatchLoader
+from acumen.torch.mixture import MixtureSampler
 from acumen.torch.sampler import ChunkShuffleSampler
 
-__all__ = ["BatchLoader", "ChunkShuffleSampler", "Padded", "TorchDataset", "collate"]
+__all__ = [
+    "BatchLoader",
+    "ChunkShuffleSampler",
+    "MixtureSampler",
+    "Padded",
+    "TorchDataset",
+    "collate",
+]

@@ -28,7 +28,7 @@ import torch
 from acumen.read.dataset import Dataset
 from acumen.torch.batch import Padded
 from acumen.torch.dataset import TorchDataset
-from acumen.torch.sampler import ChunkShuffleSampler
+from acumen.torch.order import EpochSampler
 
 #: Threads by default for batches of TASK_BYTES or more: measured on 2 cores
 #: (docs/benchmarks.md, issue 15), two threads gather images faster than one; smaller
@@ -126,8 +126,8 @@ class BatchLoader:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             if not finished and hasattr(sampler, "start"):
-                # Resume at the first sample not yielded (0: the pass was over).
-                sampler.start = self._at if self._at < len(sampler) else 0  # type: ignore
+                # Resume at the first sample not yielded (all of them: the next pass is whole).
+                sampler.start = self._at  # type: ignore[attr-defined]
             self._at = None
 
     def _orders(self) -> Iterator[np.ndarray]:
@@ -139,7 +139,7 @@ class BatchLoader:
             for start in range(0, stop, size):
                 yield np.arange(start, min(start + size, n))
             return
-        if isinstance(self.sampler, ChunkShuffleSampler):  # cuts its order in arrays itself
+        if isinstance(self.sampler, EpochSampler):  # cuts its order in arrays itself
             yield from self.sampler.batches(size, self.drop_last)
             return
         order = iter(self.sampler)
