@@ -8,10 +8,10 @@ dataset of the same samples, and the resume state of an epoch at 10 M samples.
    batches of 256: ``ChunkShuffleSampler(one)`` against ``MixtureSampler(Mixture(three,
    weights=[2, 1, 1]), until="all")`` (every sample once, each source in its own windows):
    ``read_batch`` into one array per batch on this thread, and through ``BatchLoader``
-   (the order's planning included); with ``window=4`` for the dataset and for each source
-   (the mixture then reads from 3 windows at once), and with as many chunks a batch
-   (``window=3`` against ``window=1`` per source). Target: the mixture's per-batch cost
-   <= 1.10 x the one dataset's.
+   (the order's planning included); with ``window=4`` for both (the default: the mixture's 4
+   chunks shared among its sources by weight, 2 / 1 / 1), and with ``window=[4, 4, 4]``
+   (4 chunks for each source: the mixture reads 3 windows at once). Target: the mixture's
+   per-batch cost <= 1.10 x the one dataset's.
 2. Resuming at ``--huge`` samples (10 M by default): datasets of that many samples (an index
    written directly, sparse chunk files: no payload), the state's size in bytes (JSON) and
    the time to resume (a new sampler, ``load_state_dict`` of a state in the middle of the
@@ -99,14 +99,14 @@ def reading(root: Path, n: int, repeats: int) -> None:
     def single(window: int) -> ChunkShuffleSampler:
         return ChunkShuffleSampler(one, window=window, seed=0)
 
-    def mixed(window: int) -> MixtureSampler:
+    def mixed(window: int | list[int]) -> MixtureSampler:
         return MixtureSampler(mix, window=window, seed=0, until="all")
 
     assert len(mixed(4)) == len(single(4)) == n
     cases = (
-        ("read_batch, window 4 (per source)", read_epoch, single(4), mixed(4)),
-        ("read_batch, 3 chunks a batch: 3 / 1", read_epoch, single(3), mixed(1)),
-        ("BatchLoader, window 4 (per source)", loader_epoch, single(4), mixed(4)),
+        ("read_batch, window 4", read_epoch, single(4), mixed(4)),
+        ("BatchLoader, window 4", loader_epoch, single(4), mixed(4)),
+        ("read_batch, window 4 for each source", read_epoch, single(4), mixed([4, 4, 4])),
     )
     print(
         f"\n{'reading an epoch, batches of 256':36} {'one':>7} {'mixture':>8} {'chunks':>11}"

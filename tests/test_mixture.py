@@ -108,6 +108,8 @@ def test_sampler_settings_are_checked(mixture: acumen.Mixture) -> None:
         MixtureSampler(mixture, until=3)
     with pytest.raises(ValueError, match="window must be at least 1"):
         MixtureSampler(mixture, window=0)
+    with pytest.raises(ValueError, match=r"one per source \(3 whole numbers"):
+        MixtureSampler(mixture, window=[2, 2])
     with pytest.raises(ValueError, match="rank 2 is not in"):
         MixtureSampler(mixture, num_replicas=2, rank=2)
 
@@ -135,7 +137,7 @@ def test_draws_are_deterministic_and_in_the_weights_proportions(mixture) -> None
 
 def test_each_source_is_read_in_chunk_windows(mixture) -> None:
     window, batch = 2, 16
-    sampler = MixtureSampler(mixture, seed=1, window=window, num_samples=2000, replacement=True)
+    sampler = MixtureSampler(mixture, seed=1, window=[2, 2, 2], num_samples=2000, replacement=True)
     order = sampler.epoch_order()
     chunks = mixture.table.chunk_ids[order]
     sources = sources_of(mixture, order)
@@ -149,6 +151,20 @@ def test_each_source_is_read_in_chunk_windows(mixture) -> None:
     # A full shuffle of the mixture would touch about a chunk per sample.
     spread = np.random.default_rng(0).permutation(len(mixture))[:batch]
     assert len(set(mixture.table.chunk_ids[spread].tolist())) > 10
+
+
+def test_the_window_is_shared_among_the_sources_by_weight(mixture) -> None:
+    """``window`` is what the mixture holds at once, as for one dataset (weights 2:1:1)."""
+    assert MixtureSampler(mixture, window=8).windows == [4, 2, 2]
+    assert MixtureSampler(mixture, window=4).windows == [2, 1, 1]
+    assert MixtureSampler(mixture, window=1).windows == [1, 1, 1]  # at least one each
+    assert MixtureSampler(mixture, window=[3, 1, 2]).windows == [3, 1, 2]
+    batch = 16
+    order = MixtureSampler(mixture, seed=3, window=4, until="all").epoch_order()
+    chunks = mixture.table.chunk_ids[order]
+    touched = [len(set(chunks[at : at + batch].tolist())) for at in range(0, len(order), batch)]
+    # 4 chunks' windows in all: a batch touches about as many chunks as one dataset's would
+    assert np.mean(touched) <= 4 + 3
 
 
 def test_an_epoch_ends_where_the_settings_say(mixture) -> None:

@@ -4,9 +4,11 @@ source read in its own chunk-window order.
 An epoch is a sequence of draws. Each draw picks a source at random by weight (among the
 sources that can still be drawn from), and takes that source's next sample in the source's
 own order: the chunk-window shuffle :class:`~acumen.torch.ChunkShuffleSampler` makes of it
-(chunk order shuffled, samples shuffled within ``window`` chunks), consumed in order. So at
-any time a source is read from one window of its chunks (two at a window's edge), and the
-mixture from one window per source.
+(chunk order shuffled, samples shuffled within a window of its chunks), consumed in order.
+So at any time a source is read from one window of its chunks (two at a window's edge).
+``window`` is what the mixture holds at once, as for one dataset: its chunks are shared
+among the sources by weight (each at least one), so a mixture reads about as many chunk
+files a batch as one dataset with the same ``window`` (a list gives each source its own).
 
 When a source's order runs out: with ``replacement=False`` it is not drawn from again (the
 others share its weight, in their proportions); with ``replacement=True`` it starts over in
@@ -20,6 +22,7 @@ and resumes from a position in it (:mod:`acumen.torch.order`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -58,7 +61,8 @@ class MixtureSampler(EpochSampler):
     (an index; ``"first"``: the first source, ``"all"``: every source) has been read through.
     ``replacement``: whether a source that runs out starts over in a new order (True) or is
     drawn from no more (False; then ``num_samples`` may not exceed the mixture's length).
-    ``window``: chunks per window of each source's order. ``seed`` and :meth:`set_epoch`
+    ``window``: the chunks read at once, shared among the sources by weight (at least one
+    each: :attr:`windows`), or a list of each source's window. ``seed`` and :meth:`set_epoch`
     decide the order; ``num_replicas``/``rank`` split it strided into DDP shares of equal
     length (padded with the order's first samples, or cut with ``drop_last``);
     :meth:`state_dict`/:meth:`load_state_dict` resume on any number of ranks and workers.
@@ -74,16 +78,16 @@ class MixtureSampler(EpochSampler):
         num_samples: int | None = None,
         until: int | str | None = None,
         replacement: bool = False,
-        window: int = 4,
+        window: int | Sequence[int] = 4,
         num_replicas: int | None = None,
         rank: int | None = None,
         drop_last: bool = False,
         prefetch: int = AHEAD_BYTES,
     ) -> None:
         dataset = _mixture_of(mixture)
-        if window < 1:
-            raise ValueError(f"window must be at least 1 chunk, got {window}")
         sources = len(dataset.weights)
+        #: Each source's window: chunks of its order shuffled together.
+        self.windows = source_windows(window, dataset.weights)
         if num_samples is not None:
             if until is not None:
                 raise ValueError(
@@ -123,7 +127,7 @@ class MixtureSampler(EpochSampler):
         self.num_samples = None if num_samples is None else int(num_samples)
         self.until = until if isinstance(until, (str, type(None))) else int(until)
         self.replacement = bool(replacement)
-        self.window = window
+        self.window = window if isinstance(window, int) else sum(self.windows)
 
     def _settings(self) -> tuple:
         return (
@@ -133,7 +137,7 @@ class MixtureSampler(EpochSampler):
             f"num_samples={self.num_samples}",
             f"until={self.until!r}",
             f"replacement={self.replacement}",
-            f"window={self.window}",
+            f"windows={self.windows}",
         )
 
     def _epoch_length(self, epoch: int) -> int:
@@ -171,7 +175,7 @@ class MixtureSampler(EpochSampler):
             pieces, ends, done = [], [], 0
             for passes in range(-(-len(at) // n)):
                 seeds = (self.seed, epoch, 1, k)  # each source and pass its own order
-                positions, window_ends = chunk_window_order(ids, self.window, seeds, passes)
+                positions, window_ends = chunk_window_order(ids, self.windows[k], seeds, passes)
                 take = min(n, len(at) - done)
                 pieces.append(positions[:take] + starts[k])
                 ends += [done + c for c in window_ends if c <= take]
@@ -184,6 +188,24 @@ class MixtureSampler(EpochSampler):
 
     def __repr__(self) -> str:
         return f"<acumen.torch.MixtureSampler {', '.join(self._settings())}, seed={self.seed}>"
+
+
+def source_windows(window: int | Sequence[int], weights: Sequence[float]) -> list[int]:
+    """Each source's window: ``window`` chunks shared by weight (at least one each), or the
+    list given, one per source."""
+    if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
+        if window < 1:
+            raise ValueError(f"window must be at least 1 chunk, got {window}")
+        return [max(1, round(window * weight)) for weight in weights]
+    given = list(window)
+    if len(given) != len(weights) or not all(
+        isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1 for w in given
+    ):
+        raise ValueError(
+            f"window must be a number of chunks, or one per source ({len(weights)} whole "
+            f"numbers of at least 1), got {window!r}"
+        )
+    return [int(w) for w in given]
 
 
 def draw_sources(
