@@ -41,9 +41,9 @@ class Codec(Plugin, ABC):
     dataset its dtype). It must return exactly that many bytes or raise
     :class:`acumen.errors.CorruptDatasetError`; never allocate more than that, so a hostile
     payload cannot exhaust memory. ``decoded_size`` comes from the index, which may be
-    hostile too (2**40, 2**64): refuse a size the payload cannot hold (the format's largest
-    ratio, the size its header records) before allocating it. The conformance kit checks
-    both (``acumen.testing.CodecTests``).
+    hostile too (``2**40``, ``2**64``): refuse a size the payload cannot hold (the format's
+    largest ratio, the size its header records) before allocating it. The conformance kit
+    checks both (``acumen.testing.CodecTests``).
     """
 
     #: True when payloads are the sample bytes themselves, so readers may skip ``decode``
