@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean dist docs serve-docs
 
 PLUGINS := plugins/acumen-image plugins/acumen-blosc2
 
@@ -25,14 +25,27 @@ demo: $(STAMP)
 
 # The core suite, then each plugin's own suite (its own pytest settings), as its users would.
 test: $(STAMP)
-	$(BIN)/ruff check acumen tests benchmarks plugins
-	$(BIN)/ruff format --check acumen tests benchmarks plugins
+	$(BIN)/ruff check acumen tests benchmarks plugins docs/hooks.py
+	$(BIN)/ruff format --check acumen tests benchmarks plugins docs/hooks.py
 	$(foreach p,$(PLUGINS),$(BIN)/python -m pytest -p no:cacheprovider -q $(p)/tests &&) true
 	$(BIN)/python -m pytest -p no:cacheprovider -n auto
 
+# A release: the wheel and the sdist in dist/, checked as a package index checks them.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# The docs site into site/; a broken link, anchor or API reference is an error.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+
+serve-docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs serve
+
 lint: $(STAMP)
-	$(BIN)/ruff check --fix acumen tests benchmarks plugins
-	$(BIN)/ruff format acumen tests benchmarks plugins
+	$(BIN)/ruff check --fix acumen tests benchmarks plugins docs/hooks.py
+	$(BIN)/ruff format acumen tests benchmarks plugins docs/hooks.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis dist site *.egg-info
