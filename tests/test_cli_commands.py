@@ -309,3 +309,23 @@ def test_zsh_completion(capsys) -> None:
     if shutil.which("zsh"):
         checked = subprocess.run(["zsh", "-n"], input=script, capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
+
+
+def test_a_bug_is_one_line_that_points_to_debug(plain: Path, monkeypatch, capsys) -> None:
+    from acumen.commands import head
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(head, "index_rows", broken)
+    assert output(capsys, "head", str(plain), status=1) == (
+        "acumen: error: unexpected RuntimeError: boom "
+        "(run `acumen --debug head ...` for the traceback)\n"
+    )
+
+
+def test_ctrl_c_during_verify_says_nothing_changed() -> None:
+    import argparse
+
+    said = cli._after_interrupt(argparse.Namespace(command="verify", path="ds"))
+    assert said == "; verify only reads, nothing changed: run it again (acumen verify ds)"

@@ -149,13 +149,14 @@ def _chunks_text(chunks: dict[str, Any]) -> str:
     text = f"{count:,} file{'s' if count != 1 else ''}"
     if count:
         low, high = chunks["min_bytes"], chunks["max_bytes"]
+        each = " each" if count > 1 else ""
         if low == high:
-            text += f", {size_text(low)} each"
+            text += f", {size_text(low)}{each}"
         else:
             median = size_text(chunks["median_bytes"])
             text += f", {size_text(low)} to {size_text(high)} (median {median})"
         few, most = chunks["min_samples"], chunks["max_samples"]
-        text += f", {few:,}{f' to {most:,}' if most != few else ''} samples each"
+        text += f", {few:,}{f' to {most:,}' if most != few else ''} samples{each}"
     if chunks["target_bytes"]:
         text += f"; target {size_text(chunks['target_bytes'])}"
     return text
