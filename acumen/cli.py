@@ -5,45 +5,86 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from acumen.cli_options import add_remote_options, check_used, for_path
 from acumen.cli_options import positive_count as _count
+from acumen.commands import completion, head, info, show
 from acumen.commands import shuffle_report as shuffle_command
+from acumen.commands.parser import Parser, version_text
 from acumen.errors import AcumenError, quote
-from acumen.format.checksums import sealed
 from acumen.format.layout import WRITING_MARKER
 from acumen.versions import commands as version_commands
 
 #: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
+#: Set to 1 for the traceback of an error, as ``--debug`` does.
+DEBUG_ENVIRONMENT = "ACUMEN_DEBUG"
+#: Subcommands in modules of their own: each has ``add_parsers``, ``NAMES`` and ``run``.
+COMMAND_MODULES = (info, head, show, version_commands, shuffle_command)
 
 
 class UsageError(AcumenError, ValueError):
     """A command's arguments cannot work together (a level for a codec that has none)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line on stderr, like every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"acumen: error: {message} (see `{self.prog} --help`)\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every error a user can cause is one line on stderr and exit 1
-    (2 for a usage mistake, 130 for Ctrl-C), never a traceback."""
-    parser = _Parser(prog="acumen", description=__doc__)
+    (2 for a usage mistake, 130 for Ctrl-C), never a traceback (``--debug`` or
+    ``$ACUMEN_DEBUG=1`` print it)."""
+    parser = build_parser()
+    parser.argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENVIRONMENT, "") not in ("", "0")
+    try:
+        return _run(args, parser)
+    except BrokenPipeError:  # `acumen head ... | head -3`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (AcumenError, OSError, ValueError) as error:
+        # OSError: a file the system will not read; ValueError: a value the user gave (a
+        # setting a plugin's constructor refuses, a value in a config).
+        if debug:
+            traceback.print_exc()
+        print(f"acumen: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"acumen: interrupted{_after_interrupt(args)}", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as error:  # a bug: still one line, and how to see more
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else f" (run `acumen --debug {args.command} ...` for the traceback)"
+        print(
+            f"acumen: error: unexpected {type(error).__name__}: {_one_line(error)}{hint}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def build_parser() -> Parser:
+    """The ``acumen`` command's parser, every subcommand included."""
+    parser = Parser(prog="acumen", description=__doc__)
+    parser.add_argument("-V", "--version", action="version", version=version_text())
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"print the traceback of an error (also ${DEBUG_ENVIRONMENT}=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="convert a generated dataset and read it back")
     demo.add_argument("--samples", type=_count, default=20_000)
     demo.add_argument("--output", help="keep the datasets in this folder")
-    info = commands.add_parser("info", help="describe a dataset")
-    info.add_argument("path", help="a folder or a URL (s3://, gs://, https://...)")
-    add_remote_options(info)
+    info.add_parsers(commands)
+    head.add_parsers(commands)
+    show.add_parsers(commands)
     commands.add_parser("plugins", help="list installed plugins")
     verify = commands.add_parser(
         "verify", help="check every chunk against its checksum and every sample decodes"
@@ -110,70 +151,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_remote_options(clean)
     version_commands.add_parsers(commands)
     shuffle_command.add_parsers(commands)
-    args = parser.parse_args(argv)
-    try:
-        if args.command in version_commands.NAMES:
-            return version_commands.run(args)
-        if args.command in shuffle_command.NAMES:
-            return shuffle_command.run(args)
-        if args.command == "demo":
-            from acumen.demo import run
+    completion.add_parsers(commands)
+    return parser
 
-            run(args.samples, args.output)
-        elif args.command == "info":
-            check_used(args, args.path)
-            _info(args.path, for_path(args, args.path))
-        elif args.command == "plugins":
-            _plugins()
-        elif args.command == "recode":
-            _recode(args)
-        elif args.command == "verify":
-            from acumen.verify import verify as run_verify
 
-            check_used(args, args.path)
-            options = {"dtype": args.dtype} if args.dtype else {}
-            if args.gzip:
-                options["use_gzip"] = True
-            options.update(for_path(args, args.path))
-            versions: list[int | None] = [args.version]
-            if args.all_versions:
-                from acumen.versions.history import history
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the subcommand ``args`` names; the exit status."""
+    for module in COMMAND_MODULES:
+        if args.command in module.NAMES:
+            return module.run(args)
+    if args.command in completion.NAMES:
+        return completion.run(args, parser)
+    if args.command == "demo":
+        from acumen.demo import run
 
-                versions = [entry.version for entry in history(args.path)]
-            ok = True
-            for version in versions:
-                chosen = {"version": version} if version is not None else {}
-                report = run_verify(
-                    args.path, jobs=args.jobs, samples=not args.chunks_only, **options, **chosen
-                )
-                print(f"version {version}: {report}" if len(versions) > 1 else report)
-                ok = ok and report.ok
-            return 0 if ok else 1
-        elif args.command == "convert":
-            from acumen.cli_options import convert_config
-            from acumen.convert import check, convert
-            from acumen.convert.config import load_config
+        run(args.samples, args.output)
+    elif args.command == "plugins":
+        _plugins()
+    elif args.command == "recode":
+        _recode(args)
+    elif args.command == "verify":
+        from acumen.verify import verify as run_verify
 
-            progress = False if args.no_progress else None
-            config = convert_config(load_config(args.config), args)
-            if args.check:
-                checked = check(config, progress=progress)
-                print(checked)
-                return 0 if checked.ok else 1
-            print(convert(config, progress=progress))
-        elif args.command == "clean":
-            from acumen.clean import clean
-            from acumen.cli_options import storage_options
+        check_used(args, args.path)
+        options = {"dtype": args.dtype} if args.dtype else {}
+        if args.gzip:
+            options["use_gzip"] = True
+        options.update(for_path(args, args.path))
+        versions: list[int | None] = [args.version]
+        if args.all_versions:
+            from acumen.versions.history import history
 
-            print(clean(args.url, storage_options=storage_options(args), dry_run=args.dry_run))
-    except (AcumenError, OSError, ValueError) as error:
-        # OSError: a file the system will not read; ValueError: a value the user gave (a
-        # setting a plugin's constructor refuses, a value in a config).
-        print(f"acumen: error: {_one_line(error)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"acumen: interrupted{_after_interrupt(args)}", file=sys.stderr)
-        return INTERRUPTED
+            versions = [entry.version for entry in history(args.path)]
+        ok = True
+        for version in versions:
+            chosen = {"version": version} if version is not None else {}
+            report = run_verify(
+                args.path, jobs=args.jobs, samples=not args.chunks_only, **options, **chosen
+            )
+            print(f"version {version}: {report}" if len(versions) > 1 else report)
+            ok = ok and report.ok
+        return 0 if ok else 1
+    elif args.command == "convert":
+        from acumen.cli_options import convert_config
+        from acumen.convert import check, convert
+        from acumen.convert.config import load_config
+
+        progress = False if args.no_progress else None
+        config = convert_config(load_config(args.config), args)
+        if args.check:
+            checked = check(config, progress=progress)
+            print(checked)
+            return 0 if checked.ok else 1
+        print(convert(config, progress=progress))
+    elif args.command == "clean":
+        from acumen.clean import clean
+        from acumen.cli_options import storage_options
+
+        print(clean(args.url, storage_options=storage_options(args), dry_run=args.dry_run))
     return 0
 
 
@@ -191,6 +226,8 @@ def _after_interrupt(args: argparse.Namespace) -> str:
         )
     if args.command == "clean":
         return f"; run it again (acumen clean {args.url}) to remove what is left"
+    if args.command == "verify":
+        return f"; verify only reads, nothing changed: run it again (acumen verify {args.path})"
     if args.command == "recode" and (Path(args.destination) / WRITING_MARKER).exists():
         return f"; {args.destination} is left incomplete: remove it before recoding again"
     return ""
@@ -352,17 +389,6 @@ def _checked(option: str, make: Any, spec: str | dict[str, Any]) -> None:
     except (TypeError, ValueError) as error:
         shown = spec if isinstance(spec, str) else json.dumps(spec)
         raise UsageError(f"{option} {shown}: {error}") from None
-
-
-def _info(path: str, options: dict[str, Any]) -> None:
-    import acumen
-
-    with acumen.open(path, **options) as ds:
-        print(repr(ds))
-        if ds.manifest is not None:
-            print(json.dumps(sealed(ds.manifest.to_json()), indent=1, ensure_ascii=False))
-        else:
-            print("original acumenindexer dataset (no manifest)")
 
 
 def _plugins() -> None:

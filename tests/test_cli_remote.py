@@ -98,6 +98,7 @@ def test_info_takes_options_from_the_environment_and_never_prints_them(
     assert main(["info", url, "--cache", str(tmp_path / "c")]) == 0
     out = capsys.readouterr()
     assert f"{len(ARRAYS)}" in out.out and SECRET not in out.out + out.err
+    assert "of chunk files (as the manifest lists them)" in out.out  # no listing of the store
     # A flag wins over the environment, key by key: a wrong endpoint fails, naming the URL.
     monkeypatch.setenv("ACUMEN_REMOTE_BACKOFF", "0.001")
     assert main(["info", url, "--storage-option", "endpoint_url=http://127.0.0.1:9"]) == 1

@@ -62,8 +62,8 @@ def _sections(output: str) -> dict[str, list[str]]:
 # info
 
 
-def test_info_on_acumen_dataset(small_dataset, capsys) -> None:
-    assert cli.main(["info", str(small_dataset)]) == 0
+def test_info_manifest_on_acumen_dataset(small_dataset, capsys) -> None:
+    assert cli.main(["info", str(small_dataset), "--manifest"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
     first, _, rest = out.partition("\n")

@@ -16,7 +16,7 @@ from typing import Any
 
 from acumen import plugins
 from acumen.convert.source_checks import check_rows_and_shards
-from acumen.errors import AcumenError
+from acumen.errors import AcumenError, did_you_mean
 from acumen.files.cache_dir import url_folder
 from acumen.files.remote import is_url, local_path
 
@@ -214,9 +214,11 @@ class _Checker:
             raise self.fail(name, f"must be a table of settings, got {value!r}")
         unknown = sorted(set(value) - _SECTIONS[name])
         if unknown:
+            guess = did_you_mean(unknown[0], _SECTIONS[name])
             raise self.fail(
                 f"{name}.{unknown[0]}",
-                f"is not a setting; allowed: {', '.join(sorted(_SECTIONS[name]))}",
+                f"is not a setting; {guess + ' ' if guess else ''}"
+                f"allowed: {', '.join(sorted(_SECTIONS[name]))}",
             )
         return value
 
@@ -234,8 +236,11 @@ class _Checker:
     def choice(self, section: dict, prefix: str, key: str, allowed: tuple, default: str) -> str:
         value = section.get(key, default)
         if value not in allowed:
+            guess = did_you_mean(value, allowed)
             raise self.fail(
-                f"{prefix}.{key}", f"must be one of {', '.join(allowed)}; got {value!r}"
+                f"{prefix}.{key}",
+                f"must be one of {', '.join(allowed)}; got {value!r}"
+                + (f"; {guess}" if guess else ""),
             )
         return value
 
@@ -255,7 +260,11 @@ def _check(raw: Any, origin: str, base: Path, folder: Path | None) -> ConvertCon
         raise ConfigError(f"{origin}: must hold the tables source, reader, output and run")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
-        raise check.fail(unknown[0], f"is not a section; sections: {', '.join(_SECTIONS)}")
+        guess = did_you_mean(unknown[0], _SECTIONS)
+        raise check.fail(
+            unknown[0],
+            f"is not a section; {guess + ' ' if guess else ''}sections: {', '.join(_SECTIONS)}",
+        )
     source = check.section(raw, "source", required=True)
     kinds = [k for k in SOURCE_KINDS if k in source]
     if len(kinds) != 1:
