@@ -587,6 +587,22 @@ def test_lz4_declared_size_is_checked_before_decompressing(tmp_path, monkeypatch
     )
 
 
+def test_an_lz4_payload_refused_leaves_the_thread_able_to_decode_empty_samples(tmp_path):
+    """The thread's lz4 context is dropped after a frame left part-way: a reset one refused
+    every empty frame afterwards ("ERROR_frameSize_wrong"), so an empty sample read after a
+    damaged one was reported damaged too (found when tests shared a process)."""
+    bomb = _bomb(tmp_path, "lz4")
+    with acumen.open(bomb) as ds, pytest.raises(CorruptDatasetError, match="decodes to"):
+        ds[0]
+    root = tmp_path / "empty-first"
+    with acumen.Writer(root, codec="lz4") as writer:
+        writer.add(np.zeros((0, 3), np.float32))
+        writer.add(np.ones((2, 3), np.float32))
+    with acumen.open(root) as ds:
+        assert ds.read(0).shape == (0, 3)
+        assert ds.read(1).tolist() == [[1.0] * 3] * 2
+
+
 def test_gzip_inflates_no_more_than_the_index_declares(tmp_path, monkeypatch):
     root = _bomb(tmp_path, "gzip")
     inflated = []

@@ -17,10 +17,11 @@ from acumen.codecs._limits import (
 )
 
 _decompress_chunk = lz4.frame.decompress_chunk
-_reset = lz4.frame.reset_decompression_context
 # One decompression context per thread, shared by every lz4 codec: a context is reusable
-# once a frame is complete (and reset after anything else). Contexts hold no codec state,
-# so codecs still pickle by their configuration; a forked child keeps its thread's context.
+# once a frame is complete, and dropped after anything else (a reset context, after a
+# frame left part-way, refuses an empty frame: "ERROR_frameSize_wrong", lz4 4.4).
+# Contexts hold no codec state, so codecs still pickle by their configuration; a forked
+# child keeps its thread's context.
 _contexts = threading.local()
 #: An LZ4 sequence of n bytes decodes to fewer than 255 * n bytes (a token, an offset and
 #: match-length bytes of 255 each); literals are 1:1, frame and block headers add bytes.
@@ -60,12 +61,12 @@ class Lz4Codec(LevelCodec):
             # content size against what the blocks hold when the frame ends).
             data, used, complete = _decompress_chunk(context, payload, decoded_size)
         except RuntimeError as error:
-            _reset(context)
+            del _contexts.context
             raise undecodable(self.name, error) from None
         if complete and used == len(payload) and len(data) == decoded_size:
             return data
         if not complete:
-            _reset(context)
+            del _contexts.context
             raise size_mismatch(
                 self.name, _what_it_holds(payload, data, decoded_size), decoded_size
             )
