@@ -84,7 +84,7 @@ class Progress(Callback):
         super().__init__()
         self.size, self.unit, self.label = total, unit, label
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
+        self.enabled = self.shows = enabled  # shows: its branches too, also once it is closed
         self.interval = interval
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.monotonic()
@@ -122,7 +122,7 @@ class Progress(Callback):
     def branch(self, name: str) -> Progress:
         """A line of its own, labelled ``name``: once it shows, this one's line is final (a
         terminal's bar is redrawn in place, so the two cannot take turns)."""
-        child = Progress(None, name, stream=self.stream, enabled=self.enabled)
+        child = Progress(None, name, stream=self.stream, enabled=self.shows)
         child.interval, child._parent, child._started = self.interval, self, False
         return child
 
@@ -177,7 +177,8 @@ class TqdmCallback(Callback):
     ``tqdm_kwargs`` go to the bar (``desc=``, ``leave=``, ``position=``...); ``tqdm_cls``
     makes it: ``tqdm.tqdm`` by default (imported only then), ``tqdm.auto.tqdm`` in a
     notebook, a subclass, or anything with tqdm's ``total``, ``update(n)`` and ``close()``.
-    A nested job gets a bar of its own, described by its name.
+    The bar appears with the first update (the size may be told more than once before);
+    a nested job gets a bar of its own, described by its name.
     """
 
     def __init__(
@@ -204,9 +205,7 @@ class TqdmCallback(Callback):
 
     def set_size(self, size: int | None, unit: str = "samples") -> None:
         super().set_size(size, unit)
-        if self.bar is None:
-            self._open()
-        elif self.bar.total != size:
+        if self.bar is not None and self.bar.total != size:  # (else: made at the first update)
             self.bar.total = size
             getattr(self.bar, "refresh", lambda: None)()
 
@@ -278,9 +277,8 @@ class Ticker:
     def __init__(self, callback: Callback, every: float = 0.1) -> None:
         self.callback = callback
         self.every = every
-        now = time.monotonic()
-        self.told = (0, 0, now)  # (samples, bytes, when) told so far
-        self.looked = (0, now)  # (samples, when) at the last call
+        self.told = (0, 0, -math.inf)  # (samples, bytes, when) told so far: the first at once
+        self.looked = (0, time.monotonic())  # (samples, when) at the last call
 
     def __call__(self, count: int, nbytes: int) -> int:
         now = time.monotonic()
@@ -317,7 +315,7 @@ class BatchedReporter:
         self.every = every
         self.samples = 0
         self.nbytes = 0
-        self.last = time.monotonic()
+        self.last = -math.inf  # the first at once: a display starts with the work
 
     def __call__(self, samples: int, nbytes: int = 0) -> None:
         self.samples += samples
