@@ -71,6 +71,7 @@ class Destination:
         self.url = str(url).rstrip("/")
         self.kind = kind
         self.target = RemoteWriter(RemoteStore(self.url, storage_options))
+        self.progress: Callback = NoProgress()  # the publication's (told the bytes uploaded)
         base = url_folder(self.url, cache, "staging")
         name = kind if resumable else f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.staging = base / name
@@ -166,7 +167,8 @@ class Destination:
             here = {c.file for c in manifest.chunks if root.joinpath(*c.file.split("/")).is_file()}
             self._check_uploaded([c for c in manifest.chunks if c.file not in here])
             chunks = [c.file for c in manifest.chunks if c.file in here]
-            self._upload(root, chunks, [*resources, *extra, index], progress or NoProgress())
+            self.progress = progress or NoProgress()
+            self._upload(root, chunks, [*resources, *extra, index])
             try:
                 self.target.put_bytes(MANIFEST_FILE, data, "manifest", create=True)
             except FileExistsError:
@@ -195,9 +197,10 @@ class Destination:
                     f"{self.url}/ and the staging folder {self.staging}, then write again"
                 )
 
-    def _upload(self, root: Path, chunks: list[str], rest: list[str], progress: Callback) -> None:
+    def _upload(self, root: Path, chunks: list[str], rest: list[str]) -> None:
         """The chunk files (several at once), then ``rest`` one by one, in order; progress
         told here, as each upload ends (not from the pool's threads)."""
+        progress = self.progress
         paths = {name: root.joinpath(*name.split("/")) for name in [*chunks, *rest]}
         sizes = {name: path.stat().st_size for name, path in paths.items() if path.is_file()}
         progress.set_size(sum(sizes.values()), "bytes")
