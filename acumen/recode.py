@@ -32,7 +32,7 @@ from acumen.files.local import write_atomically
 from acumen.files.remote import is_url
 from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
-from acumen.progress import Progress
+from acumen.progress import BatchedReporter, Callback, NoProgress, ProgressArg, as_callback, lend
 from acumen.read.dataset import Dataset
 from acumen.read.opening import open_dataset
 from acumen.read.verifiers import check_chunk, chunk_checksums
@@ -70,7 +70,7 @@ def recode(
     chunk_size_bytes: int | None = None,
     n_jobs: int = 1,
     verify: bool = True,
-    progress: bool = True,
+    progress: ProgressArg = True,
     source_options: dict[str, Any] | None = None,
     on_damage: str = "stop",
     storage_options: dict[str, Any] | None = None,
@@ -113,37 +113,47 @@ def recode(
         fields = _field_specs(src, codec)
         if verify and fields is None:
             _check_round_trip(src, codec, destination)
-        bar = Progress(len(src), f"recode {Path(destination).name}", enabled=progress)
+        name = Path(destination).name
+        bar = as_callback(progress, f"recode {name}", len(src))
+        checking = bar.branch(f"verify {name}") if verify else NoProgress()
+        closed: list[Callback] = []
+
+        def end(callback: Callback) -> None:  # each closed once, the writing's first
+            if not any(c is callback for c in closed):
+                closed.append(callback)
+                callback.close()
 
         def read_back(copy: Path) -> None:  # before the copy is marked complete
             if remote and check.skipped:  # copy: the staging folder, published with it
                 check.write_report(copy)
             if verify:
-                bar.close()  # the writing is done: its line comes before the check's
-                verify_copy(src, copy, progress, check.kept())
+                end(bar)  # the writing is done: its line comes before the check's
+                verify_copy(src, copy, checking, check.kept())
 
         try:
-            with bar:
-                written = split_into_chunks(
-                    check.positions(),
-                    destination,
-                    read_fn=SampleReader(src),
-                    chunk_size_bytes=chunk_size_bytes,
-                    n_jobs=n_jobs,
-                    dtype=src.dtype if fields is None else None,
-                    codec=codec if codec is not None else src.codec,
-                    index_format=index_format,
-                    fields=fields,
-                    progress=bar,
-                    read_back=read_back if verify or remote else None,
-                    storage_options=storage_options,
-                    cache=cache,
-                    publish_extra=[SKIPPED_REPORT],
-                )
+            written = split_into_chunks(
+                check.positions(),
+                destination,
+                read_fn=SampleReader(src),
+                chunk_size_bytes=chunk_size_bytes,
+                n_jobs=n_jobs,
+                dtype=src.dtype if fields is None else None,
+                codec=codec if codec is not None else src.codec,
+                index_format=index_format,
+                fields=fields,
+                progress=lend(bar),
+                read_back=read_back if verify or remote else None,
+                storage_options=storage_options,
+                cache=cache,
+                publish_extra=[SKIPPED_REPORT],
+            )
         except CorruptDatasetError as error:
             raise CorruptDatasetError(_stopped(error, destination)) from None
         except RecodeMismatchError as error:
             raise RecodeMismatchError(_not_committed(error, destination)) from None
+        finally:
+            end(bar)
+            end(checking)
         check.warn()
     return written
 
@@ -346,20 +356,20 @@ def _read_problem(dataset: Dataset, i: int) -> str | None:
 def verify_copy(
     source: Dataset,
     destination: str | os.PathLike[str],
-    progress: bool,
+    progress: Callback,
     positions: list[int] | None = None,
 ) -> None:
     """Every sample and its metadata in ``destination`` equal the source's, bit for bit;
     :class:`RecodeMismatchError` names the first that does not.
 
     ``positions``: the source samples the copy holds, in order (default: all).
+    ``progress`` is sized and told the samples checked (its owner closes it).
     """
     if positions is None:
         positions = list(range(len(source)))
-    with (
-        open_dataset(destination) as copy,
-        Progress(len(positions), f"verify {Path(destination).name}", enabled=progress) as bar,
-    ):
+    progress.set_size(len(positions))
+    with open_dataset(destination) as copy:
+        bar = BatchedReporter(progress.update, every=0.1)
         if len(copy) != len(positions):
             raise RecodeMismatchError(
                 f"{destination}: {len(copy)} samples, the source has {len(positions)} to copy"
@@ -378,7 +388,8 @@ def verify_copy(
                     f"{destination}: sample {i} metadata {quote(got_meta)} differs from the "
                     f"source's {quote(want_meta)}"
                 )
-            bar.update(1, _nbytes(got))
+            bar(1, _nbytes(got))
+        bar.flush()
 
 
 def _codecs(dataset: Dataset) -> str:

@@ -29,7 +29,7 @@ from acumen.files.remote import is_url
 from acumen.format.version_files import load_version
 from acumen.format.versions import list_versions
 from acumen.index_formats.segments import read_index_file, read_version_table
-from acumen.progress import Progress
+from acumen.progress import BatchedReporter, Callback, ProgressArg, as_callback
 from acumen.read.dataset import Dataset
 from acumen.read.file_checks import check_named_files
 from acumen.read.opening import open_dataset
@@ -64,10 +64,27 @@ def verify(
     *,
     jobs: int | None = None,
     samples: bool = True,
-    progress: bool = True,
+    progress: ProgressArg = True,
     **open_options,
 ) -> VerifyReport:
-    """Check a dataset; the report lists every bad file and sample (``report.ok``)."""
+    """Check a dataset; the report lists every bad file and sample (``report.ok``).
+
+    ``progress``: acumen's lines (the default), ``False``, or an
+    :class:`acumen.progress.Callback`: sized once the manifest is read, it is told the
+    chunk files checked (a URL's: the bytes streamed), with the checks of samples as
+    branches; told from this thread and closed at the end, also on failure."""
+    name = str(path).rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+    with as_callback(progress, f"verify {name}") as bar:
+        return _verify(path, jobs, samples, bar, open_options)
+
+
+def _verify(
+    path: str | os.PathLike[str],
+    jobs: int | None,
+    samples: bool,
+    progress: Callback,
+    open_options: dict[str, Any],
+) -> VerifyReport:
     remote = is_url(path)
     report = VerifyReport(str(path).rstrip("/") if remote else Path(path))
     if remote:  # streamed: nothing kept in the disk cache
@@ -95,15 +112,8 @@ def verify(
             return report
         expected = _expected_checksums(dataset, report)
         failed: set[int] = set()  # chunk files reported already: their samples are skipped
-        with (
-            Progress(
-                len(expected),
-                f"verify {Path(report.path).name}",
-                enabled=progress,
-                unit="chunk files",
-            ) as bar,
-            ThreadPoolExecutor(jobs) as pool,
-        ):
+        progress.set_size(len(expected), "chunk files")
+        with ThreadPoolExecutor(jobs) as pool:
             paths = dataset.storage.paths
             checks = pool.map(lambda item: chunk_problem(paths[item[0]], item[1]), expected.items())
             for chunk_id, (problem, unread) in zip(expected, checks, strict=True):
@@ -112,7 +122,7 @@ def verify(
                     report.problems.append(problem)
                 if unread:
                     failed.add(chunk_id)
-                bar.update(1)
+                progress.update(1)
         for chunk_id in range(len(dataset.storage.paths)):
             if chunk_id not in expected:  # no checksum (an original dataset): opened only
                 problem, _ = chunk_problem(dataset.storage.paths[chunk_id], None)
@@ -123,14 +133,17 @@ def verify(
             _check_sample_checksums(dataset, report, progress, failed)
         decodes = bool(dataset.field_readers) or not dataset.codec.is_identity
         if samples and decodes:
-            with Progress(len(dataset), "verify samples", enabled=progress) as bar:
+            with progress.branch("verify samples") as branch:
+                branch.set_size(len(dataset))
+                told = BatchedReporter(branch.update, every=0.1)
                 for i in range(len(dataset)):
                     try:
                         _sample_read(dataset, report, failed, i, dataset.read)
                     except CorruptDatasetError as error:
                         report.problems.append(str(error))
                     report.samples_checked += 1
-                    bar.update(1)
+                    told(1)
+                told.flush()
         elif samples and dataset.table.checksums is None:
             report.notes.append(
                 "raw samples carry no checksum of their own: the chunk checksums cover them"
@@ -213,7 +226,7 @@ def _sample_read(
 
 
 def _check_sample_checksums(
-    dataset: Dataset, report: VerifyReport, progress: bool, failed: set[int]
+    dataset: Dataset, report: VerifyReport, progress: Callback, failed: set[int]
 ) -> None:
     """Each sample's payload against the checksum the index keeps for it (``ai:xxh3_64``)."""
     table = dataset.table
@@ -222,9 +235,11 @@ def _check_sample_checksums(
     def payload(i: int) -> Buffer:
         return dataset.storage.read(*table.locate(i))
 
-    with Progress(len(table), "verify sample checksums", enabled=progress) as bar:
+    with progress.branch("verify sample checksums") as branch:
+        branch.set_size(len(table))
+        told = BatchedReporter(branch.update, every=0.1)
         for i in range(len(table)):
-            bar.update(1)
+            told(1)
             try:
                 data = _sample_read(dataset, report, failed, i, payload)
             except CorruptDatasetError as error:
@@ -237,6 +252,7 @@ def _check_sample_checksums(
                     f"({dataset.storage.paths[chunk]}, bytes {offset}..{offset + size})"
                 )
                 report.problems.append(str(sample_error(dataset.root, i, problem)))
+        told.flush()
 
 
 def _expected_checksums(dataset: Dataset, report: VerifyReport) -> dict[int, str | None]:

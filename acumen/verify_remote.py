@@ -19,7 +19,7 @@ import numpy as np
 import xxhash
 
 from acumen.errors import CorruptDatasetError, RemoteError, sample_error
-from acumen.progress import Progress
+from acumen.progress import Callback
 from acumen.read.dataset import Dataset
 from acumen.read.verifiers import chunk_checksums
 
@@ -55,9 +55,10 @@ def blocks(dataset: Dataset, block: int = BLOCK) -> list[tuple[int, int, int, np
 
 
 def check_streaming(
-    dataset: Dataset, report: Any, *, jobs: int, samples: bool, progress: bool
+    dataset: Dataset, report: Any, *, jobs: int, samples: bool, progress: Callback
 ) -> None:
-    """Fill ``report`` (an :class:`acumen.verify.VerifyReport`) for a remote ``dataset``."""
+    """Fill ``report`` (an :class:`acumen.verify.VerifyReport`) for a remote ``dataset``;
+    ``progress`` is sized and told the bytes streamed (its owner closes it)."""
     storage, table = dataset.storage, dataset.table
     urls = storage.paths
     expected = chunk_checksums(dataset.manifest, table.chunk_names)
@@ -74,18 +75,15 @@ def check_streaming(
     windows.append(current)
     digests: dict[int, Any] = {}
     failed: set[int] = set()
-    label = f"verify {str(report.path).rstrip('/').rsplit('/', 1)[-1]}"
-    with (
-        Progress(len(plan), label, enabled=progress, unit="blocks") as bar,
-        ThreadPoolExecutor(1) as fetcher,
-    ):
+    progress.set_size(sum(size for _, _, size, _ in plan), "bytes")
+    with ThreadPoolExecutor(1) as fetcher:
         ahead = fetcher.submit(_fetch, storage, windows[0]) if windows[0] else None
         for n, window in enumerate(windows):
             fetched = ahead.result() if ahead is not None else []
             if n + 1 < len(windows):
                 ahead = fetcher.submit(_fetch, storage, windows[n + 1])
             for (chunk, start, size, rows), data in zip(window, fetched, strict=True):
-                bar.update(1, size)
+                progress.update(size)
                 if chunk in failed:
                     continue
                 if isinstance(data, BaseException):

@@ -22,7 +22,7 @@ from acumen import plugins
 from acumen.convert.config import ConfigError, ConvertConfig, load_config
 from acumen.convert.run import choose_part_size
 from acumen.convert.sources import Listing, describe, first_item, iter_items, list_source
-from acumen.progress import Progress
+from acumen.progress import Callback, Lent, ProgressArg, as_callback
 from acumen.readers.callable import config_folder_on_path
 
 Batch = list[tuple[int, Any]]  # (position in the source, item)
@@ -51,9 +51,21 @@ class CheckReport:
 def check(
     config: ConvertConfig | str | os.PathLike[str] | Mapping[str, Any],
     *,
-    progress: bool | None = None,
+    progress: ProgressArg = None,
 ) -> CheckReport:
-    """Read every item of a conversion config with its reader; write nothing."""
+    """Read every item of a conversion config with its reader; write nothing.
+
+    ``progress`` as :func:`acumen.convert.convert`'s, told the items read."""
+    if isinstance(progress, Callback):
+        with progress:  # closed whatever happens
+            progress.set_size(None)
+            return _check(config, Lent(progress))
+    return _check(config, progress)
+
+
+def _check(
+    config: ConvertConfig | str | os.PathLike[str] | Mapping[str, Any], progress: ProgressArg
+) -> CheckReport:
     cfg = config if isinstance(config, ConvertConfig) else load_config(config)
     listing = list_source(cfg.source, None)  # a glob at a URL: listed once
     if first_item(cfg.source, None, listing) is None:
@@ -62,7 +74,7 @@ def check(
         )
     show = cfg.run.progress if progress is None else progress
     report = CheckReport(cfg.origin, 0)
-    with Progress(None, f"check {cfg.origin}", enabled=show) as bar:
+    with as_callback(show, f"check {cfg.origin}") as bar:
         for count, unreadable in _results(cfg, listing):
             report.items += count
             report.unreadable.extend(unreadable)

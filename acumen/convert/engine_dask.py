@@ -35,7 +35,7 @@ from typing import Any
 
 from acumen.convert.config import ConfigError, ConvertConfig
 from acumen.convert.parts import ConversionError, PartResult, PartTask, convert_part
-from acumen.progress import BatchedReporter, Progress
+from acumen.progress import BatchedReporter, Callback
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class _ProgressInbox:
             with self.lock:
                 self.events.append((int(message[1]), int(message[2]), int(message[3])))
 
-    def drain(self, bar: Progress) -> None:
+    def drain(self, bar: Callback) -> None:
         with self.lock:
             events, self.events = list(self.events), collections.deque()
         for number, samples, nbytes in events:
@@ -103,7 +103,7 @@ class _ProgressInbox:
             self.shown[number] = (shown_samples + samples, shown_bytes + nbytes)
             bar.update(samples, nbytes)
 
-    def finish(self, result: PartResult, bar: Progress) -> None:
+    def finish(self, result: PartResult, bar: Callback) -> None:
         self.drain(bar)
         self.finished.add(result.number)
         shown_samples, shown_bytes = self.shown.pop(result.number, (0, 0))
@@ -195,7 +195,7 @@ def _capacity(client: Any) -> int:
     return max(2, 2 * threads)
 
 
-def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> list[PartResult]:
+def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Callback) -> list[PartResult]:
     _import_distributed()  # a clear error before any work if Dask is not installed
     run = uuid.uuid4().hex
     inbox = _ProgressInbox(run)
@@ -246,7 +246,7 @@ class _Parts:
     the parts before it are written (its chunk numbers follow theirs)."""
 
     def __init__(
-        self, client: Any, run: str, inbox: _ProgressInbox, bar: Progress, results: list
+        self, client: Any, run: str, inbox: _ProgressInbox, bar: Callback, results: list
     ) -> None:
         self.client, self.run, self.inbox, self.bar, self.results = client, run, inbox, bar, results
         self.in_flight: dict[Any, tuple[str, int]] = {}  # future -> (kind, part number)

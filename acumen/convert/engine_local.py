@@ -19,7 +19,7 @@ from typing import Any
 
 from acumen.convert.config import ConvertConfig
 from acumen.convert.parts import PartResult, PartTask, convert_part
-from acumen.progress import BatchedReporter, Progress
+from acumen.progress import BatchedReporter, Callback
 from acumen.write.parallel import ordered_map
 
 _channel: Any = None  # in a worker: where it reports progress (set as the worker starts)
@@ -39,7 +39,7 @@ def _convert_part_reporting(task: PartTask) -> PartResult:
         reporter.flush()
 
 
-def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> list[PartResult]:
+def run_parts(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Callback) -> list[PartResult]:
     """The parts' results, in order. For a URL output each part is uploaded as soon as
     it is placed (:class:`acumen.convert.upload.ThreadUploads`), while the next are written."""
     if cfg.output.url is None:
@@ -71,7 +71,7 @@ def _target(cfg: ConvertConfig) -> Any:
     return UploadTarget(cfg.output.url or "", cfg.output.storage_options, cfg.output.cache)
 
 
-def _written(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> Iterator[PartResult]:
+def _written(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Callback) -> Iterator[PartResult]:
     """The parts written (or found done), in order."""
     n_jobs = cfg.run.n_jobs
     if n_jobs == 1:
@@ -105,7 +105,7 @@ def _written(tasks: Iterable[PartTask], cfg: ConvertConfig, bar: Progress) -> It
         channel.close()
 
 
-def _drain(channel: Any, bar: Progress) -> None:
+def _drain(channel: Any, bar: Callback) -> None:
     while not channel.empty():  # this process is the only reader: get() does not wait
         with _ctrl_c_after():
             samples, nbytes = channel.get()

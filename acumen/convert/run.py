@@ -22,7 +22,6 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +53,14 @@ from acumen.convert.sources import (
     list_source,
     record_source,
 )
+from acumen.convert.summary import REPORT_FILE, ConversionSummary
 from acumen.errors import DatasetExistsError, DatasetWriteError
 from acumen.files.claim import Claim, Owner, claim_folder, is_stray, take_over
 from acumen.files.local import write_atomically
 from acumen.format.dtypes import dtype_to_json
 from acumen.format.layout import MANIFEST_FILE, WRITING_MARKER
 from acumen.format.manifest import Manifest
-from acumen.progress import Progress
+from acumen.progress import Callback, Lent, Progress, ProgressArg
 from acumen.readers.callable import config_folder_on_path
 from acumen.write.commit import store_resources
 from acumen.write.encoding import RecordEncoder, field_specs
@@ -68,53 +68,29 @@ from acumen.write.encoding import RecordEncoder, field_specs
 logger = logging.getLogger(__name__)
 
 STATE_DIR = ".acumen-convert"
-REPORT_FILE = "convert-report.json"
 PLAN_FILE = "plan.json"  # in the state: the part size the conversion started with
-
-
-@dataclass
-class ConversionSummary:
-    output: Path
-    manifest: Manifest
-    samples: int
-    skipped: list[dict[str, Any]]
-    payload_bytes: int
-    source_bytes: int
-    seconds: float
-    resumed_parts: int
-    parts: int = 0  # parts in the dataset (0: finished by an earlier run, not counted)
-    part_size: int = 0  # items per part (the last part may have fewer)
-    workers: int = 0  # processes that wrote parts in this run (0: all were done already)
-
-    @property
-    def ratio(self) -> float:
-        return self.source_bytes / self.payload_bytes if self.payload_bytes else 1.0
-
-    def __str__(self) -> str:
-        text = (
-            f"{self.output}: {self.samples:,} samples, {self.payload_bytes:,} bytes in "
-            f"{len(self.manifest.chunks)} chunk files (arrays {self.source_bytes:,} bytes, "
-            f"ratio {self.ratio:.2f}) in {self.seconds:.1f} s"
-        )
-        if self.parts:
-            text += f"; {self.parts} part{'s' if self.parts != 1 else ''} of up to "
-            text += f"{self.part_size:,} items"
-            if self.workers:
-                plural = "es" if self.workers != 1 else ""
-                text += f", written by {self.workers} worker process{plural}"
-        if self.resumed_parts:
-            text += f"; {self.resumed_parts} part(s) were done already"
-        if self.skipped:
-            text += f"; {len(self.skipped)} item(s) skipped, listed in {self.output / REPORT_FILE}"
-        return text
 
 
 def convert(
     config: ConvertConfig | str | os.PathLike[str] | Mapping[str, Any],
     *,
-    progress: bool | None = None,
+    progress: ProgressArg = None,
 ) -> ConversionSummary:
-    """Run the conversion a config describes (a file path, a dict, or a loaded config)."""
+    """Run the conversion a config describes (a file path, a dict, or a loaded config).
+
+    ``progress``: ``None`` follows the config's ``run.progress``; ``True``/``False``; or an
+    :class:`acumen.progress.Callback`, told the samples written and their bytes (size None)
+    from this thread (whichever engine), and closed at the end, also on failure."""
+    if not isinstance(progress, Callback):
+        return _convert(config, progress)
+    with progress:  # closed here whatever happens; sized before anything is done
+        progress.set_size(None, "samples")
+        return _convert(config, Lent(progress))
+
+
+def _convert(
+    config: ConvertConfig | str | os.PathLike[str] | Mapping[str, Any], progress: ProgressArg
+) -> ConversionSummary:
     cfg = config if isinstance(config, ConvertConfig) else load_config(config)
     start = time.monotonic()
     output = cfg.output.path
@@ -192,13 +168,15 @@ def convert(
 
 
 def _run(
-    cfg: ConvertConfig, output: Path, state: Path, claim: Claim, progress: bool | None
+    cfg: ConvertConfig, output: Path, state: Path, claim: Claim, progress: ProgressArg
 ) -> tuple[list[PartResult], list[dict[str, Any]], Manifest, int]:
     """Settle, write the parts, merge them and commit (the claim's marker goes last)."""
     part_size = _part_size(cfg, state)
     settings = _settings(cfg, output, state)
-    show = cfg.run.progress if progress is None else progress
-    bar = Progress(None, f"convert {output.name}", enabled=show)
+    bar = progress if isinstance(progress, Callback) else None  # (a Lent: sized already)
+    if bar is None:  # (Progress looked up here: tests count what it is told)
+        show = cfg.run.progress if progress is None else bool(progress)
+        bar = Progress(None, f"convert {output.name}", enabled=show)
     with bar:
         tasks = _tasks(cfg, settings, state, part_size)
         if cfg.run.engine == "dask":

@@ -36,6 +36,7 @@ from acumen.format.layout import resolve_inside
 from acumen.format.manifest import ChunkEntry, Manifest
 from acumen.format.versions import Segment, live_positions
 from acumen.index_formats.segments import deleted_rows, read_segments
+from acumen.progress import BatchedReporter, Callback, ProgressArg, as_callback
 from acumen.versions.change import Operation, dataset_root, require_only_appends
 from acumen.write.chunk_writer import ChunkWriter
 from acumen.write.versioning import commit_change, newest_manifest, next_version
@@ -85,15 +86,29 @@ def _segments(count: int) -> str:
 SMALL_CHUNK = 4
 
 
-def compact(path: str | os.PathLike[str], *, min_live: float = 0.5) -> Manifest:
+def compact(
+    path: str | os.PathLike[str], *, min_live: float = 0.5, progress: ProgressArg = None
+) -> Manifest:
     """Compact the dataset at ``path`` into a new version (its manifest returned; the
     newest unchanged when there is nothing to do): one index segment of the live rows, and
-    the chunk files whose live bytes are below ``min_live`` of their size rewritten."""
-    return compact_dataset(path, min_live=min_live).manifest
+    the chunk files whose live bytes are below ``min_live`` of their size rewritten.
+
+    ``progress``: ``True`` shows acumen's line, or an :class:`acumen.progress.Callback` is
+    told the bytes copied (sized once known), from this thread, and closed at the end."""
+    return compact_dataset(path, min_live=min_live, progress=progress).manifest
 
 
-def compact_dataset(path: str | os.PathLike[str], *, min_live: float = 0.5) -> Compacted:
+def compact_dataset(
+    path: str | os.PathLike[str], *, min_live: float = 0.5, progress: ProgressArg = None
+) -> Compacted:
     """:func:`compact`, saying what it did (what ``acumen compact`` prints)."""
+    with as_callback(progress, f"compact {Path(path).name}", unit="bytes") as bar:
+        return _compact_dataset(path, min_live, bar)
+
+
+def _compact_dataset(
+    path: str | os.PathLike[str], min_live: float, progress: Callback
+) -> Compacted:
     if isinstance(min_live, bool) or not isinstance(min_live, (int, float)):
         raise TypeError(f"min_live must be a number from 0 to 1, got {min_live!r}")
     if not 0 <= min_live <= 1:
@@ -106,7 +121,7 @@ def compact_dataset(path: str | os.PathLike[str], *, min_live: float = 0.5) -> C
         return _nothing(newest, 1)
     operation = Operation.start(root, "compact", newest)
     try:
-        result = _compact(operation, min_live)
+        result = _compact(operation, min_live, progress)
     except BaseException:
         operation.fail()
         raise
@@ -119,7 +134,7 @@ def _nothing(manifest: Manifest, version: int) -> Compacted:
     return Compacted(manifest, version, 0, 0, 0, 0, size, size)
 
 
-def _compact(operation: Operation, min_live: float) -> Compacted:
+def _compact(operation: Operation, min_live: float, progress: Callback) -> Compacted:
     root, base = operation.root, operation.base
     info = base.versioned
     assert info is not None
@@ -140,7 +155,7 @@ def _compact(operation: Operation, min_live: float) -> Compacted:
         rewrite |= small
     if len(info.segments) == 1 and not len(deleted) and not rewrite.any():
         return _nothing(base, info.version)
-    table, chunks = _rewrite(operation, table, rewrite, live_rows, declared)
+    table, chunks = _rewrite(operation, table, rewrite, live_rows, declared, progress)
     segment, checksum = operation.write_segment(table)
     entry = Segment(segment, len(table), len(base.metadata))
     named = set(info.index_files())
@@ -182,6 +197,7 @@ def _rewrite(
     rewrite: np.ndarray,
     live_rows: np.ndarray,
     declared: dict[str, ChunkEntry],
+    progress: Callback,
 ) -> tuple[IndexTable, list[ChunkEntry]]:
     """The live rows' table pointing at the chunk files kept and the ones rewritten, and
     the version's chunk list (kept ones first, in their order, then the new ones)."""
@@ -197,7 +213,10 @@ def _rewrite(
     if len(moved):
         writer = ChunkWriter(root, operation.base.chunk_size_bytes, folder=operation.chunk_folder)
         try:
-            positions = _copy(root, writer, table, moved, names, declared, offsets)
+            progress.set_size(int(table.sizes[moved].sum()), "bytes")
+            told = BatchedReporter(progress.update, every=0.1)
+            positions = _copy(root, writer, table, moved, names, declared, offsets, told)
+            told.flush()
             counts = np.bincount(positions)  # a run is one append: the writer counts runs
             written = [
                 dataclasses.replace(c, n_samples=int(counts[k]))
@@ -224,6 +243,7 @@ def _copy(
     names: list[str],
     declared: dict[str, ChunkEntry],
     offsets: np.ndarray,
+    told: BatchedReporter,
 ) -> np.ndarray:
     """Copy the payloads of rows ``moved`` (in order) into ``writer``; their new offsets go
     into ``offsets``; returns each row's chunk position in the writer's list.
@@ -252,6 +272,7 @@ def _copy(
             offset = writer.append(data[first:end], end - first)
             offsets[moved[a:b]] = starts[a:b] - first + offset
             positions[a:b] = writer.position
+            told(end - first)
     finally:
         for view in sources.values():
             view.release()

@@ -113,3 +113,14 @@ class IndexBuilder:
 def _numpy(values: array, dtype: type) -> np.ndarray:
     """A numpy copy of a typed array (the builder may still grow it)."""
     return np.frombuffer(values, dtype=dtype).copy() if len(values) else np.zeros(0, dtype)
+
+
+def column_specs(types: Mapping[str, str] | None) -> list[ColumnSpec] | None:
+    """The Writer's ``metadata_types`` as column specs (None: the first sample decides)."""
+    if types is None:
+        return None
+    if not isinstance(types, Mapping):
+        raise TypeError(
+            f"metadata_types must be a dict of column name -> type, got {type(types).__name__}"
+        )
+    return [ColumnSpec(name, kind) for name, kind in types.items()]

@@ -44,6 +44,7 @@ from acumen.files.remote import RemoteStore
 from acumen.files.remote_write import RemoteWriter
 from acumen.format.layout import MANIFEST_FILE, ORIGINAL_INDEX_FILE
 from acumen.format.manifest import Manifest
+from acumen.progress import Callback, NoProgress
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Destination:
         self.url = str(url).rstrip("/")
         self.kind = kind
         self.target = RemoteWriter(RemoteStore(self.url, storage_options))
+        self.progress: Callback = NoProgress()  # the publication's (told the bytes uploaded)
         base = url_folder(self.url, cache, "staging")
         name = kind if resumable else f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.staging = base / name
@@ -144,9 +146,16 @@ class Destination:
             if not self._ours(found):
                 raise self._refusal(found) from None
 
-    def publish(self, root: Path, manifest: Manifest, extra: Sequence[str] = ()) -> None:
+    def publish(
+        self,
+        root: Path,
+        manifest: Manifest,
+        extra: Sequence[str] = (),
+        progress: Callback | None = None,
+    ) -> None:
         """Upload the committed dataset at ``root`` (the staging folder), manifest last;
         ``extra``: more files of ``root`` to upload before the manifest (a report).
+        ``progress`` is told the bytes uploaded, file by file (its owner closes it).
 
         Chunk files not in ``root`` must be in the store already (a conversion's workers
         uploaded them): each is checked there by size before the manifest is written."""
@@ -158,6 +167,7 @@ class Destination:
             here = {c.file for c in manifest.chunks if root.joinpath(*c.file.split("/")).is_file()}
             self._check_uploaded([c for c in manifest.chunks if c.file not in here])
             chunks = [c.file for c in manifest.chunks if c.file in here]
+            self.progress = progress or NoProgress()
             self._upload(root, chunks, [*resources, *extra, index])
             try:
                 self.target.put_bytes(MANIFEST_FILE, data, "manifest", create=True)
@@ -188,11 +198,18 @@ class Destination:
                 )
 
     def _upload(self, root: Path, chunks: list[str], rest: list[str]) -> None:
-        """The chunk files (several at once), then ``rest`` one by one, in order."""
+        """The chunk files (several at once), then ``rest`` one by one, in order; progress
+        told here, as each upload ends (not from the pool's threads)."""
+        progress = self.progress
+        paths = {name: root.joinpath(*name.split("/")) for name in [*chunks, *rest]}
+        sizes = {name: path.stat().st_size for name, path in paths.items() if path.is_file()}
+        progress.set_size(sum(sizes.values()), "bytes")
         with ThreadPoolExecutor(UPLOADS) as pool:
-            list(pool.map(lambda name: self._put(root, name), chunks))
+            for name in pool.map(lambda name: self._put(paths[name], name), chunks):
+                progress.update(sizes.get(name, 0))
         for name in rest:
-            self._put(root, name)
+            progress.update(sizes.get(self._put(paths[name], name), 0))
 
-    def _put(self, root: Path, name: str) -> None:
-        self.target.put_file(root.joinpath(*name.split("/")), name, quote(name))
+    def _put(self, path: Path, name: str) -> str:
+        self.target.put_file(path, name, quote(name))
+        return name

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from acumen.files.remote import is_url
 from acumen.format.layout import WRITING_MARKER
 from acumen.format.manifest import Manifest
 from acumen.plugins import PluginSpec
-from acumen.progress import Progress
+from acumen.progress import Lent, ProgressArg, as_callback, lend
 from acumen.write.encoding import RecordEncoder
 from acumen.write.writer import DEFAULT_CHUNK_SIZE, Writer
 
@@ -63,7 +63,7 @@ def split_into_chunks(
     index_format: PluginSpec | None = None,
     verbose: bool = False,
     fields: Mapping[str, Any] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressArg = None,
     safe_cast: bool | str | None = None,
     read_back: Callable[[Path], None] | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -83,7 +83,10 @@ def split_into_chunks(
     ``use_gzip`` is the original's flag for ``codec="gzip"``.
     ``n_jobs=-1`` uses every core. ``read_fn`` may return a dict of arrays (or bytes) for
     samples with several fields; ``fields`` then sets each one's dtype and codec (see
-    :class:`acumen.Writer`). ``progress`` is updated once per sample written.
+    :class:`acumen.Writer`). ``progress``: ``True`` shows acumen's line, or an
+    :class:`acumen.progress.Callback` is told the samples written (sized by
+    ``len(data_list)`` when it has one) and their bytes, from this thread at most ten times
+    a second, and closed at the end, also when the write fails.
     ``read_fn`` must be picklable when ``n_jobs > 1`` under
     the spawn start method (a module-level function, not a lambda).
     ``output_path`` may be a URL: see :class:`acumen.Writer` (``storage_options``, ``cache``,
@@ -129,27 +132,44 @@ def split_into_chunks(
     options: dict[str, Any] = {"mode": "append"} if appending else {"read_back": read_back}
     if appending and read_back is not None:
         raise ValueError("read_back= is for a new dataset; an append takes none")
-    with Writer(
-        output_path,
-        codec=codec_plugin,
-        index_format=index_format,
-        chunk_size_bytes=chunk_size_bytes,
-        dtype=dtype if fields is None else None,
-        fields=fields,
-        safe_cast=safe_cast,
-        storage_options=storage_options,
-        cache=cache,
-        publish_extra=publish_extra,
+    settings = {
+        "codec": codec_plugin,
+        "index_format": index_format,
+        "chunk_size_bytes": chunk_size_bytes,
+        "dtype": dtype if fields is None else None,
+        "fields": fields,
+        "safe_cast": safe_cast,
+        "storage_options": storage_options,
+        "cache": cache,
+        "publish_extra": publish_extra,
         **options,
-    ) as writer:
+    }
+    size = len(data_list) if isinstance(data_list, Sized) else None
+    with as_callback(progress, f"write {Path(output_path).name}", size) as told:
+        writer = _write(data_list, output_path, read_fn, n_jobs, verbose, lend(told), settings)
+    logger.log(level, "wrote %d samples to %s", len(writer), output_path)
+    assert writer.manifest is not None
+    return writer.manifest
+
+
+def _write(
+    data_list: Iterable[Any],
+    output_path: str | os.PathLike[str],
+    read_fn: ReadFn | None,
+    n_jobs: int,
+    verbose: bool,
+    progress: Lent | None,
+    settings: dict[str, Any],
+) -> Writer:
+    """The samples written (the first ones here, the rest encoded by ``n_jobs`` workers)
+    and committed; the Writer tells ``progress`` (sized and closed by the caller)."""
+    with Writer(output_path, progress=progress, **settings) as writer:
         numbered = enumerate(data_list)
         # The parent writes the first samples itself until the encoder is settled (fields,
         # dtypes) and its codecs trained; workers then get copies of it.
         for position, item in numbered:
             sample, metadata = _read(read_fn, item, position)
             writer.add(sample, **metadata)
-            if progress is not None:
-                progress.update(1, writer.bytes_written - progress.nbytes)
             if not writer.training:
                 break
         encode = _ItemEncoder(read_fn, writer.encoder)
@@ -163,13 +183,9 @@ def split_into_chunks(
         for payloads, shapes, metadata in encoded:
             position = len(writer)
             writer.add_encoded(payloads, shapes, metadata, str(position))
-            if progress is not None:
-                progress.update(1, sum(len(p) for p in payloads))
             if verbose and (position + 1) % 100_000 == 0:
                 logger.info("%d samples written", position + 1)
-    logger.log(level, "wrote %d samples to %s", len(writer), output_path)
-    assert writer.manifest is not None
-    return writer.manifest
+    return writer
 
 
 def _job_count(n_jobs: int) -> int:

@@ -22,13 +22,13 @@ from acumen.abc.codec import Buffer
 from acumen.files.claim import claim_new_folder, current_kind
 from acumen.files.remote import is_url, local_path
 from acumen.format.manifest import Manifest
-from acumen.format.metadata import ColumnSpec
 from acumen.plugins import PluginSpec
+from acumen.progress import Callback, NoProgress, ProgressArg, Ticker, as_callback
 from acumen.write.append import Append, check_shapes
 from acumen.write.chunk_writer import ChunkWriter
 from acumen.write.commit import build_manifest, commit_dataset, store_resources
 from acumen.write.encoding import RecordEncoder, field_specs
-from acumen.write.index_builder import IndexBuilder
+from acumen.write.index_builder import IndexBuilder, column_specs
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Writer:
         publish_extra: Sequence[str] = (),
         mode: str = "create",
         new_shapes: bool = False,
+        progress: ProgressArg = None,
     ) -> None:
         """``metadata_types_from`` says where ``metadata_types`` came from, for errors (a
         conversion's part: the conversion's first item).
@@ -102,7 +103,12 @@ class Writer:
         size are the dataset's (leave them out, or give the same); samples must have its
         fixed shape, if it has one (``new_shapes=True`` allows others: the dataset's shape
         becomes variable), and its metadata columns (a new column may be added: float or
-        str, missing in older samples). Only new files are written."""
+        str, missing in older samples). Only new files are written.
+
+        ``progress``: ``True`` shows acumen's line, or an :class:`acumen.progress.Callback`
+        is told the samples added (size None) and bytes written, from the adding thread at
+        most ten times a second, and closed by :meth:`close` or :meth:`abort`; a URL's
+        upload is a branch of it, in bytes."""
         if checksums not in ("chunk", "sample"):
             raise ValueError(f"checksums must be 'chunk' or 'sample', got {checksums!r}")
         if mode not in ("create", "append"):
@@ -158,7 +164,7 @@ class Writer:
         self._encoder = RecordEncoder(self.codec, dtype, specs, safe_cast=safe_cast)
         appending = self._appending
         self._index = IndexBuilder(  # checks the declared metadata columns
-            _column_specs(metadata_types),
+            column_specs(metadata_types),
             metadata_types_from or "the Writer's metadata_types",
             appending.metadata_columns() if appending else None,
             appending.base.n_samples if appending else 0,
@@ -194,6 +200,14 @@ class Writer:
         self._check_metadata = self._index.check_metadata
         self._index_add = self._index.add
         self._append_payload = self._chunks.append
+        # Progress: add() tells the ticker only from sample _report_at on (never: none).
+        self._report_at = 2**62
+        self._progress: Callback = NoProgress()
+        self._ticker: Ticker | None = None
+        if progress is not None and progress is not False:
+            self._progress = as_callback(progress, f"write {Path(self.url or self.root).name}")
+            self._ticker = Ticker(self._progress)
+            self._report_at = 1
 
     def __len__(self) -> int:
         return self._count
@@ -230,8 +244,23 @@ class Writer:
             offset = self._append_payload(payload, size)
             self._index_add(self._chunks.position, offset, size, sample.shape)
             self._count = position + 1
+            if position >= self._report_at:
+                self._report()
             return position
-        return self._add(sample, metadata)
+        position = self._add(sample, metadata)
+        if position >= self._report_at:
+            self._report()
+        return position
+
+    def _report(self) -> None:
+        self._report_at = self._ticker(self._count, self._chunks.bytes_written)  # type: ignore[misc]
+
+    def _close_progress(self) -> None:
+        """Tell the progress callback what is left and close it, once."""
+        ticker, self._ticker, self._report_at = self._ticker, None, 2**62
+        self._progress = NoProgress()
+        if ticker is not None:
+            ticker.close(self._count, self._chunks.bytes_written)
 
     def _add(self, sample: Any, metadata: dict[str, Any]) -> int:
         """Any sample: check and cast it (the first one fixes dtypes and fields), hold it
@@ -311,7 +340,10 @@ class Writer:
             check_shapes(self._expected_shapes, shapes, label)
         self._index.check_metadata(metadata, label)
         self._count += 1
-        return self._append(payloads, shapes)
+        position = self._append(payloads, shapes)
+        if position >= self._report_at:
+            self._report()
+        return position
 
     @property
     def encoder(self) -> RecordEncoder:
@@ -350,6 +382,15 @@ class Writer:
         self._closed = True
         self._plain_dtype = None
         chunks = self._chunks.close()
+        # The writing is done: its progress ends (its line before the upload's, a nested job).
+        upload = NoProgress()
+        if self._destination is not None:
+            upload = self._progress.branch(f"upload {self.url}")
+        self._close_progress()
+        with upload:
+            return self._commit(chunks, upload)
+
+    def _commit(self, chunks: list[Any], upload: Callback) -> Manifest:
         fields = self._encoder.fields
         table = self._index.finish(
             [c.file for c in chunks], [f.name for f in fields] if fields is not None else None
@@ -373,7 +414,7 @@ class Writer:
         )
         if self._destination is not None:  # the local commit is done: now the store's
             extra = [name for name in self._publish_extra if (self.root / name).is_file()]
-            self._destination.publish(self.root, self.manifest, extra)
+            self._destination.publish(self.root, self.manifest, extra, upload)
         logger.info(
             "wrote %d samples in %d chunks to %s", len(table), len(chunks), self.url or self.root
         )
@@ -381,6 +422,7 @@ class Writer:
 
     def abort(self) -> None:
         """Stop without finishing: files stay, the marker keeps the folder marked incomplete."""
+        self._close_progress()
         if not self._closed:
             self._closed = True
             self._plain_dtype = None
@@ -404,13 +446,3 @@ class Writer:
             self.close()
         else:
             self.abort()
-
-
-def _column_specs(types: Mapping[str, str] | None) -> list[ColumnSpec] | None:
-    if types is None:
-        return None
-    if not isinstance(types, Mapping):
-        raise TypeError(
-            f"metadata_types must be a dict of column name -> type, got {type(types).__name__}"
-        )
-    return [ColumnSpec(name, kind) for name, kind in types.items()]
