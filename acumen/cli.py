@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from acumen.cli_options import add_remote_options, check_used, for_path
 from acumen.cli_options import positive_count as _count
 from acumen.commands import shuffle_report as shuffle_command
+from acumen.commands import view as view_command
 from acumen.errors import AcumenError, quote
 from acumen.format.checksums import sealed
 from acumen.format.layout import WRITING_MARKER
@@ -110,12 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_remote_options(clean)
     version_commands.add_parsers(commands)
     shuffle_command.add_parsers(commands)
+    view_command.add_parsers(commands)
     args = parser.parse_args(argv)
     try:
         if args.command in version_commands.NAMES:
             return version_commands.run(args)
         if args.command in shuffle_command.NAMES:
             return shuffle_command.run(args)
+        if args.command in view_command.NAMES:
+            return view_command.run(args)
         if args.command == "demo":
             from acumen.demo import run
 
