@@ -50,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
 
     check_used(args, args.path)
     with acumen.open(args.path, **for_path(args, args.path)) as ds:
-        server = make_server(Viewer(ds, str(args.path)), args.port)
+        try:
+            server = make_server(Viewer(ds, str(args.path)), args.port)
+        except OSError as error:
+            raise OSError(
+                f"cannot serve on {HOST}:{args.port}: {error.strerror or error}; "
+                "try another --port (or none: a free one)"
+            ) from None
         url = f"http://{HOST}:{server.server_address[1]}/"
         print(f"acumen view: {args.path} at {url} (Ctrl-C to stop)", flush=True)
         if not args.no_browser:

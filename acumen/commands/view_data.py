@@ -223,6 +223,7 @@ class Viewer:
             low, high = float(finite.min()), float(finite.max())
             if kind == "int" and high - low < BINS:  # one bar per whole number
                 edges = np.arange(low - 0.5, high + 1.5)
+                answer["values"] = list(range(int(low), int(high) + 1))
             else:
                 edges = np.linspace(low, high if high > low else low + 1, BINS + 1)
             counts, edges = np.histogram(finite, bins=edges)

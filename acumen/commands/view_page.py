@@ -55,7 +55,7 @@ tr.row:hover, tr.row.selected { background: #e8f0fe; cursor: pointer; }
 <div id="histograms"></div>
 <script>
 "use strict";
-const state = { filter: "", offset: 0, limit: 25, total: 0, summary: null, selected: null };
+const state = { filter: "", offset: 0, limit: 25, total: 0, summary: null, asked: 0 };
 const GALLERY = 24;
 
 function el(tag, attrs, ...children) {
@@ -111,15 +111,16 @@ async function loadSummary() {
 }
 
 async function loadRows() {
-  const error = document.getElementById("filter-error");
+  const error = document.getElementById("filter-error"), asked = ++state.asked;
   let page;
   try {
     page = await api("/api/rows",
       { filter: state.filter, offset: state.offset, limit: state.limit });
   } catch (e) {
-    error.textContent = e.message;
+    if (asked === state.asked) error.textContent = e.message;
     return;
   }
+  if (asked !== state.asked) return;  // a newer request is on its way
   error.textContent = "";
   state.total = page.total;
   const tbody = document.querySelector("#rows tbody");
@@ -135,7 +136,7 @@ async function loadRows() {
   document.getElementById("page-info").textContent = page.total
     ? ` ${fmt(state.offset + 1)}-${fmt(last)} of ${fmt(page.total)} ` : " no rows ";
   loadGallery(page.rows.slice(0, GALLERY).map(r => r.position));
-  loadHistograms();
+  loadHistograms(asked);
 }
 
 function thumbUrl(position, field, size) {
@@ -223,13 +224,13 @@ async function showDetail(position) {
   });
 }
 
-async function loadHistograms() {
+async function loadHistograms(asked) {
   const box = document.getElementById("histograms");
   document.getElementById("hist-note").textContent = state.filter ? `(where ${state.filter})` : "";
   const charts = await Promise.all(state.summary.columns.map(c =>
     api("/api/histogram", { column: c.name, filter: state.filter })
       .then(histogram).catch(e => el("div", { class: "hist" }, `${c.name}: ${e.message}`))));
-  box.replaceChildren(...charts);
+  if (asked === state.asked) box.replaceChildren(...charts);
 }
 function histogram(h) {
   const W = 260, H = 110, counts = h.counts, top = Math.max(1, ...counts);
@@ -239,13 +240,14 @@ function histogram(h) {
     const height = c / top * H;
     const rect = svg("rect", { x: 5 + i * bar, y: H - height, width: Math.max(bar - 1, 1),
       height, fill: "#1a73e8" });
-    const label = h.kind === "bins" ? `${fmt(h.edges[i])} to ${fmt(h.edges[i + 1])}: ${c}`
-      : `${h.labels[i]}: ${c}`;
+    const label = h.values ? `${h.values[i]}: ${c}` : h.kind === "bins"
+      ? `${fmt(h.edges[i])} to ${fmt(h.edges[i + 1])}: ${c}` : `${h.labels[i]}: ${c}`;
     const title = svg("title"); title.textContent = label; rect.append(title);
     root.append(rect);
   });
   const axis = svg("text", { x: 5, y: H + 14, "font-size": 11, fill: "#555" });
-  axis.textContent = h.kind === "bins"
+  axis.textContent = h.values ? `${h.values[0]} ... ${h.values[h.values.length - 1]}`
+    : h.kind === "bins"
     ? (h.edges.length ? `${fmt(h.edges[0])} ... ${fmt(h.edges[h.edges.length - 1])}` : "no values")
     : h.labels.slice(0, 4).join(", ") + (h.labels.length > 4 ? ", ..." : "");
   root.append(axis);
