@@ -25,6 +25,8 @@ demo: $(STAMP)
 
 # The core suite, then each plugin's own suite (its own pytest settings), as its users would.
 test: $(STAMP)
+	# acumen view's tests drive Debian's Chromium (installed once; Playwright never downloads one).
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 	$(BIN)/ruff check acumen tests benchmarks plugins docs/hooks.py
 	$(BIN)/ruff format --check acumen tests benchmarks plugins docs/hooks.py
 	$(foreach p,$(PLUGINS),$(BIN)/python -m pytest -p no:cacheprovider -q $(p)/tests &&) true

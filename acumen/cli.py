@@ -16,6 +16,7 @@ from acumen.cli_options import add_remote_options, check_used, for_path
 from acumen.cli_options import positive_count as _count
 from acumen.commands import completion, head, info, show
 from acumen.commands import shuffle_report as shuffle_command
+from acumen.commands import view as view_command
 from acumen.commands.parser import Parser, version_text
 from acumen.errors import AcumenError, quote
 from acumen.format.layout import WRITING_MARKER
@@ -26,7 +27,7 @@ INTERRUPTED = 130
 #: Set to 1 for the traceback of an error, as ``--debug`` does.
 DEBUG_ENVIRONMENT = "ACUMEN_DEBUG"
 #: Subcommands in modules of their own: each has ``add_parsers``, ``NAMES`` and ``run``.
-COMMAND_MODULES = (info, head, show, version_commands, shuffle_command)
+COMMAND_MODULES = (info, head, show, version_commands, shuffle_command, view_command)
 
 
 class UsageError(AcumenError, ValueError):
@@ -151,6 +152,7 @@ def build_parser() -> Parser:
     add_remote_options(clean)
     version_commands.add_parsers(commands)
     shuffle_command.add_parsers(commands)
+    view_command.add_parsers(commands)
     completion.add_parsers(commands)
     return parser
 
