@@ -170,6 +170,11 @@ class Progress(Callback):
     def __enter__(self) -> Progress:
         return self
 
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and self._shown == -math.inf:
+            self.enabled = False  # failed before it showed anything: the error says it all
+        self.close()
+
 
 class TqdmCallback(Callback):
     """Progress shown by a tqdm bar (``pip install tqdm``): ``progress=TqdmCallback()``.
