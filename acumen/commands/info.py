@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from acumen.cli_options import add_remote_options, check_used, for_path
+from acumen.progress import size_text
 
 NAMES = ("info",)
 
@@ -124,14 +125,6 @@ def plugin_text(config: dict[str, Any]) -> str:
 def _value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def size_text(n: int | float) -> str:
-    """``1.5 MiB``: bytes for people."""
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return f"{n / (1 << shift):.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def _size_text(size: dict[str, Any]) -> str:

@@ -11,13 +11,11 @@ from typing import Any
 
 import numpy as np
 
-#: Image file types a bytes field may hold, by their first bytes (the browser shows them).
-MAGIC = {
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"\xff\xd8\xff": "image/jpeg",
-    b"GIF87a": "image/gif",
-    b"GIF89a": "image/gif",
-}
+from acumen.commands.show import recognise
+
+#: The image formats a browser shows, of those ``acumen show`` recognises by their first
+#: bytes, and their MIME types.
+MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WebP": "image/webp"}
 #: The largest grid (per side) and series sent for a plot.
 GRID = 64
 SERIES = 1000
@@ -25,9 +23,7 @@ SERIES = 1000
 
 def image_type(data: bytes) -> str | None:
     """The MIME type of an encoded image in ``data`` (PNG, JPEG, GIF, WebP), or None."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return next((kind for magic, kind in MAGIC.items() if data.startswith(magic)), None)
+    return MIME_TYPES.get(recognise(data) or "")
 
 
 def is_image(array: np.ndarray) -> bool:

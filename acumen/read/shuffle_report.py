@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from acumen.progress import size_text
 from acumen.read.dataset import Dataset
 from acumen.read.order import chunk_window_order
 
@@ -309,10 +310,7 @@ def _shown(value: float, kind: str) -> str:
     if np.isnan(value):
         return "-"
     if kind == "bytes":
-        for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-            if value >= 1 << shift:
-                return f"{value / (1 << shift):.1f} {unit}"
-        return f"{value:.0f} B"
+        return size_text(value)
     if kind == "count":
         return f"{value:.1f}" if value != int(value) else f"{int(value)}"
     return f"{value:.3f}"
