@@ -5,6 +5,7 @@ and file sizes: no sample's payload is read, so it stays fast on millions of sam
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ def folder_bytes(root: Path) -> int:
                 status = os.lstat(os.path.join(folder, name))
             except OSError:  # removed meanwhile
                 continue
-            if not os.path.islink(os.path.join(folder, name)):
+            if stat.S_ISREG(status.st_mode):  # (one lstat: a link is not followed)
                 total += status.st_size
     return total
 
